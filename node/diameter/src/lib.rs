@@ -1,0 +1,36 @@
+//! `sae-diameter`: a sans-IO Diameter stack (RFC 6733, RFC 3539 watchdog).
+//!
+//! - [`avp`], [`message`]: the codec; decoding shares the receive buffer (`bytes::Bytes`).
+//! - [`frame`]: frame detection on a byte stream and receive limits.
+//! - [`dictionary`]: AVPs, applications and command rules as data (built-in TOML plus the
+//!   operator's file).
+//! - [`validate`]: checks against the dictionary and the RFC 6733 error answers.
+//! - [`capabilities`], [`jsrc`]: typed views of CER/CEA and of the Juniper subscriber messages.
+//! - [`peer`], [`watchdog`]: the per-connection state machine, for both ends.
+//!
+//! Nothing here reads a clock or touches a socket: callers pass `now` and move the bytes.
+
+#![forbid(unsafe_code)]
+
+pub mod avp;
+pub mod capabilities;
+pub mod codes;
+pub mod dictionary;
+pub mod error;
+pub mod frame;
+pub mod jsrc;
+pub mod message;
+pub mod peer;
+pub mod validate;
+pub mod watchdog;
+
+pub use avp::{Address, Avp, AvpFlags, AvpType, DiameterTime, Value};
+pub use capabilities::{Capabilities, VendorApplication};
+pub use dictionary::Dictionary;
+pub use error::{AvpDataError, DecodeError, Error};
+pub use frame::{Frame, FrameDecoder, FramingError, Limits};
+pub use message::{CommandFlags, Header, Message};
+pub use peer::{
+    CloseReason, Event, Peer, PeerConfig, PeerFilter, PeerInfo, PeerState, RequestId, Role,
+};
+pub use validate::ProtocolError;
