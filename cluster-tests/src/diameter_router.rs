@@ -1,0 +1,149 @@
+//! A Diameter router connection, initiator side.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sae_diameter::codes::{DisconnectCause, app, vendor};
+use sae_diameter::peer::{EndToEndIds, Role};
+use sae_diameter::watchdog::WatchdogState;
+use sae_diameter::{
+    Capabilities, CloseReason, Dictionary, Message, Peer, PeerConfig, PeerInfo, VendorApplication,
+};
+use sae_node::diameter::connection::{self, Command, ConnectionHooks};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// How the simulated router presents itself.
+#[derive(Debug, Clone)]
+pub struct RouterIdentity {
+    pub origin_host: String,
+    pub origin_realm: String,
+    pub applications: Vec<u32>,
+    pub watchdog_interval: Duration,
+}
+
+/// What happened on the connection, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouterEvent {
+    Connected(String),
+    Watchdog(WatchdogState),
+    Closed(CloseReason),
+}
+
+struct Hooks {
+    events: mpsc::UnboundedSender<RouterEvent>,
+    origin_host: String,
+    origin_realm: String,
+}
+
+impl ConnectionHooks for Hooks {
+    fn capabilities(&mut self, _info: &PeerInfo) -> Result<(), (u32, String)> {
+        Ok(())
+    }
+
+    fn up(&mut self, info: &PeerInfo) {
+        let _ = self.events.send(RouterEvent::Connected(
+            info.capabilities.origin_host.clone(),
+        ));
+    }
+
+    fn request(&mut self, request: Message) -> Message {
+        // No subscriber state yet: server-initiated requests are refused explicitly.
+        let mut answer = Message::answer_to(&request);
+        answer.set_result_code(sae_diameter::codes::result::UNABLE_TO_COMPLY);
+        answer.push(sae_diameter::Avp::mandatory(
+            sae_diameter::codes::avp::ORIGIN_HOST,
+            &sae_diameter::Value::DiameterIdentity(self.origin_host.clone()),
+        ));
+        answer.push(sae_diameter::Avp::mandatory(
+            sae_diameter::codes::avp::ORIGIN_REALM,
+            &sae_diameter::Value::DiameterIdentity(self.origin_realm.clone()),
+        ));
+        answer
+    }
+
+    fn watchdog(&mut self, state: WatchdogState) {
+        let _ = self.events.send(RouterEvent::Watchdog(state));
+    }
+
+    fn closed(&mut self, reason: &CloseReason) {
+        let _ = self.events.send(RouterEvent::Closed(reason.clone()));
+    }
+}
+
+/// The peer configuration of a simulated router.
+pub fn peer_config(identity: &RouterIdentity, local_ip: IpAddr) -> PeerConfig {
+    let caps = Capabilities {
+        origin_host: identity.origin_host.clone(),
+        origin_realm: identity.origin_realm.clone(),
+        host_ip_addresses: vec![local_ip],
+        vendor_id: vendor::JUNIPER,
+        product_name: "sae-sim".into(),
+        origin_state_id: Some(1),
+        supported_vendor_ids: vec![vendor::JUNIPER],
+        vendor_specific_applications: identity
+            .applications
+            .iter()
+            .map(|&id| VendorApplication {
+                vendor_id: vendor::JUNIPER,
+                auth_application_id: Some(id),
+                acct_application_id: None,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut config = PeerConfig::new(Role::Initiator, caps, Arc::new(Dictionary::base()));
+    config.watchdog_interval = identity.watchdog_interval;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    config.end_to_end = Arc::new(EndToEndIds::new(now.as_secs(), now.subsec_nanos()));
+    config
+}
+
+/// A running router connection.
+pub struct RouterConnection {
+    pub events: mpsc::UnboundedReceiver<RouterEvent>,
+    pub handle: connection::ConnectionHandle,
+    pub task: tokio::task::JoinHandle<CloseReason>,
+}
+
+impl RouterConnection {
+    /// Connects and starts capabilities exchange. `reopen` starts the watchdog in REOPEN, as
+    /// after a failed connection (three DWAs before the connection counts as up).
+    pub async fn connect(
+        server: SocketAddr,
+        identity: &RouterIdentity,
+        reopen: bool,
+    ) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(server).await?;
+        let local_ip = stream.local_addr()?.ip();
+        let config = Arc::new(peer_config(identity, local_ip));
+        let seed = u64::from(std::process::id()) << 32 | u64::from(server.port());
+        let peer = Peer::new(config, seed, reopen);
+        let (tx, events) = mpsc::unbounded_channel();
+        let hooks = Hooks {
+            events: tx,
+            origin_host: identity.origin_host.clone(),
+            origin_realm: identity.origin_realm.clone(),
+        };
+        let (handle, commands) = connection::channel(server);
+        let task = tokio::spawn(connection::drive(stream, peer, hooks, commands));
+        Ok(RouterConnection {
+            events,
+            handle,
+            task,
+        })
+    }
+
+    /// Sends DPR.
+    pub async fn disconnect(&self, cause: DisconnectCause) -> bool {
+        self.handle.send(Command::Disconnect(cause)).await
+    }
+}
+
+/// The Juniper applications a router offers by default.
+pub fn default_applications() -> Vec<u32> {
+    vec![app::JSRC]
+}

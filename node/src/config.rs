@@ -1,0 +1,518 @@
+//! Node configuration: a TOML file (every field optional, unknown fields rejected) validated
+//! into typed [`Config`]. Without a file the embedded defaults apply: standard ports, data in
+//! the working directory, any Diameter peer accepted (with a warning).
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use sae_diameter::Dictionary;
+
+/// A configuration that cannot be used. `main` exits 64 (EX_USAGE) on it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("diameter.dictionary {path}: {source}")]
+    Dictionary {
+        path: PathBuf,
+        source: sae_diameter::Error,
+    },
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// The file, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub node: NodeSection,
+    pub log: LogSection,
+    pub diameter: DiameterSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSection {
+    /// Node name, used in logs and as the default Diameter Origin-Host prefix.
+    pub name: String,
+    /// Where the node keeps its data.
+    pub data_dir: PathBuf,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        NodeSection {
+            name: "sae-1".into(),
+            data_dir: PathBuf::from("."),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// "plain" or "json".
+    pub format: String,
+    /// A tracing filter, e.g. "info" or "sae_node=debug,info". RUST_LOG overrides it.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: "plain".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiameterSection {
+    pub listen: String,
+    /// Default: "<node name>.sae.localdomain".
+    pub origin_host: Option<String>,
+    pub origin_realm: String,
+    /// Host-IP-Address values announced in CEA. Default: the listen address, or 127.0.0.1
+    /// when listening on every interface.
+    pub host_ip_addresses: Vec<IpAddr>,
+    pub product_name: String,
+    pub vendor_id: u32,
+    /// Applications served: "jsrc", "ptsp".
+    pub applications: Vec<String>,
+    /// Origin-Hosts allowed to connect. Empty: any peer (logged as a warning at start).
+    pub allowed_peers: Vec<String>,
+    /// What to do when a second connection presents an Origin-Host that is already up:
+    /// "replace" (the new connection takes over; the old one is closed) or "reject" (CEA 4003).
+    pub duplicate_peer: String,
+    pub watchdog_interval_secs: u64,
+    pub capabilities_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+    pub disconnect_timeout_secs: u64,
+    pub max_message_len: usize,
+    pub max_grouped_depth: usize,
+    /// An extra dictionary file (same format as the built-in one) merged over the built-in.
+    pub dictionary: Option<PathBuf>,
+}
+
+impl Default for DiameterSection {
+    fn default() -> Self {
+        DiameterSection {
+            listen: "0.0.0.0:3868".into(),
+            origin_host: None,
+            origin_realm: "sae.localdomain".into(),
+            host_ip_addresses: Vec::new(),
+            product_name: "SAE cluster".into(),
+            vendor_id: 0,
+            applications: vec!["jsrc".into(), "ptsp".into()],
+            allowed_peers: Vec::new(),
+            duplicate_peer: "replace".into(),
+            watchdog_interval_secs: 30,
+            capabilities_timeout_secs: 10,
+            request_timeout_secs: 10,
+            disconnect_timeout_secs: 5,
+            max_message_len: 64 * 1024,
+            max_grouped_depth: 8,
+            dictionary: None,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+/// Diameter applications the node serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DiameterApplication {
+    Jsrc,
+    Ptsp,
+}
+
+impl DiameterApplication {
+    /// Application-Id.
+    pub fn id(self) -> u32 {
+        match self {
+            DiameterApplication::Jsrc => sae_diameter::codes::app::JSRC,
+            DiameterApplication::Ptsp => sae_diameter::codes::app::PTSP,
+        }
+    }
+
+    /// Name used in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            DiameterApplication::Jsrc => "jsrc",
+            DiameterApplication::Ptsp => "ptsp",
+        }
+    }
+}
+
+/// Policy for a second connection with an Origin-Host that is already up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicatePeer {
+    Replace,
+    Reject,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub diameter: DiameterConfig,
+}
+
+/// Validated Diameter configuration.
+#[derive(Debug, Clone)]
+pub struct DiameterConfig {
+    pub listen: SocketAddr,
+    pub origin_host: String,
+    pub origin_realm: String,
+    pub host_ip_addresses: Vec<IpAddr>,
+    pub product_name: String,
+    pub vendor_id: u32,
+    pub applications: BTreeSet<DiameterApplication>,
+    /// `None`: any peer.
+    pub allowed_peers: Option<BTreeSet<String>>,
+    pub duplicate_peer: DuplicatePeer,
+    pub watchdog_interval: Duration,
+    pub capabilities_timeout: Duration,
+    pub request_timeout: Duration,
+    pub disconnect_timeout: Duration,
+    pub limits: sae_diameter::Limits,
+    pub dictionary: std::sync::Arc<Dictionary>,
+}
+
+impl Config {
+    /// The embedded defaults.
+    pub fn defaults() -> Config {
+        FileConfig::default()
+            .validate(Path::new("."))
+            .expect("defaults are valid")
+    }
+
+    /// Reads and validates a file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, path, base)
+    }
+
+    /// Parses and validates TOML text; `path` names it in errors, relative paths in it are
+    /// taken from `base`.
+    pub fn from_toml(text: &str, path: &Path, base: &Path) -> Result<Config, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            source: Box::new(e),
+        })?;
+        file.validate(base)
+    }
+}
+
+fn is_identity(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+impl FileConfig {
+    /// Checks every field and builds the typed configuration.
+    pub fn validate(self, base: &Path) -> Result<Config, ConfigError> {
+        let FileConfig {
+            node,
+            log,
+            diameter: d,
+        } = self;
+        if node.name.is_empty() || !is_identity(&node.name) {
+            return Err(invalid(
+                "node.name",
+                "must be letters, digits, '.', '-' or '_'",
+            ));
+        }
+        let log_format = match log.format.as_str() {
+            "plain" => LogFormat::Plain,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "log.format",
+                    format!("{other:?}: expected \"plain\" or \"json\""),
+                ));
+            }
+        };
+        tracing_subscriber::EnvFilter::try_new(&log.level)
+            .map_err(|e| invalid("log.level", format!("{:?}: {e}", log.level)))?;
+
+        let listen: SocketAddr = d.listen.parse().map_err(|_| {
+            invalid(
+                "diameter.listen",
+                format!("{:?} is not an address:port", d.listen),
+            )
+        })?;
+        let origin_host = d
+            .origin_host
+            .unwrap_or_else(|| format!("{}.sae.localdomain", node.name));
+        if !is_identity(&origin_host) {
+            return Err(invalid(
+                "diameter.origin_host",
+                format!("{origin_host:?} is not a DiameterIdentity (FQDN)"),
+            ));
+        }
+        if !is_identity(&d.origin_realm) {
+            return Err(invalid(
+                "diameter.origin_realm",
+                format!("{:?} is not a realm (FQDN)", d.origin_realm),
+            ));
+        }
+        let host_ip_addresses = if d.host_ip_addresses.is_empty() {
+            vec![if listen.ip().is_unspecified() {
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            } else {
+                listen.ip()
+            }]
+        } else {
+            d.host_ip_addresses
+        };
+        if d.product_name.is_empty() {
+            return Err(invalid("diameter.product_name", "must not be empty"));
+        }
+        let mut applications = BTreeSet::new();
+        for name in &d.applications {
+            applications.insert(match name.to_ascii_lowercase().as_str() {
+                "jsrc" => DiameterApplication::Jsrc,
+                "ptsp" => DiameterApplication::Ptsp,
+                _ => {
+                    return Err(invalid(
+                        "diameter.applications",
+                        format!("{name:?}: expected \"jsrc\" or \"ptsp\""),
+                    ));
+                }
+            });
+        }
+        if applications.is_empty() {
+            return Err(invalid(
+                "diameter.applications",
+                "at least one application is needed",
+            ));
+        }
+        let mut allowed = BTreeSet::new();
+        for host in &d.allowed_peers {
+            if !is_identity(host) {
+                return Err(invalid(
+                    "diameter.allowed_peers",
+                    format!("{host:?} is not a DiameterIdentity"),
+                ));
+            }
+            allowed.insert(host.to_ascii_lowercase());
+        }
+        let duplicate_peer = match d.duplicate_peer.as_str() {
+            "replace" => DuplicatePeer::Replace,
+            "reject" => DuplicatePeer::Reject,
+            other => {
+                return Err(invalid(
+                    "diameter.duplicate_peer",
+                    format!("{other:?}: expected \"replace\" or \"reject\""),
+                ));
+            }
+        };
+        if d.watchdog_interval_secs < 6 {
+            return Err(invalid(
+                "diameter.watchdog_interval_secs",
+                "RFC 3539 requires at least 6 seconds",
+            ));
+        }
+        for (field, v) in [
+            (
+                "diameter.capabilities_timeout_secs",
+                d.capabilities_timeout_secs,
+            ),
+            ("diameter.request_timeout_secs", d.request_timeout_secs),
+            (
+                "diameter.disconnect_timeout_secs",
+                d.disconnect_timeout_secs,
+            ),
+        ] {
+            if v == 0 {
+                return Err(invalid(field, "must be at least 1 second"));
+            }
+        }
+        if !(1024..=sae_diameter::message::MAX_LENGTH_FIELD).contains(&d.max_message_len) {
+            return Err(invalid(
+                "diameter.max_message_len",
+                "must be between 1024 and 16777215",
+            ));
+        }
+        if !(2..=64).contains(&d.max_grouped_depth) {
+            return Err(invalid(
+                "diameter.max_grouped_depth",
+                "must be between 2 and 64",
+            ));
+        }
+        let mut dictionary = Dictionary::base();
+        if let Some(path) = d.dictionary {
+            let path = base.join(path);
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            dictionary
+                .load_str(&text)
+                .map_err(|source| ConfigError::Dictionary { path, source })?;
+        }
+        Ok(Config {
+            name: node.name,
+            data_dir: base.join(node.data_dir),
+            log_format,
+            log_level: log.level,
+            diameter: DiameterConfig {
+                listen,
+                origin_host,
+                origin_realm: d.origin_realm,
+                host_ip_addresses,
+                product_name: d.product_name,
+                vendor_id: d.vendor_id,
+                applications,
+                allowed_peers: (!allowed.is_empty()).then_some(allowed),
+                duplicate_peer,
+                watchdog_interval: Duration::from_secs(d.watchdog_interval_secs),
+                capabilities_timeout: Duration::from_secs(d.capabilities_timeout_secs),
+                request_timeout: Duration::from_secs(d.request_timeout_secs),
+                disconnect_timeout: Duration::from_secs(d.disconnect_timeout_secs),
+                limits: sae_diameter::Limits {
+                    max_message_len: d.max_message_len,
+                    max_grouped_depth: d.max_grouped_depth,
+                },
+                dictionary: std::sync::Arc::new(dictionary),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("test.toml"), Path::new("/tmp"))
+    }
+
+    #[test]
+    fn defaults_listen_on_the_standard_port_and_accept_any_peer() {
+        let c = Config::defaults();
+        assert_eq!(c.diameter.listen.port(), 3868);
+        assert!(c.diameter.allowed_peers.is_none());
+        assert_eq!(c.diameter.origin_host, "sae-1.sae.localdomain");
+        assert_eq!(c.diameter.applications.len(), 2);
+    }
+
+    #[test]
+    fn a_full_file_is_read() {
+        let c = parse(
+            r#"
+            [node]
+            name = "sae-2"
+            data_dir = "data"
+            [log]
+            format = "json"
+            [diameter]
+            listen = "127.0.0.1:0"
+            origin_host = "sae2.example.net"
+            origin_realm = "example.net"
+            allowed_peers = ["Router1.example.net"]
+            applications = ["jsrc"]
+            watchdog_interval_secs = 6
+            duplicate_peer = "reject"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.data_dir, Path::new("/tmp/data"));
+        assert!(
+            c.diameter
+                .allowed_peers
+                .unwrap()
+                .contains("router1.example.net")
+        );
+        assert_eq!(c.diameter.duplicate_peer, DuplicatePeer::Reject);
+        assert_eq!(
+            c.diameter.host_ip_addresses,
+            vec!["127.0.0.1".parse::<IpAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        for (text, field) in [
+            ("[diameter]\nlisten = \"nowhere\"", "diameter.listen"),
+            (
+                "[diameter]\nwatchdog_interval_secs = 2",
+                "diameter.watchdog_interval_secs",
+            ),
+            (
+                "[diameter]\napplications = [\"gx\"]",
+                "diameter.applications",
+            ),
+            (
+                "[diameter]\norigin_host = \"bad host\"",
+                "diameter.origin_host",
+            ),
+            ("[log]\nformat = \"xml\"", "log.format"),
+            (
+                "[diameter]\nduplicate_peer = \"maybe\"",
+                "diameter.duplicate_peer",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.starts_with(field), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = parse("[diameter]\nlisten_port = 3868")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn sample_configs_in_deploy_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Config::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(seen > 0, "no sample config in {}", dir.display());
+    }
+}
