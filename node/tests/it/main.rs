@@ -1,0 +1,5 @@
+//! Integration tests of `sae-node`: a node started in-process on port 0 and raw Diameter
+//! clients over real TCP.
+
+mod client;
+mod diameter;
