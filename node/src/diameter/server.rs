@@ -317,19 +317,16 @@ impl ConnectionHooks for NodeHooks {
 
     fn watchdog(&mut self, state: WatchdogState) {
         tracing::info!(state = state.name(), "watchdog");
-        if let Some(host) = &self.origin_host {
-            if let Some(e) = self
-                .shared
-                .registry
-                .lock()
-                .expect("registry lock")
-                .peers
-                .get_mut(host)
-            {
-                if e.connection == self.connection {
-                    e.status.watchdog = state;
-                }
-            }
+        let Some(host) = &self.origin_host else {
+            return;
+        };
+        let mut registry = self.shared.registry.lock().expect("registry lock");
+        if let Some(e) = registry
+            .peers
+            .get_mut(host)
+            .filter(|e| e.connection == self.connection)
+        {
+            e.status.watchdog = state;
         }
     }
 
