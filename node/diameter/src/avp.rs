@@ -290,13 +290,13 @@ impl Value {
 
     /// Decodes AVP data octets as `ty`. Grouped values are decoded one level deep.
     pub fn decode(ty: AvpType, data: &Bytes) -> Result<Value, AvpDataError> {
-        if let Some(len) = ty.fixed_len() {
-            if data.len() != len {
-                return Err(AvpDataError::Length {
-                    expected: len,
-                    actual: data.len(),
-                });
-            }
+        if let Some(len) = ty.fixed_len()
+            && data.len() != len
+        {
+            return Err(AvpDataError::Length {
+                expected: len,
+                actual: data.len(),
+            });
         }
         let be4 = || <[u8; 4]>::try_from(&data[..4]).expect("length checked");
         let be8 = || <[u8; 8]>::try_from(&data[..8]).expect("length checked");

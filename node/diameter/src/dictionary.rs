@@ -196,13 +196,13 @@ impl Dictionary {
             if let Some(old) = self.avps.get(&(a.code, a.vendor)) {
                 self.by_name.remove(&old.name);
             }
-            if let Some(&other) = self.by_name.get(&a.name) {
-                if other != (a.code, a.vendor) {
-                    return Err(Error::Dictionary(format!(
-                        "AVP name {} is already used by code {} vendor {}",
-                        a.name, other.0, other.1
-                    )));
-                }
+            if let Some(&other) = self.by_name.get(&a.name)
+                && other != (a.code, a.vendor)
+            {
+                return Err(Error::Dictionary(format!(
+                    "AVP name {} is already used by code {} vendor {}",
+                    a.name, other.0, other.1
+                )));
             }
             self.by_name.insert(a.name.clone(), (a.code, a.vendor));
             let values = a.values.into_iter().map(|(name, v)| (v, name)).collect();

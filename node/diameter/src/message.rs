@@ -254,7 +254,7 @@ fn check_version_and_length(buf: &[u8]) -> Result<(), DecodeError> {
         return Err(DecodeError::UnsupportedVersion(buf[0]));
     }
     let length = u32::from_be_bytes([0, buf[1], buf[2], buf[3]]) as usize;
-    if length != buf.len() || length < HEADER_LEN || length % 4 != 0 {
+    if length != buf.len() || length < HEADER_LEN || !length.is_multiple_of(4) {
         return Err(DecodeError::InvalidMessageLength { length });
     }
     Ok(())

@@ -49,7 +49,7 @@ impl PeerFilter {
     pub fn allows(&self, origin_host: &str) -> bool {
         match self {
             PeerFilter::Any => true,
-            PeerFilter::Only(hosts) => hosts.contains(&origin_host.to_ascii_lowercase()),
+            PeerFilter::Only(hosts) => hosts.iter().any(|h| h.eq_ignore_ascii_case(origin_host)),
         }
     }
 }

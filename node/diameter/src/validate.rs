@@ -183,8 +183,13 @@ fn check_avps(
                 format!("{} must not have the M bit", def.name),
             ));
         }
+        if a.is(avp::FAILED_AVP, 0) {
+            // The peer's copy of what it could not process: unknown or malformed by nature,
+            // so its content is not held to the dictionary.
+            continue;
+        }
         if def.ty == AvpType::Grouped {
-            if depth >= limits.max_grouped_depth {
+            if depth > limits.max_grouped_depth {
                 return Err(ProtocolError::with_avp(
                     result::INVALID_AVP_VALUE,
                     a.clone(),
@@ -235,32 +240,31 @@ fn check_rules(dict: &Dictionary, rules: &MessageRules, avps: &[Avp]) -> Result<
                 format!("missing {}", rule.name),
             ));
         }
-        if let Some(max) = rule.max {
-            if count > max {
-                let extra = matching.nth(max as usize).expect("count > max").clone();
-                return Err(ProtocolError::with_avp(
-                    result::AVP_OCCURS_TOO_MANY_TIMES,
-                    extra,
-                    format!("{} occurs {count} times, at most {max} allowed", rule.name),
-                ));
-            }
-        }
-    }
-    if !rules.open {
-        if let Some(a) = avps
-            .iter()
-            .find(|a| rules.rule(a.code(), a.vendor()).is_none())
+        if let Some(max) = rule.max
+            && count > max
         {
+            let extra = matching.nth(max as usize).expect("count > max").clone();
             return Err(ProtocolError::with_avp(
-                result::AVP_NOT_ALLOWED,
-                a.clone(),
-                format!(
-                    "AVP {} (vendor {}) is not allowed in this message",
-                    a.code(),
-                    a.vendor()
-                ),
+                result::AVP_OCCURS_TOO_MANY_TIMES,
+                extra,
+                format!("{} occurs {count} times, at most {max} allowed", rule.name),
             ));
         }
+    }
+    if !rules.open
+        && let Some(a) = avps
+            .iter()
+            .find(|a| rules.rule(a.code(), a.vendor()).is_none())
+    {
+        return Err(ProtocolError::with_avp(
+            result::AVP_NOT_ALLOWED,
+            a.clone(),
+            format!(
+                "AVP {} (vendor {}) is not allowed in this message",
+                a.code(),
+                a.vendor()
+            ),
+        ));
     }
     Ok(())
 }
