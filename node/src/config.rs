@@ -47,6 +47,22 @@ pub struct FileConfig {
     pub node: NodeSection,
     pub log: LogSection,
     pub diameter: DiameterSection,
+    pub grpc: GrpcSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcSection {
+    /// Address of the management API (gRPC, with health and reflection).
+    pub listen: String,
+}
+
+impl Default for GrpcSection {
+    fn default() -> Self {
+        GrpcSection {
+            listen: "0.0.0.0:50051".into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,6 +200,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_level: String,
     pub diameter: DiameterConfig,
+    /// Management API address.
+    pub grpc_listen: SocketAddr,
 }
 
 /// Validated Diameter configuration.
@@ -250,7 +268,14 @@ impl FileConfig {
             node,
             log,
             diameter: d,
+            grpc,
         } = self;
+        let grpc_listen: SocketAddr = grpc.listen.parse().map_err(|_| {
+            invalid(
+                "grpc.listen",
+                format!("{:?} is not an address:port", grpc.listen),
+            )
+        })?;
         if node.name.is_empty() || !is_identity(&node.name) {
             return Err(invalid(
                 "node.name",
@@ -391,6 +416,7 @@ impl FileConfig {
             data_dir: base.join(node.data_dir),
             log_format,
             log_level: log.level,
+            grpc_listen,
             diameter: DiameterConfig {
                 listen,
                 origin_host,
@@ -500,6 +526,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn a_site_dictionary_is_merged_over_the_built_in_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("site.toml"),
+            "[[avp]]\ncode = 9001\nvendor = 2636\nname = \"Site-Tag\"\ntype = \"UTF8String\"\n",
+        )
+        .unwrap();
+        let c = Config::from_toml(
+            "[diameter]\ndictionary = \"site.toml\"",
+            Path::new("t.toml"),
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.diameter.dictionary.avp(9001, 2636).unwrap().name,
+            "Site-Tag"
+        );
+        let err = Config::from_toml(
+            "[diameter]\ndictionary = \"missing.toml\"",
+            Path::new("t.toml"),
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("missing.toml"), "{err}");
+        std::fs::write(
+            dir.path().join("bad.toml"),
+            "[[avp]]\ncode = 1\nname = \"X\"\ntype = \"Blob\"\n",
+        )
+        .unwrap();
+        let err = Config::from_toml(
+            "[diameter]\ndictionary = \"bad.toml\"",
+            Path::new("t.toml"),
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("diameter.dictionary"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod diameter;
+pub mod grpc;
 pub mod telemetry;
 
 use std::net::SocketAddr;
@@ -23,14 +24,16 @@ use diameter::DiameterServer;
 /// A running node.
 pub struct Node {
     diameter: DiameterServer,
+    grpc_addr: SocketAddr,
     accept: tokio::task::JoinHandle<()>,
+    grpc: tokio::task::JoinHandle<()>,
     connections: Arc<tokio::sync::Mutex<JoinSet<()>>>,
 }
 
 /// An address the node listens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listener {
-    /// "diameter".
+    /// "diameter" or "grpc".
     pub protocol: &'static str,
     pub addr: SocketAddr,
 }
@@ -50,11 +53,29 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         applications = ?config.diameter.applications.iter().map(|a| a.name()).collect::<Vec<_>>(),
         "diameter listener bound"
     );
+    let grpc_listener = grpc::bind(config.grpc_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("gRPC listener on {}: {e}", config.grpc_listen))?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let management = grpc::ManagementService {
+        node_name: config.name.clone(),
+        origin_host: config.diameter.origin_host.clone(),
+        origin_realm: config.diameter.origin_realm.clone(),
+        started: std::time::Instant::now(),
+        diameter: diameter.clone(),
+    };
+    let grpc = tokio::spawn(async move {
+        if let Err(e) = grpc::serve(grpc_listener, management).await {
+            tracing::error!("management API stopped: {e:#}");
+        }
+    });
     let connections = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
     let accept = tokio::spawn(diameter.clone().serve(listener, connections.clone()));
     Ok(Node {
         diameter,
+        grpc_addr,
         accept,
+        grpc,
         connections,
     })
 }
@@ -62,10 +83,16 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
 impl Node {
     /// Every bound listener, in the order they are announced.
     pub fn listeners(&self) -> Vec<Listener> {
-        vec![Listener {
-            protocol: "diameter",
-            addr: self.diameter.local_addr(),
-        }]
+        vec![
+            Listener {
+                protocol: "diameter",
+                addr: self.diameter.local_addr(),
+            },
+            Listener {
+                protocol: "grpc",
+                addr: self.grpc_addr,
+            },
+        ]
     }
 
     /// The Diameter server (peers, status).
@@ -76,6 +103,7 @@ impl Node {
     /// Graceful stop: no new connections, DPR to every open peer, wait for them to close.
     pub async fn shutdown(self) {
         self.accept.abort();
+        self.grpc.abort();
         self.diameter
             .disconnect_all(DisconnectCause::Rebooting)
             .await;

@@ -20,6 +20,9 @@ struct Cli {
     /// Diameter listen address, overriding the configuration.
     #[arg(long, env = "SAE_DIAMETER_LISTEN")]
     diameter_listen: Option<String>,
+    /// Management API (gRPC) listen address, overriding the configuration.
+    #[arg(long, env = "SAE_GRPC_LISTEN")]
+    grpc_listen: Option<String>,
     /// Log format, overriding the configuration.
     #[arg(long, env = "SAE_LOG_FORMAT", value_parser = ["plain", "json"])]
     log_format: Option<String>,
@@ -37,6 +40,11 @@ fn load(cli: &Cli) -> Result<Config, String> {
         config.diameter.listen = listen
             .parse()
             .map_err(|_| format!("--diameter-listen: {listen:?} is not an address:port"))?;
+    }
+    if let Some(listen) = &cli.grpc_listen {
+        config.grpc_listen = listen
+            .parse()
+            .map_err(|_| format!("--grpc-listen: {listen:?} is not an address:port"))?;
     }
     if let Some(format) = &cli.log_format {
         config.log_format = if format == "json" {

@@ -162,7 +162,7 @@ pub fn jsrc() -> u32 {
 /// A node config on 127.0.0.1:0 with extra `[diameter]` lines.
 pub fn config(extra: &str) -> Config {
     let text = format!(
-        "[diameter]\nlisten = \"127.0.0.1:0\"\norigin_host = \"sae.test.realm\"\norigin_realm = \"test.realm\"\nwatchdog_interval_secs = 6\n{extra}\n"
+        "[diameter]\nlisten = \"127.0.0.1:0\"\norigin_host = \"sae.test.realm\"\norigin_realm = \"test.realm\"\nwatchdog_interval_secs = 6\n{extra}\n[grpc]\nlisten = \"127.0.0.1:0\"\n"
     );
     Config::from_toml(
         &text,

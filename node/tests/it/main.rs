@@ -3,3 +3,4 @@
 
 mod client;
 mod diameter;
+mod grpc;
