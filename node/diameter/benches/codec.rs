@@ -134,6 +134,9 @@ fn bench_aaa(c: &mut Criterion) {
     let mut g = c.benchmark_group("aaa");
     g.throughput(Throughput::Bytes(bytes.len() as u64));
     g.bench_function("encode", |b| b.iter(|| black_box(&msg).encode().unwrap()));
+    g.bench_function("decode", |b| {
+        b.iter(|| Message::decode(black_box(bytes.clone())).unwrap())
+    });
     g.bench_function("decode+policies", |b| {
         b.iter(|| {
             let m = Message::decode(black_box(bytes.clone())).unwrap();
