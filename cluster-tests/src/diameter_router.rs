@@ -50,17 +50,17 @@ impl ConnectionHooks for Hooks {
 
     fn request(&mut self, request: Message) -> Message {
         // No subscriber state yet: server-initiated requests are refused explicitly.
-        let mut answer = Message::answer_to(&request);
-        answer.set_result_code(sae_diameter::codes::result::UNABLE_TO_COMPLY);
-        answer.push(sae_diameter::Avp::mandatory(
-            sae_diameter::codes::avp::ORIGIN_HOST,
-            &sae_diameter::Value::DiameterIdentity(self.origin_host.clone()),
-        ));
-        answer.push(sae_diameter::Avp::mandatory(
-            sae_diameter::codes::avp::ORIGIN_REALM,
-            &sae_diameter::Value::DiameterIdentity(self.origin_realm.clone()),
-        ));
-        answer
+        let refusal = sae_diameter::ProtocolError::new(
+            sae_diameter::codes::result::UNABLE_TO_COMPLY,
+            "the simulated router holds no subscriber state",
+        );
+        let session_id = request.find(sae_diameter::codes::avp::SESSION_ID, 0);
+        refusal.answer(
+            &request.header,
+            session_id,
+            &self.origin_host,
+            &self.origin_realm,
+        )
     }
 
     fn watchdog(&mut self, state: WatchdogState) {

@@ -159,6 +159,18 @@ impl Message {
         self.avps.push(avp);
     }
 
+    /// Appends Origin-Host and Origin-Realm.
+    pub fn push_origin(&mut self, host: &str, realm: &str) {
+        self.avps.push(Avp::mandatory(
+            avp::ORIGIN_HOST,
+            &Value::DiameterIdentity(host.to_owned()),
+        ));
+        self.avps.push(Avp::mandatory(
+            avp::ORIGIN_REALM,
+            &Value::DiameterIdentity(realm.to_owned()),
+        ));
+    }
+
     /// The first top-level AVP with this code and vendor (0 for IETF).
     pub fn find(&self, code: u32, vendor: u32) -> Option<&Avp> {
         self.avps.iter().find(|a| a.is(code, vendor))

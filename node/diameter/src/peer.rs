@@ -818,15 +818,10 @@ impl Peer {
     }
 
     fn push_origin(&self, msg: &mut Message) {
-        let local = &self.config.local;
-        msg.push(Avp::mandatory(
-            avp::ORIGIN_HOST,
-            &Value::DiameterIdentity(local.origin_host.clone()),
-        ));
-        msg.push(Avp::mandatory(
-            avp::ORIGIN_REALM,
-            &Value::DiameterIdentity(local.origin_realm.clone()),
-        ));
+        msg.push_origin(
+            &self.config.local.origin_host,
+            &self.config.local.origin_realm,
+        );
     }
 
     /// Gives a request its Hop-by-Hop (always) and End-to-End (when 0) identifiers.

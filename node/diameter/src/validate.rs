@@ -77,14 +77,7 @@ impl ProtocolError {
             answer.push(sid.clone());
         }
         answer.set_result_code(self.result_code);
-        answer.push(Avp::mandatory(
-            avp::ORIGIN_HOST,
-            &Value::DiameterIdentity(origin_host.into()),
-        ));
-        answer.push(Avp::mandatory(
-            avp::ORIGIN_REALM,
-            &Value::DiameterIdentity(origin_realm.into()),
-        ));
+        answer.push_origin(origin_host, origin_realm);
         if !self.message.is_empty() {
             answer.push(Avp::new(
                 avp::ERROR_MESSAGE,

@@ -301,14 +301,7 @@ impl ConnectionHooks for NodeHooks {
             answer.push(app.clone());
         }
         answer.set_result_code(result::UNABLE_TO_COMPLY);
-        answer.push(sae_diameter::Avp::mandatory(
-            sae_diameter::codes::avp::ORIGIN_HOST,
-            &sae_diameter::Value::DiameterIdentity(local.origin_host.clone()),
-        ));
-        answer.push(sae_diameter::Avp::mandatory(
-            sae_diameter::codes::avp::ORIGIN_REALM,
-            &sae_diameter::Value::DiameterIdentity(local.origin_realm.clone()),
-        ));
+        answer.push_origin(&local.origin_host, &local.origin_realm);
         answer.push(error_message(&format!(
             "{name}: subscriber sessions are not served by this SAE version"
         )));
