@@ -1,0 +1,11 @@
+//! Process-level and interop tests of the SAE: our bytes against tshark's Diameter dissector,
+//! sae-node against python-diameter as a client, sae-sim against python-diameter as a server.
+//!
+//! Prerequisites (installed by `bash .ci/run`): tshark with the Juniper dictionary fragment
+//! `interop/tshark/Custom.xml`, a venv with python-diameter 0.9.0 (`SAE_INTEROP_PYTHON` or
+//! `.venv-interop/bin/python`), and the workspace binaries (`cargo build --workspace`).
+
+mod node_contract;
+mod python_interop;
+mod support;
+mod tshark;

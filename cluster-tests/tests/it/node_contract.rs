@@ -1,0 +1,316 @@
+//! sae-node's capabilities exchange and shutdown, driven over TCP by a minimal client that
+//! writes and reads raw Diameter messages (built with `sae_diameter`'s codec only, no state
+//! machine, so every octet the node sends is checked as it arrives), plus sae-sim against
+//! sae-node.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use sae_diameter::codes::{app, avp, command, result, vendor};
+use sae_diameter::{Capabilities, Frame, FrameDecoder, Message, VendorApplication};
+
+use crate::support::{End, LiveCapture, NodeConfig, Proc, SaeNode, sae_sim_bin};
+
+/// A TCP connection speaking Diameter message by message.
+struct RawClient {
+    stream: TcpStream,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+    next_id: u32,
+}
+
+enum Received {
+    Message(Message),
+    Closed,
+}
+
+impl RawClient {
+    fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).expect("connect to sae-node");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        RawClient {
+            stream,
+            buf: BytesMut::new(),
+            decoder: FrameDecoder::default(),
+            next_id: 0x0100_0000,
+        }
+    }
+
+    /// Sends a request with fresh identifiers; returns its Hop-by-Hop identifier.
+    fn send_request(&mut self, mut m: Message) -> u32 {
+        self.next_id += 1;
+        m.header.hop_by_hop = self.next_id;
+        m.header.end_to_end = self.next_id;
+        self.send(&m);
+        self.next_id
+    }
+
+    fn send(&mut self, m: &Message) {
+        self.stream
+            .write_all(&m.encode().expect("encode"))
+            .expect("write to sae-node");
+    }
+
+    fn receive(&mut self, timeout: Duration) -> Received {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Some(Frame::Message(m))) => return Received::Message(m),
+                Ok(Some(Frame::Malformed { header, error })) => {
+                    panic!("sae-node sent a malformed message {header:?}: {error}")
+                }
+                Ok(None) => {}
+                Err(e) => panic!("sae-node's byte stream cannot be framed: {e}"),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nothing from sae-node within {timeout:?}"
+            );
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    assert!(self.buf.is_empty(), "connection closed inside a message");
+                    return Received::Closed;
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return Received::Closed,
+                Err(e) => panic!("read from sae-node: {e}"),
+            }
+        }
+    }
+
+    fn receive_message(&mut self, timeout: Duration, what: &str) -> Message {
+        match self.receive(timeout) {
+            Received::Message(m) => m,
+            Received::Closed => panic!("sae-node closed the connection instead of sending {what}"),
+        }
+    }
+
+    /// Reads until the node closes the connection; returns what it sent before closing.
+    fn expect_close(&mut self, timeout: Duration) -> Vec<Message> {
+        let deadline = Instant::now() + timeout;
+        let mut extra = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "sae-node kept the connection open");
+            match self.receive(left) {
+                Received::Closed => return extra,
+                Received::Message(m) => extra.push(m),
+            }
+        }
+    }
+}
+
+fn cer(origin_host: &str, caps: impl FnOnce(&mut Capabilities)) -> Message {
+    let mut c = Capabilities {
+        origin_host: origin_host.into(),
+        origin_realm: "test.realm".into(),
+        host_ip_addresses: vec!["127.0.0.1".parse().unwrap()],
+        vendor_id: vendor::JUNIPER,
+        product_name: "raw test client".into(),
+        origin_state_id: Some(7),
+        supported_vendor_ids: vec![vendor::JUNIPER],
+        vendor_specific_applications: vec![VendorApplication {
+            vendor_id: vendor::JUNIPER,
+            auth_application_id: Some(app::JSRC),
+            acct_application_id: None,
+        }],
+        ..Default::default()
+    };
+    caps(&mut c);
+    let mut m = Message::request(command::CAPABILITIES_EXCHANGE, 0, false);
+    m.avps = c.to_avps();
+    m
+}
+
+fn check_cea_header(cea: &Message, hop_by_hop: u32) {
+    assert_eq!(cea.header.command_code, command::CAPABILITIES_EXCHANGE);
+    assert!(!cea.is_request(), "CEA has the R bit clear");
+    assert_eq!(cea.header.hop_by_hop, hop_by_hop, "CEA echoes Hop-by-Hop");
+    assert_eq!(cea.origin_host(), Some("sae.test.realm"));
+    assert_eq!(cea.origin_realm(), Some("test.realm"));
+}
+
+#[test]
+fn cer_from_a_host_not_in_allowed_peers_gets_3010_and_close() {
+    let node = SaeNode::start(&NodeConfig::default());
+    let capture = LiveCapture::start(node.diameter.port());
+    let mut client = RawClient::connect(node.diameter);
+    let hbh = client.send_request(cer("intruder.test.realm", |_| {}));
+    let cea = client.receive_message(Duration::from_secs(10), "CEA");
+    check_cea_header(&cea, hbh);
+    assert_eq!(cea.result_code(), Some(result::UNKNOWN_PEER), "{cea:?}");
+    assert!(
+        cea.header.flags.is_error(),
+        "3010 is a protocol error: E bit"
+    );
+    let after = client.expect_close(Duration::from_secs(10));
+    assert!(after.is_empty(), "messages after the failed CEA: {after:?}");
+
+    let capture = capture.finish();
+    let findings = capture.findings(End::Connector);
+    assert!(
+        findings.trim().is_empty(),
+        "tshark reports problems (frame, expert message):\n{findings}"
+    );
+    assert_eq!(
+        capture.diameter().messages,
+        vec![
+            (command::CAPABILITIES_EXCHANGE, true),
+            (command::CAPABILITIES_EXCHANGE, false)
+        ]
+    );
+}
+
+#[test]
+fn cer_without_a_common_application_gets_5010() {
+    let node = SaeNode::start(&NodeConfig::default());
+    let capture = LiveCapture::start(node.diameter.port());
+    let mut client = RawClient::connect(node.diameter);
+    // Credit-Control (4) only: the node serves JSRC and PTSP.
+    let hbh = client.send_request(cer("client.test.realm", |c| {
+        c.vendor_specific_applications.clear();
+        c.auth_application_ids = vec![4];
+    }));
+    let cea = client.receive_message(Duration::from_secs(10), "CEA");
+    check_cea_header(&cea, hbh);
+    assert_eq!(
+        cea.result_code(),
+        Some(result::NO_COMMON_APPLICATION),
+        "{cea:?}"
+    );
+    assert!(
+        !cea.header.flags.is_error(),
+        "5010 is a permanent failure, not a protocol error: E bit clear"
+    );
+    // RFC 6733 section 5.3: the node should then disconnect the transport.
+    client.expect_close(Duration::from_secs(10));
+
+    let capture = capture.finish();
+    let findings = capture.findings(End::Connector);
+    assert!(
+        findings.trim().is_empty(),
+        "tshark reports problems (frame, expert message):\n{findings}"
+    );
+}
+
+#[test]
+fn any_peer_is_accepted_when_allowed_peers_is_omitted() {
+    let node = SaeNode::start(&NodeConfig {
+        allowed_peers: None,
+        ..NodeConfig::default()
+    });
+    let mut client = RawClient::connect(node.diameter);
+    let hbh = client.send_request(cer("anyone.test.realm", |_| {}));
+    let cea = client.receive_message(Duration::from_secs(10), "CEA");
+    check_cea_header(&cea, hbh);
+    assert_eq!(cea.result_code(), Some(result::SUCCESS), "{cea:?}");
+    let warned = node
+        .proc
+        .stderr
+        .wait_line(0, Duration::from_secs(5), "a warning", |l| {
+            l.contains("WARN") && l.contains("allowed_peers")
+        });
+    assert!(
+        warned.is_ok(),
+        "an open peer list is logged as a warning\n{}",
+        node.proc.transcript()
+    );
+}
+
+#[test]
+fn sigterm_sends_dpr_to_open_peers_and_exits_0() {
+    let mut node = SaeNode::start(&NodeConfig::default());
+    let mut client = RawClient::connect(node.diameter);
+    let hbh = client.send_request(cer("client.test.realm", |_| {}));
+    let cea = client.receive_message(Duration::from_secs(10), "CEA");
+    check_cea_header(&cea, hbh);
+    assert_eq!(cea.result_code(), Some(result::SUCCESS), "{cea:?}");
+
+    node.proc.terminate();
+    let dpr = loop {
+        let m = client.receive_message(Duration::from_secs(10), "DPR");
+        if m.header.command_code == command::DEVICE_WATCHDOG && m.is_request() {
+            // Keep the watchdog happy while waiting.
+            let mut dwa = Message::answer_to(&m);
+            dwa.set_result_code(result::SUCCESS);
+            dwa.push(sae_diameter::Avp::mandatory(
+                avp::ORIGIN_HOST,
+                &sae_diameter::Value::DiameterIdentity("client.test.realm".into()),
+            ));
+            dwa.push(sae_diameter::Avp::mandatory(
+                avp::ORIGIN_REALM,
+                &sae_diameter::Value::DiameterIdentity("test.realm".into()),
+            ));
+            client.send(&dwa);
+            continue;
+        }
+        break m;
+    };
+    assert_eq!(dpr.header.command_code, command::DISCONNECT_PEER, "{dpr:?}");
+    assert!(dpr.is_request());
+    assert_eq!(dpr.origin_host(), Some("sae.test.realm"));
+    assert!(
+        dpr.find(avp::DISCONNECT_CAUSE, 0).is_some(),
+        "DPR carries Disconnect-Cause"
+    );
+    let mut dpa = Message::answer_to(&dpr);
+    dpa.set_result_code(result::SUCCESS);
+    dpa.push(sae_diameter::Avp::mandatory(
+        avp::ORIGIN_HOST,
+        &sae_diameter::Value::DiameterIdentity("client.test.realm".into()),
+    ));
+    dpa.push(sae_diameter::Avp::mandatory(
+        avp::ORIGIN_REALM,
+        &sae_diameter::Value::DiameterIdentity("test.realm".into()),
+    ));
+    client.send(&dpa);
+    client.expect_close(Duration::from_secs(10));
+    let status = node.proc.wait_exit(Duration::from_secs(15));
+    assert!(
+        status.success(),
+        "sae-node exit status {status} after SIGTERM\n{}",
+        node.proc.transcript()
+    );
+}
+
+#[test]
+fn sae_sim_against_sae_node() {
+    let node = SaeNode::start(&NodeConfig {
+        allowed_peers: Some(vec!["sim.test.realm"]),
+        ..NodeConfig::default()
+    });
+    let mut cmd = Command::new(sae_sim_bin());
+    cmd.args(["diameter", "--connect", &node.diameter.to_string()])
+        .args([
+            "--origin-host",
+            "sim.test.realm",
+            "--origin-realm",
+            "test.realm",
+        ])
+        .args(["--watchdog-secs", "6", "--run-secs", "2"]);
+    let mut sim = Proc::spawn("sae-sim", cmd);
+    let status = sim.wait_exit(Duration::from_secs(30));
+    let lines = sim.stdout.text();
+    assert!(
+        status.success(),
+        "sae-sim exit status {status}\n{}\n{}",
+        sim.transcript(),
+        node.proc.transcript()
+    );
+    assert!(
+        lines.contains(&"connected sae.test.realm".to_owned()),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"watchdog okay".to_owned()), "{lines:?}");
+    assert!(
+        lines.last().is_some_and(|l| l.starts_with("disconnected ")),
+        "{lines:?}"
+    );
+}

@@ -1,0 +1,699 @@
+//! Shared helpers: locating the workspace binaries and third-party tools, running child
+//! processes whose output is watched line by line, and waiting on conditions with deadlines.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// What to do when a prerequisite installed by the CI script is missing.
+pub const RUN_CI_SETUP: &str = "run `bash .ci/run` from the repository root (it installs tshark, \
+     the Juniper tshark dictionary and the python-diameter venv), or set SAE_INTEROP_PYTHON";
+
+/// The workspace root (the parent of this package's directory).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("cluster-tests has a parent directory")
+        .to_path_buf()
+}
+
+/// `cluster-tests/interop`: the python scripts and the tshark dictionary fragment.
+pub fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("interop")
+}
+
+/// The `sae-sim` binary of this package.
+pub fn sae_sim_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sae-sim"))
+}
+
+/// The `sae-node` binary, built by `cargo build -p sae-node` into the same target profile
+/// directory as this test executable (`target/<profile>/deps/it-*` → `target/<profile>/sae-node`).
+pub fn sae_node_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("path of the test executable");
+    let mut candidates = Vec::new();
+    for dir in exe.ancestors().skip(1).take(2) {
+        candidates.push(dir.join(format!("sae-node{}", std::env::consts::EXE_SUFFIX)));
+    }
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "sae-node binary not found (looked at {candidates:?}); build it first with \
+                 `cargo build -p sae-node` (the CI script builds the whole workspace)"
+            )
+        })
+}
+
+/// The python interpreter of the interop venv: `SAE_INTEROP_PYTHON`, else
+/// `<workspace>/.venv-interop/bin/python`. Panics with setup instructions when missing or when
+/// python-diameter 0.9.0 cannot be imported from it.
+pub fn interop_python() -> PathBuf {
+    let python = std::env::var_os("SAE_INTEROP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv-interop/bin/python"));
+    assert!(
+        python.is_file(),
+        "python interpreter {} not found: {RUN_CI_SETUP}",
+        python.display()
+    );
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            "import importlib.metadata as m; print(m.version('python-diameter'))",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}: {RUN_CI_SETUP}", python.display()));
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        out.status.success() && version == "0.9.0",
+        "{} does not provide python-diameter 0.9.0 (got {version:?}, stderr {}): {RUN_CI_SETUP}",
+        python.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    python
+}
+
+/// A command running `interop/<script>` with the interop venv's python (unbuffered, and
+/// without writing bytecode into the source tree).
+pub fn python_script(script: &str) -> Command {
+    let mut cmd = Command::new(interop_python());
+    cmd.arg(interop_dir().join(script))
+        .env("PYTHONUNBUFFERED", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    cmd
+}
+
+/// Panics with setup instructions unless `tshark` and `text2pcap` run.
+pub fn require_tshark() {
+    for tool in ["tshark", "text2pcap"] {
+        let ok = Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "{tool} is not installed: {RUN_CI_SETUP}");
+    }
+}
+
+/// Panics with setup instructions unless tshark's Diameter dictionary knows the Juniper AVPs
+/// from `interop/tshark/Custom.xml`.
+pub fn require_juniper_dictionary() {
+    require_tshark();
+    let out = Command::new("tshark")
+        .args(["-G", "fields"])
+        .output()
+        .expect("tshark -G fields");
+    let fields = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "diameter.Juniper-Policy-Install",
+        "diameter.Juniper-Last-Origin-Host",
+    ] {
+        assert!(
+            fields.lines().any(|l| l.split('\t').nth(2) == Some(name)),
+            "tshark's Diameter dictionary lacks {name}: install cluster-tests/interop/tshark/\
+             Custom.xml as <tshark global configuration dir>/diameter/Custom.xml; {RUN_CI_SETUP}"
+        );
+    }
+}
+
+/// Waits until `condition` returns `Some`, polling every 20 ms, for at most `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut condition: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = condition() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One line of a child's output and when it was read.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub at: Instant,
+    pub text: String,
+}
+
+#[derive(Default)]
+struct Stream {
+    lines: Vec<Line>,
+    closed: bool,
+}
+
+/// Lines read from one pipe by a background thread.
+#[derive(Clone, Default)]
+pub struct Output {
+    inner: Arc<(Mutex<Stream>, Condvar)>,
+}
+
+impl Output {
+    fn spawn_reader(&self, pipe: impl Read + Send + 'static, echo: Option<String>) {
+        let out = self.clone();
+        thread::spawn(move || {
+            let reader = BufReader::new(pipe);
+            for line in reader.lines() {
+                let Ok(text) = line else { break };
+                if let Some(prefix) = &echo {
+                    eprintln!("[{prefix}] {text}");
+                }
+                let (lock, cv) = &*out.inner;
+                lock.lock().unwrap().lines.push(Line {
+                    at: Instant::now(),
+                    text,
+                });
+                cv.notify_all();
+            }
+            let (lock, cv) = &*out.inner;
+            lock.lock().unwrap().closed = true;
+            cv.notify_all();
+        });
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<Line> {
+        self.inner.0.lock().unwrap().lines.clone()
+    }
+
+    /// Every line so far, as text.
+    pub fn text(&self) -> Vec<String> {
+        self.lines().into_iter().map(|l| l.text).collect()
+    }
+
+    /// Waits until a line satisfying `pred` has been read (searching from line `from`), and
+    /// returns its index and content. Fails on timeout or when the pipe closes first.
+    pub fn wait_line(
+        &self,
+        from: usize,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<(usize, Line), String> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cv) = &*self.inner;
+        let mut stream = lock.lock().unwrap();
+        loop {
+            if let Some(i) = (from..stream.lines.len()).find(|&i| pred(&stream.lines[i].text)) {
+                return Ok((i, stream.lines[i].clone()));
+            }
+            if stream.closed {
+                return Err(format!("output ended before {what}"));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(format!("timed out after {timeout:?} waiting for {what}"));
+            }
+            stream = cv.wait_timeout(stream, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Waits until the pipe is closed (the child exited or closed it).
+    pub fn wait_closed(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (lock, cv) = &*self.inner;
+        let mut stream = lock.lock().unwrap();
+        while !stream.closed {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            stream = cv.wait_timeout(stream, deadline - now).unwrap().0;
+        }
+        true
+    }
+}
+
+/// A child process killed when dropped; stdout and stderr are collected line by line (stderr
+/// is also echoed to the test's stderr, which the harness shows for failing tests).
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    pub stdout: Output,
+    pub stderr: Output,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    /// Spawns `cmd` with piped stdout/stderr and null stdin.
+    pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        let stdout = Output::default();
+        let stderr = Output::default();
+        stdout.spawn_reader(child.stdout.take().expect("piped"), None);
+        stderr.spawn_reader(child.stderr.take().expect("piped"), Some(name.to_owned()));
+        Proc {
+            name: name.to_owned(),
+            child,
+            stdout,
+            stderr,
+            status: None,
+        }
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&mut self) {
+        if self.status.is_some() {
+            return;
+        }
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {} failed", self.pid());
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        if let Some(s) = self.status {
+            return s;
+        }
+        let name = self.name.clone();
+        let child = &mut self.child;
+        let status = wait_for(timeout, &format!("{name} to exit"), || {
+            child.try_wait().expect("try_wait")
+        });
+        self.status = Some(status);
+        // Let the readers drain what the process wrote before it exited.
+        self.stdout.wait_closed(Duration::from_secs(5));
+        self.stderr.wait_closed(Duration::from_secs(5));
+        status
+    }
+
+    /// Has the process exited (without waiting)?
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("try_wait");
+        }
+        self.status
+    }
+
+    /// Stdout and stderr, for failure messages.
+    pub fn transcript(&self) -> String {
+        let mut s = format!("--- {} stdout ---\n", self.name);
+        for l in self.stdout.text() {
+            s.push_str(&l);
+            s.push('\n');
+        }
+        s.push_str(&format!("--- {} stderr ---\n", self.name));
+        for l in self.stderr.text() {
+            s.push_str(&l);
+            s.push('\n');
+        }
+        s
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A running `sae-node` with the configuration it was given.
+pub struct SaeNode {
+    pub proc: Proc,
+    pub diameter: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+/// The `[diameter]` section of a node configuration.
+pub struct NodeConfig {
+    pub origin_host: &'static str,
+    pub origin_realm: &'static str,
+    pub allowed_peers: Option<Vec<&'static str>>,
+    pub watchdog_interval_secs: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            origin_host: "sae.test.realm",
+            origin_realm: "test.realm",
+            allowed_peers: Some(vec!["client.test.realm"]),
+            watchdog_interval_secs: 6,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// The configuration file. Every listener binds port 0 on loopback (the management API's
+    /// default is a fixed port on all interfaces, which parallel tests cannot share) and the
+    /// data directory is the test's own.
+    fn toml(&self, data_dir: &Path) -> String {
+        let mut s = format!(
+            "[node]\ndata_dir = {data_dir:?}\n\n[grpc]\nlisten = \"127.0.0.1:0\"\n\n\
+             [diameter]\nlisten = \"127.0.0.1:0\"\norigin_host = \"{}\"\norigin_realm = \"{}\"\n\
+             watchdog_interval_secs = {}\n",
+            self.origin_host, self.origin_realm, self.watchdog_interval_secs
+        );
+        if let Some(peers) = &self.allowed_peers {
+            let list: Vec<String> = peers.iter().map(|p| format!("\"{p}\"")).collect();
+            s.push_str(&format!("allowed_peers = [{}]\n", list.join(", ")));
+        }
+        s
+    }
+}
+
+impl SaeNode {
+    /// Starts `sae-node --config <file>` and waits for `ready`, reading the Diameter address
+    /// from its `listening diameter ADDR` line.
+    pub fn start(config: &NodeConfig) -> SaeNode {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("sae-node.toml");
+        std::fs::write(&path, config.toml(dir.path())).expect("write config");
+        let mut cmd = Command::new(sae_node_bin());
+        cmd.arg("--config").arg(&path);
+        let proc = Proc::spawn("sae-node", cmd);
+        let ready = proc
+            .stdout
+            .wait_line(0, Duration::from_secs(20), "`ready`", |l| l == "ready");
+        if let Err(e) = ready {
+            panic!("sae-node did not get ready: {e}\n{}", proc.transcript());
+        }
+        let listeners: Vec<String> = proc
+            .stdout
+            .text()
+            .into_iter()
+            .take_while(|l| l != "ready")
+            .collect();
+        let diameter: Vec<SocketAddr> = listeners
+            .iter()
+            .filter_map(|l| l.strip_prefix("listening diameter "))
+            .map(|a| {
+                a.parse()
+                    .unwrap_or_else(|_| panic!("sae-node printed a bad address: {l:?}", l = a))
+            })
+            .collect();
+        assert_eq!(
+            diameter.len(),
+            1,
+            "expected exactly one `listening diameter ADDR` line before `ready`, got {listeners:?}"
+        );
+        for l in &listeners {
+            assert!(
+                l.starts_with("listening "),
+                "unexpected stdout line before `ready`: {l:?}"
+            );
+        }
+        assert_ne!(diameter[0].port(), 0, "the node must print the bound port");
+        SaeNode {
+            proc,
+            diameter: diameter[0],
+            _dir: dir,
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.proc.terminate();
+        self.proc.wait_exit(Duration::from_secs(15))
+    }
+}
+
+/// Runs a command to completion, returning stdout; panics with its stderr on failure.
+pub fn run_ok(mut cmd: Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Formats bytes the way `od -Ax -tx1 -v` does, which text2pcap reads: a hex offset, then up
+/// to 16 octets per line. `direction` ('I' or 'O') precedes the packet for `text2pcap -D`.
+pub fn od_hexdump(direction: char, bytes: &[u8], out: &mut String) {
+    use std::fmt::Write;
+    out.push(direction);
+    out.push('\n');
+    for (i, chunk) in bytes.chunks(16).enumerate() {
+        let _ = write!(out, "{:06x}", i * 16);
+        for b in chunk {
+            let _ = write!(out, " {b:02x}");
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{:06x}", bytes.len());
+}
+
+/// The last `n` lines, for failure messages.
+pub fn tail(lines: &[String], n: usize) -> String {
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A live capture of one TCP port on the loopback interface by tshark, stopped on `finish`
+/// (or killed on drop).
+pub struct LiveCapture {
+    proc: Proc,
+    file: PathBuf,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+/// One end of the captured TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The end listening on the captured port.
+    Listener,
+    /// The end that connected to it.
+    Connector,
+}
+
+/// A finished capture file and the port its Diameter traffic used.
+pub struct CaptureFile {
+    pub file: PathBuf,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl LiveCapture {
+    /// Starts `tshark -i lo -f "tcp port PORT"` and waits until it captures.
+    pub fn start(port: u16) -> LiveCapture {
+        require_tshark();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("live.pcapng");
+        let mut cmd = Command::new("tshark");
+        cmd.args(["-i", "lo", "-f", &format!("tcp port {port}"), "-q", "-w"])
+            .arg(&file);
+        let proc = Proc::spawn("tshark-capture", cmd);
+        if let Err(e) = proc.stderr.wait_line(
+            0,
+            Duration::from_secs(20),
+            "tshark to start capturing",
+            // "Capturing on 'lo'" comes when the interface is opened; "Capture started" once
+            // dumpcap really captures (packets before that are lost).
+            |l| l.contains("Capture started"),
+        ) {
+            panic!(
+                "live capture on lo failed ({e}); capturing needs root or the wireshark group: \
+                 {RUN_CI_SETUP}\n{}",
+                proc.transcript()
+            );
+        }
+        LiveCapture {
+            proc,
+            file,
+            port,
+            dir,
+        }
+    }
+
+    /// Frames written so far that end a TCP connection (FIN or RST), and all frames.
+    fn progress(&self) -> (usize, usize) {
+        // Reading a file that is being written may end in a cut-short packet; that is fine.
+        let out = Command::new("tshark")
+            .arg("-r")
+            .arg(&self.file)
+            .args([
+                "-T",
+                "fields",
+                "-e",
+                "tcp.flags.fin",
+                "-e",
+                "tcp.flags.reset",
+            ])
+            .stderr(Stdio::null())
+            .output()
+            .expect("run tshark -r");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let ends = text
+            .lines()
+            .filter(|l| l.split('\t').any(|f| matches!(f, "1" | "True")))
+            .count();
+        (ends, text.lines().count())
+    }
+
+    /// Waits until the capture file holds the end of the TCP connection and has stopped
+    /// growing, then stops tshark and returns the file. (dumpcap hands packets over in blocks;
+    /// stopping it right after the traffic would lose the last ones.)
+    pub fn finish(mut self) -> CaptureFile {
+        let mut last = 0;
+        wait_for(
+            Duration::from_secs(20),
+            "the capture to hold the end of the connection",
+            || {
+                let (ends, frames) = self.progress();
+                let stable = ends > 0 && frames == last;
+                last = frames;
+                if !stable {
+                    thread::sleep(Duration::from_millis(300));
+                }
+                stable.then_some(())
+            },
+        );
+        self.proc.terminate();
+        let status = self.proc.wait_exit(Duration::from_secs(15));
+        assert!(
+            status.success() || status.code().is_none(),
+            "tshark capture ended with {status}\n{}",
+            self.proc.transcript()
+        );
+        assert!(self.file.is_file(), "tshark wrote no capture file");
+        CaptureFile {
+            file: self.file,
+            port: self.port,
+            _dir: self.dir,
+        }
+    }
+}
+
+/// The Diameter messages of a capture as tshark reads them.
+#[derive(Debug, Default)]
+pub struct DiameterSeen {
+    /// (command code, request?) of every message, in order.
+    pub messages: Vec<(u32, bool)>,
+    /// Every Result-Code value, in order.
+    pub result_codes: Vec<u32>,
+}
+
+impl DiameterSeen {
+    /// How many messages with this command code and R bit.
+    pub fn count(&self, command_code: u32, request: bool) -> usize {
+        self.messages
+            .iter()
+            .filter(|m| **m == (command_code, request))
+            .count()
+    }
+}
+
+impl CaptureFile {
+    fn tshark(&self) -> Command {
+        let mut cmd = Command::new("tshark");
+        cmd.arg("-r")
+            .arg(&self.file)
+            .args(["-d", &format!("tcp.port=={},diameter", self.port)]);
+        cmd
+    }
+
+    /// The display filter for TCP segments sent by one end: the end that owns the captured
+    /// port (the listener) or the other one (the connecting side).
+    fn sent_by(&self, end: End) -> String {
+        match end {
+            End::Listener => format!("tcp.srcport == {}", self.port),
+            End::Connector => format!("tcp.srcport != {}", self.port),
+        }
+    }
+
+    /// Frames that tshark finds malformed or warns about, except TCP resets sent by
+    /// python-diameter's end (it closes its sockets with SO_LINGER 0, i.e. RST, on purpose).
+    pub fn findings(&self, python_end: End) -> String {
+        let filter = format!(
+            "(_ws.malformed || _ws.expert.severity >= warning) \
+             && !(tcp.flags.reset == 1 && {})",
+            self.sent_by(python_end)
+        );
+        let mut cmd = self.tshark();
+        cmd.args([
+            "-Y",
+            &filter,
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "_ws.expert.message",
+        ]);
+        run_ok(cmd)
+    }
+
+    /// Frame numbers of TCP resets sent by `end`.
+    pub fn resets_by(&self, end: End) -> String {
+        let mut cmd = self.tshark();
+        cmd.args([
+            "-Y",
+            &format!("tcp.flags.reset == 1 && {}", self.sent_by(end)),
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ]);
+        run_ok(cmd)
+    }
+
+    /// Every Diameter message in the capture.
+    pub fn diameter(&self) -> DiameterSeen {
+        let mut cmd = self.tshark();
+        cmd.args([
+            "-Y",
+            "diameter",
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=a",
+            "-E",
+            "aggregator=,",
+            "-e",
+            "diameter.cmd.code",
+            "-e",
+            "diameter.flags.request",
+            "-e",
+            "diameter.Result-Code",
+        ]);
+        let mut seen = DiameterSeen::default();
+        for row in run_ok(cmd).lines() {
+            let f: Vec<&str> = row.split('\t').collect();
+            assert_eq!(f.len(), 3, "unexpected tshark row {row:?}");
+            let codes: Vec<u32> = f[0].split(',').map(|c| c.parse().unwrap()).collect();
+            let requests: Vec<bool> = f[1]
+                .split(',')
+                .map(|r| matches!(r, "1" | "True" | "true"))
+                .collect();
+            assert_eq!(codes.len(), requests.len(), "row {row:?}");
+            seen.messages.extend(codes.into_iter().zip(requests));
+            seen.result_codes.extend(
+                f[2].split(',')
+                    .filter(|r| !r.is_empty())
+                    .map(|r| r.parse::<u32>().unwrap()),
+            );
+        }
+        seen
+    }
+}
