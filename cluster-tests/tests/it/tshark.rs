@@ -605,10 +605,11 @@ fn summarize(bytes: &Bytes) -> Summary {
 fn write_pcap(captured: &[Captured], dir: &std::path::Path) -> std::path::PathBuf {
     let mut dump = String::new();
     for c in captured {
-        // text2pcap -D: 'O' keeps the -T ports (40000 → 3868), 'I' swaps them.
+        // text2pcap -D: 'I' (inbound) keeps the -4/-T order, router 127.0.0.1:40000 → SAE
+        // 127.0.0.2:3868; 'O' (outbound) swaps it.
         let d = match c.dir {
-            Dir::RouterToSae => 'O',
-            Dir::SaeToRouter => 'I',
+            Dir::RouterToSae => 'I',
+            Dir::SaeToRouter => 'O',
         };
         od_hexdump(d, &c.bytes, &mut dump);
     }
@@ -701,13 +702,17 @@ fn every_emitted_message_is_clean_for_tshark() {
         "diameter.applicationId",
         "-e",
         "diameter.Result-Code",
+        "-e",
+        "tcp.dstport",
     ]);
     let rows = run_ok(cmd);
+    let mut directions = Vec::new();
     let seen: Vec<Summary> = rows
         .lines()
         .map(|row| {
             let f: Vec<&str> = row.split('\t').collect();
-            assert_eq!(f.len(), 6, "unexpected tshark row {row:?}");
+            assert_eq!(f.len(), 7, "unexpected tshark row {row:?}");
+            directions.push(f[6] == "3868");
             Summary {
                 command_code: f[1]
                     .parse()
@@ -722,6 +727,11 @@ fn every_emitted_message_is_clean_for_tshark() {
     assert_eq!(
         seen, expected,
         "tshark reads different headers/Result-Codes"
+    );
+    let sent_to_sae: Vec<bool> = captured.iter().map(|c| c.dir == Dir::RouterToSae).collect();
+    assert_eq!(
+        directions, sent_to_sae,
+        "router → SAE packets go to port 3868"
     );
 
     // The capture really covers every message type the SAE's peer layer and JSRC code emit.
