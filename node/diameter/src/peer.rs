@@ -340,7 +340,7 @@ impl Peer {
         match frame {
             Frame::Message(msg) => self.handle_message(now, msg),
             Frame::Malformed { header, error } => {
-                let err = ProtocolError::from_decode(&error);
+                let err = ProtocolError::from_decode(&self.config.dictionary, &error);
                 tracing::warn!(command = header.command_code, %error, "malformed Diameter message");
                 if !matches!(
                     self.state,
@@ -377,7 +377,7 @@ impl Peer {
     /// The byte stream could not be framed: answer if possible, then close.
     pub fn handle_framing_error(&mut self, _now: Instant, err: FramingError) {
         if let Some(header) = err.header.filter(|h| h.flags.is_request()) {
-            let answer = ProtocolError::from_decode(&err.error).answer(
+            let answer = ProtocolError::from_decode(&self.config.dictionary, &err.error).answer(
                 &header,
                 None,
                 &self.config.local.origin_host,

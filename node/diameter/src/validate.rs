@@ -35,8 +35,10 @@ impl ProtocolError {
         }
     }
 
-    /// The error for a frame that could not be decoded (RFC 6733 section 7).
-    pub fn from_decode(error: &DecodeError) -> Self {
+    /// The error for a frame that could not be decoded (RFC 6733 section 7). For an AVP with an
+    /// invalid length, Failed-AVP carries the AVP header and, as section 7.1.5 asks, a
+    /// zero-filled payload of the minimum length of the AVP's type (from `dict`).
+    pub fn from_decode(dict: &Dictionary, error: &DecodeError) -> Self {
         match error {
             DecodeError::UnsupportedVersion(_) => {
                 Self::new(result::UNSUPPORTED_VERSION, error.to_string())
@@ -54,7 +56,12 @@ impl ProtocolError {
                 ..
             } => Self::with_avp(
                 result::INVALID_AVP_LENGTH,
-                Avp::from_raw(*code, *flags, *vendor_id, Bytes::new()),
+                Avp::from_raw(
+                    *code,
+                    *flags,
+                    *vendor_id,
+                    zero_payload(dict, *code, vendor_id.unwrap_or(0)),
+                ),
                 error.to_string(),
             ),
         }
@@ -193,7 +200,7 @@ fn check_avps(
                 ));
             }
             let children = a.grouped().map_err(|e| {
-                let mut err = ProtocolError::from_decode(&e);
+                let mut err = ProtocolError::from_decode(dict, &e);
                 err.message = format!("in {}: {err_msg}", def.name, err_msg = err.message);
                 if err.failed_avp.is_none() {
                     err.failed_avp = Some(a.clone());
@@ -218,13 +225,22 @@ fn check_avps(
     Ok(())
 }
 
+/// A zero-filled payload of the minimum length of the AVP's type (empty when the type has no
+/// fixed length or the AVP is unknown).
+fn zero_payload(dict: &Dictionary, code: u32, vendor: u32) -> Bytes {
+    let len = dict
+        .avp(code, vendor)
+        .and_then(|d| d.ty.fixed_len())
+        .unwrap_or(0);
+    Bytes::from(vec![0; len])
+}
+
 fn check_rules(dict: &Dictionary, rules: &MessageRules, avps: &[Avp]) -> Result<(), ProtocolError> {
     for rule in &rules.avps {
         let mut matching = avps.iter().filter(|a| a.is(rule.code, rule.vendor));
         let count = matching.clone().count() as u32;
         if count < rule.min {
-            let ty = dict.avp(rule.code, rule.vendor).map(|d| d.ty);
-            let zeros = Bytes::from(vec![0; ty.and_then(AvpType::fixed_len).unwrap_or(0)]);
+            let zeros = zero_payload(dict, rule.code, rule.vendor);
             let vendor = (rule.vendor != 0).then_some(rule.vendor);
             let example = Avp::from_raw(rule.code, AvpFlags::mandatory(), vendor, zeros);
             return Err(ProtocolError::with_avp(
