@@ -288,8 +288,9 @@ impl Value {
         }
     }
 
-    /// Decodes AVP data octets as `ty`. Grouped values are decoded one level deep.
-    pub fn decode(ty: AvpType, data: &Bytes) -> Result<Value, AvpDataError> {
+    /// Checks that AVP data octets are a valid `ty` without building the value (no
+    /// allocation). Grouped data is not looked into: decoding the children checks it.
+    pub fn check(ty: AvpType, data: &Bytes) -> Result<(), AvpDataError> {
         if let Some(len) = ty.fixed_len()
             && data.len() != len
         {
@@ -298,8 +299,34 @@ impl Value {
                 actual: data.len(),
             });
         }
+        match ty {
+            AvpType::Address => decode_address(data).map(drop),
+            AvpType::Utf8String => utf8(data).map(drop),
+            AvpType::DiameterIdentity => {
+                if data.is_empty() || !data.iter().all(|b| is_identity_byte(*b)) {
+                    return Err(AvpDataError::Value("DiameterIdentity is not an FQDN"));
+                }
+                Ok(())
+            }
+            AvpType::DiameterUri => {
+                let s = utf8(data)?;
+                if !(s.starts_with("aaa://") || s.starts_with("aaas://")) {
+                    return Err(AvpDataError::Value(
+                        "DiameterURI must start with aaa:// or aaas://",
+                    ));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Decodes AVP data octets as `ty`. Grouped values are decoded one level deep.
+    pub fn decode(ty: AvpType, data: &Bytes) -> Result<Value, AvpDataError> {
+        Self::check(ty, data)?;
         let be4 = || <[u8; 4]>::try_from(&data[..4]).expect("length checked");
         let be8 = || <[u8; 8]>::try_from(&data[..8]).expect("length checked");
+        let text = || utf8(data).map(str::to_owned);
         Ok(match ty {
             AvpType::OctetString => Value::OctetString(data.clone()),
             AvpType::Integer32 => Value::Integer32(i32::from_be_bytes(be4())),
@@ -314,23 +341,9 @@ impl Value {
                 Value::Grouped(decode_avps(data.clone()).map_err(AvpDataError::Grouped)?)
             }
             AvpType::Address => Value::Address(decode_address(data)?),
-            AvpType::Utf8String => Value::Utf8String(utf8(data)?),
-            AvpType::DiameterIdentity => {
-                let s = utf8(data)?;
-                if s.is_empty() || !s.bytes().all(is_identity_byte) {
-                    return Err(AvpDataError::Value("DiameterIdentity is not an FQDN"));
-                }
-                Value::DiameterIdentity(s)
-            }
-            AvpType::DiameterUri => {
-                let s = utf8(data)?;
-                if !(s.starts_with("aaa://") || s.starts_with("aaas://")) {
-                    return Err(AvpDataError::Value(
-                        "DiameterURI must start with aaa:// or aaas://",
-                    ));
-                }
-                Value::DiameterUri(s)
-            }
+            AvpType::Utf8String => Value::Utf8String(text()?),
+            AvpType::DiameterIdentity => Value::DiameterIdentity(text()?),
+            AvpType::DiameterUri => Value::DiameterUri(text()?),
         })
     }
 }
@@ -339,10 +352,8 @@ fn is_identity_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')
 }
 
-fn utf8(data: &Bytes) -> Result<String, AvpDataError> {
-    std::str::from_utf8(data)
-        .map(str::to_owned)
-        .map_err(|_| AvpDataError::Value("invalid UTF-8"))
+fn utf8(data: &[u8]) -> Result<&str, AvpDataError> {
+    std::str::from_utf8(data).map_err(|_| AvpDataError::Value("invalid UTF-8"))
 }
 
 fn decode_address(data: &Bytes) -> Result<Address, AvpDataError> {

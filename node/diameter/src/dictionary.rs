@@ -100,7 +100,7 @@ pub struct CommandDef {
 #[derive(Debug, Clone, Default)]
 pub struct Dictionary {
     vendors: BTreeMap<u32, String>,
-    avps: HashMap<(u32, u32), AvpDef>,
+    avps: BTreeMap<(u32, u32), AvpDef>,
     by_name: HashMap<String, (u32, u32)>,
     applications: BTreeMap<u32, ApplicationDef>,
     commands: BTreeMap<u32, CommandDef>,

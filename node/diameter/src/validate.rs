@@ -210,7 +210,7 @@ fn check_avps(
             check_avps(dict, &children, depth + 1, limits)?;
             continue;
         }
-        if let Err(e) = Value::decode(def.ty, a.data()) {
+        if let Err(e) = Value::check(def.ty, a.data()) {
             let code = match e {
                 AvpDataError::Length { .. } => result::INVALID_AVP_LENGTH,
                 _ => result::INVALID_AVP_VALUE,
