@@ -72,9 +72,10 @@ impl ConnectionHooks for Hooks {
     }
 }
 
-/// The peer configuration of a simulated router.
-pub fn peer_config(identity: &RouterIdentity, local_ip: IpAddr) -> PeerConfig {
-    let caps = Capabilities {
+/// What a simulated router announces in CER: Juniper as vendor, each application as a
+/// Vendor-Specific-Application-Id of vendor 2636.
+pub fn capabilities(identity: &RouterIdentity, local_ip: IpAddr) -> Capabilities {
+    Capabilities {
         origin_host: identity.origin_host.clone(),
         origin_realm: identity.origin_realm.clone(),
         host_ip_addresses: vec![local_ip],
@@ -92,7 +93,12 @@ pub fn peer_config(identity: &RouterIdentity, local_ip: IpAddr) -> PeerConfig {
             })
             .collect(),
         ..Default::default()
-    };
+    }
+}
+
+/// The peer configuration of a simulated router.
+pub fn peer_config(identity: &RouterIdentity, local_ip: IpAddr) -> PeerConfig {
+    let caps = capabilities(identity, local_ip);
     let mut config = PeerConfig::new(Role::Initiator, caps, Arc::new(Dictionary::base()));
     config.watchdog_interval = identity.watchdog_interval;
     let now = std::time::SystemTime::now()

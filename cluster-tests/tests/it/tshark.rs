@@ -24,6 +24,7 @@ use sae_diameter::{
 };
 
 use crate::support::{od_hexdump, require_juniper_dictionary, require_tshark, run_ok};
+use sae_cluster_tests::diameter_router::{self, RouterIdentity};
 
 const SAE: &str = "sae.test.realm";
 const ROUTER: &str = "router1.test.realm";
@@ -85,24 +86,13 @@ fn sae_capabilities() -> Capabilities {
 }
 
 fn router_capabilities(applications: &[u32]) -> Capabilities {
-    Capabilities {
+    let identity = RouterIdentity {
         origin_host: ROUTER.into(),
         origin_realm: REALM.into(),
-        host_ip_addresses: vec!["127.0.0.1".parse().unwrap()],
-        vendor_id: vendor::JUNIPER,
-        product_name: "sae-sim".into(),
-        origin_state_id: Some(42),
-        supported_vendor_ids: vec![vendor::JUNIPER],
-        vendor_specific_applications: applications
-            .iter()
-            .map(|&id| VendorApplication {
-                vendor_id: vendor::JUNIPER,
-                auth_application_id: Some(id),
-                acct_application_id: None,
-            })
-            .collect(),
-        ..Default::default()
-    }
+        applications: applications.to_vec(),
+        watchdog_interval: Duration::from_secs(6),
+    };
+    diameter_router::capabilities(&identity, "127.0.0.1".parse().unwrap())
 }
 
 fn config(role: Role, local: Capabilities, allowed: PeerFilter) -> Arc<PeerConfig> {

@@ -353,20 +353,11 @@ fn traffic_in_suspect_brings_the_watchdog_back_to_okay() {
     link.initiator.take_events();
     link.responder_to_initiator = true;
     // The SAE pushes a profile: any message from the peer proves it alive.
-    let ppr = Message::request(command::PUSH_PROFILE, app::JSRC, true)
-        .with(Avp::mandatory(
-            avp::SESSION_ID,
-            &Value::Utf8String("mx1;1;1".into()),
-        ))
-        .with(Avp::mandatory(
-            avp::AUTH_APPLICATION_ID,
-            &Value::Unsigned32(app::JSRC),
-        ))
-        .with(ident(avp::ORIGIN_HOST, SAE_HOST))
-        .with(ident(avp::ORIGIN_REALM, REALM))
-        .with(ident(avp::DESTINATION_REALM, REALM))
-        .with(ident(avp::DESTINATION_HOST, ROUTER_HOST));
-    link.responder.peer.send_request(link.now(), ppr).unwrap();
+    let request = ppr("mx1;1;1");
+    link.responder
+        .peer
+        .send_request(link.now(), request)
+        .unwrap();
     link.pump();
     let events = link.initiator.take_events();
     assert_eq!(watchdog_events(&events), vec![WatchdogState::Okay]);
@@ -779,20 +770,12 @@ fn reopened_connection_needs_three_dwas_before_okay() {
     link.responder.take_events();
 
     // While reopening, application traffic from the SAE is not taken.
-    let ppr = Message::request(command::PUSH_PROFILE, app::JSRC, true)
-        .with(Avp::mandatory(
-            avp::SESSION_ID,
-            &Value::Utf8String("mx1;1;1".into()),
-        ))
-        .with(Avp::mandatory(
-            avp::AUTH_APPLICATION_ID,
-            &Value::Unsigned32(app::JSRC),
-        ))
-        .with(ident(avp::ORIGIN_HOST, SAE_HOST))
-        .with(ident(avp::ORIGIN_REALM, REALM))
-        .with(ident(avp::DESTINATION_REALM, REALM))
-        .with(ident(avp::DESTINATION_HOST, ROUTER_HOST));
-    let ppr_id = link.responder.peer.send_request(link.now(), ppr).unwrap();
+    let request = ppr("mx1;1;1");
+    let ppr_id = link
+        .responder
+        .peer
+        .send_request(link.now(), request)
+        .unwrap();
     link.pump();
     assert!(requests(link.initiator.take_events()).is_empty());
     let events = link.responder.take_events();
@@ -818,20 +801,11 @@ fn reopened_connection_needs_three_dwas_before_okay() {
     assert_eq!(link.initiator.peer.watchdog_state(), WatchdogState::Okay);
 
     // Once OKAY, requests get through.
-    let ppr = Message::request(command::PUSH_PROFILE, app::JSRC, true)
-        .with(Avp::mandatory(
-            avp::SESSION_ID,
-            &Value::Utf8String("mx1;1;2".into()),
-        ))
-        .with(Avp::mandatory(
-            avp::AUTH_APPLICATION_ID,
-            &Value::Unsigned32(app::JSRC),
-        ))
-        .with(ident(avp::ORIGIN_HOST, SAE_HOST))
-        .with(ident(avp::ORIGIN_REALM, REALM))
-        .with(ident(avp::DESTINATION_REALM, REALM))
-        .with(ident(avp::DESTINATION_HOST, ROUTER_HOST));
-    link.responder.peer.send_request(link.now(), ppr).unwrap();
+    let request = ppr("mx1;1;2");
+    link.responder
+        .peer
+        .send_request(link.now(), request)
+        .unwrap();
     link.pump();
     assert_eq!(requests(link.initiator.take_events()).len(), 1);
 }

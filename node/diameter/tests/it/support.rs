@@ -342,6 +342,23 @@ pub fn aar(session_id: &str, user: &str) -> Message {
         ))
 }
 
+/// A JSRC Push-Profile-Request from the SAE to the router.
+pub fn ppr(session_id: &str) -> Message {
+    Message::request(command::PUSH_PROFILE, app::JSRC, true)
+        .with(Avp::mandatory(
+            avp::SESSION_ID,
+            &Value::Utf8String(session_id.into()),
+        ))
+        .with(Avp::mandatory(
+            avp::AUTH_APPLICATION_ID,
+            &Value::Unsigned32(app::JSRC),
+        ))
+        .with(ident(avp::ORIGIN_HOST, SAE_HOST))
+        .with(ident(avp::ORIGIN_REALM, REALM))
+        .with(ident(avp::DESTINATION_REALM, REALM))
+        .with(ident(avp::DESTINATION_HOST, ROUTER_HOST))
+}
+
 /// The Failed-AVP content of an answer: the AVPs inside the first Failed-AVP.
 pub fn failed_avps(answer: &Message) -> Vec<Avp> {
     answer
