@@ -86,11 +86,7 @@ pub fn capabilities(identity: &RouterIdentity, local_ip: IpAddr) -> Capabilities
         vendor_specific_applications: identity
             .applications
             .iter()
-            .map(|&id| VendorApplication {
-                vendor_id: vendor::JUNIPER,
-                auth_application_id: Some(id),
-                acct_application_id: None,
-            })
+            .map(|&id| VendorApplication::auth(vendor::JUNIPER, id))
             .collect(),
         ..Default::default()
     }

@@ -12,11 +12,7 @@ use sae_diameter::{
 };
 
 fn jsrc() -> VendorApplication {
-    VendorApplication {
-        vendor_id: vendor::JUNIPER,
-        auth_application_id: Some(app::JSRC),
-        acct_application_id: None,
-    }
+    VendorApplication::auth(vendor::JUNIPER, app::JSRC)
 }
 
 /// The SAE answering routers: JSRC only. Built once: the dictionary is parsed from TOML.

@@ -116,11 +116,7 @@ fn cer(origin_host: &str, caps: impl FnOnce(&mut Capabilities)) -> Message {
         product_name: "raw test client".into(),
         origin_state_id: Some(7),
         supported_vendor_ids: vec![vendor::JUNIPER],
-        vendor_specific_applications: vec![VendorApplication {
-            vendor_id: vendor::JUNIPER,
-            auth_application_id: Some(app::JSRC),
-            acct_application_id: None,
-        }],
+        vendor_specific_applications: vec![VendorApplication::auth(vendor::JUNIPER, app::JSRC)],
         ..Default::default()
     };
     caps(&mut c);

@@ -625,23 +625,9 @@ impl CaptureFile {
     /// Frames that tshark finds malformed or warns about, except TCP resets sent by
     /// python-diameter's end (it closes its sockets with SO_LINGER 0, i.e. RST, on purpose).
     pub fn findings(&self, python_end: End) -> String {
-        let filter = format!(
-            "(_ws.malformed || _ws.expert.severity >= warning) \
-             && !(tcp.flags.reset == 1 && {})",
-            self.sent_by(python_end)
-        );
-        let mut cmd = self.tshark();
-        cmd.args([
-            "-Y",
-            &filter,
-            "-T",
-            "fields",
-            "-e",
-            "frame.number",
-            "-e",
-            "_ws.expert.message",
-        ]);
-        run_ok(cmd)
+        let decode_as = format!("tcp.port=={},diameter", self.port);
+        let resets = format!("tcp.flags.reset == 1 && {}", self.sent_by(python_end));
+        tshark_findings(&self.file, &["-d", &decode_as], Some(&resets))
     }
 
     /// Frame numbers of TCP resets sent by `end`.
@@ -696,4 +682,26 @@ impl CaptureFile {
         }
         seen
     }
+}
+
+/// The pass/fail check of interop.md: `tshark -r` lists, one line per frame, what it finds
+/// malformed or warns about. `extra` goes before the filter (decode-as, preferences); frames
+/// matching `except` are left out.
+pub fn tshark_findings(pcap: &Path, extra: &[&str], except: Option<&str>) -> String {
+    let mut filter = "(_ws.malformed || _ws.expert.severity >= warning)".to_owned();
+    if let Some(except) = except {
+        filter = format!("{filter} && !({except})");
+    }
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r").arg(pcap).args(extra).args([
+        "-Y",
+        &filter,
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+        "-e",
+        "_ws.expert.message",
+    ]);
+    run_ok(cmd)
 }

@@ -23,7 +23,9 @@ use sae_diameter::{
     PeerFilter, Role, Value, VendorApplication,
 };
 
-use crate::support::{od_hexdump, require_juniper_dictionary, require_tshark, run_ok};
+use crate::support::{
+    od_hexdump, require_juniper_dictionary, require_tshark, run_ok, tshark_findings,
+};
 use sae_cluster_tests::diameter_router::{self, RouterIdentity};
 
 const SAE: &str = "sae.test.realm";
@@ -75,11 +77,7 @@ fn sae_capabilities() -> Capabilities {
         supported_vendor_ids: vec![vendor::JUNIPER],
         vendor_specific_applications: [app::JSRC, app::PTSP]
             .into_iter()
-            .map(|id| VendorApplication {
-                vendor_id: vendor::JUNIPER,
-                auth_application_id: Some(id),
-                acct_application_id: None,
-            })
+            .map(|id| VendorApplication::auth(vendor::JUNIPER, id))
             .collect(),
         ..Default::default()
     }
@@ -614,22 +612,6 @@ fn write_pcap(captured: &[Captured], dir: &std::path::Path) -> std::path::PathBu
     pcap
 }
 
-/// `tshark -r`'s findings under the pass/fail filter: one line per offending frame.
-pub fn tshark_findings(pcap: &std::path::Path, extra: &[&str]) -> String {
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-r").arg(pcap).args(extra).args([
-        "-Y",
-        "_ws.malformed || _ws.expert.severity >= warning",
-        "-T",
-        "fields",
-        "-e",
-        "frame.number",
-        "-e",
-        "_ws.expert.message",
-    ]);
-    run_ok(cmd)
-}
-
 fn parse_bool(s: &str) -> bool {
     matches!(s, "1" | "True" | "true")
 }
@@ -642,7 +624,7 @@ fn every_emitted_message_is_clean_for_tshark() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = write_pcap(&captured, dir.path());
 
-    let findings = tshark_findings(&pcap, &["-o", "diameter.desegment:FALSE"]);
+    let findings = tshark_findings(&pcap, &["-o", "diameter.desegment:FALSE"], None);
     let expected: Vec<Summary> = captured.iter().map(|c| summarize(&c.bytes)).collect();
     let mut listing = String::new();
     for (i, s) in expected.iter().enumerate() {
@@ -829,7 +811,7 @@ fn avp_header_length_error_answer_is_clean_for_tshark() {
     let captured = short_avp_header_answer();
     let dir = tempfile::tempdir().unwrap();
     let pcap = write_pcap(&captured, dir.path());
-    let findings = tshark_findings(&pcap, &["-o", "diameter.desegment:FALSE"]);
+    let findings = tshark_findings(&pcap, &["-o", "diameter.desegment:FALSE"], None);
     assert!(
         findings.trim().is_empty(),
         "tshark reports problems in the SAE's 5014 answer (frame, expert message):\n{findings}"

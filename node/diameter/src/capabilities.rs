@@ -17,6 +17,17 @@ pub struct VendorApplication {
     pub acct_application_id: Option<u32>,
 }
 
+impl VendorApplication {
+    /// An authorization application of `vendor_id`.
+    pub fn auth(vendor_id: u32, application_id: u32) -> Self {
+        VendorApplication {
+            vendor_id,
+            auth_application_id: Some(application_id),
+            acct_application_id: None,
+        }
+    }
+}
+
 /// What a Diameter node says about itself in CER or CEA.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Capabilities {
@@ -229,11 +240,7 @@ mod tests {
             product_name: "SAE".into(),
             origin_state_id: Some(7),
             supported_vendor_ids: vec![vendor::JUNIPER],
-            vendor_specific_applications: vec![VendorApplication {
-                vendor_id: vendor::JUNIPER,
-                auth_application_id: Some(app::JSRC),
-                acct_application_id: None,
-            }],
+            vendor_specific_applications: vec![VendorApplication::auth(vendor::JUNIPER, app::JSRC)],
             ..Default::default()
         }
     }

@@ -281,6 +281,11 @@ impl Peer {
         &self.config
     }
 
+    /// Limits on received messages, for drivers that build the frame decoder.
+    pub fn limits(&self) -> Limits {
+        self.config.limits
+    }
+
     /// Number of requests awaiting answers.
     pub fn pending_requests(&self) -> usize {
         self.pending.len()
@@ -357,8 +362,7 @@ impl Peer {
                         &self.config.local.origin_realm,
                     );
                     self.queue(&answer);
-                } else if let Some(p) = self.pending.remove(&header.hop_by_hop) {
-                    let _ = p;
+                } else if self.pending.remove(&header.hop_by_hop).is_some() {
                     self.events.push_back(Event::RequestFailed {
                         id: RequestId(header.hop_by_hop),
                         reason: RequestFailure::InvalidAnswer(err),
@@ -882,13 +886,5 @@ impl std::fmt::Debug for Peer {
             )
             .field("pending", &self.pending.len())
             .finish()
-    }
-}
-
-/// The limits a peer applies, for drivers that build the frame decoder.
-impl Peer {
-    /// Limits on received messages.
-    pub fn limits(&self) -> Limits {
-        self.config.limits
     }
 }

@@ -75,11 +75,7 @@ pub fn local_capabilities(config: &DiameterConfig, origin_state_id: u32) -> Capa
         vendor_specific_applications: config
             .applications
             .iter()
-            .map(|a| VendorApplication {
-                vendor_id: vendor::JUNIPER,
-                auth_application_id: Some(a.id()),
-                acct_application_id: None,
-            })
+            .map(|a| VendorApplication::auth(vendor::JUNIPER, a.id()))
             .collect(),
     }
 }
@@ -119,7 +115,7 @@ impl DiameterServer {
             Some(hosts) => PeerFilter::Only(hosts.clone()),
             None => PeerFilter::Any,
         };
-        peer_config.end_to_end = Arc::new(EndToEndIds::new(started, rand_u32()));
+        peer_config.end_to_end = Arc::new(EndToEndIds::new(started, rand::random()));
         let shared = Arc::new(Shared {
             peer_config: Arc::new(peer_config),
             duplicate_peer: config.duplicate_peer,
@@ -164,7 +160,7 @@ impl DiameterServer {
         let _enter = span.enter();
         tracing::debug!("connection accepted");
         let (handle, commands) = connection::channel(remote);
-        let seed = u64::from(rand_u32()) << 32 | id;
+        let seed = rand::random::<u64>() ^ id;
         let peer = Peer::new(self.shared.peer_config.clone(), seed, false);
         let hooks = NodeHooks {
             shared: self.shared.clone(),
@@ -215,13 +211,6 @@ impl DiameterServer {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-fn rand_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(unix_now());
-    h.finish() as u32
 }
 
 /// Hooks of one router connection.

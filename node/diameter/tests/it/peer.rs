@@ -533,16 +533,7 @@ fn unanswered_request_fails_with_timeout_and_a_late_answer_is_dropped() {
     let mut link = Link::new(router_config(), sae_config());
     link.open();
     let sent_at = link.now();
-    let id = link
-        .initiator
-        .peer
-        .send_request_with_timeout(sent_at, aar("mx1;1;9", "carol"), Duration::from_secs(3))
-        .unwrap();
-    link.pump();
-    let [req] = &requests(link.responder.take_events())[..] else {
-        panic!("request delivered");
-    };
-    let req = req.clone();
+    let (id, req) = link.router_request(aar("mx1;1;9", "carol"), Some(Duration::from_secs(3)));
 
     assert_eq!(link.next_deadline(), Some(sent_at + Duration::from_secs(3)));
     link.fire_next_timeout();
@@ -658,17 +649,8 @@ fn unknown_mandatory_avp_is_answered_5001_with_failed_avp() {
 fn answer_with_an_unknown_hop_by_hop_is_discarded() {
     let mut link = Link::new(router_config(), sae_config());
     link.open();
-    let now = link.now();
-    let id = link
-        .initiator
-        .peer
-        .send_request(now, aar("mx1;4;1", "gina"))
-        .unwrap();
-    link.pump();
-    let [req] = &requests(link.responder.take_events())[..] else {
-        panic!("request delivered");
-    };
-    let mut stray = Message::answer_to(req);
+    let (id, req) = link.router_request(aar("mx1;4;1", "gina"), None);
+    let mut stray = Message::answer_to(&req);
     stray.header.hop_by_hop = id.0.wrapping_add(1000);
     stray.set_result_code(result::SUCCESS);
     stray.push(ident(avp::ORIGIN_HOST, SAE_HOST));
@@ -684,16 +666,8 @@ fn answer_with_an_unknown_hop_by_hop_is_discarded() {
 fn answer_with_another_command_fails_the_request() {
     let mut link = Link::new(router_config(), sae_config());
     link.open();
-    let id = link
-        .initiator
-        .peer
-        .send_request(link.now(), aar("mx1;5;1", "hank"))
-        .unwrap();
-    link.pump();
-    let [req] = &requests(link.responder.take_events())[..] else {
-        panic!("request delivered");
-    };
-    let mut wrong = Message::answer_to(req);
+    let (id, req) = link.router_request(aar("mx1;5;1", "hank"), None);
+    let mut wrong = Message::answer_to(&req);
     wrong.header.command_code = command::SESSION_TERMINATION;
     wrong.set_result_code(result::SUCCESS);
     link.responder.peer.send_answer(wrong).unwrap();
@@ -889,15 +863,7 @@ fn non_mandatory_unknown_avp_is_ignored() {
 fn error_answer_with_an_undecodable_failed_avp_still_reaches_the_requester() {
     let mut link = Link::new(router_config(), sae_config());
     link.open();
-    let id = link
-        .initiator
-        .peer
-        .send_request(link.now(), aar("mx1;7;1", "jack"))
-        .unwrap();
-    link.pump();
-    let [req] = &requests(link.responder.take_events())[..] else {
-        panic!("request delivered");
-    };
+    let (id, req) = link.router_request(aar("mx1;7;1", "jack"), None);
     // As RFC 6733 allows for 5014: the offending AVP's header with its bad length field.
     let reported = raw::avp(
         avp::USER_NAME,
@@ -907,7 +873,7 @@ fn error_answer_with_an_undecodable_failed_avp_still_reaches_the_requester() {
         Some(3),
         true,
     );
-    let mut answer = Message::answer_to(req);
+    let mut answer = Message::answer_to(&req);
     answer.set_result_code(result::INVALID_AVP_LENGTH);
     answer.push(ident(avp::ORIGIN_HOST, SAE_HOST));
     answer.push(ident(avp::ORIGIN_REALM, REALM));

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use sae_diameter::codes::{app, avp, command, vendor};
-use sae_diameter::peer::EndToEndIds;
+use sae_diameter::peer::{EndToEndIds, RequestId};
 use sae_diameter::{
     Avp, AvpFlags, Capabilities, Dictionary, Event, FrameDecoder, Message, Peer, PeerConfig,
     PeerInfo, PeerState, Role, Value, VendorApplication,
@@ -23,14 +23,6 @@ pub fn dictionary() -> Arc<Dictionary> {
     DICT.get_or_init(|| Arc::new(Dictionary::base())).clone()
 }
 
-fn jnpr_auth_app(id: u32) -> VendorApplication {
-    VendorApplication {
-        vendor_id: vendor::JUNIPER,
-        auth_application_id: Some(id),
-        acct_application_id: None,
-    }
-}
-
 /// The SAE: JSRC and PTSP, both as Juniper vendor-specific applications.
 pub fn sae_capabilities() -> Capabilities {
     Capabilities {
@@ -41,7 +33,10 @@ pub fn sae_capabilities() -> Capabilities {
         product_name: "SAE".into(),
         origin_state_id: Some(1_700_000_000),
         supported_vendor_ids: vec![vendor::JUNIPER],
-        vendor_specific_applications: vec![jnpr_auth_app(app::JSRC), jnpr_auth_app(app::PTSP)],
+        vendor_specific_applications: vec![
+            VendorApplication::auth(vendor::JUNIPER, app::JSRC),
+            VendorApplication::auth(vendor::JUNIPER, app::PTSP),
+        ],
         ..Default::default()
     }
 }
@@ -61,7 +56,7 @@ pub fn router_capabilities() -> Capabilities {
         firmware_revision: Some(2301),
         supported_vendor_ids: vec![vendor::JUNIPER],
         auth_application_ids: vec![app::NASREQ],
-        vendor_specific_applications: vec![jnpr_auth_app(app::JSRC)],
+        vendor_specific_applications: vec![VendorApplication::auth(vendor::JUNIPER, app::JSRC)],
         ..Default::default()
     }
 }
@@ -259,6 +254,31 @@ impl Link {
                 }
             }
         }
+    }
+
+    /// The router (initiator) sends `request`, with `timeout` or the configured default; the
+    /// SAE (responder) must report it as its only event. Returns the router's id for it and
+    /// the request as the SAE received it.
+    pub fn router_request(
+        &mut self,
+        request: Message,
+        timeout: Option<Duration>,
+    ) -> (RequestId, Message) {
+        let now = self.now();
+        let id = match timeout {
+            Some(t) => self
+                .initiator
+                .peer
+                .send_request_with_timeout(now, request, t),
+            None => self.initiator.peer.send_request(now, request),
+        }
+        .unwrap();
+        self.pump();
+        let events = self.responder.take_events();
+        let [Event::Request(received)] = &events[..] else {
+            panic!("request not delivered to the SAE: {events:?}");
+        };
+        (id, received.clone())
     }
 
     /// Connects, accepts the router's CER and checks that both ends come up. Returns the
