@@ -48,6 +48,56 @@ pub struct FileConfig {
     pub log: LogSection,
     pub diameter: DiameterSection,
     pub grpc: GrpcSection,
+    pub metrics: MetricsSection,
+    pub sessions: SessionsSection,
+    /// The service catalog seed (`[[service]]` tables); the stored catalog wins once it exists.
+    #[serde(rename = "service")]
+    pub services: Vec<crate::catalog::ServiceDef>,
+    /// Subscriber rules (`[[rule]]` tables), seeded like the services.
+    #[serde(rename = "rule")]
+    pub rules: Vec<crate::catalog::Rule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Address of the Prometheus endpoint (`/metrics`).
+    pub listen: String,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            listen: "0.0.0.0:9090".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsSection {
+    /// How long to wait for a PPA before re-sending the PPR.
+    pub ppr_timeout_secs: u64,
+    /// PPRs re-sent after a timeout before the change counts as failed.
+    pub ppr_retries: u32,
+    /// After an SRQ, sessions the router does not replay within this window are ended.
+    pub resync_window_secs: u64,
+    /// After an ASA, how long to wait for the router's STR before ending the session anyway.
+    pub logout_timeout_secs: u64,
+    /// Arbiters (threads) running subscriber session actors; 0: one per CPU core.
+    pub arbiters: usize,
+}
+
+impl Default for SessionsSection {
+    fn default() -> Self {
+        SessionsSection {
+            ppr_timeout_secs: 5,
+            ppr_retries: 2,
+            resync_window_secs: 30,
+            logout_timeout_secs: 10,
+            arbiters: 0,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,6 +252,13 @@ pub struct Config {
     pub diameter: DiameterConfig,
     /// Management API address.
     pub grpc_listen: SocketAddr,
+    /// Prometheus endpoint address.
+    pub metrics_listen: SocketAddr,
+    pub sessions: crate::sae::Settings,
+    /// Subscriber session arbiters (at least 1).
+    pub session_arbiters: usize,
+    /// The catalog seed.
+    pub catalog: crate::catalog::CatalogFile,
 }
 
 /// Validated Diameter configuration.
@@ -269,7 +326,38 @@ impl FileConfig {
             log,
             diameter: d,
             grpc,
+            metrics,
+            sessions,
+            services,
+            rules,
         } = self;
+        let metrics_listen: SocketAddr = metrics.listen.parse().map_err(|_| {
+            invalid(
+                "metrics.listen",
+                format!("{:?} is not an address:port", metrics.listen),
+            )
+        })?;
+        for (field, v) in [
+            ("sessions.ppr_timeout_secs", sessions.ppr_timeout_secs),
+            ("sessions.resync_window_secs", sessions.resync_window_secs),
+            ("sessions.logout_timeout_secs", sessions.logout_timeout_secs),
+        ] {
+            if v == 0 {
+                return Err(invalid(field, "must be at least 1 second"));
+            }
+        }
+        if sessions.ppr_retries > 10 {
+            return Err(invalid("sessions.ppr_retries", "at most 10"));
+        }
+        let session_arbiters = match sessions.arbiters {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n if n > 256 => return Err(invalid("sessions.arbiters", "at most 256")),
+            n => n,
+        };
+        let catalog = crate::catalog::CatalogFile { services, rules };
+        catalog
+            .validate()
+            .map_err(|e| invalid("catalog", e.to_string()))?;
         let grpc_listen: SocketAddr = grpc.listen.parse().map_err(|_| {
             invalid(
                 "grpc.listen",
@@ -417,6 +505,16 @@ impl FileConfig {
             log_format,
             log_level: log.level,
             grpc_listen,
+            metrics_listen,
+            sessions: crate::sae::Settings {
+                ppr_timeout: Duration::from_secs(sessions.ppr_timeout_secs),
+                ppr_retries: sessions.ppr_retries,
+                resync_window: Duration::from_secs(sessions.resync_window_secs),
+                logout_timeout: Duration::from_secs(sessions.logout_timeout_secs),
+                request_timeout: Duration::from_secs(d.request_timeout_secs),
+            },
+            session_arbiters,
+            catalog,
             diameter: DiameterConfig {
                 listen,
                 origin_host,

@@ -1,54 +1,549 @@
 //! The management API over gRPC (tonic), with the standard health service and server
 //! reflection. Conversions between the domain and the prost types live here only.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
 
+use futures::{Stream, StreamExt};
+use sae_proto::v1 as pb;
 use sae_proto::v1::management_server::{Management, ManagementServer};
-use sae_proto::v1::{DiameterPeer, GetNodeStatusRequest, NodeStatus};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
+use crate::catalog::{CatalogError, Rule, ServiceDef};
 use crate::diameter::{DiameterServer, PeerStatus};
+use crate::events::SessionEvent;
+use crate::model::{SubscriberRecord, UsageFilter, UsageRecord};
+use crate::sae::{Sae, SendError, SubscriberError};
+use crate::subscriber::registry::{ListFilter, LookupError, SubscriberRef};
+use crate::subscriber::session::ChangeOutcome;
 
 /// The management service of one node.
 #[derive(Clone)]
 pub struct ManagementService {
     pub node_name: String,
-    pub origin_host: String,
-    pub origin_realm: String,
     pub started: Instant,
     pub diameter: DiameterServer,
+    pub sae: Arc<Sae>,
 }
 
-impl From<PeerStatus> for DiameterPeer {
-    fn from(p: PeerStatus) -> Self {
-        DiameterPeer {
-            origin_host: p.origin_host,
-            origin_realm: p.origin_realm,
-            remote_address: p.remote.to_string(),
-            state: "open".into(),
-            watchdog: p.watchdog.name().into(),
-            applications: p.applications,
-            product_name: p.product_name,
-        }
+fn peer_to_pb(p: PeerStatus, sessions: usize) -> pb::DiameterPeer {
+    pb::DiameterPeer {
+        origin_host: p.origin_host,
+        origin_realm: p.origin_realm,
+        remote_address: p.remote.to_string(),
+        state: "open".into(),
+        watchdog: p.watchdog.name().into(),
+        applications: p.applications,
+        product_name: p.product_name,
+        subscriber_sessions: sessions as u64,
+        pending_requests: p.pending_requests as u64,
     }
 }
+
+fn service_to_pb(s: ServiceDef) -> pb::Service {
+    pb::Service {
+        name: s.name,
+        policy_name: s.policy_name,
+        template_name: s.template_name,
+        substitutions: s.substitutions.into_iter().collect(),
+        accounting: s.accounting,
+        description: s.description,
+    }
+}
+
+fn service_from_pb(s: pb::Service) -> ServiceDef {
+    ServiceDef {
+        name: s.name,
+        policy_name: s.policy_name,
+        template_name: s.template_name,
+        substitutions: s.substitutions.into_iter().collect(),
+        accounting: s.accounting,
+        description: s.description,
+    }
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn rule_to_pb(r: Rule) -> pb::Rule {
+    pb::Rule {
+        name: r.name,
+        priority: r.priority,
+        login_name: r.login_name.unwrap_or_default(),
+        domain: r.domain.unwrap_or_default(),
+        nas_port_id: r.nas_port_id.unwrap_or_default(),
+        router: r.router.unwrap_or_default(),
+        services: r.services,
+        substitutions: r.substitutions.into_iter().collect(),
+        reject: r.reject,
+    }
+}
+
+fn rule_from_pb(r: pb::Rule) -> Rule {
+    Rule {
+        name: r.name,
+        priority: r.priority,
+        login_name: non_empty(r.login_name),
+        domain: non_empty(r.domain),
+        nas_port_id: non_empty(r.nas_port_id),
+        router: non_empty(r.router),
+        services: r.services,
+        substitutions: r.substitutions.into_iter().collect(),
+        reject: r.reject,
+    }
+}
+
+fn application_name(id: u32) -> String {
+    match id {
+        sae_diameter::codes::app::JSRC => "jsrc".into(),
+        sae_diameter::codes::app::PTSP => "ptsp".into(),
+        other => other.to_string(),
+    }
+}
+
+fn subscriber_to_pb(r: &SubscriberRecord) -> pb::Subscriber {
+    pb::Subscriber {
+        session_id: r.session_id.clone(),
+        router: r.router.clone(),
+        application: application_name(r.application_id),
+        user_name: r.user_name.clone().unwrap_or_default(),
+        framed_ip: r.framed_ip.map(|i| i.to_string()).unwrap_or_default(),
+        nas_port_id: r.nas_port_id.clone().unwrap_or_default(),
+        state: r.state.name().into(),
+        login_unix_ms: r.login_ms,
+        confirmed: r.confirmed,
+        services: r
+            .services
+            .iter()
+            .map(|s| pb::ServiceSession {
+                service: s.service.clone(),
+                policy_name: s.policy_name.clone(),
+                state: s.state.name().into(),
+                result_code: s.result_code,
+                error: s.error.clone(),
+                accounting: s.accounting,
+                substitutions: s
+                    .substitutions
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                activated_unix_ms: s.activated_ms,
+            })
+            .collect(),
+    }
+}
+
+fn usage_to_pb(r: UsageRecord) -> pb::UsageRecord {
+    pb::UsageRecord {
+        id: r.id,
+        session_id: r.session_id,
+        user_name: r.user_name.unwrap_or_default(),
+        router: r.router,
+        policy_name: r.policy_name,
+        kind: r.kind.name().into(),
+        record_number: r.record_number,
+        input_octets: r.input_octets,
+        output_octets: r.output_octets,
+        input_packets: r.input_packets,
+        output_packets: r.output_packets,
+        time_unix_ms: r.time_ms,
+    }
+}
+
+fn event_to_pb(e: SessionEvent) -> pb::SessionEvent {
+    pb::SessionEvent {
+        time_unix_ms: e.time_ms,
+        kind: e.kind.name().into(),
+        session_id: e.session_id,
+        user_name: e.user_name,
+        router: e.router,
+        service: e.service,
+        detail: e.detail,
+    }
+}
+
+fn change_to_pb(c: ChangeOutcome) -> pb::ServiceChangeResult {
+    pb::ServiceChangeResult {
+        session_id: c.session_id,
+        service: c.service,
+        policy_name: c.policy_name,
+        success: c.success,
+        result_code: c.result_code,
+        state: c
+            .state
+            .map(|s| s.name().to_owned())
+            .unwrap_or_else(|| "removed".into()),
+        message: c.message,
+        attempts: c.attempts,
+    }
+}
+
+fn reference(r: Option<pb::SubscriberRef>) -> Result<SubscriberRef, Status> {
+    use pb::subscriber_ref::Key;
+    let key = r.and_then(|r| r.key).ok_or_else(|| {
+        Status::invalid_argument(
+            "subscriber: one of session_id, user_name, framed_ip, nas_port_id is required",
+        )
+    })?;
+    Ok(match key {
+        Key::SessionId(s) if !s.is_empty() => SubscriberRef::SessionId(s),
+        Key::UserName(s) if !s.is_empty() => SubscriberRef::UserName(s),
+        Key::NasPortId(s) if !s.is_empty() => SubscriberRef::NasPortId(s),
+        Key::FramedIp(s) => SubscriberRef::FramedIp(s.parse().map_err(|_| {
+            Status::invalid_argument(format!("framed_ip {s:?} is not an IPv4 address"))
+        })?),
+        _ => return Err(Status::invalid_argument("subscriber: the key is empty")),
+    })
+}
+
+fn subscriber_status(e: SubscriberError) -> Status {
+    match &e {
+        SubscriberError::Lookup(LookupError::NotFound(_)) => Status::not_found(e.to_string()),
+        SubscriberError::Lookup(LookupError::Ambiguous { .. }) => {
+            Status::failed_precondition(e.to_string())
+        }
+        SubscriberError::UnknownService(_) | SubscriberError::ServiceNotActive(..) => {
+            Status::not_found(e.to_string())
+        }
+        SubscriberError::Router(SendError::NotConnected(_)) => Status::unavailable(e.to_string()),
+        SubscriberError::Router(SendError::Failed { .. }) => {
+            Status::deadline_exceeded(e.to_string())
+        }
+        SubscriberError::SessionGone => Status::aborted(e.to_string()),
+    }
+}
+
+fn catalog_status(e: CatalogError) -> Status {
+    match &e {
+        CatalogError::NotFound { .. } => Status::not_found(e.to_string()),
+        CatalogError::Invalid { .. } | CatalogError::Parse(_) => {
+            Status::invalid_argument(e.to_string())
+        }
+        CatalogError::InUse { .. } => Status::failed_precondition(e.to_string()),
+        CatalogError::Store(_) => Status::internal(e.to_string()),
+    }
+}
+
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::SessionEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Management for ManagementService {
     async fn get_node_status(
         &self,
-        _request: Request<GetNodeStatusRequest>,
-    ) -> Result<Response<NodeStatus>, Status> {
-        Ok(Response::new(NodeStatus {
+        _request: Request<pb::GetNodeStatusRequest>,
+    ) -> Result<Response<pb::NodeStatus>, Status> {
+        let sae = &self.sae;
+        Ok(Response::new(pb::NodeStatus {
             node_name: self.node_name.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
             uptime_seconds: self.started.elapsed().as_secs(),
-            origin_host: self.origin_host.clone(),
-            origin_realm: self.origin_realm.clone(),
-            diameter_peers: self.diameter.peers().into_iter().map(Into::into).collect(),
+            origin_host: sae.local.origin_host.clone(),
+            origin_realm: sae.local.origin_realm.clone(),
+            diameter_peers: self
+                .diameter
+                .peers()
+                .into_iter()
+                .map(|p| {
+                    let n = sae
+                        .sessions
+                        .count_of_router(&p.origin_host.to_ascii_lowercase());
+                    peer_to_pb(p, n)
+                })
+                .collect(),
+            subscriber_sessions: sae.sessions.len() as u64,
+            usage_records: sae.store.usage_count(),
         }))
+    }
+
+    async fn list_services(
+        &self,
+        _request: Request<pb::ListServicesRequest>,
+    ) -> Result<Response<pb::ListServicesResponse>, Status> {
+        Ok(Response::new(pb::ListServicesResponse {
+            services: self
+                .sae
+                .catalog
+                .services()
+                .into_iter()
+                .map(service_to_pb)
+                .collect(),
+        }))
+    }
+
+    async fn get_service(
+        &self,
+        request: Request<pb::GetServiceRequest>,
+    ) -> Result<Response<pb::Service>, Status> {
+        let name = request.into_inner().name;
+        self.sae
+            .catalog
+            .service(&name)
+            .map(|s| Response::new(service_to_pb(s)))
+            .ok_or_else(|| Status::not_found(format!("service {name:?} not found")))
+    }
+
+    async fn put_service(
+        &self,
+        request: Request<pb::PutServiceRequest>,
+    ) -> Result<Response<pb::Service>, Status> {
+        let service = request
+            .into_inner()
+            .service
+            .ok_or_else(|| Status::invalid_argument("service is required"))?;
+        let catalog = self.sae.catalog.clone();
+        let stored =
+            tokio::task::spawn_blocking(move || catalog.put_service(service_from_pb(service)))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(catalog_status)?;
+        Ok(Response::new(service_to_pb(stored)))
+    }
+
+    async fn delete_service(
+        &self,
+        request: Request<pb::DeleteServiceRequest>,
+    ) -> Result<Response<pb::DeleteServiceResponse>, Status> {
+        let name = request.into_inner().name;
+        let catalog = self.sae.catalog.clone();
+        tokio::task::spawn_blocking(move || catalog.delete_service(&name))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(catalog_status)?;
+        Ok(Response::new(pb::DeleteServiceResponse {}))
+    }
+
+    async fn list_rules(
+        &self,
+        _request: Request<pb::ListRulesRequest>,
+    ) -> Result<Response<pb::ListRulesResponse>, Status> {
+        Ok(Response::new(pb::ListRulesResponse {
+            rules: self
+                .sae
+                .catalog
+                .rules()
+                .into_iter()
+                .map(rule_to_pb)
+                .collect(),
+        }))
+    }
+
+    async fn put_rule(
+        &self,
+        request: Request<pb::PutRuleRequest>,
+    ) -> Result<Response<pb::Rule>, Status> {
+        let rule = request
+            .into_inner()
+            .rule
+            .ok_or_else(|| Status::invalid_argument("rule is required"))?;
+        let catalog = self.sae.catalog.clone();
+        let stored = tokio::task::spawn_blocking(move || catalog.put_rule(rule_from_pb(rule)))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(catalog_status)?;
+        Ok(Response::new(rule_to_pb(stored)))
+    }
+
+    async fn delete_rule(
+        &self,
+        request: Request<pb::DeleteRuleRequest>,
+    ) -> Result<Response<pb::DeleteRuleResponse>, Status> {
+        let name = request.into_inner().name;
+        let catalog = self.sae.catalog.clone();
+        tokio::task::spawn_blocking(move || catalog.delete_rule(&name))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(catalog_status)?;
+        Ok(Response::new(pb::DeleteRuleResponse {}))
+    }
+
+    async fn list_subscribers(
+        &self,
+        request: Request<pb::ListSubscribersRequest>,
+    ) -> Result<Response<pb::ListSubscribersResponse>, Status> {
+        let r = request.into_inner();
+        let framed_ip = match r.framed_ip.as_str() {
+            "" => None,
+            s => Some(s.parse().map_err(|_| {
+                Status::invalid_argument(format!("framed_ip {s:?} is not an IPv4 address"))
+            })?),
+        };
+        let filter = ListFilter {
+            user_name: non_empty(r.user_name),
+            framed_ip,
+            nas_port_id: non_empty(r.nas_port_id),
+            router: non_empty(r.router),
+            service: non_empty(r.service),
+        };
+        let size = match r.page_size as usize {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        let after = non_empty(r.page_token);
+        let (page, more, total) = self.sae.sessions.list(&filter, after.as_deref(), size);
+        let next_page_token = if more {
+            page.last()
+                .map(|r| r.session_id.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListSubscribersResponse {
+            subscribers: page.iter().map(|r| subscriber_to_pb(r)).collect(),
+            next_page_token,
+            total: total as u64,
+        }))
+    }
+
+    async fn get_subscriber(
+        &self,
+        request: Request<pb::GetSubscriberRequest>,
+    ) -> Result<Response<pb::Subscriber>, Status> {
+        let reference = reference(request.into_inner().subscriber)?;
+        let entry = self
+            .sae
+            .sessions
+            .find(&reference)
+            .map_err(|e| subscriber_status(e.into()))?;
+        Ok(Response::new(subscriber_to_pb(&entry.record)))
+    }
+
+    async fn activate_service(
+        &self,
+        request: Request<pb::ActivateServiceRequest>,
+    ) -> Result<Response<pb::ServiceChangeResult>, Status> {
+        let r = request.into_inner();
+        let reference = reference(r.subscriber)?;
+        let overrides: BTreeMap<String, String> = r.substitutions.into_iter().collect();
+        let outcome = self
+            .sae
+            .activate(&reference, &r.service, overrides)
+            .await
+            .map_err(subscriber_status)?;
+        Ok(Response::new(change_to_pb(outcome)))
+    }
+
+    async fn deactivate_service(
+        &self,
+        request: Request<pb::DeactivateServiceRequest>,
+    ) -> Result<Response<pb::ServiceChangeResult>, Status> {
+        let r = request.into_inner();
+        let reference = reference(r.subscriber)?;
+        let outcome = self
+            .sae
+            .deactivate(&reference, &r.service)
+            .await
+            .map_err(subscriber_status)?;
+        Ok(Response::new(change_to_pb(outcome)))
+    }
+
+    async fn logout(
+        &self,
+        request: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
+        let reference = reference(request.into_inner().subscriber)?;
+        let outcome = self
+            .sae
+            .logout(&reference)
+            .await
+            .map_err(subscriber_status)?;
+        Ok(Response::new(pb::LogoutResponse {
+            session_id: outcome.session_id,
+            result_code: outcome.result_code,
+            usage: outcome.usage.into_iter().map(usage_to_pb).collect(),
+        }))
+    }
+
+    async fn collect_usage(
+        &self,
+        request: Request<pb::CollectUsageRequest>,
+    ) -> Result<Response<pb::CollectUsageResponse>, Status> {
+        let reference = reference(request.into_inner().subscriber)?;
+        let outcome = self
+            .sae
+            .collect_usage(&reference)
+            .await
+            .map_err(subscriber_status)?;
+        Ok(Response::new(pb::CollectUsageResponse {
+            session_id: outcome.session_id,
+            result_code: outcome.result_code,
+            usage: outcome.usage.into_iter().map(usage_to_pb).collect(),
+        }))
+    }
+
+    async fn list_usage_records(
+        &self,
+        request: Request<pb::ListUsageRecordsRequest>,
+    ) -> Result<Response<pb::ListUsageRecordsResponse>, Status> {
+        let r = request.into_inner();
+        let filter = UsageFilter {
+            session_id: non_empty(r.session_id),
+            user_name: non_empty(r.user_name),
+            policy_name: non_empty(r.policy_name),
+            after_id: r.after_id,
+            limit: (r.limit as usize).min(MAX_PAGE),
+        };
+        let store = self.sae.store.clone();
+        let records = tokio::task::spawn_blocking(move || {
+            store.flush()?;
+            store.usage(&filter)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::ListUsageRecordsResponse {
+            records: records.into_iter().map(usage_to_pb).collect(),
+        }))
+    }
+
+    async fn resync_router(
+        &self,
+        request: Request<pb::ResyncRouterRequest>,
+    ) -> Result<Response<pb::ResyncRouterResponse>, Status> {
+        let router = request.into_inner().router;
+        if router.is_empty() {
+            return Err(Status::invalid_argument("router is required"));
+        }
+        let code = self
+            .sae
+            .resync_router(&router)
+            .await
+            .map_err(subscriber_status)?;
+        Ok(Response::new(pb::ResyncRouterResponse {
+            result_code: code,
+        }))
+    }
+
+    type WatchEventsStream = EventStream;
+
+    async fn watch_events(
+        &self,
+        request: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let r = request.into_inner();
+        let session = non_empty(r.session_id);
+        let user = non_empty(r.user_name);
+        let rx = self.sae.events.subscribe();
+        let stream = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |e| {
+            let keep = match e {
+                Ok(e) => {
+                    let wanted = session.as_ref().is_none_or(|s| *s == e.session_id)
+                        && user.as_ref().is_none_or(|u| *u == e.user_name);
+                    wanted.then(|| Ok(event_to_pb(e)))
+                }
+                // A watcher that fell behind loses the oldest events and goes on.
+                Err(_) => None,
+            };
+            std::future::ready(keep)
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 }
 

@@ -1,46 +1,105 @@
 //! `sae-node`: the Service Activation Engine node.
 //!
-//! This first form runs the Diameter listener for JSRC/PTSP routers: capabilities exchange,
-//! watchdog and disconnect through the `sae-diameter` peer state machine, with the allow-list
-//! and duplicate-peer policy from the configuration. `main` is a thin wrapper around
-//! [`start`].
+//! Routers connect over Diameter (JSRC/PTSP); a [`diameter::driver::RouterDriver`] actor per
+//! connection runs the `sae-diameter` peer state machine and turns the router's requests into
+//! subscriber session events; a [`subscriber::session::SubscriberSession`] actor per session
+//! (spread over one arbiter per core) owns its services, accounting and timers; [`sae::Sae`]
+//! holds what they share (catalog, store, registries, events, metrics). The management API
+//! ([`grpc`]) and the Prometheus endpoint ([`metrics`]) run on the tokio workers. `main` is a
+//! thin wrapper around [`start`].
 
 #![forbid(unsafe_code)]
 
+pub mod catalog;
 pub mod config;
 pub mod diameter;
+pub mod events;
 pub mod grpc;
+pub mod metrics;
+pub mod model;
+pub mod sae;
+pub mod store;
+pub mod subscriber;
 pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use actix::{Arbiter, ArbiterHandle};
 use sae_diameter::codes::DisconnectCause;
-use tokio::task::JoinSet;
 
 pub use config::Config;
 use diameter::DiameterServer;
+use model::SessionState;
+use sae::Sae;
+use store::{SessionStore, SledStore};
 
 /// A running node.
 pub struct Node {
     diameter: DiameterServer,
+    sae: Arc<Sae>,
+    store: Arc<SledStore>,
     grpc_addr: SocketAddr,
-    accept: tokio::task::JoinHandle<()>,
-    grpc: tokio::task::JoinHandle<()>,
-    connections: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+    metrics_addr: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    arbiters: Vec<Arbiter>,
 }
 
 /// An address the node listens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listener {
-    /// "diameter" or "grpc".
+    /// "diameter", "grpc" or "metrics".
     pub protocol: &'static str,
     pub addr: SocketAddr,
 }
 
-/// Binds every listener and starts serving. Must run inside a tokio runtime.
+/// Opens the store, recovers the sessions it holds, binds every listener and starts serving.
+/// Must run on an actix arbiter (inside an `actix::System`), on a tokio runtime.
 pub async fn start(config: Config) -> anyhow::Result<Node> {
-    let (diameter, listener) = DiameterServer::bind(&config.diameter)
+    let data = config.data_dir.join("sae-data");
+    std::fs::create_dir_all(&data)
+        .map_err(|e| anyhow::anyhow!("data directory {}: {e}", data.display()))?;
+    let store = Arc::new(
+        SledStore::open(&data).map_err(|e| anyhow::anyhow!("store in {}: {e}", data.display()))?,
+    );
+    let catalog = Arc::new(
+        catalog::Catalog::open(store.clone(), config.catalog.clone())
+            .map_err(|e| anyhow::anyhow!("catalog: {e}"))?,
+    );
+    let metrics = Arc::new(metrics::Metrics::new());
+    let arbiters: Vec<Arbiter> = (0..config.session_arbiters)
+        .map(|_| Arbiter::new())
+        .collect();
+    let shards: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
+    let sae = Arc::new(Sae::new(
+        subscriber::messages::Local {
+            origin_host: config.diameter.origin_host.clone(),
+            origin_realm: config.diameter.origin_realm.clone(),
+        },
+        catalog,
+        store.clone(),
+        metrics.clone(),
+        config.sessions.clone(),
+        config.diameter.dictionary.clone(),
+        shards,
+    ));
+    // Sessions kept from the previous run wait for their router's replay.
+    let recovered = store
+        .load_sessions()
+        .map_err(|e| anyhow::anyhow!("recovering sessions: {e}"))?;
+    let n = recovered.len();
+    for mut record in recovered {
+        record.state = SessionState::Resyncing;
+        sae.spawn_session(record);
+    }
+    if n > 0 {
+        tracing::info!(
+            sessions = n,
+            "sessions recovered from storage; waiting for their routers to resync"
+        );
+    }
+
+    let (diameter, listener) = DiameterServer::bind(&config.diameter, sae.clone())
         .await
         .map_err(|e| anyhow::anyhow!("diameter listener on {}: {e}", config.diameter.listen))?;
     if config.diameter.allowed_peers.is_none() {
@@ -57,26 +116,36 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         .await
         .map_err(|e| anyhow::anyhow!("gRPC listener on {}: {e}", config.grpc_listen))?;
     let grpc_addr = grpc_listener.local_addr()?;
+    let metrics_listener = metrics::bind(config.metrics_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("metrics listener on {}: {e}", config.metrics_listen))?;
+    let metrics_addr = metrics_listener.local_addr()?;
     let management = grpc::ManagementService {
         node_name: config.name.clone(),
-        origin_host: config.diameter.origin_host.clone(),
-        origin_realm: config.diameter.origin_realm.clone(),
         started: std::time::Instant::now(),
         diameter: diameter.clone(),
+        sae: sae.clone(),
     };
-    let grpc = tokio::spawn(async move {
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(async move {
         if let Err(e) = grpc::serve(grpc_listener, management).await {
             tracing::error!("management API stopped: {e:#}");
         }
-    });
-    let connections = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
-    let accept = tokio::spawn(diameter.clone().serve(listener, connections.clone()));
+    }));
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = metrics::serve(metrics_listener, metrics).await {
+            tracing::error!("metrics endpoint stopped: {e}");
+        }
+    }));
+    tasks.push(actix::spawn(diameter.clone().serve(listener)));
     Ok(Node {
         diameter,
+        sae,
+        store,
         grpc_addr,
-        accept,
-        grpc,
-        connections,
+        metrics_addr,
+        tasks,
+        arbiters,
     })
 }
 
@@ -92,6 +161,10 @@ impl Node {
                 protocol: "grpc",
                 addr: self.grpc_addr,
             },
+            Listener {
+                protocol: "metrics",
+                addr: self.metrics_addr,
+            },
         ]
     }
 
@@ -100,15 +173,28 @@ impl Node {
         &self.diameter
     }
 
-    /// Graceful stop: no new connections, DPR to every open peer, wait for them to close.
+    /// The subscriber engine.
+    pub fn sae(&self) -> &Arc<Sae> {
+        &self.sae
+    }
+
+    /// Graceful stop: no new connections, DPR to every open peer, wait for them to close,
+    /// write what the store has queued.
     pub async fn shutdown(self) {
-        self.accept.abort();
-        self.grpc.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
         self.diameter
             .disconnect_all(DisconnectCause::Rebooting)
             .await;
-        let mut connections = self.connections.lock().await;
-        connections.abort_all();
-        while connections.join_next().await.is_some() {}
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("store flush at shutdown: {e}"),
+            Err(e) => tracing::error!("store flush at shutdown: {e}"),
+        }
+        for a in &self.arbiters {
+            a.stop();
+        }
     }
 }

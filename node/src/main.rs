@@ -11,6 +11,9 @@ use sae_node::config::{Config, LogFormat};
 const EXIT_CONFIG: u8 = 64;
 
 /// SAE cluster node: the policy server for Diameter (JSRC/PTSP) routers.
+///
+/// Prints `listening <protocol> <address>` per bound listener (diameter, grpc, metrics), then
+/// `ready`. SIGTERM or Ctrl-C: DPR to every router, data flushed, exit 0.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -23,6 +26,12 @@ struct Cli {
     /// Management API (gRPC) listen address, overriding the configuration.
     #[arg(long, env = "SAE_GRPC_LISTEN")]
     grpc_listen: Option<String>,
+    /// Prometheus endpoint listen address, overriding the configuration.
+    #[arg(long, env = "SAE_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+    /// Data directory (sessions, usage, catalog), overriding the configuration.
+    #[arg(long, env = "SAE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// Log format, overriding the configuration.
     #[arg(long, env = "SAE_LOG_FORMAT", value_parser = ["plain", "json"])]
     log_format: Option<String>,
@@ -45,6 +54,14 @@ fn load(cli: &Cli) -> Result<Config, String> {
         config.grpc_listen = listen
             .parse()
             .map_err(|_| format!("--grpc-listen: {listen:?} is not an address:port"))?;
+    }
+    if let Some(listen) = &cli.metrics_listen {
+        config.metrics_listen = listen
+            .parse()
+            .map_err(|_| format!("--metrics-listen: {listen:?} is not an address:port"))?;
+    }
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
     }
     if let Some(format) = &cli.log_format {
         config.log_format = if format == "json" {
@@ -80,7 +97,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    // Router drivers live on the system arbiter (this thread), subscriber sessions on one
+    // arbiter per core, tonic and the metrics endpoint on the runtime's workers.
+    let system = actix::System::with_tokio_rt(move || runtime);
+    match system.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

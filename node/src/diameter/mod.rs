@@ -2,6 +2,8 @@
 
 pub mod codec;
 pub mod connection;
+pub mod driver;
 pub mod server;
 
-pub use server::{DiameterServer, PeerStatus};
+pub use crate::sae::PeerStatus;
+pub use server::DiameterServer;

@@ -8,20 +8,28 @@ use sae_node::Node;
 
 use crate::client::{Client, aar, cer, config, ident, jsrc};
 
-async fn start(extra: &str) -> (Node, std::net::SocketAddr) {
+pub(crate) async fn start(extra: &str) -> (Node, std::net::SocketAddr) {
     let node = sae_node::start(config(extra)).await.unwrap();
     let addr = node.listeners()[0].addr;
     (node, addr)
 }
 
-async fn open_client(addr: std::net::SocketAddr, host: &str) -> Client {
+pub(crate) async fn open_client(addr: std::net::SocketAddr, host: &str) -> Client {
     let mut c = Client::connect(addr).await;
     let cea = c.exchange_capabilities(host, &[jsrc()]).await;
     assert_eq!(cea.result_code(), Some(result::SUCCESS));
+    // The SAE's first message on a new connection is SRQ; answer it (nothing to replay).
+    let srq = c.expect_message().await;
+    assert!(srq.is_request());
+    assert_eq!(srq.header.command_code, command::SESSION_RESYNC);
+    let mut srr = Message::answer_to(&srq);
+    srr.set_result_code(result::SUCCESS);
+    srr.push_origin(host, "test.realm");
+    c.send(srr).await;
     c
 }
 
-#[tokio::test]
+#[actix::test]
 async fn cea_announces_the_juniper_applications() {
     let (_node, addr) = start("").await;
     let mut c = Client::connect(addr).await;
@@ -45,7 +53,7 @@ async fn cea_announces_the_juniper_applications() {
     assert!(!caps.host_ip_addresses.is_empty());
 }
 
-#[tokio::test]
+#[actix::test]
 async fn peer_not_on_the_allow_list_gets_3010_and_is_closed() {
     let (_node, addr) = start("allowed_peers = [\"router1.test.realm\"]").await;
     let mut c = Client::connect(addr).await;
@@ -59,7 +67,7 @@ async fn peer_not_on_the_allow_list_gets_3010_and_is_closed() {
     open_client(addr, "router1.test.realm").await;
 }
 
-#[tokio::test]
+#[actix::test]
 async fn no_common_application_gets_5010() {
     let (_node, addr) = start("").await;
     let mut c = Client::connect(addr).await;
@@ -70,7 +78,7 @@ async fn no_common_application_gets_5010() {
     c.expect_closed().await;
 }
 
-#[tokio::test]
+#[actix::test]
 async fn a_request_before_cer_closes_the_connection() {
     let (_node, addr) = start("").await;
     let mut c = Client::connect(addr).await;
@@ -78,7 +86,7 @@ async fn a_request_before_cer_closes_the_connection() {
     c.expect_closed().await;
 }
 
-#[tokio::test]
+#[actix::test]
 async fn second_connection_with_the_same_origin_host_replaces_the_first() {
     let (node, addr) = start("").await;
     let mut first = open_client(addr, "router1.test.realm").await;
@@ -93,7 +101,7 @@ async fn second_connection_with_the_same_origin_host_replaces_the_first() {
     assert_eq!(peers[0].origin_host, "router1.test.realm");
 }
 
-#[tokio::test]
+#[actix::test]
 async fn second_connection_is_refused_with_4003_under_the_reject_policy() {
     let (_node, addr) = start("duplicate_peer = \"reject\"").await;
     let mut first = open_client(addr, "router1.test.realm").await;
@@ -107,20 +115,35 @@ async fn second_connection_is_refused_with_4003_under_the_reject_policy() {
     assert_eq!(first.expect_message().await.header.hop_by_hop, hbh);
 }
 
-#[tokio::test]
-async fn jsrc_aar_is_answered_5012_until_sessions_are_served() {
+#[actix::test]
+async fn the_first_message_on_a_new_connection_is_srq() {
     let (_node, addr) = start("").await;
-    let mut c = open_client(addr, "router1.test.realm").await;
-    let hbh = c.send(aar("router1.test.realm", jsrc())).await;
-    let aaa = c.expect_message().await;
-    assert_eq!(aaa.header.hop_by_hop, hbh);
-    assert_eq!(aaa.header.command_code, command::AA);
-    assert_eq!(aaa.result_code(), Some(result::UNABLE_TO_COMPLY));
-    assert_eq!(aaa.session_id(), Some("router1.test.realm;1;1"));
-    assert!(aaa.error_message().is_some());
+    let mut c = Client::connect(addr).await;
+    let cea = c
+        .exchange_capabilities("router1.test.realm", &[jsrc()])
+        .await;
+    assert_eq!(cea.result_code(), Some(result::SUCCESS));
+    let srq = c.expect_message().await;
+    assert!(srq.is_request());
+    assert_eq!(srq.header.command_code, command::SESSION_RESYNC);
+    assert_eq!(srq.header.application_id, app::JSRC);
+    assert_eq!(
+        srq.find(avp::DESTINATION_HOST, 0)
+            .unwrap()
+            .as_str()
+            .unwrap(),
+        "router1.test.realm"
+    );
+    assert_eq!(
+        srq.find(juniper::LAST_ORIGIN_HOST, vendor::JUNIPER)
+            .unwrap()
+            .as_str()
+            .unwrap(),
+        "sae.test.realm"
+    );
 }
 
-#[tokio::test]
+#[actix::test]
 async fn request_for_an_application_not_negotiated_gets_3007() {
     let (_node, addr) = start("").await;
     let mut c = open_client(addr, "router1.test.realm").await;
@@ -137,7 +160,7 @@ async fn request_for_an_application_not_negotiated_gets_3007() {
     );
 }
 
-#[tokio::test]
+#[actix::test]
 async fn malformed_requests_get_rfc_answers_and_the_connection_survives() {
     let (_node, addr) = start("").await;
     let mut c = open_client(addr, "router1.test.realm").await;
@@ -231,7 +254,7 @@ async fn malformed_requests_get_rfc_answers_and_the_connection_survives() {
     assert_eq!(c.expect_message().await.header.hop_by_hop, hbh);
 }
 
-#[tokio::test]
+#[actix::test]
 async fn oversized_message_gets_5015_and_the_stream_continues() {
     let (_node, addr) = start("max_message_len = 1024").await;
     let mut c = open_client(addr, "router1.test.realm").await;
@@ -250,7 +273,7 @@ async fn oversized_message_gets_5015_and_the_stream_continues() {
     assert_eq!(c.expect_message().await.header.hop_by_hop, hbh);
 }
 
-#[tokio::test]
+#[actix::test]
 async fn bad_version_is_answered_5011_then_closed_and_the_node_keeps_serving() {
     let (_node, addr) = start("").await;
     let mut c = open_client(addr, "router1.test.realm").await;
@@ -263,7 +286,7 @@ async fn bad_version_is_answered_5011_then_closed_and_the_node_keeps_serving() {
     open_client(addr, "router2.test.realm").await;
 }
 
-#[tokio::test]
+#[actix::test]
 async fn impossible_length_closes_cleanly() {
     let (_node, addr) = start("").await;
     let mut c = open_client(addr, "router1.test.realm").await;
@@ -272,7 +295,7 @@ async fn impossible_length_closes_cleanly() {
     open_client(addr, "router2.test.realm").await;
 }
 
-#[tokio::test]
+#[actix::test]
 async fn garbage_before_cer_closes_cleanly() {
     let (_node, addr) = start("").await;
     let mut c = Client::connect(addr).await;
@@ -281,7 +304,7 @@ async fn garbage_before_cer_closes_cleanly() {
     open_client(addr, "router1.test.realm").await;
 }
 
-#[tokio::test]
+#[actix::test]
 async fn dwr_is_answered_and_dpr_closes() {
     let (node, addr) = start("").await;
     let mut c = open_client(addr, "router1.test.realm").await;
@@ -311,7 +334,7 @@ async fn dwr_is_answered_and_dpr_closes() {
     wait_for(|| node.diameter().peers().is_empty()).await;
 }
 
-#[tokio::test]
+#[actix::test]
 async fn shutdown_sends_dpr_to_every_peer() {
     let (node, addr) = start("").await;
     let mut c = open_client(addr, "router1.test.realm").await;
@@ -341,8 +364,9 @@ async fn shutdown_sends_dpr_to_every_peer() {
     stop.await.unwrap();
 }
 
-#[tokio::test(start_paused = true)]
+#[actix::test]
 async fn watchdog_probes_an_idle_router_and_drops_a_silent_one() {
+    tokio::time::pause();
     let (node, addr) = start("").await;
     let mut c = open_client(addr, "router1.test.realm").await;
     let start = tokio::time::Instant::now();

@@ -8,7 +8,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::client::{Client, config, jsrc};
 
-#[tokio::test]
+#[actix::test]
 async fn node_status_lists_connected_diameter_peers_and_health_is_serving() {
     let node = sae_node::start(config("")).await.unwrap();
     let listeners = node.listeners();

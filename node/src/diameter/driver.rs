@@ -1,0 +1,551 @@
+//! The RouterDriver actor: one per router connection. It owns the socket and the sans-IO
+//! [`Peer`] state machine, turns the router's requests into session events (new logins through
+//! [`Sae::login`], the rest to the session's actor), sends the SAE's own requests and matches
+//! their answers, and keeps the router registry up to date. Its first request on every new
+//! connection is SRQ: the router replays its sessions and the node rebuilds or ends its own.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::io::{WriteHandler, Writer};
+use actix::prelude::*;
+use sae_diameter::codes::{DisconnectCause, command, result};
+use sae_diameter::jsrc::{RequestType, SubscriberMessage};
+use sae_diameter::peer::{PeerFilter, RequestFailure, RequestId};
+use sae_diameter::watchdog::WatchdogState;
+use sae_diameter::{CloseReason, Event, Frame, Message, Peer, PeerConfig, PeerInfo};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::oneshot;
+use tokio_util::codec::FramedRead;
+
+use super::codec::{CodecError, DiameterCodec};
+use crate::config::DuplicatePeer;
+use crate::events::{EventKind, SessionEvent};
+use crate::sae::{PeerStatus, Sae, SendError};
+use crate::subscriber::messages;
+use crate::subscriber::session::RouterRequest;
+
+/// The clock the peer state machine runs on: tokio's, so tests can pause and advance it.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// What every driver of a listener shares.
+pub struct DriverShared {
+    pub peer_config: Arc<PeerConfig>,
+    pub duplicate_peer: DuplicatePeer,
+    pub sae: Arc<Sae>,
+}
+
+/// Send a request to the router; the answer (or why there is none) is the result.
+#[derive(Message)]
+#[rtype(result = "Result<Message, RequestFailure>")]
+pub struct SendRequest {
+    pub request: Message,
+    pub timeout: Option<Duration>,
+}
+
+/// Send DPR with this cause and close on DPA.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnect(pub DisconnectCause);
+
+/// Another connection of the same router took over: close now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Replace;
+
+/// Send SRQ now; the result is the SRR's Result-Code.
+#[derive(Message)]
+#[rtype(result = "Result<u32, SendError>")]
+pub struct Resync;
+
+struct Waiting {
+    reply: Option<oneshot::Sender<Result<Message, RequestFailure>>>,
+    command: u32,
+    sent: Instant,
+}
+
+/// The actor.
+pub struct RouterDriver {
+    shared: Arc<DriverShared>,
+    connection: u64,
+    remote: SocketAddr,
+    peer: Peer,
+    writer: Writer<OwnedWriteHalf, io::Error>,
+    timer: Option<(Instant, SpawnHandle)>,
+    waiting: HashMap<RequestId, Waiting>,
+    /// Lower-cased Origin-Host once the connection is open.
+    router: Option<String>,
+    router_realm: String,
+    applications: Vec<u32>,
+    span: tracing::Span,
+    closed: bool,
+}
+
+impl RouterDriver {
+    /// Starts a driver for an accepted connection on the current arbiter.
+    pub fn start_for(
+        shared: Arc<DriverShared>,
+        stream: TcpStream,
+        remote: SocketAddr,
+        connection: u64,
+    ) -> Addr<RouterDriver> {
+        let _ = stream.set_nodelay(true);
+        RouterDriver::create(move |ctx| {
+            let (read, write) = stream.into_split();
+            let seed = rand::random::<u64>() ^ connection;
+            let peer = Peer::new(shared.peer_config.clone(), seed, false);
+            ctx.add_stream(FramedRead::new(read, DiameterCodec::new(peer.limits())));
+            let writer = Writer::new(write, ctx);
+            RouterDriver {
+                span: tracing::info_span!("diameter_peer", %remote, connection),
+                shared,
+                connection,
+                remote,
+                peer,
+                writer,
+                timer: None,
+                waiting: HashMap::new(),
+                router: None,
+                router_realm: String::new(),
+                applications: Vec::new(),
+                closed: false,
+            }
+        })
+    }
+
+    fn sae(&self) -> &Arc<Sae> {
+        &self.shared.sae
+    }
+
+    fn name(&self, code: u32, request: bool) -> String {
+        self.shared
+            .peer_config
+            .dictionary
+            .message_name(code, request)
+    }
+
+    /// Runs the state machine's output: events, bytes, the next timer.
+    fn step(&mut self, ctx: &mut Context<Self>) {
+        let _enter = self.span.clone().entered();
+        while let Some(event) = self.peer.poll_event() {
+            self.on_event(event, ctx);
+        }
+        while let Some(bytes) = self.peer.poll_transmit() {
+            self.writer.write(&bytes);
+        }
+        if self.closed {
+            return;
+        }
+        match self.peer.poll_timeout() {
+            Some(deadline) => {
+                if self.timer.as_ref().is_none_or(|(d, _)| *d != deadline) {
+                    if let Some((_, h)) = self.timer.take() {
+                        ctx.cancel_future(h);
+                    }
+                    let delay = deadline.saturating_duration_since(now());
+                    let h = ctx.run_later(delay, |act, ctx| {
+                        act.timer = None;
+                        act.peer.handle_timeout(now());
+                        act.step(ctx);
+                    });
+                    self.timer = Some((deadline, h));
+                }
+            }
+            None => {
+                if let Some((_, h)) = self.timer.take() {
+                    ctx.cancel_future(h);
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event, ctx: &mut Context<Self>) {
+        let now = now();
+        match event {
+            Event::CapabilitiesReceived(info) => match self.check_capabilities(&info) {
+                Ok(()) => self.peer.accept(now),
+                Err((code, message)) => self.peer.reject(now, code, &message),
+            },
+            Event::Up(info) => self.on_up(&info, ctx),
+            Event::Request(request) => self.on_request(request, ctx),
+            Event::Answer { id, answer } => {
+                if let Some(mut w) = self.waiting.remove(&id) {
+                    let name = self.name(w.command, false);
+                    self.sae()
+                        .metrics
+                        .message("in", &name, answer.result_code());
+                    self.sae()
+                        .metrics
+                        .round_trip(&self.name(w.command, true), w.sent.elapsed());
+                    if let Some(reply) = w.reply.take() {
+                        let _ = reply.send(Ok(answer));
+                    }
+                }
+                self.publish_pending();
+            }
+            Event::RequestFailed { id, reason } => {
+                if let Some(mut w) = self.waiting.remove(&id)
+                    && let Some(reply) = w.reply.take()
+                {
+                    let _ = reply.send(Err(reason));
+                }
+                self.publish_pending();
+            }
+            Event::Watchdog(state) => {
+                tracing::info!(state = state.name(), "watchdog");
+                if let Some(host) = &self.router {
+                    self.sae()
+                        .routers
+                        .update(host, self.connection, |s| s.watchdog = state);
+                }
+            }
+            Event::Closed(reason) => self.on_closed(&reason, ctx),
+        }
+    }
+
+    fn check_capabilities(&self, info: &PeerInfo) -> Result<(), (u32, String)> {
+        let host = info.capabilities.origin_host.to_ascii_lowercase();
+        if self.shared.peer_config.allowed_peers == PeerFilter::Any {
+            tracing::warn!(peer = %info.capabilities.origin_host, "accepting a peer with no allow-list configured");
+        }
+        if let Some((_, existing)) = self.sae().routers.get(&host) {
+            match self.shared.duplicate_peer {
+                DuplicatePeer::Reject => {
+                    return Err((
+                        result::ELECTION_LOST,
+                        format!(
+                            "{} already has an open connection",
+                            info.capabilities.origin_host
+                        ),
+                    ));
+                }
+                DuplicatePeer::Replace => {
+                    tracing::info!(peer = %host, "new connection replaces the open one");
+                    existing.do_send(Replace);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_up(&mut self, info: &PeerInfo, ctx: &mut Context<Self>) {
+        let caps = &info.capabilities;
+        let host = caps.origin_host.to_ascii_lowercase();
+        tracing::info!(peer = %caps.origin_host, realm = %caps.origin_realm, product = %caps.product_name, applications = ?info.applications, "peer open");
+        self.applications = info.applications.iter().copied().collect();
+        self.router_realm = caps.origin_realm.clone();
+        let status = PeerStatus {
+            origin_host: caps.origin_host.clone(),
+            origin_realm: caps.origin_realm.clone(),
+            remote: self.remote,
+            product_name: caps.product_name.clone(),
+            applications: self.applications.clone(),
+            watchdog: WatchdogState::Okay,
+            last_origin_host: None,
+            pending_requests: 0,
+        };
+        let sae = self.sae().clone();
+        sae.routers.insert(self.connection, ctx.address(), status);
+        sae.metrics.diameter_peers.set(sae.routers.len() as i64);
+        self.router = Some(host.clone());
+        sae.events.publish(SessionEvent::router(
+            EventKind::RouterUp,
+            &host,
+            format!("connected from {}", self.remote),
+        ));
+        // The SAE's first message to a router on a new connection is SRQ.
+        self.send_resync(ctx, None);
+    }
+
+    /// Marks the router's sessions as waiting for replay and sends SRQ.
+    fn send_resync(
+        &mut self,
+        ctx: &mut Context<Self>,
+        reply: Option<oneshot::Sender<Result<u32, SendError>>>,
+    ) {
+        let Some(router) = self.router.clone() else {
+            if let Some(r) = reply {
+                let _ = r.send(Err(SendError::NotConnected(String::new())));
+            }
+            return;
+        };
+        let sae = self.sae().clone();
+        sae.start_resync(&router);
+        let app = messages::preferred_application(&self.applications);
+        let srq = messages::session_resync(&sae.local, &router, &self.router_realm, app);
+        let rx = self.send_request(srq, Some(sae.settings.request_timeout));
+        let r2 = router.clone();
+        ctx.spawn(
+            async move { rx.await.unwrap_or(Err(RequestFailure::ConnectionClosed)) }
+                .into_actor(self)
+                .map(move |outcome, _act, _ctx| {
+                    let res = match outcome {
+                        Ok(answer) => {
+                            let code = answer.result_code().unwrap_or(0);
+                            tracing::info!(router = %r2, code, "SRR");
+                            Ok(code)
+                        }
+                        Err(e) => {
+                            tracing::warn!(router = %r2, reason = ?e, "SRQ not answered");
+                            Err(SendError::Failed {
+                                router: r2.clone(),
+                                reason: format!("{e:?}"),
+                            })
+                        }
+                    };
+                    if let Some(r) = reply {
+                        let _ = r.send(res);
+                    }
+                }),
+        );
+    }
+
+    fn send_request(
+        &mut self,
+        request: Message,
+        timeout: Option<Duration>,
+    ) -> oneshot::Receiver<Result<Message, RequestFailure>> {
+        let (tx, rx) = oneshot::channel();
+        let now = now();
+        let cmd = request.header.command_code;
+        let sent = match timeout {
+            Some(t) => self.peer.send_request_with_timeout(now, request, t),
+            None => self.peer.send_request(now, request),
+        };
+        match sent {
+            Ok(id) => {
+                self.sae()
+                    .metrics
+                    .message("out", &self.name(cmd, true), None);
+                self.waiting.insert(
+                    id,
+                    Waiting {
+                        reply: Some(tx),
+                        command: cmd,
+                        sent: now,
+                    },
+                );
+                self.publish_pending();
+            }
+            Err(_) => {
+                let _ = tx.send(Err(RequestFailure::ConnectionClosed));
+            }
+        }
+        rx
+    }
+
+    fn publish_pending(&self) {
+        if let Some(router) = &self.router {
+            let n = self.waiting.len();
+            self.sae().pending_requests(router, n);
+            self.sae()
+                .routers
+                .update(router, self.connection, |s| s.pending_requests = n);
+        }
+    }
+
+    fn send_answer(&mut self, answer: Message, started: Instant, ctx: &mut Context<Self>) {
+        let name = self.name(answer.header.command_code, false);
+        let req_name = self.name(answer.header.command_code, true);
+        self.sae()
+            .metrics
+            .message("out", &name, answer.result_code());
+        self.sae().metrics.answered(&req_name, started.elapsed());
+        if let Err(e) = self.peer.send_answer(answer) {
+            tracing::warn!(error = %e, "answer not sent");
+        }
+        self.step(ctx);
+    }
+
+    fn on_request(&mut self, request: Message, ctx: &mut Context<Self>) {
+        let started = now();
+        let sae = self.sae().clone();
+        let cmd = request.header.command_code;
+        sae.metrics.message("in", &self.name(cmd, true), None);
+        let Some(router) = self.router.clone() else {
+            return;
+        };
+        if let Some(last) = request.last_origin_host() {
+            let last = last.to_owned();
+            sae.routers.update(&router, self.connection, |s| {
+                s.last_origin_host = Some(last)
+            });
+        }
+        let local = &sae.local;
+        let session = request.session_id().and_then(|id| sae.sessions.get(id));
+        let immediate = match (cmd, session) {
+            (command::AA | command::ACCOUNTING | command::SESSION_TERMINATION, Some(entry)) => {
+                // The session's actor answers.
+                ctx.spawn(
+                    entry
+                        .addr
+                        .send(RouterRequest(request.clone()))
+                        .into_actor(self)
+                        .map(move |answer, act, ctx| {
+                            let answer = answer.unwrap_or_else(|_| {
+                                let local = &act.sae().local;
+                                messages::refusal(
+                                    &request,
+                                    local,
+                                    result::UNKNOWN_SESSION_ID,
+                                    "the session has ended",
+                                )
+                            });
+                            act.send_answer(answer, started, ctx);
+                        }),
+                );
+                return;
+            }
+            (command::AA, None) => match request.request_type() {
+                Some(RequestType::Provisioning) => messages::refusal(
+                    &request,
+                    local,
+                    result::UNKNOWN_SESSION_ID,
+                    "confirmation for a session this SAE does not hold",
+                ),
+                _ => sae.login(&request, &router, &self.router_realm),
+            },
+            (command::ACCOUNTING, None) => {
+                let mut a =
+                    messages::accounting_answer(&request, local, result::UNKNOWN_SESSION_ID);
+                a.push(sae_diameter::jsrc::error_message("unknown Session-Id"));
+                a
+            }
+            (command::SESSION_TERMINATION, None) => messages::refusal(
+                &request,
+                local,
+                result::UNKNOWN_SESSION_ID,
+                "unknown Session-Id",
+            ),
+            (command::SESSION_RESYNC, _) => {
+                // The router asks for resynchronization: it replays its sessions next.
+                tracing::info!(%router, "router asked for resynchronization");
+                sae.start_resync(&router);
+                messages::answer(&request, local, result::SUCCESS)
+            }
+            _ => messages::refusal(
+                &request,
+                local,
+                result::COMMAND_UNSUPPORTED,
+                &format!("{} is not accepted from a router", self.name(cmd, true)),
+            ),
+        };
+        self.send_answer(immediate, started, ctx);
+    }
+
+    fn on_closed(&mut self, reason: &CloseReason, ctx: &mut Context<Self>) {
+        tracing::info!(?reason, "connection closed");
+        self.closed = true;
+        for (_, mut w) in self.waiting.drain() {
+            if let Some(reply) = w.reply.take() {
+                let _ = reply.send(Err(RequestFailure::ConnectionClosed));
+            }
+        }
+        if let Some(host) = self.router.take() {
+            let sae = self.sae().clone();
+            sae.pending_requests(&host, 0);
+            if sae.routers.remove(&host, self.connection) {
+                sae.metrics.diameter_peers.set(sae.routers.len() as i64);
+                sae.events.publish(SessionEvent::router(
+                    EventKind::RouterDown,
+                    &host,
+                    format!("{reason:?}"),
+                ));
+            }
+        }
+        if let Some((_, h)) = self.timer.take() {
+            ctx.cancel_future(h);
+        }
+        // Flushes what is queued (a CEA refusal, a DPA) and then stops the actor.
+        self.writer.close();
+    }
+}
+
+impl Actor for RouterDriver {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.peer.connected(now());
+        self.step(ctx);
+    }
+}
+
+impl StreamHandler<Result<Frame, CodecError>> for RouterDriver {
+    fn handle(&mut self, item: Result<Frame, CodecError>, ctx: &mut Context<Self>) {
+        let now = now();
+        match item {
+            Ok(frame) => self.peer.handle_frame(now, frame),
+            Err(CodecError::Framing(e)) => self.peer.handle_framing_error(now, e),
+            Err(CodecError::Io(e)) => {
+                tracing::debug!(error = %e, "read failed");
+                self.peer.transport_closed(now);
+            }
+        }
+        self.step(ctx);
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        self.peer.transport_closed(now());
+        self.step(ctx);
+        if !self.closed {
+            ctx.stop();
+        }
+    }
+}
+
+impl WriteHandler<io::Error> for RouterDriver {
+    fn error(&mut self, err: io::Error, ctx: &mut Context<Self>) -> Running {
+        tracing::debug!(error = %err, "write failed");
+        self.peer.transport_closed(now());
+        self.step(ctx);
+        Running::Stop
+    }
+}
+
+impl Handler<SendRequest> for RouterDriver {
+    type Result = ResponseFuture<Result<Message, RequestFailure>>;
+
+    fn handle(&mut self, msg: SendRequest, ctx: &mut Context<Self>) -> Self::Result {
+        let rx = self.send_request(msg.request, msg.timeout);
+        self.step(ctx);
+        Box::pin(async move { rx.await.unwrap_or(Err(RequestFailure::ConnectionClosed)) })
+    }
+}
+
+impl Handler<Disconnect> for RouterDriver {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnect, ctx: &mut Context<Self>) {
+        self.peer.disconnect(now(), msg.0);
+        self.step(ctx);
+    }
+}
+
+impl Handler<Replace> for RouterDriver {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Replace, ctx: &mut Context<Self>) {
+        self.peer.replaced(now());
+        self.step(ctx);
+    }
+}
+
+impl Handler<Resync> for RouterDriver {
+    type Result = ResponseFuture<Result<u32, SendError>>;
+
+    fn handle(&mut self, _msg: Resync, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.send_resync(ctx, Some(tx));
+        self.step(ctx);
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(SendError::NotConnected(String::new())))
+        })
+    }
+}

@@ -1,0 +1,220 @@
+//! Prometheus metrics: Diameter message counts by command and result, subscriber sessions,
+//! request latency, pending requests; served as text on `/metrics`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageLabels {
+    /// "in" (received) or "out" (sent).
+    pub direction: &'static str,
+    /// Request or answer name (AAR, AAA, PPR, ...).
+    pub command: String,
+    /// Result-Code of an answer; empty for requests.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandLabels {
+    pub command: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouterLabels {
+    pub router: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs .. ~3.3 s
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 17))
+}
+
+/// Every metric of the node.
+pub struct Metrics {
+    registry: Registry,
+    pub messages: Family<MessageLabels, Counter>,
+    /// Time to answer a router's request (received → answer queued), by request.
+    pub answer_latency: Family<CommandLabels, Histogram, fn() -> Histogram>,
+    /// Round trip of the SAE's own requests (sent → answer), by request.
+    pub request_latency: Family<CommandLabels, Histogram, fn() -> Histogram>,
+    pub pending_requests: Family<RouterLabels, Gauge>,
+    pub subscriber_sessions: Gauge,
+    pub diameter_peers: Gauge,
+    pub usage_records: Counter,
+    pub logins: Counter,
+    pub logins_refused: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("sae");
+        let messages = Family::<MessageLabels, Counter>::default();
+        registry.register(
+            "diameter_messages",
+            "Diameter messages by direction, command and Result-Code",
+            messages.clone(),
+        );
+        let answer_latency: Family<CommandLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "diameter_answer_seconds",
+            "Time from a router's request to the SAE's answer",
+            answer_latency.clone(),
+        );
+        let request_latency: Family<CommandLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "diameter_request_seconds",
+            "Round trip of requests the SAE sends to routers",
+            request_latency.clone(),
+        );
+        let pending_requests = Family::<RouterLabels, Gauge>::default();
+        registry.register(
+            "diameter_pending_requests",
+            "Requests sent to a router and not answered yet",
+            pending_requests.clone(),
+        );
+        let subscriber_sessions = Gauge::default();
+        registry.register(
+            "subscriber_sessions",
+            "Subscriber sessions held by this node",
+            subscriber_sessions.clone(),
+        );
+        let diameter_peers = Gauge::default();
+        registry.register(
+            "diameter_peers",
+            "Open Diameter router connections",
+            diameter_peers.clone(),
+        );
+        let usage_records = Counter::default();
+        registry.register(
+            "usage_records",
+            "Usage records stored",
+            usage_records.clone(),
+        );
+        let logins = Counter::default();
+        registry.register("logins", "Successful logins (AAA 2001)", logins.clone());
+        let logins_refused = Counter::default();
+        registry.register(
+            "logins_refused",
+            "Logins refused by a rule or an error",
+            logins_refused.clone(),
+        );
+        Metrics {
+            registry,
+            messages,
+            answer_latency,
+            request_latency,
+            pending_requests,
+            subscriber_sessions,
+            diameter_peers,
+            usage_records,
+            logins,
+            logins_refused,
+        }
+    }
+
+    /// Counts one message.
+    pub fn message(&self, direction: &'static str, command: &str, result: Option<u32>) {
+        self.messages
+            .get_or_create(&MessageLabels {
+                direction,
+                command: command.to_owned(),
+                result: result.map(|r| r.to_string()).unwrap_or_default(),
+            })
+            .inc();
+    }
+
+    /// Records the time taken to answer a router's request.
+    pub fn answered(&self, command: &str, took: Duration) {
+        self.answer_latency
+            .get_or_create(&CommandLabels {
+                command: command.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records the round trip of one of our requests.
+    pub fn round_trip(&self, command: &str, took: Duration) {
+        self.request_latency
+            .get_or_create(&CommandLabels {
+                command: command.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Serves `/metrics` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics.encode(),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app).await
+}
+
+/// Binds the metrics listener.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_names_commands_and_results() {
+        let m = Metrics::new();
+        m.message("in", "AAR", None);
+        m.message("out", "AAA", Some(2001));
+        m.subscriber_sessions.set(3);
+        m.answered("AAR", Duration::from_micros(300));
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"sae_diameter_messages_total{direction="out",command="AAA",result="2001"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains("sae_subscriber_sessions 3"), "{text}");
+        assert!(
+            text.contains("sae_diameter_answer_seconds_count{command=\"AAR\"} 1"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,378 @@
+//! The Diameter messages of the subscriber flows, built from domain values and read into them.
+//! Plain functions, no I/O: what the actors send is decided here and unit-tested here.
+
+use std::collections::BTreeMap;
+
+use sae_diameter::codes::{app, avp, command, result};
+use sae_diameter::jsrc::{
+    AcctRecord, PolicyDefinition, PolicyInstall, Substitution, error_message, last_origin_host,
+    policy_remove,
+};
+use sae_diameter::{Avp, Message, Value};
+
+use crate::model::{ServiceSession, SubscriberRecord, UsageKind, UsageRecord, now_ms};
+
+/// Who we are on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Local {
+    pub origin_host: String,
+    pub origin_realm: String,
+}
+
+fn utf8(code: u32, s: &str) -> Avp {
+    Avp::mandatory(code, &Value::Utf8String(s.to_owned()))
+}
+
+fn identity(code: u32, s: &str) -> Avp {
+    Avp::mandatory(code, &Value::DiameterIdentity(s.to_owned()))
+}
+
+fn unsigned(code: u32, v: u32) -> Avp {
+    Avp::mandatory(code, &Value::Unsigned32(v))
+}
+
+fn enumerated(code: u32, v: i32) -> Avp {
+    Avp::mandatory(code, &Value::Enumerated(v))
+}
+
+/// The Juniper-Policy-Install for a service.
+pub fn policy_install(s: &ServiceSession) -> PolicyInstall {
+    let definition = (!s.template_name.is_empty()).then(|| PolicyDefinition {
+        policy_name: s.policy_name.clone(),
+        template_name: s.template_name.clone(),
+        substitutions: s
+            .substitutions
+            .iter()
+            .map(|(name, value)| Substitution {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+    });
+    PolicyInstall {
+        policy_name: s.policy_name.clone(),
+        definition,
+        collect_accounting: s.accounting,
+    }
+}
+
+/// A service session rebuilt from a policy the router reports it holds (synchronization).
+pub fn service_from_install(p: &PolicyInstall, service: &str) -> ServiceSession {
+    let (template_name, substitutions) = match &p.definition {
+        Some(d) => (
+            d.template_name.clone(),
+            d.substitutions
+                .iter()
+                .map(|s| (s.name.clone(), s.value.clone()))
+                .collect(),
+        ),
+        None => (String::new(), BTreeMap::new()),
+    };
+    ServiceSession {
+        service: service.to_owned(),
+        policy_name: p.policy_name.clone(),
+        template_name,
+        substitutions,
+        accounting: p.collect_accounting,
+        state: crate::model::ServiceState::Active,
+        result_code: result::SUCCESS,
+        error: String::new(),
+        activated_ms: now_ms(),
+    }
+}
+
+/// An answer to `request` with a Result-Code, our origin, and the request's
+/// Auth-Application-Id echoed when the answer's rules ask for it.
+pub fn answer(request: &Message, local: &Local, code: u32) -> Message {
+    let mut a = Message::answer_to(request);
+    let cmd = request.header.command_code;
+    if matches!(cmd, command::AA | command::SESSION_RESYNC)
+        && let Some(id) = request.find(avp::AUTH_APPLICATION_ID, 0)
+    {
+        a.push(id.clone());
+    }
+    a.set_result_code(code);
+    a.push_origin(&local.origin_host, &local.origin_realm);
+    a
+}
+
+/// A refusal with an Error-Message.
+pub fn refusal(request: &Message, local: &Local, code: u32, message: &str) -> Message {
+    let mut a = answer(request, local, code);
+    a.push(error_message(message));
+    a
+}
+
+/// AAA for an accepted login: 2001 with a Juniper-Policy-Install per service.
+pub fn login_answer(request: &Message, local: &Local, services: &[ServiceSession]) -> Message {
+    let mut a = answer(request, local, result::SUCCESS);
+    if let Some(u) = request.find(avp::USER_NAME, 0) {
+        a.push(u.clone());
+    }
+    for s in services {
+        a.push(policy_install(s).to_avp());
+    }
+    a
+}
+
+/// ACA for the router's accounting request.
+pub fn accounting_answer(request: &Message, local: &Local, code: u32) -> Message {
+    let mut a = answer(request, local, code);
+    for code in [avp::ACCOUNTING_RECORD_TYPE, avp::ACCOUNTING_RECORD_NUMBER] {
+        match request.find(code, 0) {
+            Some(v) => a.push(v.clone()),
+            // Both are required in an ACA; an ACR without them never passes validation, but an
+            // answer must still be well formed.
+            None => a.push(unsigned(code, 0)),
+        }
+    }
+    a
+}
+
+fn session_request(cmd: u32, record: &SubscriberRecord) -> Message {
+    let mut m = Message::request(cmd, record.application_id, true);
+    m.push(utf8(avp::SESSION_ID, &record.session_id));
+    m
+}
+
+fn push_destination(m: &mut Message, local: &Local, record: &SubscriberRecord) {
+    m.push_origin(&local.origin_host, &local.origin_realm);
+    m.push(identity(avp::DESTINATION_REALM, &record.router_realm));
+    m.push(identity(avp::DESTINATION_HOST, &record.router));
+}
+
+/// PPR installing and removing policies of one session.
+pub fn push_profile(
+    record: &SubscriberRecord,
+    local: &Local,
+    install: &[&ServiceSession],
+    remove: &[&str],
+) -> Message {
+    let mut m = session_request(command::PUSH_PROFILE, record);
+    m.push(unsigned(avp::AUTH_APPLICATION_ID, record.application_id));
+    push_destination(&mut m, local, record);
+    if let Some(u) = &record.user_name {
+        m.push(utf8(avp::USER_NAME, u));
+    }
+    for s in install {
+        m.push(policy_install(s).to_avp());
+    }
+    for p in remove {
+        m.push(policy_remove(p));
+    }
+    m
+}
+
+/// ASR: the operator logs the subscriber out.
+pub fn abort_session(record: &SubscriberRecord, local: &Local) -> Message {
+    let mut m = session_request(command::ABORT_SESSION, record);
+    push_destination(&mut m, local, record);
+    m.push(unsigned(avp::AUTH_APPLICATION_ID, record.application_id));
+    if let Some(u) = &record.user_name {
+        m.push(utf8(avp::USER_NAME, u));
+    }
+    m
+}
+
+/// ACR from the SAE asking the router for the statistics of the session's accounted policies
+/// (Accounting-Record-Type EVENT).
+pub fn collect_usage(record: &SubscriberRecord, local: &Local, number: u32) -> Message {
+    let mut m = session_request(command::ACCOUNTING, record);
+    push_destination(&mut m, local, record);
+    m.push(enumerated(avp::ACCOUNTING_RECORD_TYPE, 1));
+    m.push(unsigned(avp::ACCOUNTING_RECORD_NUMBER, number));
+    m.push(unsigned(avp::AUTH_APPLICATION_ID, record.application_id));
+    if let Some(u) = &record.user_name {
+        m.push(utf8(avp::USER_NAME, u));
+    }
+    for s in record.services.iter().filter(|s| s.accounting) {
+        m.push(
+            AcctRecord {
+                policy_name: s.policy_name.clone(),
+                ..Default::default()
+            }
+            .to_avp(),
+        );
+    }
+    m
+}
+
+/// SRQ to a router: replay your sessions.
+pub fn session_resync(
+    local: &Local,
+    router: &str,
+    router_realm: &str,
+    application_id: u32,
+) -> Message {
+    let mut m = Message::request(command::SESSION_RESYNC, application_id, false);
+    m.push_origin(&local.origin_host, &local.origin_realm);
+    m.push(identity(avp::DESTINATION_REALM, router_realm));
+    m.push(identity(avp::DESTINATION_HOST, router));
+    m.push(unsigned(avp::AUTH_APPLICATION_ID, application_id));
+    m.push(last_origin_host(&local.origin_host));
+    m
+}
+
+/// The application a router's sessions run under when it announced several: JSRC first.
+pub fn preferred_application(applications: &[u32]) -> u32 {
+    if applications.contains(&app::JSRC) || applications.is_empty() {
+        app::JSRC
+    } else {
+        applications[0]
+    }
+}
+
+/// Usage records from the Juniper-Acct-Record AVPs of a message.
+pub fn usage_records(
+    records: &[AcctRecord],
+    record: &SubscriberRecord,
+    kind: UsageKind,
+    number: u32,
+) -> Vec<UsageRecord> {
+    let time_ms = now_ms();
+    records
+        .iter()
+        .map(|r| UsageRecord {
+            id: 0,
+            session_id: record.session_id.clone(),
+            user_name: record.user_name.clone(),
+            router: record.router.clone(),
+            policy_name: r.policy_name.clone(),
+            kind,
+            record_number: number,
+            input_octets: r.input_octets.unwrap_or(0),
+            output_octets: r.output_octets.unwrap_or(0),
+            input_packets: r.input_packets.unwrap_or(0),
+            output_packets: r.output_packets.unwrap_or(0),
+            time_ms,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ServiceState, SessionState};
+    use sae_diameter::jsrc::SubscriberMessage;
+
+    fn local() -> Local {
+        Local {
+            origin_host: "sae-1.example".into(),
+            origin_realm: "example".into(),
+        }
+    }
+
+    fn service(accounting: bool) -> ServiceSession {
+        ServiceSession {
+            service: "gold".into(),
+            policy_name: "gold-policy".into(),
+            template_name: "rate".into(),
+            substitutions: [("rate".to_string(), "100m".to_string())].into(),
+            accounting,
+            state: ServiceState::Installing,
+            result_code: 0,
+            error: String::new(),
+            activated_ms: 0,
+        }
+    }
+
+    fn record() -> SubscriberRecord {
+        SubscriberRecord {
+            session_id: "r1;1;2;3".into(),
+            router: "r1.example".into(),
+            router_realm: "example".into(),
+            application_id: app::JSRC,
+            user_name: Some("alice@example".into()),
+            framed_ip: None,
+            nas_port_id: None,
+            login_ms: 0,
+            confirmed: false,
+            state: SessionState::Active,
+            services: vec![service(true)],
+        }
+    }
+
+    fn round_trip(m: Message) -> Message {
+        Message::decode(m.encode().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn login_answer_carries_a_policy_install_per_service() {
+        let aar = Message::request(command::AA, app::JSRC, true)
+            .with(utf8(avp::SESSION_ID, "r1;1;2;3"))
+            .with(unsigned(avp::AUTH_APPLICATION_ID, app::JSRC))
+            .with(utf8(avp::USER_NAME, "alice"));
+        let aaa = round_trip(login_answer(&aar, &local(), &[service(true)]));
+        assert_eq!(aaa.result_code(), Some(2001));
+        assert_eq!(aaa.session_id(), Some("r1;1;2;3"));
+        let p = aaa.policy_installs().unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].policy_name, "gold-policy");
+        assert!(p[0].collect_accounting);
+        let d = p[0].definition.as_ref().unwrap();
+        assert_eq!(d.template_name, "rate");
+        assert_eq!(d.substitutions[0].value, "100m");
+        assert_eq!(
+            service_from_install(&p[0], "gold").substitutions,
+            service(true).substitutions
+        );
+    }
+
+    #[test]
+    fn push_profile_names_the_router_and_the_policies() {
+        let rec = record();
+        let s = service(false);
+        let ppr = round_trip(push_profile(&rec, &local(), &[&s], &["old"]));
+        assert!(ppr.is_request());
+        assert_eq!(ppr.header.application_id, app::JSRC);
+        assert_eq!(
+            ppr.find(avp::DESTINATION_HOST, 0)
+                .unwrap()
+                .as_str()
+                .unwrap(),
+            "r1.example"
+        );
+        assert_eq!(ppr.policy_installs().unwrap()[0].policy_name, "gold-policy");
+        assert_eq!(ppr.policy_removes().unwrap(), vec!["old".to_string()]);
+    }
+
+    #[test]
+    fn collect_usage_asks_for_accounted_policies_only() {
+        let mut rec = record();
+        rec.services.push(ServiceSession {
+            policy_name: "no-acct".into(),
+            ..service(false)
+        });
+        let acr = round_trip(collect_usage(&rec, &local(), 7));
+        let asked = acr.acct_records().unwrap();
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0].policy_name, "gold-policy");
+        assert_eq!(acr.accounting_record_type(), Some(1));
+    }
+
+    #[test]
+    fn accounting_answer_echoes_type_and_number() {
+        let acr = Message::request(command::ACCOUNTING, app::JSRC, true)
+            .with(utf8(avp::SESSION_ID, "s"))
+            .with(enumerated(avp::ACCOUNTING_RECORD_TYPE, 3))
+            .with(unsigned(avp::ACCOUNTING_RECORD_NUMBER, 4));
+        let aca = round_trip(accounting_answer(&acr, &local(), 2001));
+        assert_eq!(aca.accounting_record_type(), Some(3));
+        assert_eq!(
+            aca.find(avp::ACCOUNTING_RECORD_NUMBER, 0)
+                .unwrap()
+                .as_u32()
+                .unwrap(),
+            4
+        );
+    }
+
+    #[test]
+    fn resync_request_carries_our_last_origin_host() {
+        let srq = round_trip(session_resync(&local(), "r1.example", "example", app::PTSP));
+        assert_eq!(srq.last_origin_host(), Some("sae-1.example"));
+        assert_eq!(srq.header.application_id, app::PTSP);
+        assert_eq!(preferred_application(&[app::PTSP, app::JSRC]), app::JSRC);
+        assert_eq!(preferred_application(&[app::PTSP]), app::PTSP);
+    }
+}
