@@ -164,7 +164,7 @@ pub fn config(extra: &str) -> Config {
     // Each node gets its own data directory, kept for the life of the test process.
     let data = tempfile::tempdir().expect("temp dir").keep();
     let text = format!(
-        "[node]\ndata_dir = {data:?}\n[sessions]\narbiters = 1\n[metrics]\nlisten = \"127.0.0.1:0\"\n[grpc]\nlisten = \"127.0.0.1:0\"\n[diameter]\nlisten = \"127.0.0.1:0\"\norigin_host = \"sae.test.realm\"\norigin_realm = \"test.realm\"\nwatchdog_interval_secs = 6\n{extra}\n"
+        "[node]\ndata_dir = {data:?}\n[metrics]\nlisten = \"127.0.0.1:0\"\n[grpc]\nlisten = \"127.0.0.1:0\"\n[diameter]\nlisten = \"127.0.0.1:0\"\norigin_host = \"sae.test.realm\"\norigin_realm = \"test.realm\"\nwatchdog_interval_secs = 6\n{extra}\n"
     );
     Config::from_toml(
         &text,

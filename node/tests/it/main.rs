@@ -4,3 +4,4 @@
 mod client;
 mod diameter;
 mod grpc;
+mod sessions;
