@@ -11,6 +11,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(files, ["proto"])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("sae_descriptor.bin"), fds.encode_to_vec())?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // With the `serde` feature every message and oneof derives `serde::Serialize` (snake_case field
+    // names as in the .proto, 64-bit integers as JSON numbers), for the JSON output of `saectl`.
+    tonic_prost_build::configure()
+        .type_attribute(
+            ".sae.v1",
+            r#"#[cfg_attr(feature = "serde", derive(serde::Serialize))]"#,
+        )
+        .type_attribute(
+            ".sae.v1.SubscriberRef.key",
+            r#"#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]"#,
+        )
+        .compile_fds(fds)?;
     Ok(())
 }

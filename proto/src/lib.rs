@@ -1,7 +1,11 @@
 //! Generated protobuf and gRPC types for the SAE APIs.
 //!
 //! These types stay at the edges: the gRPC services convert them to and from the domain types
-//! of `sae-node`; nothing else in the workspace should depend on them.
+//! of `sae-node`, and `saectl` (`sae-ctl`) is a client of the management API; nothing else in
+//! the workspace should depend on them.
+//!
+//! Feature `serde`: every message derives `serde::Serialize` (field names as in the .proto),
+//! for the JSON output of `saectl`.
 
 /// Version 1 of the SAE management API.
 pub mod v1 {

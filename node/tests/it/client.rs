@@ -163,6 +163,11 @@ pub fn jsrc() -> u32 {
 pub fn config(extra: &str) -> Config {
     // Each node gets its own data directory, kept for the life of the test process.
     let data = tempfile::tempdir().expect("temp dir").keep();
+    config_in(&data, extra)
+}
+
+/// A configuration keeping its data in `data`.
+pub fn config_in(data: &std::path::Path, extra: &str) -> Config {
     let text = format!(
         "[node]\ndata_dir = {data:?}\n[metrics]\nlisten = \"127.0.0.1:0\"\n[grpc]\nlisten = \"127.0.0.1:0\"\n[diameter]\nlisten = \"127.0.0.1:0\"\norigin_host = \"sae.test.realm\"\norigin_realm = \"test.realm\"\nwatchdog_interval_secs = 6\n{extra}\n"
     );

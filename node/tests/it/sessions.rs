@@ -12,7 +12,7 @@ use sae_node::Node;
 use sae_node::model::{ServiceState, SessionState, UsageFilter};
 use sae_node::subscriber::registry::SubscriberRef;
 
-use crate::client::{Client, ident};
+use crate::client::{Client, config_in, ident};
 use crate::diameter::{open_client, start};
 
 const ROUTER: &str = "router1.test.realm";
@@ -407,4 +407,66 @@ async fn router_srq_mid_life_keeps_replayed_sessions_and_ends_the_others() {
     assert_eq!(kept.state, SessionState::Active);
     assert_eq!(kept.services[0].service, "gold");
     assert!(kept.services[0].accounting);
+}
+
+#[actix::test]
+async fn a_restarted_node_recovers_its_sessions_and_resyncs_them_with_the_router() {
+    let data = tempfile::tempdir().unwrap();
+    let extra = catalog("resync_window_secs = 1");
+    let node = sae_node::start(config_in(data.path(), &extra))
+        .await
+        .unwrap();
+    let addr = node.listeners()[0].addr;
+    let mut c = open_client(addr, ROUTER).await;
+    logged_in(&mut c, "r1;3;1", "replayed@isp.example").await;
+    logged_in(&mut c, "r1;3;2", "forgotten@isp.example").await;
+    let first = node.sae().clone();
+    eventually(|| first.sessions.len() == 2).await;
+    drop(c);
+    node.shutdown().await;
+    drop(first);
+
+    let node = sae_node::start(config_in(data.path(), &extra))
+        .await
+        .unwrap();
+    let sae = node.sae().clone();
+    // Recovered from storage, waiting for the router.
+    assert_eq!(sae.sessions.len(), 2);
+    assert!(
+        sae.sessions
+            .list(&Default::default(), None, 10)
+            .0
+            .iter()
+            .all(|r| r.state == SessionState::Resyncing)
+    );
+    let addr = node.listeners()[0].addr;
+    let mut c = Client::connect(addr).await;
+    c.exchange_capabilities(ROUTER, &[app::JSRC]).await;
+    // The restarted SAE's first message is SRQ.
+    let srq = c.expect_message().await;
+    assert_eq!(srq.header.command_code, command::SESSION_RESYNC);
+    c.send(answer(&srq, result::SUCCESS)).await;
+    let replay = login(
+        "r1;3;1",
+        "replayed@isp.example",
+        Some(RequestType::Synchronization),
+    )
+    .with(
+        PolicyInstall {
+            policy_name: "gold-policy".into(),
+            definition: None,
+            collect_accounting: true,
+        }
+        .to_avp(),
+    );
+    c.send(replay).await;
+    assert_eq!(
+        c.expect_message().await.result_code(),
+        Some(result::SUCCESS)
+    );
+    // The session the router did not replay is ended when the window closes.
+    eventually(|| sae.sessions.len() == 1).await;
+    let kept = sae.sessions.get("r1;3;1").unwrap().record;
+    assert_eq!(kept.state, SessionState::Active);
+    assert_eq!(kept.user_name.as_deref(), Some("replayed@isp.example"));
 }

@@ -1,0 +1,474 @@
+//! The command line of `saectl` (clap derive): global options, the command tree and its help.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use sae_proto::v1::SubscriberRef;
+
+use crate::request::{KeyValue, parse_key_value, parse_ref};
+
+/// The management API address used when neither `--server` nor `SAECTL_SERVER` is given.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+
+/// Exit statuses, shown at the end of `saectl --help`.
+pub const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0   success
+  1   any other failure: the server failed (INTERNAL, UNAVAILABLE, UNIMPLEMENTED, ...), no
+      answer within --timeout, or the router refused the change (its Result-Code is printed)
+  2   the command line is wrong, or the server refused the request: NOT_FOUND,
+      INVALID_ARGUMENT, FAILED_PRECONDITION (e.g. a REF matching several sessions)
+  69  the server cannot be reached
+
+Errors go to stderr as `saectl: CODE: message` (CODE is the gRPC status code).";
+
+/// How a subscriber is named on the command line, shown in the help of the subscriber
+/// commands.
+pub const REF_HELP: &str = "\
+REF names one subscriber session:
+  session=ID    by Diameter Session-Id
+  user=NAME     by User-Name
+  ip=A.B.C.D    by Framed-IP-Address
+  port=ID       by NAS-Port-Id
+A bare value is a Session-Id when it contains ';', an IP address when it is an IPv4 address,
+and a user name otherwise. A reference matching several sessions is refused (exit 2).";
+
+/// Command-line client of the SAE management API (sae.v1.Management).
+#[derive(Debug, Parser)]
+#[command(name = "saectl", version, about, after_help = EXIT_STATUS_HELP)]
+pub struct Cli {
+    /// Management API of the SAE node (http://HOST:PORT; a bare HOST:PORT means http).
+    #[arg(
+        long,
+        global = true,
+        env = "SAECTL_SERVER",
+        default_value = DEFAULT_SERVER,
+        value_name = "URL"
+    )]
+    pub server: String,
+    /// Machine output: the response as JSON (streams: one JSON object per line).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Give up connecting, or waiting for an answer, after this many seconds.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        default_value = "30",
+        value_parser = parse_timeout
+    )]
+    pub timeout: Duration,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Node identity, uptime, session and usage counts, and the connected routers.
+    Status,
+    /// The service catalog: the policies a subscriber can have.
+    #[command(subcommand, visible_alias = "services")]
+    Service(ServiceCommand),
+    /// Subscriber rules: which services a subscriber gets at login.
+    #[command(subcommand, visible_alias = "rules")]
+    Rule(RuleCommand),
+    /// Subscriber sessions and their services.
+    #[command(subcommand, visible_aliases = ["subscribers", "sub"], after_help = REF_HELP)]
+    Subscriber(SubscriberCommand),
+    /// Usage records kept by the node.
+    #[command(subcommand)]
+    Usage(UsageCommand),
+    /// The routers (Diameter peers) of the node.
+    #[command(subcommand, visible_alias = "routers")]
+    Router(RouterCommand),
+    /// Session events as they happen, one line each, until interrupted (Ctrl-C).
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Every service of the catalog.
+    #[command(visible_alias = "ls")]
+    List,
+    /// One service.
+    Get {
+        /// Service name.
+        name: String,
+    },
+    /// Create or replace a service: options left out are empty (the node's defaults apply).
+    Put(ServicePutArgs),
+    /// Remove a service from the catalog.
+    #[command(visible_alias = "rm")]
+    Delete {
+        /// Service name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServicePutArgs {
+    /// Service name (with --file: store only the entry of that name).
+    #[arg(required_unless_present = "file")]
+    pub name: Option<String>,
+    /// Juniper-Policy-Name sent to the router (default: the service name).
+    #[arg(long, value_name = "NAME", conflicts_with = "file")]
+    pub policy_name: Option<String>,
+    /// Juniper-Template-Name of the policy definition (default: the router's own policy).
+    #[arg(long, value_name = "NAME", conflicts_with = "file")]
+    pub template: Option<String>,
+    /// A template substitution and its default value (repeatable).
+    #[arg(
+        long = "sub",
+        value_name = "KEY=VALUE",
+        value_parser = parse_key_value,
+        conflicts_with = "file"
+    )]
+    pub substitutions: Vec<KeyValue>,
+    /// Ask the router to collect statistics for the policy (Juniper-Acct-Collect).
+    #[arg(long, conflicts_with = "file")]
+    pub accounting: bool,
+    /// Free text.
+    #[arg(long, value_name = "TEXT", conflicts_with = "file")]
+    pub description: Option<String>,
+    /// Read the services from the `[[service]]` entries of a TOML file (fields: name,
+    /// policy_name, template_name, substitutions, accounting, description), as in the node's
+    /// configuration file; every entry is stored unless NAME is given.
+    #[arg(long, value_name = "FILE.toml")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RuleCommand {
+    /// Every rule, in the node's order.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Create or replace a rule. Rules are tried by ascending priority; the first whose every
+    /// given pattern matches wins. Patterns are globs ('*', '?') compared without regard to case;
+    /// a pattern left out matches everything.
+    Put(RulePutArgs),
+    /// Remove a rule.
+    #[command(visible_alias = "rm")]
+    Delete {
+        /// Rule name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RulePutArgs {
+    /// Rule name (with --file: store only the entry of that name).
+    #[arg(required_unless_present = "file")]
+    pub name: Option<String>,
+    /// Lower priorities are tried first.
+    #[arg(
+        long,
+        value_name = "N",
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    pub priority: Option<u32>,
+    /// Glob matching User-Name.
+    #[arg(long, value_name = "GLOB", conflicts_with = "file")]
+    pub login_name: Option<String>,
+    /// Glob matching the part of User-Name after '@'.
+    #[arg(long, value_name = "GLOB", conflicts_with = "file")]
+    pub domain: Option<String>,
+    /// Glob matching NAS-Port-Id (the subscriber's interface).
+    #[arg(long, value_name = "GLOB", conflicts_with = "file")]
+    pub nas_port_id: Option<String>,
+    /// Glob matching the router's Origin-Host.
+    #[arg(long, value_name = "GLOB", conflicts_with = "file")]
+    pub router: Option<String>,
+    /// A service activated at login (repeatable, or comma-separated).
+    #[arg(
+        long = "service",
+        value_name = "SERVICE",
+        value_delimiter = ',',
+        conflicts_with = "file"
+    )]
+    pub services: Vec<String>,
+    /// A substitution value overriding the services' defaults (repeatable).
+    #[arg(
+        long = "sub",
+        value_name = "KEY=VALUE",
+        value_parser = parse_key_value,
+        conflicts_with = "file"
+    )]
+    pub substitutions: Vec<KeyValue>,
+    /// Refuse the login instead (no services).
+    #[arg(long, conflicts_with_all = ["file", "services", "substitutions"])]
+    pub reject: bool,
+    /// Read the rules from the `[[rule]]` entries of a TOML file (fields: name, priority
+    /// (default 0), login_name, domain, nas_port_id, router, services, substitutions, reject), as
+    /// in the node's configuration file; every entry is stored unless NAME is given.
+    #[arg(long, value_name = "FILE.toml")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscriberCommand {
+    /// Subscriber sessions, filtered (every filter left out matches everything) and paged.
+    #[command(visible_alias = "ls")]
+    List(SubscriberListArgs),
+    /// One subscriber session with its services.
+    #[command(after_help = REF_HELP)]
+    Get {
+        /// The subscriber (see below).
+        #[arg(value_name = "REF", value_parser = parse_ref)]
+        subscriber: SubscriberRef,
+    },
+    /// Activate a service for a subscriber (PPR with Juniper-Policy-Install); prints the
+    /// router's answer.
+    #[command(after_help = REF_HELP)]
+    Activate {
+        /// The subscriber (see below).
+        #[arg(value_name = "REF", value_parser = parse_ref)]
+        subscriber: SubscriberRef,
+        /// Service name.
+        service: String,
+        /// Override a substitution default of the service (repeatable).
+        #[arg(long = "sub", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        substitutions: Vec<KeyValue>,
+    },
+    /// Deactivate a service of a subscriber (PPR with Juniper-Policy-Remove); prints the
+    /// router's answer.
+    #[command(after_help = REF_HELP)]
+    Deactivate {
+        /// The subscriber (see below).
+        #[arg(value_name = "REF", value_parser = parse_ref)]
+        subscriber: SubscriberRef,
+        /// Service name.
+        service: String,
+    },
+    /// Log a subscriber out (ASR to the router); prints the router's answer.
+    #[command(after_help = REF_HELP)]
+    Logout {
+        /// The subscriber (see below).
+        #[arg(value_name = "REF", value_parser = parse_ref)]
+        subscriber: SubscriberRef,
+    },
+    /// Ask the router for the subscriber's statistics now; prints the records it returned.
+    #[command(after_help = REF_HELP)]
+    CollectUsage {
+        /// The subscriber (see below).
+        #[arg(value_name = "REF", value_parser = parse_ref)]
+        subscriber: SubscriberRef,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SubscriberListArgs {
+    /// Glob matching User-Name.
+    #[arg(long, value_name = "GLOB")]
+    pub user: Option<String>,
+    /// Framed-IP-Address.
+    #[arg(long, value_name = "A.B.C.D")]
+    pub ip: Option<Ipv4Addr>,
+    /// Glob matching NAS-Port-Id.
+    #[arg(long, value_name = "GLOB")]
+    pub nas_port_id: Option<String>,
+    /// Origin-Host of the router holding the session.
+    #[arg(long, value_name = "HOST")]
+    pub router: Option<String>,
+    /// Only subscribers with this service.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// At most this many per page (node default 100).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub page_size: Option<u32>,
+    /// Start at this page (the token printed after the previous page).
+    #[arg(long, value_name = "TOKEN", conflicts_with = "all")]
+    pub page_token: Option<String>,
+    /// Follow the page tokens and print every page.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsageCommand {
+    /// Usage records, oldest first.
+    #[command(visible_alias = "ls")]
+    List(UsageListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UsageListArgs {
+    /// Only records of this Session-Id.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// Only records of this User-Name.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Only records of this Juniper-Policy-Name.
+    #[arg(long, value_name = "NAME")]
+    pub policy: Option<String>,
+    /// Only records with an id above this one.
+    #[arg(long, value_name = "ID")]
+    pub after: Option<u64>,
+    /// At most this many records (node default 100).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouterCommand {
+    /// Ask a router to replay its sessions (SRQ); sessions it does not replay within the resync
+    /// window are ended.
+    Resync {
+        /// The router's Origin-Host.
+        host: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only events of this Session-Id.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// Only events of this User-Name.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+}
+
+/// `--timeout`: positive seconds, fractions allowed.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!(
+            "{s:?}: expected more than 0 and at most 86400 seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    use super::*;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_have_defaults_and_go_anywhere() {
+        let cli = Cli::try_parse_from(["saectl", "status"]).unwrap();
+        assert_eq!(cli.server, DEFAULT_SERVER);
+        assert!(!cli.json);
+        assert_eq!(cli.timeout, Duration::from_secs(30));
+
+        let cli = Cli::try_parse_from([
+            "saectl",
+            "service",
+            "list",
+            "--json",
+            "--server",
+            "http://sae:1",
+            "--timeout",
+            "0.5",
+        ])
+        .unwrap();
+        assert_eq!(cli.server, "http://sae:1");
+        assert!(cli.json);
+        assert_eq!(cli.timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn bad_timeouts_are_usage_errors() {
+        for bad in ["0", "-1", "soon", "1e9"] {
+            let arg = format!("--timeout={bad}");
+            let e = Cli::try_parse_from(["saectl", &arg, "status"]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ValueValidation, "{bad}");
+            assert_eq!(e.exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn service_put_takes_flags_or_a_file() {
+        let e = Cli::try_parse_from(["saectl", "service", "put"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        let e = Cli::try_parse_from([
+            "saectl",
+            "service",
+            "put",
+            "gold",
+            "--file",
+            "f.toml",
+            "--accounting",
+        ])
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ArgumentConflict);
+        assert!(Cli::try_parse_from(["saectl", "service", "put", "--file", "f.toml"]).is_ok());
+    }
+
+    #[test]
+    fn rule_put_needs_a_priority_and_reject_excludes_services() {
+        let e = Cli::try_parse_from(["saectl", "rule", "put", "r1"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        let e = Cli::try_parse_from([
+            "saectl",
+            "rule",
+            "put",
+            "r1",
+            "--priority",
+            "1",
+            "--reject",
+            "--service",
+            "gold",
+        ])
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn bad_refs_and_substitutions_are_usage_errors() {
+        let e = Cli::try_parse_from(["saectl", "subscriber", "get", "ip=10.0.0"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ValueValidation);
+        assert!(e.to_string().contains("not an IPv4 address"), "{e}");
+        let e = Cli::try_parse_from([
+            "saectl",
+            "subscriber",
+            "activate",
+            "alice",
+            "gold",
+            "--sub",
+            "rate",
+        ])
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ValueValidation);
+        assert!(e.to_string().contains("KEY=VALUE"), "{e}");
+    }
+
+    #[test]
+    fn help_documents_refs_and_exit_statuses() {
+        let mut cmd = Cli::command();
+        let help = cmd.render_long_help().to_string();
+        assert!(help.contains("69  the server cannot be reached"), "{help}");
+        let sub = cmd.find_subcommand_mut("subscriber").unwrap();
+        let get = sub.find_subcommand_mut("get").unwrap();
+        let help = get.render_long_help().to_string();
+        assert!(help.contains("A bare value is a Session-Id"), "{help}");
+    }
+
+    #[test]
+    fn page_size_and_limit_are_bounded() {
+        for args in [
+            &["saectl", "subscriber", "list", "--page-size", "0"][..],
+            &["saectl", "subscriber", "list", "--page-size", "1001"][..],
+            &["saectl", "usage", "list", "--limit", "5000"][..],
+        ] {
+            let e = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ValueValidation, "{args:?}");
+        }
+        let e = Cli::try_parse_from(["saectl", "subscriber", "list", "--all", "--page-token", "x"])
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ArgumentConflict);
+    }
+}

@@ -1,0 +1,1023 @@
+//! Responses as text for people (aligned tables with a header row, `key: value` blocks,
+//! sentences with the router's Result-Code) and as JSON for programs.
+//!
+//! Every function returns the text; the caller writes it. Times are UTC (RFC 3339), empty
+//! values show as `-`, and control characters from the server are replaced so that a value
+//! cannot break a table or the terminal.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use sae_proto::v1::{
+    CollectUsageResponse, DiameterPeer, ListSubscribersResponse, LogoutResponse, NodeStatus,
+    ResyncRouterResponse, Rule, Service, ServiceChangeResult, SessionEvent, Subscriber,
+    UsageRecord,
+};
+use serde::Serialize;
+
+/// A table: a header row and aligned columns separated by two spaces.
+#[derive(Debug, Clone)]
+pub struct Table {
+    header: Vec<&'static str>,
+    right: Vec<bool>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// Columns named by `header`; a name starting with '>' is right-aligned (the '>' is not
+    /// shown), for numbers.
+    pub fn new(header: &[&'static str]) -> Table {
+        Table {
+            header: header.iter().map(|h| h.trim_start_matches('>')).collect(),
+            right: header.iter().map(|h| h.starts_with('>')).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row (one cell per column; an empty cell shows as `-`).
+    pub fn row(&mut self, cells: Vec<String>) {
+        debug_assert_eq!(cells.len(), self.header.len());
+        self.rows
+            .push(cells.into_iter().map(|c| cell(&c)).collect());
+    }
+
+    pub fn render(&self) -> String {
+        let widths: Vec<usize> = (0..self.header.len())
+            .map(|i| {
+                self.rows
+                    .iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([self.header[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        let header: Vec<String> = self.header.iter().map(|h| h.to_string()).collect();
+        for row in std::iter::once(&header).chain(&self.rows) {
+            let mut line = String::new();
+            for (i, c) in row.iter().enumerate() {
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                let pad = widths[i] - c.chars().count();
+                if self.right[i] {
+                    line.extend(std::iter::repeat_n(' ', pad));
+                    line.push_str(c);
+                } else {
+                    line.push_str(c);
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// A value for a table cell or a line: control characters (newlines, escapes) become '?', and
+/// empty shows as `-`.
+fn cell(s: &str) -> String {
+    if s.is_empty() {
+        return "-".into();
+    }
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// `key: value` lines with the values aligned.
+fn block(pairs: &[(&str, String)]) -> String {
+    let width = pairs.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
+    let mut out = String::new();
+    for (k, v) in pairs {
+        let key = format!("{k}:");
+        let _ = writeln!(out, "{key:<width$}  {}", cell(v));
+    }
+    out
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+/// Substitutions sorted by key: `k1=v1, k2=v2`.
+pub fn substitutions(map: &HashMap<String, String>) -> String {
+    let mut pairs: Vec<_> = map.iter().collect();
+    pairs.sort();
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// UTC date and time of a Unix time in milliseconds: `2024-05-01T12:00:00Z` (with
+/// milliseconds when `millis`), or `-` for 0.
+pub fn time(unix_ms: i64, millis: bool) -> String {
+    if unix_ms == 0 {
+        return "-".into();
+    }
+    let days = unix_ms.div_euclid(86_400_000);
+    let ms_of_day = unix_ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss, ms) = (
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000,
+    );
+    if millis {
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{ms:03}Z")
+    } else {
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+    }
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// A duration in seconds as `2d 3h 4m 5s` (leading zero units left out).
+pub fn duration(secs: u64) -> String {
+    let parts = [
+        (secs / 86_400, "d"),
+        (secs / 3600 % 24, "h"),
+        (secs / 60 % 60, "m"),
+        (secs % 60, "s"),
+    ];
+    let first = parts.iter().position(|(n, _)| *n > 0).unwrap_or(3);
+    parts[first..]
+        .iter()
+        .map(|(n, u)| format!("{n}{u}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A Diameter Result-Code with its RFC 6733 name when it is a common one: `2001
+/// (DIAMETER_SUCCESS)`; 0 means the router never answered.
+pub fn result_code(code: u32) -> String {
+    let name = match code {
+        0 => return "none (no answer from the router)".into(),
+        1001 => "DIAMETER_MULTI_ROUND_AUTH",
+        2001 => "DIAMETER_SUCCESS",
+        2002 => "DIAMETER_LIMITED_SUCCESS",
+        3001 => "DIAMETER_COMMAND_UNSUPPORTED",
+        3002 => "DIAMETER_UNABLE_TO_DELIVER",
+        3003 => "DIAMETER_REALM_NOT_SERVED",
+        3004 => "DIAMETER_TOO_BUSY",
+        3005 => "DIAMETER_LOOP_DETECTED",
+        3007 => "DIAMETER_APPLICATION_UNSUPPORTED",
+        3008 => "DIAMETER_INVALID_HDR_BITS",
+        3009 => "DIAMETER_INVALID_AVP_BITS",
+        4001 => "DIAMETER_AUTHENTICATION_REJECTED",
+        5001 => "DIAMETER_AVP_UNSUPPORTED",
+        5002 => "DIAMETER_UNKNOWN_SESSION_ID",
+        5003 => "DIAMETER_AUTHORIZATION_REJECTED",
+        5004 => "DIAMETER_INVALID_AVP_VALUE",
+        5005 => "DIAMETER_MISSING_AVP",
+        5006 => "DIAMETER_RESOURCES_EXCEEDED",
+        5012 => "DIAMETER_UNABLE_TO_COMPLY",
+        _ => return code.to_string(),
+    };
+    format!("{code} ({name})")
+}
+
+/// A Result-Code of the 2xxx (success) class.
+pub fn is_success(code: u32) -> bool {
+    (2000..3000).contains(&code)
+}
+
+/// Diameter application ids by name where known: `jsrc,ptsp`.
+fn applications(ids: &[u32]) -> String {
+    ids.iter()
+        .map(|id| match id {
+            0 => "common".to_string(),
+            1 => "nasreq".to_string(),
+            3 => "accounting".to_string(),
+            16_777_244 => "jsrc".to_string(),
+            16_777_273 => "ptsp".to_string(),
+            16_777_296 => "session-recovery".to_string(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `saectl status`: the node, then its routers.
+pub fn node_status(s: &NodeStatus) -> String {
+    let mut out = block(&[
+        ("node", s.node_name.clone()),
+        ("version", s.version.clone()),
+        ("uptime", duration(s.uptime_seconds)),
+        ("origin-host", s.origin_host.clone()),
+        ("origin-realm", s.origin_realm.clone()),
+        ("sessions", s.subscriber_sessions.to_string()),
+        ("usage records", s.usage_records.to_string()),
+        ("routers", s.diameter_peers.len().to_string()),
+    ]);
+    if !s.diameter_peers.is_empty() {
+        out.push('\n');
+        out.push_str(&routers(&s.diameter_peers));
+    }
+    out
+}
+
+/// The connected routers.
+pub fn routers(peers: &[DiameterPeer]) -> String {
+    let mut t = Table::new(&[
+        "ROUTER",
+        "REALM",
+        "ADDRESS",
+        "STATE",
+        "WATCHDOG",
+        "APPLICATIONS",
+        "PRODUCT",
+        ">SESSIONS",
+        ">PENDING",
+    ]);
+    for p in peers {
+        t.row(vec![
+            p.origin_host.clone(),
+            p.origin_realm.clone(),
+            p.remote_address.clone(),
+            p.state.clone(),
+            p.watchdog.clone(),
+            applications(&p.applications),
+            p.product_name.clone(),
+            p.subscriber_sessions.to_string(),
+            p.pending_requests.to_string(),
+        ]);
+    }
+    t.render()
+}
+
+/// `service list`.
+pub fn services(services: &[Service]) -> String {
+    let mut t = Table::new(&[
+        "NAME",
+        "POLICY",
+        "TEMPLATE",
+        "ACCOUNTING",
+        "SUBSTITUTIONS",
+        "DESCRIPTION",
+    ]);
+    for s in services {
+        t.row(vec![
+            s.name.clone(),
+            s.policy_name.clone(),
+            s.template_name.clone(),
+            yes_no(s.accounting),
+            substitutions(&s.substitutions),
+            s.description.clone(),
+        ]);
+    }
+    t.render()
+}
+
+/// `service get` and `service put`: one service.
+pub fn service(s: &Service) -> String {
+    block(&[
+        ("name", s.name.clone()),
+        ("policy-name", s.policy_name.clone()),
+        ("template", s.template_name.clone()),
+        ("accounting", yes_no(s.accounting)),
+        ("substitutions", substitutions(&s.substitutions)),
+        ("description", s.description.clone()),
+    ])
+}
+
+/// A rule pattern: empty matches everything.
+fn pattern(p: &str) -> String {
+    if p.is_empty() { "*".into() } else { p.into() }
+}
+
+fn action(r: &Rule) -> String {
+    if r.reject { "reject" } else { "accept" }.into()
+}
+
+/// `rule list`, in the order the node gave.
+pub fn rules(rules: &[Rule]) -> String {
+    let mut t = Table::new(&[
+        "NAME",
+        ">PRIORITY",
+        "LOGIN-NAME",
+        "DOMAIN",
+        "NAS-PORT-ID",
+        "ROUTER",
+        "ACTION",
+        "SERVICES",
+        "SUBSTITUTIONS",
+    ]);
+    for r in rules {
+        t.row(vec![
+            r.name.clone(),
+            r.priority.to_string(),
+            pattern(&r.login_name),
+            pattern(&r.domain),
+            pattern(&r.nas_port_id),
+            pattern(&r.router),
+            action(r),
+            r.services.join(","),
+            substitutions(&r.substitutions),
+        ]);
+    }
+    t.render()
+}
+
+/// `rule put`: one rule.
+pub fn rule(r: &Rule) -> String {
+    block(&[
+        ("name", r.name.clone()),
+        ("priority", r.priority.to_string()),
+        ("login-name", pattern(&r.login_name)),
+        ("domain", pattern(&r.domain)),
+        ("nas-port-id", pattern(&r.nas_port_id)),
+        ("router", pattern(&r.router)),
+        ("action", action(r)),
+        ("services", r.services.join(", ")),
+        ("substitutions", substitutions(&r.substitutions)),
+    ])
+}
+
+/// The services of a subscriber in one cell: names, with the state when not active.
+fn service_names(s: &Subscriber) -> String {
+    s.services
+        .iter()
+        .map(|x| {
+            if x.state == "active" || x.state.is_empty() {
+                x.service.clone()
+            } else {
+                format!("{}({})", x.service, x.state)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `subscriber list`.
+pub fn subscribers(subscribers: &[Subscriber]) -> String {
+    let mut t = Table::new(&[
+        "SESSION-ID",
+        "USER",
+        "IP",
+        "PORT",
+        "ROUTER",
+        "STATE",
+        "SERVICES",
+    ]);
+    for s in subscribers {
+        t.row(vec![
+            s.session_id.clone(),
+            s.user_name.clone(),
+            s.framed_ip.clone(),
+            s.nas_port_id.clone(),
+            s.router.clone(),
+            s.state.clone(),
+            service_names(s),
+        ]);
+    }
+    t.render()
+}
+
+/// The line after a page of `subscriber list` (for stderr): how many, and the next page.
+pub fn subscribers_footer(page: &ListSubscribersResponse) -> String {
+    let shown = page.subscribers.len();
+    let noun = if page.total == 1 {
+        "subscriber"
+    } else {
+        "subscribers"
+    };
+    if page.next_page_token.is_empty() {
+        format!("{shown} of {} {noun}", page.total)
+    } else {
+        format!(
+            "{shown} of {} {noun}; next page: --page-token {} (or --all)",
+            page.total, page.next_page_token
+        )
+    }
+}
+
+/// `subscriber get`: the session, then its services.
+pub fn subscriber(s: &Subscriber) -> String {
+    let mut out = block(&[
+        ("session-id", s.session_id.clone()),
+        ("user", s.user_name.clone()),
+        ("ip", s.framed_ip.clone()),
+        ("port", s.nas_port_id.clone()),
+        ("router", s.router.clone()),
+        ("application", s.application.clone()),
+        ("state", s.state.clone()),
+        ("confirmed", yes_no(s.confirmed)),
+        ("login", time(s.login_unix_ms, false)),
+        ("services", s.services.len().to_string()),
+    ]);
+    if !s.services.is_empty() {
+        let mut t = Table::new(&[
+            "SERVICE",
+            "POLICY",
+            "STATE",
+            "RESULT-CODE",
+            "ACCOUNTING",
+            "ACTIVATED",
+            "SUBSTITUTIONS",
+            "ERROR",
+        ]);
+        for x in &s.services {
+            t.row(vec![
+                x.service.clone(),
+                x.policy_name.clone(),
+                x.state.clone(),
+                if x.result_code == 0 {
+                    String::new()
+                } else {
+                    x.result_code.to_string()
+                },
+                yes_no(x.accounting),
+                time(x.activated_unix_ms, false),
+                substitutions(&x.substitutions),
+                x.error.clone(),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&t.render());
+    }
+    out
+}
+
+/// Whether a service change was an activation or a deactivation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Activate,
+    Deactivate,
+}
+
+/// `subscriber activate|deactivate`: a sentence, then the router's Result-Code.
+pub fn service_change(r: &ServiceChangeResult, change: Change) -> String {
+    let done = match change {
+        Change::Activate => "activated",
+        Change::Deactivate => "deactivated",
+    };
+    let attempts = if r.attempts == 1 {
+        "1 attempt".to_string()
+    } else {
+        format!("{} attempts", r.attempts)
+    };
+    let mut out = if r.success {
+        format!(
+            "service {} {done} for session {} (policy {}, state {}, {attempts})",
+            r.service,
+            r.session_id,
+            cell(&r.policy_name),
+            cell(&r.state)
+        )
+    } else {
+        format!(
+            "service {} NOT {done} for session {} (policy {}, state {}, {attempts})",
+            r.service,
+            r.session_id,
+            cell(&r.policy_name),
+            cell(&r.state)
+        )
+    };
+    if !r.message.is_empty() {
+        let _ = write!(out, ": {}", cell(&r.message));
+    }
+    let _ = writeln!(out, "\nResult-Code: {}", result_code(r.result_code));
+    out
+}
+
+/// `subscriber logout`.
+pub fn logout(r: &LogoutResponse) -> String {
+    let mut out = format!(
+        "logout sent for session {}\nResult-Code: {}\n",
+        r.session_id,
+        result_code(r.result_code)
+    );
+    if !r.usage.is_empty() {
+        out.push('\n');
+        out.push_str(&usage(&r.usage));
+    }
+    out
+}
+
+/// `subscriber collect-usage`.
+pub fn collect_usage(r: &CollectUsageResponse) -> String {
+    let n = r.usage.len();
+    let mut out = format!(
+        "usage collected for session {}: {n} record{}\nResult-Code: {}\n",
+        r.session_id,
+        if n == 1 { "" } else { "s" },
+        result_code(r.result_code)
+    );
+    if n > 0 {
+        out.push('\n');
+        out.push_str(&usage(&r.usage));
+    }
+    out
+}
+
+/// `usage list` (and the records of logout and collect-usage).
+pub fn usage(records: &[UsageRecord]) -> String {
+    let mut t = Table::new(&[
+        ">ID",
+        "TIME",
+        "SESSION-ID",
+        "USER",
+        "ROUTER",
+        "POLICY",
+        "KIND",
+        ">RECORD",
+        ">IN-OCTETS",
+        ">OUT-OCTETS",
+        ">IN-PACKETS",
+        ">OUT-PACKETS",
+    ]);
+    for r in records {
+        t.row(vec![
+            r.id.to_string(),
+            time(r.time_unix_ms, false),
+            r.session_id.clone(),
+            r.user_name.clone(),
+            r.router.clone(),
+            r.policy_name.clone(),
+            r.kind.clone(),
+            r.record_number.to_string(),
+            r.input_octets.to_string(),
+            r.output_octets.to_string(),
+            r.input_packets.to_string(),
+            r.output_packets.to_string(),
+        ]);
+    }
+    t.render()
+}
+
+/// `router resync`.
+pub fn resync(router: &str, r: &ResyncRouterResponse) -> String {
+    format!(
+        "resync requested from router {router}\nResult-Code: {}\n",
+        result_code(r.result_code)
+    )
+}
+
+/// `events`: one line per event, `TIME KIND key=value... [: detail]`, fields left out when
+/// empty.
+pub fn event(e: &SessionEvent) -> String {
+    let mut line = format!("{} {}", time(e.time_unix_ms, true), cell(&e.kind));
+    for (k, v) in [
+        ("session", &e.session_id),
+        ("user", &e.user_name),
+        ("router", &e.router),
+        ("service", &e.service),
+    ] {
+        if !v.is_empty() {
+            let _ = write!(line, " {k}={}", cell(v));
+        }
+    }
+    if !e.detail.is_empty() {
+        let _ = write!(line, ": {}", cell(&e.detail));
+    }
+    line.push('\n');
+    line
+}
+
+/// A response as a JSON document (pretty, keys sorted, with a final newline). Field names are
+/// those of the .proto; 64-bit integers are numbers.
+pub fn json<T: Serialize>(value: &T) -> String {
+    // Through `Value`, whose objects are sorted maps, so that protobuf maps come out in the same
+    // order every time.
+    let value = serde_json::to_value(value).expect("prost messages serialize");
+    let mut s = serde_json::to_string_pretty(&value).expect("a JSON value serializes");
+    s.push('\n');
+    s
+}
+
+/// A response as one JSON line (streams).
+pub fn json_line<T: Serialize>(value: &T) -> String {
+    let value = serde_json::to_value(value).expect("prost messages serialize");
+    let mut s = value.to_string();
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use sae_proto::v1::{ListServicesResponse, ServiceSession};
+
+    use super::*;
+
+    fn subs(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn tables_align_columns_and_trim_the_last() {
+        let mut t = Table::new(&["NAME", ">N", "NOTE"]);
+        t.row(vec!["a".into(), "1".into(), "x".into()]);
+        t.row(vec!["longer".into(), "1000".into(), String::new()]);
+        t.row(vec!["é".into(), "7".into(), "two\nlines".into()]);
+        assert_eq!(
+            t.render(),
+            "NAME       N  NOTE\n\
+             a          1  x\n\
+             longer  1000  -\n\
+             é          7  two?lines\n"
+        );
+    }
+
+    #[test]
+    fn times_are_utc_rfc3339() {
+        assert_eq!(time(0, false), "-");
+        assert_eq!(time(1, true), "1970-01-01T00:00:00.001Z");
+        assert_eq!(time(951_782_400_000, false), "2000-02-29T00:00:00Z");
+        assert_eq!(time(1_714_564_800_123, true), "2024-05-01T12:00:00.123Z");
+        assert_eq!(time(1_735_689_599_999, true), "2024-12-31T23:59:59.999Z");
+        assert_eq!(time(-1000, false), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn durations_and_result_codes() {
+        assert_eq!(duration(0), "0s");
+        assert_eq!(duration(59), "59s");
+        assert_eq!(duration(3723), "1h 2m 3s");
+        assert_eq!(duration(2 * 86_400 + 5), "2d 0h 0m 5s");
+        assert_eq!(result_code(2001), "2001 (DIAMETER_SUCCESS)");
+        assert_eq!(result_code(5012), "5012 (DIAMETER_UNABLE_TO_COMPLY)");
+        assert_eq!(result_code(7777), "7777");
+        assert_eq!(result_code(0), "none (no answer from the router)");
+        assert!(is_success(2002) && !is_success(5002) && !is_success(0));
+    }
+
+    fn status() -> NodeStatus {
+        NodeStatus {
+            node_name: "sae-1".into(),
+            version: "0.1.0".into(),
+            uptime_seconds: 3723,
+            origin_host: "sae.example.net".into(),
+            origin_realm: "example.net".into(),
+            diameter_peers: vec![DiameterPeer {
+                origin_host: "mx1.example.net".into(),
+                origin_realm: "example.net".into(),
+                remote_address: "192.0.2.1:40000".into(),
+                state: "open".into(),
+                watchdog: "okay".into(),
+                applications: vec![16_777_244, 16_777_273, 99],
+                product_name: "JUNOS".into(),
+                subscriber_sessions: 1234,
+                pending_requests: 0,
+            }],
+            subscriber_sessions: 1234,
+            usage_records: 56,
+        }
+    }
+
+    #[test]
+    fn node_status_table() {
+        assert_eq!(
+            node_status(&status()),
+            "\
+node:           sae-1
+version:        0.1.0
+uptime:         1h 2m 3s
+origin-host:    sae.example.net
+origin-realm:   example.net
+sessions:       1234
+usage records:  56
+routers:        1
+
+ROUTER           REALM        ADDRESS          STATE  WATCHDOG  APPLICATIONS  PRODUCT  SESSIONS  PENDING
+mx1.example.net  example.net  192.0.2.1:40000  open   okay      jsrc,ptsp,99  JUNOS        1234        0
+"
+        );
+    }
+
+    #[test]
+    fn services_and_rules_tables() {
+        let list = vec![
+            Service {
+                name: "gold".into(),
+                policy_name: "gold-pol".into(),
+                template_name: "tmpl".into(),
+                substitutions: subs(&[("rate", "10m"), ("burst", "1m")]),
+                accounting: true,
+                description: "Gold tier".into(),
+            },
+            Service {
+                name: "bronze".into(),
+                policy_name: "bronze".into(),
+                ..Default::default()
+            },
+        ];
+        assert_eq!(
+            services(&list),
+            "\
+NAME    POLICY    TEMPLATE  ACCOUNTING  SUBSTITUTIONS       DESCRIPTION
+gold    gold-pol  tmpl      yes         burst=1m, rate=10m  Gold tier
+bronze  bronze    -         no          -                   -
+"
+        );
+        assert_eq!(
+            service(&list[0]),
+            "\
+name:           gold
+policy-name:    gold-pol
+template:       tmpl
+accounting:     yes
+substitutions:  burst=1m, rate=10m
+description:    Gold tier
+"
+        );
+        let list = vec![
+            Rule {
+                name: "corp".into(),
+                priority: 10,
+                domain: "corp.example".into(),
+                services: vec!["gold".into(), "voip".into()],
+                substitutions: subs(&[("rate", "20m")]),
+                ..Default::default()
+            },
+            Rule {
+                name: "guests".into(),
+                priority: 200,
+                login_name: "guest*".into(),
+                reject: true,
+                ..Default::default()
+            },
+        ];
+        assert_eq!(
+            rules(&list),
+            "\
+NAME    PRIORITY  LOGIN-NAME  DOMAIN        NAS-PORT-ID  ROUTER  ACTION  SERVICES   SUBSTITUTIONS
+corp          10  *           corp.example  *            *       accept  gold,voip  rate=20m
+guests       200  guest*      *             *            *       reject  -          -
+"
+        );
+    }
+
+    fn alice() -> Subscriber {
+        Subscriber {
+            session_id: "mx1.example.net;1700000000;1".into(),
+            router: "mx1.example.net".into(),
+            application: "jsrc".into(),
+            user_name: "alice@corp.example".into(),
+            framed_ip: "10.0.0.7".into(),
+            nas_port_id: "ge-1/0/0.100".into(),
+            state: "active".into(),
+            login_unix_ms: 1_714_564_800_000,
+            confirmed: true,
+            services: vec![
+                ServiceSession {
+                    service: "gold".into(),
+                    policy_name: "gold-pol".into(),
+                    state: "active".into(),
+                    result_code: 2001,
+                    accounting: true,
+                    substitutions: subs(&[("rate", "20m")]),
+                    activated_unix_ms: 1_714_564_801_000,
+                    ..Default::default()
+                },
+                ServiceSession {
+                    service: "voip".into(),
+                    policy_name: "voip".into(),
+                    state: "failed".into(),
+                    result_code: 5012,
+                    error: "policy unknown".into(),
+                    ..Default::default()
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn subscribers_table_and_footer() {
+        let bob = Subscriber {
+            session_id: "mx2;1;2".into(),
+            router: "mx2".into(),
+            user_name: "bob".into(),
+            state: "resyncing".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            subscribers(&[alice(), bob]),
+            "\
+SESSION-ID                    USER                IP        PORT          ROUTER           STATE      SERVICES
+mx1.example.net;1700000000;1  alice@corp.example  10.0.0.7  ge-1/0/0.100  mx1.example.net  active     gold,voip(failed)
+mx2;1;2                       bob                 -         -             mx2              resyncing  -
+"
+        );
+        assert_eq!(
+            subscribers(&[]),
+            "SESSION-ID  USER  IP  PORT  ROUTER  STATE  SERVICES\n"
+        );
+        let page = ListSubscribersResponse {
+            subscribers: vec![alice()],
+            next_page_token: "abc".into(),
+            total: 2,
+        };
+        assert_eq!(
+            subscribers_footer(&page),
+            "1 of 2 subscribers; next page: --page-token abc (or --all)"
+        );
+        assert_eq!(
+            subscribers_footer(&ListSubscribersResponse::default()),
+            "0 of 0 subscribers"
+        );
+    }
+
+    #[test]
+    fn subscriber_detail() {
+        assert_eq!(
+            subscriber(&alice()),
+            "\
+session-id:   mx1.example.net;1700000000;1
+user:         alice@corp.example
+ip:           10.0.0.7
+port:         ge-1/0/0.100
+router:       mx1.example.net
+application:  jsrc
+state:        active
+confirmed:    yes
+login:        2024-05-01T12:00:00Z
+services:     2
+
+SERVICE  POLICY    STATE   RESULT-CODE  ACCOUNTING  ACTIVATED             SUBSTITUTIONS  ERROR
+gold     gold-pol  active  2001         yes         2024-05-01T12:00:01Z  rate=20m       -
+voip     voip      failed  5012         no          -                     -              policy unknown
+"
+        );
+    }
+
+    #[test]
+    fn service_changes_are_sentences_with_the_result_code() {
+        let ok = ServiceChangeResult {
+            session_id: "s1".into(),
+            service: "gold".into(),
+            policy_name: "gold-pol".into(),
+            success: true,
+            result_code: 2001,
+            state: "active".into(),
+            message: String::new(),
+            attempts: 1,
+        };
+        assert_eq!(
+            service_change(&ok, Change::Activate),
+            "service gold activated for session s1 (policy gold-pol, state active, 1 attempt)\n\
+             Result-Code: 2001 (DIAMETER_SUCCESS)\n"
+        );
+        let failed = ServiceChangeResult {
+            success: false,
+            result_code: 0,
+            state: "failed".into(),
+            message: "no answer from mx1".into(),
+            attempts: 3,
+            ..ok
+        };
+        assert_eq!(
+            service_change(&failed, Change::Deactivate),
+            "service gold NOT deactivated for session s1 (policy gold-pol, state failed, 3 \
+             attempts): no answer from mx1\nResult-Code: none (no answer from the router)\n"
+        );
+    }
+
+    #[test]
+    fn usage_logout_resync_and_events() {
+        let rec = UsageRecord {
+            id: 42,
+            session_id: "s1".into(),
+            user_name: "alice".into(),
+            router: "mx1".into(),
+            policy_name: "gold-pol".into(),
+            kind: "collected".into(),
+            record_number: 3,
+            input_octets: 123_456,
+            output_octets: 7,
+            input_packets: 100,
+            output_packets: 2,
+            time_unix_ms: 1_714_564_800_000,
+        };
+        assert_eq!(
+            usage(std::slice::from_ref(&rec)),
+            "\
+ID  TIME                  SESSION-ID  USER   ROUTER  POLICY    KIND       RECORD  IN-OCTETS  OUT-OCTETS  IN-PACKETS  OUT-PACKETS
+42  2024-05-01T12:00:00Z  s1          alice  mx1     gold-pol  collected       3     123456           7         100            2
+"
+        );
+        let out = collect_usage(&CollectUsageResponse {
+            session_id: "s1".into(),
+            result_code: 2001,
+            usage: vec![rec],
+        });
+        assert!(
+            out.starts_with(
+                "usage collected for session s1: 1 record\nResult-Code: 2001 \
+                 (DIAMETER_SUCCESS)\n\nID  TIME"
+            ),
+            "{out}"
+        );
+        assert_eq!(
+            logout(&LogoutResponse {
+                session_id: "s1".into(),
+                result_code: 2001,
+                usage: vec![],
+            }),
+            "logout sent for session s1\nResult-Code: 2001 (DIAMETER_SUCCESS)\n"
+        );
+        assert_eq!(
+            resync("mx1", &ResyncRouterResponse { result_code: 3002 }),
+            "resync requested from router mx1\nResult-Code: 3002 (DIAMETER_UNABLE_TO_DELIVER)\n"
+        );
+        assert_eq!(
+            event(&SessionEvent {
+                time_unix_ms: 1_714_564_800_123,
+                kind: "service-activated".into(),
+                session_id: "s1".into(),
+                user_name: "alice".into(),
+                router: "mx1".into(),
+                service: "gold".into(),
+                detail: "2001".into(),
+            }),
+            "2024-05-01T12:00:00.123Z service-activated session=s1 user=alice router=mx1 \
+             service=gold: 2001\n"
+        );
+        assert_eq!(
+            event(&SessionEvent {
+                time_unix_ms: 1_714_564_800_000,
+                kind: "router-up".into(),
+                router: "mx1".into(),
+                ..Default::default()
+            }),
+            "2024-05-01T12:00:00.000Z router-up router=mx1\n"
+        );
+    }
+
+    #[test]
+    fn json_uses_the_proto_field_names() {
+        let doc: serde_json::Value = serde_json::from_str(&json(&status())).unwrap();
+        assert_eq!(
+            doc,
+            serde_json::json!({
+                "node_name": "sae-1",
+                "version": "0.1.0",
+                "uptime_seconds": 3723,
+                "origin_host": "sae.example.net",
+                "origin_realm": "example.net",
+                "diameter_peers": [{
+                    "origin_host": "mx1.example.net",
+                    "origin_realm": "example.net",
+                    "remote_address": "192.0.2.1:40000",
+                    "state": "open",
+                    "watchdog": "okay",
+                    "applications": [16_777_244, 16_777_273, 99],
+                    "product_name": "JUNOS",
+                    "subscriber_sessions": 1234,
+                    "pending_requests": 0,
+                }],
+                "subscriber_sessions": 1234,
+                "usage_records": 56,
+            })
+        );
+        // Maps come out sorted; the document ends with a newline.
+        let list = ListServicesResponse {
+            services: vec![Service {
+                name: "gold".into(),
+                substitutions: subs(&[("z", "1"), ("a", "2"), ("m", "3")]),
+                ..Default::default()
+            }],
+        };
+        let text = json(&list);
+        assert!(text.ends_with("}\n"), "{text}");
+        let a = text.find("\"a\"").unwrap();
+        let m = text.find("\"m\"").unwrap();
+        let z = text.find("\"z\"").unwrap();
+        assert!(a < m && m < z, "{text}");
+    }
+
+    #[test]
+    fn json_lines_for_streams() {
+        let line = json_line(&SessionEvent {
+            time_unix_ms: 5,
+            kind: "login".into(),
+            ..Default::default()
+        });
+        assert_eq!(line.matches('\n').count(), 1);
+        assert!(line.ends_with('\n'));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["kind"], "login");
+        assert_eq!(v["time_unix_ms"], 5);
+        assert_eq!(v["session_id"], "");
+    }
+}

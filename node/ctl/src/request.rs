@@ -1,0 +1,971 @@
+//! From the command line to the gRPC requests: subscriber references, `KEY=VALUE`
+//! substitutions, service and rule files, and [`build`], which turns a parsed [`Command`] into
+//! the [`Call`] to make. Nothing here does I/O except reading the `--file` of a put.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use sae_proto::v1::subscriber_ref::Key;
+use sae_proto::v1::{
+    ActivateServiceRequest, CollectUsageRequest, DeactivateServiceRequest, DeleteRuleRequest,
+    DeleteServiceRequest, GetNodeStatusRequest, GetServiceRequest, GetSubscriberRequest,
+    ListRulesRequest, ListServicesRequest, ListSubscribersRequest, ListUsageRecordsRequest,
+    LogoutRequest, PutRuleRequest, PutServiceRequest, ResyncRouterRequest, Rule, Service,
+    SubscriberRef, WatchEventsRequest,
+};
+use serde::Deserialize;
+
+use crate::cli::{
+    Command, EventsArgs, RouterCommand, RuleCommand, RulePutArgs, ServiceCommand, ServicePutArgs,
+    SubscriberCommand, SubscriberListArgs, UsageCommand, UsageListArgs,
+};
+use crate::error::CtlError;
+
+/// One `--sub KEY=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: String,
+}
+
+/// Parses `KEY=VALUE`: the key is everything before the first '=' (not empty, no blanks); the
+/// value is the rest and may be empty or contain '='.
+pub fn parse_key_value(s: &str) -> Result<KeyValue, String> {
+    let Some((key, value)) = s.split_once('=') else {
+        return Err(format!("{s:?} is not KEY=VALUE"));
+    };
+    if key.is_empty() {
+        return Err(format!("{s:?}: KEY=VALUE needs a key before '='"));
+    }
+    if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{s:?}: the key of KEY=VALUE has blanks"));
+    }
+    Ok(KeyValue {
+        key: key.to_owned(),
+        value: value.to_owned(),
+    })
+}
+
+/// The substitutions map of `--sub` options; a key given twice is an error.
+pub fn substitutions(pairs: &[KeyValue]) -> Result<HashMap<String, String>, CtlError> {
+    let mut map = HashMap::with_capacity(pairs.len());
+    for kv in pairs {
+        if map.insert(kv.key.clone(), kv.value.clone()).is_some() {
+            return Err(CtlError::Usage(format!(
+                "--sub {}: the key {:?} is given twice",
+                kv.key, kv.key
+            )));
+        }
+    }
+    Ok(map)
+}
+
+/// Parses a subscriber reference (see [`crate::cli::REF_HELP`]): `session=ID`, `user=NAME`,
+/// `ip=A.B.C.D`, `port=NAS-PORT-ID`, or a bare value: a Session-Id when it contains ';', an IP
+/// address when it is an IPv4 address, a user name otherwise.
+pub fn parse_ref(s: &str) -> Result<SubscriberRef, String> {
+    let key = parse_ref_key(s)?;
+    Ok(SubscriberRef { key: Some(key) })
+}
+
+fn parse_ref_key(s: &str) -> Result<Key, String> {
+    if s.is_empty() {
+        return Err("empty subscriber reference".into());
+    }
+    if let Some((kind, value)) = s.split_once('=') {
+        let keyed = match kind {
+            "session" => Some(Key::SessionId as fn(String) -> Key),
+            "user" => Some(Key::UserName as fn(String) -> Key),
+            "ip" => Some(Key::FramedIp as fn(String) -> Key),
+            "port" => Some(Key::NasPortId as fn(String) -> Key),
+            _ => None,
+        };
+        if let Some(make) = keyed {
+            if value.is_empty() {
+                return Err(format!("{s:?}: no value after '{kind}='"));
+            }
+            if kind == "ip" && value.parse::<Ipv4Addr>().is_err() {
+                return Err(format!("{s:?}: {value:?} is not an IPv4 address"));
+            }
+            return Ok(make(value.to_owned()));
+        }
+        // `word=...` with an unknown word is most likely a typo, not a user name.
+        if !kind.contains(';') && !kind.is_empty() && kind.chars().all(char::is_alphanumeric) {
+            return Err(format!(
+                "{s:?}: unknown kind of reference {kind:?} (expected session=, user=, ip= or \
+                 port=; write user={s} for a user name containing '=')"
+            ));
+        }
+    }
+    if s.contains(';') {
+        Ok(Key::SessionId(s.to_owned()))
+    } else if s.parse::<Ipv4Addr>().is_ok() {
+        Ok(Key::FramedIp(s.to_owned()))
+    } else {
+        Ok(Key::UserName(s.to_owned()))
+    }
+}
+
+/// The request(s) one command makes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    Status(GetNodeStatusRequest),
+    ListServices(ListServicesRequest),
+    GetService(GetServiceRequest),
+    /// One request per service (several with `--file`).
+    PutServices(Vec<PutServiceRequest>),
+    DeleteService(DeleteServiceRequest),
+    ListRules(ListRulesRequest),
+    /// One request per rule (several with `--file`).
+    PutRules(Vec<PutRuleRequest>),
+    DeleteRule(DeleteRuleRequest),
+    ListSubscribers {
+        request: ListSubscribersRequest,
+        /// Follow `next_page_token` to the last page.
+        all: bool,
+    },
+    GetSubscriber(GetSubscriberRequest),
+    Activate(ActivateServiceRequest),
+    Deactivate(DeactivateServiceRequest),
+    Logout(LogoutRequest),
+    CollectUsage(CollectUsageRequest),
+    ListUsage(ListUsageRecordsRequest),
+    Resync(ResyncRouterRequest),
+    Watch(WatchEventsRequest),
+}
+
+/// Builds the call of a command; reads the `--file` of `service put` and `rule put`.
+pub fn build(command: &Command) -> Result<Call, CtlError> {
+    Ok(match command {
+        Command::Status => Call::Status(GetNodeStatusRequest {}),
+        Command::Service(c) => match c {
+            ServiceCommand::List => Call::ListServices(ListServicesRequest {}),
+            ServiceCommand::Get { name } => {
+                Call::GetService(GetServiceRequest { name: name.clone() })
+            }
+            ServiceCommand::Put(args) => Call::PutServices(
+                put_services(args)?
+                    .into_iter()
+                    .map(|s| PutServiceRequest { service: Some(s) })
+                    .collect(),
+            ),
+            ServiceCommand::Delete { name } => {
+                Call::DeleteService(DeleteServiceRequest { name: name.clone() })
+            }
+        },
+        Command::Rule(c) => match c {
+            RuleCommand::List => Call::ListRules(ListRulesRequest {}),
+            RuleCommand::Put(args) => Call::PutRules(
+                put_rules(args)?
+                    .into_iter()
+                    .map(|r| PutRuleRequest { rule: Some(r) })
+                    .collect(),
+            ),
+            RuleCommand::Delete { name } => {
+                Call::DeleteRule(DeleteRuleRequest { name: name.clone() })
+            }
+        },
+        Command::Subscriber(c) => match c {
+            SubscriberCommand::List(args) => list_subscribers(args),
+            SubscriberCommand::Get { subscriber } => Call::GetSubscriber(GetSubscriberRequest {
+                subscriber: Some(subscriber.clone()),
+            }),
+            SubscriberCommand::Activate {
+                subscriber,
+                service,
+                substitutions: subs,
+            } => Call::Activate(ActivateServiceRequest {
+                subscriber: Some(subscriber.clone()),
+                service: service.clone(),
+                substitutions: substitutions(subs)?,
+            }),
+            SubscriberCommand::Deactivate {
+                subscriber,
+                service,
+            } => Call::Deactivate(DeactivateServiceRequest {
+                subscriber: Some(subscriber.clone()),
+                service: service.clone(),
+            }),
+            SubscriberCommand::Logout { subscriber } => Call::Logout(LogoutRequest {
+                subscriber: Some(subscriber.clone()),
+            }),
+            SubscriberCommand::CollectUsage { subscriber } => {
+                Call::CollectUsage(CollectUsageRequest {
+                    subscriber: Some(subscriber.clone()),
+                })
+            }
+        },
+        Command::Usage(UsageCommand::List(args)) => Call::ListUsage(list_usage(args)),
+        Command::Router(RouterCommand::Resync { host }) => Call::Resync(ResyncRouterRequest {
+            router: host.clone(),
+        }),
+        Command::Events(EventsArgs { session, user }) => Call::Watch(WatchEventsRequest {
+            session_id: session.clone().unwrap_or_default(),
+            user_name: user.clone().unwrap_or_default(),
+        }),
+    })
+}
+
+fn list_subscribers(args: &SubscriberListArgs) -> Call {
+    Call::ListSubscribers {
+        request: ListSubscribersRequest {
+            user_name: args.user.clone().unwrap_or_default(),
+            framed_ip: args.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            nas_port_id: args.nas_port_id.clone().unwrap_or_default(),
+            router: args.router.clone().unwrap_or_default(),
+            service: args.service.clone().unwrap_or_default(),
+            page_size: args.page_size.unwrap_or(0),
+            page_token: args.page_token.clone().unwrap_or_default(),
+        },
+        all: args.all,
+    }
+}
+
+fn list_usage(args: &UsageListArgs) -> ListUsageRecordsRequest {
+    ListUsageRecordsRequest {
+        session_id: args.session.clone().unwrap_or_default(),
+        user_name: args.user.clone().unwrap_or_default(),
+        policy_name: args.policy.clone().unwrap_or_default(),
+        after_id: args.after.unwrap_or(0),
+        limit: args.limit.unwrap_or(0),
+    }
+}
+
+/// The services of `service put`: from the flags, or from the `--file`.
+fn put_services(args: &ServicePutArgs) -> Result<Vec<Service>, CtlError> {
+    if let Some(path) = &args.file {
+        let text = read_file(path)?;
+        return services_from_toml(&text, args.name.as_deref())
+            .map_err(|e| CtlError::Usage(format!("{}: {e}", path.display())));
+    }
+    let name = args
+        .name
+        .clone()
+        .ok_or_else(|| CtlError::Usage("service put: a NAME or --file is needed".into()))?;
+    Ok(vec![Service {
+        name,
+        policy_name: args.policy_name.clone().unwrap_or_default(),
+        template_name: args.template.clone().unwrap_or_default(),
+        substitutions: substitutions(&args.substitutions)?,
+        accounting: args.accounting,
+        description: args.description.clone().unwrap_or_default(),
+    }])
+}
+
+/// The rules of `rule put`: from the flags, or from the `--file`.
+fn put_rules(args: &RulePutArgs) -> Result<Vec<Rule>, CtlError> {
+    if let Some(path) = &args.file {
+        let text = read_file(path)?;
+        return rules_from_toml(&text, args.name.as_deref())
+            .map_err(|e| CtlError::Usage(format!("{}: {e}", path.display())));
+    }
+    let name = args
+        .name
+        .clone()
+        .ok_or_else(|| CtlError::Usage("rule put: a NAME or --file is needed".into()))?;
+    Ok(vec![Rule {
+        name,
+        priority: args.priority.unwrap_or(0),
+        login_name: args.login_name.clone().unwrap_or_default(),
+        domain: args.domain.clone().unwrap_or_default(),
+        nas_port_id: args.nas_port_id.clone().unwrap_or_default(),
+        router: args.router.clone().unwrap_or_default(),
+        services: args.services.clone(),
+        substitutions: substitutions(&args.substitutions)?,
+        reject: args.reject,
+    }])
+}
+
+fn read_file(path: &Path) -> Result<String, CtlError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", path.display())))
+}
+
+/// A TOML file of services and rules. Other top-level tables are ignored, so a file that
+/// carries more (a node configuration, say) can be used as it is.
+#[derive(Debug, Deserialize)]
+struct CatalogFile {
+    #[serde(default)]
+    service: Vec<ServiceEntry>,
+    #[serde(default)]
+    rule: Vec<RuleEntry>,
+}
+
+/// One `[[service]]`: the fields of `sae.v1.Service`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceEntry {
+    name: String,
+    #[serde(default)]
+    policy_name: String,
+    #[serde(default, alias = "template")]
+    template_name: String,
+    #[serde(default)]
+    substitutions: BTreeMap<String, Scalar>,
+    #[serde(default)]
+    accounting: bool,
+    #[serde(default)]
+    description: String,
+}
+
+/// One `[[rule]]`: the fields of `sae.v1.Rule`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleEntry {
+    name: String,
+    #[serde(default)]
+    priority: u32,
+    #[serde(default)]
+    login_name: String,
+    #[serde(default)]
+    domain: String,
+    #[serde(default)]
+    nas_port_id: String,
+    #[serde(default)]
+    router: String,
+    #[serde(default)]
+    services: Vec<String>,
+    #[serde(default)]
+    substitutions: BTreeMap<String, Scalar>,
+    #[serde(default)]
+    reject: bool,
+}
+
+/// A substitution value in a file: a string, or a number or boolean taken as its text
+/// (`rate = 10000` is `rate = "10000"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    String(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Scalar {
+    fn into_string(self) -> String {
+        match self {
+            Scalar::String(s) => s,
+            Scalar::Integer(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+fn scalars(map: BTreeMap<String, Scalar>) -> HashMap<String, String> {
+    map.into_iter().map(|(k, v)| (k, v.into_string())).collect()
+}
+
+fn parse_catalog(text: &str) -> Result<CatalogFile, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+}
+
+/// The `[[service]]` entries of a TOML file, or only the one named `only`.
+pub fn services_from_toml(text: &str, only: Option<&str>) -> Result<Vec<Service>, String> {
+    let entries = parse_catalog(text)?.service;
+    let entries = select(entries, only, |e| &e.name, "[[service]]")?;
+    Ok(entries
+        .into_iter()
+        .map(|e| Service {
+            name: e.name,
+            policy_name: e.policy_name,
+            template_name: e.template_name,
+            substitutions: scalars(e.substitutions),
+            accounting: e.accounting,
+            description: e.description,
+        })
+        .collect())
+}
+
+/// The `[[rule]]` entries of a TOML file, or only the one named `only`.
+pub fn rules_from_toml(text: &str, only: Option<&str>) -> Result<Vec<Rule>, String> {
+    let entries = parse_catalog(text)?.rule;
+    let entries = select(entries, only, |e| &e.name, "[[rule]]")?;
+    Ok(entries
+        .into_iter()
+        .map(|e| Rule {
+            name: e.name,
+            priority: e.priority,
+            login_name: e.login_name,
+            domain: e.domain,
+            nas_port_id: e.nas_port_id,
+            router: e.router,
+            services: e.services,
+            substitutions: scalars(e.substitutions),
+            reject: e.reject,
+        })
+        .collect())
+}
+
+/// Every entry (at least one, names unique), or the one named `only`.
+fn select<T>(
+    entries: Vec<T>,
+    only: Option<&str>,
+    name: impl Fn(&T) -> &String,
+    what: &str,
+) -> Result<Vec<T>, String> {
+    let mut seen = std::collections::HashSet::new();
+    for e in &entries {
+        if !seen.insert(name(e).as_str()) {
+            return Err(format!("two {what} entries are named {:?}", name(e)));
+        }
+    }
+    match only {
+        None if entries.is_empty() => Err(format!("no {what} entry")),
+        None => Ok(entries),
+        Some(wanted) => {
+            let picked: Vec<T> = entries.into_iter().filter(|e| name(e) == wanted).collect();
+            if picked.is_empty() {
+                Err(format!("no {what} entry named {wanted:?}"))
+            } else {
+                Ok(picked)
+            }
+        }
+    }
+}
+
+/// The `--server` value as a URI: a bare `HOST:PORT` means `http://HOST:PORT`.
+pub fn server_uri(server: &str) -> Result<String, CtlError> {
+    let server = server.trim();
+    if server.is_empty() {
+        return Err(CtlError::Usage("--server: empty address".into()));
+    }
+    let uri = if server.contains("://") {
+        server.to_owned()
+    } else {
+        format!("http://{server}")
+    };
+    match uri.parse::<tonic::transport::Uri>() {
+        Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => Ok(uri),
+        Ok(u) if u.scheme_str() == Some("https") => Err(CtlError::Usage(format!(
+            "--server {server:?}: https is not supported (the management API is plain HTTP/2)"
+        ))),
+        _ => Err(CtlError::Usage(format!(
+            "--server {server:?}: expected http://HOST:PORT"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    fn key(s: &str) -> Key {
+        parse_ref(s).unwrap().key.unwrap()
+    }
+
+    fn call(args: &[&str]) -> Result<Call, CtlError> {
+        let mut argv = vec!["saectl"];
+        argv.extend_from_slice(args);
+        build(&Cli::try_parse_from(argv).unwrap().command)
+    }
+
+    #[test]
+    fn refs_with_an_explicit_kind() {
+        assert_eq!(key("session=r1;1;2"), Key::SessionId("r1;1;2".into()));
+        assert_eq!(key("user=alice@corp"), Key::UserName("alice@corp".into()));
+        assert_eq!(key("user=a=b"), Key::UserName("a=b".into()));
+        assert_eq!(key("ip=10.0.0.7"), Key::FramedIp("10.0.0.7".into()));
+        assert_eq!(
+            key("port=ge-1/0/0.100:100-200"),
+            Key::NasPortId("ge-1/0/0.100:100-200".into())
+        );
+        // The explicit kind wins over the shape of the value.
+        assert_eq!(key("user=10.0.0.7"), Key::UserName("10.0.0.7".into()));
+        assert_eq!(key("port=a;b"), Key::NasPortId("a;b".into()));
+    }
+
+    #[test]
+    fn bare_refs_are_guessed_from_their_shape() {
+        assert_eq!(
+            key("router1.example;1700000000;42"),
+            Key::SessionId("router1.example;1700000000;42".into())
+        );
+        // A Session-Id's optional part may contain '='.
+        assert_eq!(key("r1;1;2;x=y"), Key::SessionId("r1;1;2;x=y".into()));
+        assert_eq!(key("192.0.2.1"), Key::FramedIp("192.0.2.1".into()));
+        assert_eq!(key("alice"), Key::UserName("alice".into()));
+        assert_eq!(
+            key("alice@corp.example"),
+            Key::UserName("alice@corp.example".into())
+        );
+        // Not quite an address: a user name.
+        assert_eq!(key("10.0.0"), Key::UserName("10.0.0".into()));
+    }
+
+    #[test]
+    fn bad_refs_are_refused_with_a_reason() {
+        for (bad, reason) in [
+            ("", "empty"),
+            ("user=", "no value after 'user='"),
+            ("ip=", "no value after 'ip='"),
+            ("ip=10.0.0.300", "not an IPv4 address"),
+            ("ip=::1", "not an IPv4 address"),
+            ("mac=00:11:22:33:44:55", "unknown kind of reference \"mac\""),
+        ] {
+            let e = parse_ref(bad).unwrap_err();
+            assert!(e.contains(reason), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn key_values() {
+        assert_eq!(
+            parse_key_value("rate=10m").unwrap(),
+            KeyValue {
+                key: "rate".into(),
+                value: "10m".into()
+            }
+        );
+        assert_eq!(parse_key_value("filter=a=b").unwrap().value, "a=b");
+        assert_eq!(parse_key_value("empty=").unwrap().value, "");
+        for (bad, reason) in [
+            ("rate", "is not KEY=VALUE"),
+            ("", "is not KEY=VALUE"),
+            ("=10m", "needs a key"),
+            ("my rate=1", "has blanks"),
+        ] {
+            let e = parse_key_value(bad).unwrap_err();
+            assert!(e.contains(reason), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_substitution_given_twice_is_refused() {
+        let e = call(&[
+            "subscriber",
+            "activate",
+            "alice",
+            "gold",
+            "--sub",
+            "rate=1",
+            "--sub",
+            "rate=2",
+        ])
+        .unwrap_err();
+        assert!(matches!(e, CtlError::Usage(_)), "{e:?}");
+        assert!(e.to_string().contains("\"rate\" is given twice"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn service_put_from_flags() {
+        let c = call(&[
+            "service",
+            "put",
+            "gold",
+            "--policy-name",
+            "gold-pol",
+            "--template",
+            "tmpl",
+            "--sub",
+            "rate=10m",
+            "--sub",
+            "burst=1m",
+            "--accounting",
+            "--description",
+            "Gold",
+        ])
+        .unwrap();
+        let Call::PutServices(reqs) = c else {
+            panic!("{c:?}")
+        };
+        assert_eq!(
+            reqs,
+            vec![PutServiceRequest {
+                service: Some(Service {
+                    name: "gold".into(),
+                    policy_name: "gold-pol".into(),
+                    template_name: "tmpl".into(),
+                    substitutions: HashMap::from([
+                        ("rate".into(), "10m".into()),
+                        ("burst".into(), "1m".into())
+                    ]),
+                    accounting: true,
+                    description: "Gold".into(),
+                })
+            }]
+        );
+        // Left out: empty, for the node's defaults.
+        let Call::PutServices(reqs) = call(&["service", "put", "bronze"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            reqs[0].service,
+            Some(Service {
+                name: "bronze".into(),
+                ..Default::default()
+            })
+        );
+    }
+
+    const CATALOG: &str = r#"
+        [node]
+        name = "sae-1"
+
+        [[service]]
+        name = "gold"
+        policy_name = "gold-pol"
+        template = "tmpl"
+        substitutions = { rate = "10m", burst = 1000, shaped = true }
+        accounting = true
+
+        [[service]]
+        name = "silver"
+
+        [[rule]]
+        name = "corp"
+        priority = 10
+        domain = "corp.example"
+        services = ["gold"]
+        substitutions = { rate = "20m" }
+
+        [[rule]]
+        name = "deny-guests"
+        priority = 20
+        login_name = "guest*"
+        reject = true
+    "#;
+
+    #[test]
+    fn services_from_a_file() {
+        let all = services_from_toml(CATALOG, None).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].name, "gold");
+        assert_eq!(all[0].policy_name, "gold-pol");
+        assert_eq!(all[0].template_name, "tmpl");
+        assert!(all[0].accounting);
+        assert_eq!(
+            all[0].substitutions,
+            HashMap::from([
+                ("rate".into(), "10m".into()),
+                ("burst".into(), "1000".into()),
+                ("shaped".into(), "true".into())
+            ])
+        );
+        assert_eq!(
+            all[1],
+            Service {
+                name: "silver".into(),
+                ..Default::default()
+            }
+        );
+        let one = services_from_toml(CATALOG, Some("silver")).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].name, "silver");
+    }
+
+    #[test]
+    fn rules_from_a_file() {
+        let all = rules_from_toml(CATALOG, None).unwrap();
+        assert_eq!(
+            all,
+            vec![
+                Rule {
+                    name: "corp".into(),
+                    priority: 10,
+                    domain: "corp.example".into(),
+                    services: vec!["gold".into()],
+                    substitutions: HashMap::from([("rate".into(), "20m".into())]),
+                    ..Default::default()
+                },
+                Rule {
+                    name: "deny-guests".into(),
+                    priority: 20,
+                    login_name: "guest*".into(),
+                    reject: true,
+                    ..Default::default()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_a_reason() {
+        for (text, only, reason) in [
+            (
+                "[[service]]\nname = \"a\"\npolicy = \"x\"\n",
+                None,
+                "unknown field `policy`",
+            ),
+            (
+                "[[service]]\npolicy_name = \"x\"\n",
+                None,
+                "missing field `name`",
+            ),
+            ("[node]\nname = \"x\"\n", None, "no [[service]] entry"),
+            (
+                "[[service]]\nname = \"a\"\n",
+                Some("b"),
+                "no [[service]] entry named \"b\"",
+            ),
+            (
+                "[[service]]\nname = \"a\"\n[[service]]\nname = \"a\"\n",
+                None,
+                "two [[service]] entries are named \"a\"",
+            ),
+            (
+                "[[service]]\nname = \"a\"\nsubstitutions = { x = [1] }\n",
+                None,
+                "substitutions",
+            ),
+            ("[[service]\n", None, "TOML parse error"),
+        ] {
+            let e = services_from_toml(text, only).unwrap_err();
+            assert!(e.contains(reason), "{text:?}: {e}");
+        }
+        let e = rules_from_toml("[[rule]]\nname = \"r\"\nservice = \"gold\"\n", None).unwrap_err();
+        assert!(e.contains("unknown field `service`"), "{e}");
+        // As in the node's configuration, the priority defaults to 0.
+        assert_eq!(
+            rules_from_toml("[[rule]]\nname = \"r\"\n", None).unwrap()[0].priority,
+            0
+        );
+    }
+
+    /// The node's sample configuration seeds its catalog with the same `[[service]]` and
+    /// `[[rule]]` tables: `saectl service put --file` takes that file as it is.
+    #[test]
+    fn the_node_sample_configuration_is_a_catalog_file() {
+        let text = include_str!("../../../deploy/sae-node.toml");
+        let services = services_from_toml(text, None).unwrap();
+        assert!(!services.is_empty());
+        assert!(services.iter().all(|s| !s.name.is_empty()));
+        let rules = rules_from_toml(text, None).unwrap();
+        assert!(!rules.is_empty());
+    }
+
+    #[test]
+    fn put_with_a_file_reads_it() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(CATALOG.as_bytes()).unwrap();
+        let path = file.path().to_str().unwrap();
+        let Call::PutServices(reqs) = call(&["service", "put", "--file", path]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(reqs.len(), 2);
+        let Call::PutRules(reqs) = call(&["rule", "put", "corp", "--file", path]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].rule.as_ref().unwrap().name, "corp");
+
+        let e = call(&["service", "put", "--file", "/nonexistent/x.toml"]).unwrap_err();
+        assert!(
+            e.to_string().starts_with("cannot read /nonexistent/x.toml"),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn rule_put_from_flags() {
+        let Call::PutRules(reqs) = call(&[
+            "rule",
+            "put",
+            "corp",
+            "--priority",
+            "10",
+            "--login-name",
+            "*@corp",
+            "--domain",
+            "corp",
+            "--nas-port-id",
+            "ge-*",
+            "--router",
+            "r?",
+            "--service",
+            "gold,voip",
+            "--service",
+            "video",
+            "--sub",
+            "rate=1",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            reqs,
+            vec![PutRuleRequest {
+                rule: Some(Rule {
+                    name: "corp".into(),
+                    priority: 10,
+                    login_name: "*@corp".into(),
+                    domain: "corp".into(),
+                    nas_port_id: "ge-*".into(),
+                    router: "r?".into(),
+                    services: vec!["gold".into(), "voip".into(), "video".into()],
+                    substitutions: HashMap::from([("rate".into(), "1".into())]),
+                    reject: false,
+                })
+            }]
+        );
+    }
+
+    #[test]
+    fn subscriber_commands() {
+        assert_eq!(
+            call(&[
+                "subscriber",
+                "list",
+                "--user",
+                "a*",
+                "--ip",
+                "10.0.0.1",
+                "--nas-port-id",
+                "ge-*",
+                "--router",
+                "r1",
+                "--service",
+                "gold",
+                "--page-size",
+                "50",
+                "--all"
+            ])
+            .unwrap(),
+            Call::ListSubscribers {
+                request: ListSubscribersRequest {
+                    user_name: "a*".into(),
+                    framed_ip: "10.0.0.1".into(),
+                    nas_port_id: "ge-*".into(),
+                    router: "r1".into(),
+                    service: "gold".into(),
+                    page_size: 50,
+                    page_token: String::new(),
+                },
+                all: true,
+            }
+        );
+        assert_eq!(
+            call(&["sub", "ls"]).unwrap(),
+            Call::ListSubscribers {
+                request: ListSubscribersRequest::default(),
+                all: false,
+            }
+        );
+        let by_user = Some(SubscriberRef {
+            key: Some(Key::UserName("alice".into())),
+        });
+        assert_eq!(
+            call(&["subscriber", "get", "alice"]).unwrap(),
+            Call::GetSubscriber(GetSubscriberRequest {
+                subscriber: by_user.clone()
+            })
+        );
+        assert_eq!(
+            call(&[
+                "subscriber",
+                "activate",
+                "ip=10.0.0.1",
+                "gold",
+                "--sub",
+                "rate=5m"
+            ])
+            .unwrap(),
+            Call::Activate(ActivateServiceRequest {
+                subscriber: Some(SubscriberRef {
+                    key: Some(Key::FramedIp("10.0.0.1".into()))
+                }),
+                service: "gold".into(),
+                substitutions: HashMap::from([("rate".into(), "5m".into())]),
+            })
+        );
+        assert_eq!(
+            call(&["subscriber", "deactivate", "r1;1;2", "gold"]).unwrap(),
+            Call::Deactivate(DeactivateServiceRequest {
+                subscriber: Some(SubscriberRef {
+                    key: Some(Key::SessionId("r1;1;2".into()))
+                }),
+                service: "gold".into(),
+            })
+        );
+        assert_eq!(
+            call(&["subscriber", "logout", "alice"]).unwrap(),
+            Call::Logout(LogoutRequest {
+                subscriber: by_user.clone()
+            })
+        );
+        assert_eq!(
+            call(&["subscriber", "collect-usage", "port=ge-1/0/0"]).unwrap(),
+            Call::CollectUsage(CollectUsageRequest {
+                subscriber: Some(SubscriberRef {
+                    key: Some(Key::NasPortId("ge-1/0/0".into()))
+                })
+            })
+        );
+    }
+
+    #[test]
+    fn usage_router_and_events() {
+        assert_eq!(
+            call(&[
+                "usage",
+                "list",
+                "--session",
+                "s",
+                "--user",
+                "u",
+                "--policy",
+                "p",
+                "--after",
+                "41",
+                "--limit",
+                "10"
+            ])
+            .unwrap(),
+            Call::ListUsage(ListUsageRecordsRequest {
+                session_id: "s".into(),
+                user_name: "u".into(),
+                policy_name: "p".into(),
+                after_id: 41,
+                limit: 10,
+            })
+        );
+        assert_eq!(
+            call(&["router", "resync", "r1.example"]).unwrap(),
+            Call::Resync(ResyncRouterRequest {
+                router: "r1.example".into()
+            })
+        );
+        assert_eq!(
+            call(&["events", "--user", "alice"]).unwrap(),
+            Call::Watch(WatchEventsRequest {
+                session_id: String::new(),
+                user_name: "alice".into(),
+            })
+        );
+        assert_eq!(
+            call(&["service", "rm", "gold"]).unwrap(),
+            Call::DeleteService(DeleteServiceRequest {
+                name: "gold".into()
+            })
+        );
+        assert_eq!(
+            call(&["rules", "delete", "corp"]).unwrap(),
+            Call::DeleteRule(DeleteRuleRequest {
+                name: "corp".into()
+            })
+        );
+    }
+
+    #[test]
+    fn server_addresses() {
+        assert_eq!(
+            server_uri("http://127.0.0.1:50051").unwrap(),
+            "http://127.0.0.1:50051"
+        );
+        assert_eq!(server_uri("sae1:50051").unwrap(), "http://sae1:50051");
+        assert_eq!(server_uri("[::1]:50051").unwrap(), "http://[::1]:50051");
+        for bad in ["", "ftp://x:1", "http://", "not a host", "https://sae:443"] {
+            let e = server_uri(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! Runs one command: connects to the node, makes the call(s) and writes the output.
+
+use std::future::Future;
+use std::io::Write;
+use std::time::Duration;
+
+use sae_proto::v1::management_client::ManagementClient;
+use sae_proto::v1::{ListSubscribersRequest, ListSubscribersResponse};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::cli::Cli;
+use crate::error::CtlError;
+use crate::output::{self, Change};
+use crate::request::{self, Call};
+
+/// Runs the command of `cli`, writing its output to `out` and notes (paging) to `err`.
+pub async fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), CtlError> {
+    // Everything that can be wrong on the command line is found before connecting.
+    let call = request::build(&cli.command)?;
+    let server = request::server_uri(&cli.server)?;
+    let mut session = Session {
+        client: connect(&server, cli.timeout).await?,
+        server,
+        timeout: cli.timeout,
+        json: cli.json,
+    };
+    let result = session.call(call, out, err).await;
+    out.flush()?;
+    result
+}
+
+/// Connects to the management API: the server is unreachable when this fails.
+pub async fn connect(
+    server: &str,
+    timeout: Duration,
+) -> Result<ManagementClient<Channel>, CtlError> {
+    let endpoint = Endpoint::from_shared(server.to_owned())
+        .map_err(|e| CtlError::Usage(format!("--server {server:?}: {e}")))?
+        .connect_timeout(timeout);
+    let unreachable = |detail: String| CtlError::Unreachable {
+        server: server.to_owned(),
+        detail,
+    };
+    let channel = tokio::time::timeout(timeout, endpoint.connect())
+        .await
+        .map_err(|_| unreachable(format!("no connection within {} s", timeout.as_secs_f64())))?
+        .map_err(|e| unreachable(error_chain(&e)))?;
+    Ok(ManagementClient::new(channel))
+}
+
+/// An error and its sources: `transport error: tcp connect error: Connection refused (os error
+/// 111)`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = inner.source();
+    }
+    s
+}
+
+struct Session {
+    client: ManagementClient<Channel>,
+    server: String,
+    timeout: Duration,
+    json: bool,
+}
+
+/// A request with the deadline sent to the server too.
+fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.set_timeout(timeout);
+    r
+}
+
+impl Session {
+    /// Waits for the answer of a unary call, at most `--timeout`.
+    async fn answer<T>(
+        &self,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, CtlError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Err(_) => Err(CtlError::Timeout(self.timeout)),
+            Ok(Err(status)) => Err(CtlError::from_status(status, &self.server)),
+            Ok(Ok(response)) => Ok(response.into_inner()),
+        }
+    }
+
+    /// Writes a response: JSON, or the text made by `human`.
+    fn show<T: serde::Serialize>(
+        &self,
+        out: &mut dyn Write,
+        response: &T,
+        human: impl FnOnce(&T) -> String,
+    ) -> Result<(), CtlError> {
+        let text = if self.json {
+            output::json(response)
+        } else {
+            human(response)
+        };
+        out.write_all(text.as_bytes())?;
+        Ok(())
+    }
+
+    async fn call(
+        &mut self,
+        call: Call,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> Result<(), CtlError> {
+        let t = self.timeout;
+        match call {
+            Call::Status(r) => {
+                let mut c = self.client.clone();
+                let s = self.answer(c.get_node_status(request(r, t))).await?;
+                self.show(out, &s, output::node_status)
+            }
+            Call::ListServices(r) => {
+                let mut c = self.client.clone();
+                let s = self.answer(c.list_services(request(r, t))).await?;
+                self.show(out, &s, |s| output::services(&s.services))
+            }
+            Call::GetService(r) => {
+                let mut c = self.client.clone();
+                let s = self.answer(c.get_service(request(r, t))).await?;
+                self.show(out, &s, output::service)
+            }
+            Call::PutServices(requests) => {
+                let single = requests.len() == 1;
+                for r in requests {
+                    let mut c = self.client.clone();
+                    let s = self.answer(c.put_service(request(r, t))).await?;
+                    self.show(out, &s, |s| {
+                        let sentence = format!("service {} stored\n", s.name);
+                        if single {
+                            format!("{sentence}{}", output::service(s))
+                        } else {
+                            sentence
+                        }
+                    })?;
+                }
+                Ok(())
+            }
+            Call::DeleteService(r) => {
+                let name = r.name.clone();
+                let mut c = self.client.clone();
+                let s = self.answer(c.delete_service(request(r, t))).await?;
+                self.show(out, &s, |_| format!("service {name} deleted\n"))
+            }
+            Call::ListRules(r) => {
+                let mut c = self.client.clone();
+                let s = self.answer(c.list_rules(request(r, t))).await?;
+                self.show(out, &s, |s| output::rules(&s.rules))
+            }
+            Call::PutRules(requests) => {
+                let single = requests.len() == 1;
+                for r in requests {
+                    let mut c = self.client.clone();
+                    let s = self.answer(c.put_rule(request(r, t))).await?;
+                    self.show(out, &s, |s| {
+                        let sentence = format!("rule {} stored\n", s.name);
+                        if single {
+                            format!("{sentence}{}", output::rule(s))
+                        } else {
+                            sentence
+                        }
+                    })?;
+                }
+                Ok(())
+            }
+            Call::DeleteRule(r) => {
+                let name = r.name.clone();
+                let mut c = self.client.clone();
+                let s = self.answer(c.delete_rule(request(r, t))).await?;
+                self.show(out, &s, |_| format!("rule {name} deleted\n"))
+            }
+            Call::ListSubscribers { request, all } => {
+                let page = if all {
+                    self.all_subscribers(request).await?
+                } else {
+                    let mut c = self.client.clone();
+                    self.answer(c.list_subscribers(self::request(request, t)))
+                        .await?
+                };
+                self.show(out, &page, |p| output::subscribers(&p.subscribers))?;
+                if !self.json {
+                    writeln!(err, "{}", output::subscribers_footer(&page))?;
+                }
+                Ok(())
+            }
+            Call::GetSubscriber(r) => {
+                let mut c = self.client.clone();
+                let s = self.answer(c.get_subscriber(request(r, t))).await?;
+                self.show(out, &s, output::subscriber)
+            }
+            Call::Activate(r) => {
+                let mut c = self.client.clone();
+                let s = self.answer(c.activate_service(request(r, t))).await?;
+                self.show(out, &s, |s| output::service_change(s, Change::Activate))?;
+                changed(s.success, s.result_code)
+            }
+            Call::Deactivate(r) => {
+                let mut c = self.client.clone();
+                let s = self.answer(c.deactivate_service(request(r, t))).await?;
+                self.show(out, &s, |s| output::service_change(s, Change::Deactivate))?;
+                changed(s.success, s.result_code)
+            }
+            Call::Logout(r) => {
+                let mut c = self.client.clone();
+                let s = self.answer(c.logout(request(r, t))).await?;
+                self.show(out, &s, output::logout)?;
+                changed(output::is_success(s.result_code), s.result_code)
+            }
+            Call::CollectUsage(r) => {
+                let mut c = self.client.clone();
+                let s = self.answer(c.collect_usage(request(r, t))).await?;
+                self.show(out, &s, output::collect_usage)?;
+                changed(output::is_success(s.result_code), s.result_code)
+            }
+            Call::ListUsage(r) => {
+                let mut c = self.client.clone();
+                let s = self.answer(c.list_usage_records(request(r, t))).await?;
+                self.show(out, &s, |s| output::usage(&s.records))
+            }
+            Call::Resync(r) => {
+                let router = r.router.clone();
+                let mut c = self.client.clone();
+                let s = self.answer(c.resync_router(request(r, t))).await?;
+                self.show(out, &s, |s| output::resync(&router, s))?;
+                changed(output::is_success(s.result_code), s.result_code)
+            }
+            Call::Watch(r) => {
+                // No deadline on the stream itself: only on its start.
+                let mut c = self.client.clone();
+                let mut stream = self.answer(c.watch_events(r)).await?;
+                let interrupted = tokio::signal::ctrl_c();
+                tokio::pin!(interrupted);
+                loop {
+                    tokio::select! {
+                        message = stream.message() => match message {
+                            Ok(Some(event)) => {
+                                let line = if self.json {
+                                    output::json_line(&event)
+                                } else {
+                                    output::event(&event)
+                                };
+                                out.write_all(line.as_bytes())?;
+                                out.flush()?;
+                            }
+                            Ok(None) => return Ok(()),
+                            Err(status) => return Err(CtlError::from_status(status, &self.server)),
+                        },
+                        _ = &mut interrupted => return Ok(()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every page of a subscriber listing, as one response.
+    async fn all_subscribers(
+        &mut self,
+        mut r: ListSubscribersRequest,
+    ) -> Result<ListSubscribersResponse, CtlError> {
+        let mut all = ListSubscribersResponse::default();
+        loop {
+            let mut c = self.client.clone();
+            let page = self
+                .answer(c.list_subscribers(request(r.clone(), self.timeout)))
+                .await?;
+            all.subscribers.extend(page.subscribers);
+            all.total = page.total;
+            if page.next_page_token.is_empty() {
+                return Ok(all);
+            }
+            if page.next_page_token == r.page_token {
+                return Err(CtlError::Status(tonic::Status::internal(format!(
+                    "the server returned the same page token {:?} twice",
+                    page.next_page_token
+                ))));
+            }
+            r.page_token = page.next_page_token;
+        }
+    }
+}
+
+/// The outcome of a change the router answered: an error (exit 1) when it refused.
+fn changed(success: bool, result_code: u32) -> Result<(), CtlError> {
+    if success {
+        Ok(())
+    } else if result_code == 0 {
+        Err(CtlError::Router("the router did not answer".into()))
+    } else {
+        Err(CtlError::Router(format!(
+            "the router refused: Result-Code {}",
+            output::result_code(result_code)
+        )))
+    }
+}

@@ -1,0 +1,461 @@
+//! `saectl` against a real `sae-node` (started on loopback ports in a temporary directory), and
+//! the exit statuses that need no node.
+//!
+//! Prerequisite: the `sae-node` binary next to this test executable (`cargo build -p sae-node`;
+//! the CI builds the whole workspace first).
+
+mod support;
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{Node, read_all, saectl, saectl_with};
+
+#[test]
+fn status_as_a_table_and_as_json() {
+    let node = Node::start();
+    let out = node.ctl(&["status"]);
+    let text = out.ok();
+    for line in [
+        "node:",
+        "version:",
+        "uptime:",
+        "origin-host:",
+        "origin-realm:",
+        "sessions:       0",
+        "usage records:  0",
+        "routers:        0",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(line)),
+            "no {line:?} line in:\n{text}"
+        );
+    }
+    assert!(out.stderr.is_empty(), "{out:#?}");
+
+    let doc = node.ctl(&["status", "--json"]).json();
+    assert_eq!(doc["version"], env!("CARGO_PKG_VERSION"), "{doc}");
+    assert!(doc["uptime_seconds"].is_u64(), "{doc}");
+    assert!(doc["node_name"].is_string(), "{doc}");
+    assert!(
+        doc["origin_host"].as_str().is_some_and(|h| !h.is_empty()),
+        "{doc}"
+    );
+    assert_eq!(doc["diameter_peers"], json!([]), "{doc}");
+    assert_eq!(doc["subscriber_sessions"], 0, "{doc}");
+    assert_eq!(doc["usage_records"], 0, "{doc}");
+}
+
+#[test]
+fn the_server_can_come_from_the_environment() {
+    let node = Node::start();
+    let out = saectl_with(&["--json", "status"], |cmd| {
+        cmd.env("SAECTL_SERVER", node.server.trim_start_matches("http://"));
+    });
+    assert!(out.json()["version"].is_string(), "{out:#?}");
+}
+
+#[test]
+fn an_unreachable_server_exits_69() {
+    // A port nothing listens on: bound, then released.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let out = saectl(&["--server", &server, "status"]);
+    let err = out.fails_with(69);
+    assert!(
+        err.starts_with(&format!(
+            "saectl: UNAVAILABLE: cannot reach the SAE node at {server}"
+        )),
+        "{out:#?}"
+    );
+    assert!(out.stdout.is_empty(), "{out:#?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn command_line_errors_exit_2_before_connecting() {
+    // The server would be unreachable (69): a bad command line is found first.
+    let nowhere = "http://127.0.0.1:1";
+    for (args, reason) in [
+        (
+            &["subscriber", "activate", "alice", "gold", "--sub", "rate"][..],
+            "is not KEY=VALUE",
+        ),
+        (
+            &[
+                "subscriber",
+                "activate",
+                "alice",
+                "gold",
+                "--sub",
+                "a=1",
+                "--sub",
+                "a=2",
+            ][..],
+            "given twice",
+        ),
+        (
+            &["subscriber", "get", "ip=10.0.0.256"][..],
+            "not an IPv4 address",
+        ),
+        (
+            &["subscriber", "logout", "mac=x"][..],
+            "unknown kind of reference",
+        ),
+        (
+            &["service", "put", "--file", "/nonexistent/services.toml"][..],
+            "cannot read",
+        ),
+        (&["rule", "put", "corp"][..], "--priority"),
+        (&["frobnicate"][..], "unrecognized subcommand"),
+    ] {
+        let mut all = vec!["--server", nowhere];
+        all.extend_from_slice(args);
+        let out = saectl(&all);
+        let err = out.fails_with(2);
+        assert!(err.contains(reason), "{args:?}: {out:#?}");
+    }
+    let out = saectl(&["--server", "not a url", "status"]);
+    assert!(out.fails_with(2).contains("--server"), "{out:#?}");
+}
+
+#[test]
+fn help_documents_refs_and_exit_statuses() {
+    let out = saectl(&["--help"]);
+    let help = out.ok();
+    assert!(help.contains("Exit status:"), "{help}");
+    assert!(help.contains("69  the server cannot be reached"), "{help}");
+    let out = saectl(&["subscriber", "get", "--help"]);
+    assert!(out.ok().contains("user=NAME"), "{out:#?}");
+}
+
+// ---- The tests below need the node's catalog, rules and subscriber RPCs. ----
+
+#[test]
+fn service_put_list_get_delete() {
+    let node = Node::start();
+    let out = node.ctl(&[
+        "service",
+        "put",
+        "gold",
+        "--policy-name",
+        "gold-pol",
+        "--template",
+        "tmpl-gold",
+        "--sub",
+        "rate=10m",
+        "--sub",
+        "burst=1m",
+        "--accounting",
+        "--description",
+        "Gold tier",
+    ]);
+    let text = out.ok();
+    assert!(text.starts_with("service gold stored\n"), "{text}");
+    assert!(text.contains("\npolicy-name:    gold-pol\n"), "{text}");
+    assert!(
+        text.contains("\nsubstitutions:  burst=1m, rate=10m\n"),
+        "{text}"
+    );
+
+    // From a file: every [[service]] entry.
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    write!(
+        file,
+        "[[service]]\nname = \"silver\"\npolicy_name = \"silver-pol\"\n\
+         substitutions = {{ rate = 5000 }}\n\n[[service]]\nname = \"bronze\"\n\
+         policy_name = \"bronze-pol\"\n"
+    )
+    .unwrap();
+    let path = file.path().to_str().unwrap();
+    let out = node.ctl(&["service", "put", "--file", path]);
+    assert_eq!(
+        out.ok(),
+        "service silver stored\nservice bronze stored\n",
+        "{out:#?}"
+    );
+
+    let out = node.ctl(&["service", "list"]);
+    let text = out.ok();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("NAME  ") && lines[0].contains("POLICY"),
+        "{text}"
+    );
+    assert_eq!(lines.len(), 4, "{text}");
+    for (name, policy) in [
+        ("gold", "gold-pol"),
+        ("silver", "silver-pol"),
+        ("bronze", "bronze-pol"),
+    ] {
+        assert!(
+            lines.iter().any(|l| {
+                let cells: Vec<&str> = l.split_whitespace().collect();
+                cells.first() == Some(&name) && cells.get(1) == Some(&policy)
+            }),
+            "no row for {name}: {text}"
+        );
+    }
+
+    let doc = node.ctl(&["--json", "service", "get", "gold"]).json();
+    assert_eq!(
+        doc,
+        json!({
+            "name": "gold",
+            "policy_name": "gold-pol",
+            "template_name": "tmpl-gold",
+            "substitutions": { "burst": "1m", "rate": "10m" },
+            "accounting": true,
+            "description": "Gold tier",
+        })
+    );
+    let doc = node.ctl(&["service", "get", "silver", "--json"]).json();
+    assert_eq!(doc["substitutions"], json!({ "rate": "5000" }), "{doc}");
+
+    let doc = node.ctl(&["--json", "service", "list"]).json();
+    let mut names: Vec<&str> = doc["services"]
+        .as_array()
+        .expect("a services array")
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["bronze", "gold", "silver"], "{doc}");
+
+    // Replacing: options left out are empty again.
+    let out = node.ctl(&[
+        "--json",
+        "service",
+        "put",
+        "gold",
+        "--policy-name",
+        "gold-2",
+    ]);
+    let doc = out.json();
+    assert_eq!(doc["name"], "gold");
+    assert_eq!(doc["policy_name"], "gold-2");
+    assert_eq!(doc["substitutions"], json!({}), "{doc}");
+    assert_eq!(doc["accounting"], false, "{doc}");
+
+    assert_eq!(
+        node.ctl(&["service", "delete", "gold"]).ok(),
+        "service gold deleted\n"
+    );
+    let out = node.ctl(&["service", "get", "gold"]);
+    assert!(
+        out.fails_with(2).starts_with("saectl: NOT_FOUND: "),
+        "{out:#?}"
+    );
+    let text = node.ctl(&["service", "list"]).ok().to_owned();
+    assert!(!text.lines().any(|l| l.starts_with("gold ")), "{text}");
+    assert_eq!(
+        node.ctl(&["--json", "service", "delete", "bronze"]).json(),
+        json!({})
+    );
+}
+
+#[test]
+fn rule_put_list_delete() {
+    let node = Node::start();
+    node.ctl(&["service", "put", "gold"]).ok();
+    node.ctl(&["service", "put", "voip"]).ok();
+
+    let out = node.ctl(&[
+        "rule",
+        "put",
+        "corp",
+        "--priority",
+        "10",
+        "--domain",
+        "corp.example",
+        "--service",
+        "gold,voip",
+        "--sub",
+        "rate=20m",
+    ]);
+    let text = out.ok();
+    assert!(text.starts_with("rule corp stored\n"), "{text}");
+    assert!(text.contains("\npriority:       10\n"), "{text}");
+    assert!(text.contains("\nservices:       gold, voip\n"), "{text}");
+    node.ctl(&[
+        "rule",
+        "put",
+        "guests",
+        "--priority",
+        "5",
+        "--login-name",
+        "guest*",
+        "--reject",
+    ])
+    .ok();
+
+    let text = node.ctl(&["rule", "list"]).ok().to_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("NAME  ") && lines[0].contains("PRIORITY"),
+        "{text}"
+    );
+    assert_eq!(lines.len(), 3, "{text}");
+    let row = |name: &str| -> Vec<String> {
+        lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no row for {name}: {text}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        row("corp"),
+        [
+            "corp",
+            "10",
+            "*",
+            "corp.example",
+            "*",
+            "*",
+            "accept",
+            "gold,voip",
+            "rate=20m"
+        ]
+    );
+    assert_eq!(
+        row("guests"),
+        ["guests", "5", "guest*", "*", "*", "*", "reject", "-", "-"]
+    );
+
+    let doc = node.ctl(&["--json", "rule", "list"]).json();
+    let corp = doc["rules"]
+        .as_array()
+        .expect("a rules array")
+        .iter()
+        .find(|r| r["name"] == "corp")
+        .expect("rule corp")
+        .clone();
+    assert_eq!(
+        corp,
+        json!({
+            "name": "corp",
+            "priority": 10,
+            "login_name": "",
+            "domain": "corp.example",
+            "nas_port_id": "",
+            "router": "",
+            "services": ["gold", "voip"],
+            "substitutions": { "rate": "20m" },
+            "reject": false,
+        })
+    );
+
+    assert_eq!(
+        node.ctl(&["rule", "delete", "corp"]).ok(),
+        "rule corp deleted\n"
+    );
+    let doc = node.ctl(&["--json", "rule", "list"]).json();
+    let names: Vec<&str> = doc["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["guests"], "{doc}");
+    let out = node.ctl(&["rule", "delete", "corp"]);
+    assert!(
+        out.fails_with(2).starts_with("saectl: NOT_FOUND: "),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn subscriber_and_usage_lists_on_an_empty_node() {
+    let node = Node::start();
+    let out = node.ctl(&["subscriber", "list"]);
+    assert_eq!(
+        out.ok(),
+        "SESSION-ID  USER  IP  PORT  ROUTER  STATE  SERVICES\n"
+    );
+    assert_eq!(out.stderr, "0 of 0 subscribers\n");
+    let out = node.ctl(&[
+        "subscriber",
+        "list",
+        "--all",
+        "--user",
+        "alice*",
+        "--page-size",
+        "10",
+    ]);
+    assert_eq!(out.ok().lines().count(), 1, "{out:#?}");
+
+    let doc = node.ctl(&["--json", "subscriber", "list"]).json();
+    assert_eq!(
+        doc,
+        json!({ "subscribers": [], "next_page_token": "", "total": 0 })
+    );
+
+    let out = node.ctl(&["usage", "list"]);
+    assert!(out.ok().starts_with("ID  TIME  SESSION-ID"), "{out:#?}");
+    assert_eq!(out.ok().lines().count(), 1, "{out:#?}");
+    assert_eq!(
+        node.ctl(&["--json", "usage", "list", "--after", "0", "--limit", "5"])
+            .json(),
+        json!({ "records": [] })
+    );
+}
+
+#[test]
+fn unknown_names_exit_2_with_not_found() {
+    let node = Node::start();
+    for args in [
+        &["service", "get", "nope"][..],
+        &["service", "delete", "nope"][..],
+        &["rule", "delete", "nope"][..],
+        &["subscriber", "get", "user=nobody"][..],
+        &["subscriber", "get", "sae.test;1;1"][..],
+        &["subscriber", "logout", "ip=192.0.2.99"][..],
+        &["subscriber", "activate", "nobody", "gold"][..],
+    ] {
+        let out = node.ctl(args);
+        let err = out.fails_with(2);
+        assert!(err.starts_with("saectl: NOT_FOUND: "), "{args:?}: {out:#?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:#?}");
+    }
+}
+
+#[test]
+fn events_stream_until_interrupted() {
+    let node = Node::start();
+    let mut child = node.spawn_ctl(&["events", "--json"]);
+    // It keeps streaming (an error would end it at once).
+    std::thread::sleep(Duration::from_millis(1500));
+    if let Some(status) = child.try_wait().unwrap() {
+        panic!(
+            "saectl events exited with {status}: {}",
+            read_all(child.stderr.take())
+        );
+    }
+    // Ctrl-C ends it quietly.
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "saectl events ignored SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = read_all(child.stderr.take());
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(read_all(child.stdout.take()), "");
+}
