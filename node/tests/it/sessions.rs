@@ -470,3 +470,48 @@ async fn a_restarted_node_recovers_its_sessions_and_resyncs_them_with_the_router
     assert_eq!(kept.state, SessionState::Active);
     assert_eq!(kept.user_name.as_deref(), Some("replayed@isp.example"));
 }
+
+/// `GET /metrics` over plain HTTP/1.0.
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    assert!(body.starts_with("HTTP/1.0 200"), "{body}");
+    body
+}
+
+#[actix::test]
+async fn metrics_count_messages_by_command_and_result_and_sessions() {
+    let (node, addr) = node("").await;
+    let metrics = node
+        .listeners()
+        .into_iter()
+        .find(|l| l.protocol == "metrics")
+        .unwrap()
+        .addr;
+    let mut c = open_client(addr, ROUTER).await;
+    logged_in(&mut c, "r1;4;1", "frank@isp.example").await;
+    c.send(login("r1;4;2", "mallory@blocked.example", None))
+        .await;
+    c.expect_message().await;
+    let text = scrape(metrics).await;
+    for line in [
+        r#"sae_diameter_messages_total{direction="in",command="AAR",result=""} 2"#,
+        r#"sae_diameter_messages_total{direction="out",command="AAA",result="2001"} 1"#,
+        r#"sae_diameter_messages_total{direction="out",command="AAA",result="5012"} 1"#,
+        r#"sae_diameter_messages_total{direction="out",command="SRQ",result=""} 1"#,
+        r#"sae_diameter_messages_total{direction="in",command="SRR",result="2001"} 1"#,
+        "sae_subscriber_sessions 1",
+        "sae_diameter_peers 1",
+        "sae_logins_total 1",
+        "sae_logins_refused_total 1",
+        r#"sae_diameter_answer_seconds_count{command="AAR"} 2"#,
+        r#"sae_diameter_pending_requests{router="router1.test.realm"} 0"#,
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
