@@ -1,9 +1,26 @@
 //! The router simulator (`sae-sim`) and the harness shared by process-level tests.
 //!
-//! This first form plays the Diameter side of a JSRC/PTSP router as far as the transport
-//! goes: it connects, exchanges capabilities, keeps the RFC 3539 watchdog and disconnects with
-//! DPR. Subscriber flows arrive with the node's subscriber sessions.
+//! - [`diameter_router`]: a bare Diameter initiator (CER/CEA, watchdog, DPR) and the
+//!   capabilities a simulated router announces; `sae-sim diameter`.
+//! - [`router_state`]: the JSRC/PTSP router, sans-IO: the subscriber session table and every
+//!   decision (login, answers to PPR/ASR/ACR/SRQ, accounting, logout, the multi-SAE rule).
+//! - [`sim`]: the tokio driver of that state over one or more SAE connections; `sae-sim router`.
+//! - [`load`]: logins at a rate over K router connections with a latency histogram;
+//!   `sae-sim load`.
+//! - [`control`], [`subscribers`], [`events`]: stdin commands, subscriber templates and
+//!   scenario files, the JSON events on stdout.
+//!
+//! The command line, the events and the control commands are documented in `src/main.rs`.
 
 #![forbid(unsafe_code)]
 
+pub mod control;
 pub mod diameter_router;
+pub mod events;
+pub mod load;
+pub mod router_state;
+pub mod sim;
+pub mod subscribers;
+
+#[cfg(test)]
+mod sim_tests;

@@ -1,5 +1,6 @@
-//! Process-level and interop tests of the SAE: our bytes against tshark's Diameter dissector,
-//! sae-node against python-diameter as a client, sae-sim against python-diameter as a server.
+//! Process-level and interop tests of the SAE: every subscriber flow between real `sae-node` and
+//! `sae-sim` processes, our bytes against tshark's Diameter dissector, sae-node against
+//! python-diameter as a client, sae-sim against python-diameter as a server.
 //!
 //! Prerequisites (installed by `bash .ci/run`): tshark with the Juniper dictionary fragment
 //! `interop/tshark/Custom.xml`, a venv with python-diameter 0.9.0 (`SAE_INTEROP_PYTHON` or
@@ -7,5 +8,6 @@
 
 mod node_contract;
 mod python_interop;
+mod router_flows;
 mod support;
 mod tshark;

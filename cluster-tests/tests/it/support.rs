@@ -266,6 +266,31 @@ impl Proc {
         }
     }
 
+    /// Spawns `cmd` like [`Proc::spawn`] but with stdin piped; returns the writer too.
+    pub fn spawn_with_stdin(name: &str, mut cmd: Command) -> (Proc, std::process::ChildStdin) {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = Output::default();
+        let stderr = Output::default();
+        stdout.spawn_reader(child.stdout.take().expect("piped"), None);
+        stderr.spawn_reader(child.stderr.take().expect("piped"), Some(name.to_owned()));
+        (
+            Proc {
+                name: name.to_owned(),
+                child,
+                stdout,
+                stderr,
+                status: None,
+            },
+            stdin,
+        )
+    }
+
     /// Process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -298,6 +323,14 @@ impl Proc {
         self.stdout.wait_closed(Duration::from_secs(5));
         self.stderr.wait_closed(Duration::from_secs(5));
         status
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            self.status = self.child.wait().ok();
+        }
     }
 
     /// Has the process exited (without waiting)?
@@ -337,15 +370,21 @@ impl Drop for Proc {
 pub struct SaeNode {
     pub proc: Proc,
     pub diameter: SocketAddr,
-    _dir: tempfile::TempDir,
+    pub grpc: SocketAddr,
+    pub metrics: SocketAddr,
+    config_path: PathBuf,
+    dir: tempfile::TempDir,
 }
 
-/// The `[diameter]` section of a node configuration.
+/// What a test node is started with.
 pub struct NodeConfig {
     pub origin_host: &'static str,
     pub origin_realm: &'static str,
     pub allowed_peers: Option<Vec<&'static str>>,
     pub watchdog_interval_secs: u64,
+    /// Raw TOML appended after the `[diameter]` keys: more of them, then `[sessions]`,
+    /// `[[service]]`, `[[rule]]` tables.
+    pub extra: String,
 }
 
 impl Default for NodeConfig {
@@ -355,17 +394,19 @@ impl Default for NodeConfig {
             origin_realm: "test.realm",
             allowed_peers: Some(vec!["client.test.realm"]),
             watchdog_interval_secs: 6,
+            extra: String::new(),
         }
     }
 }
 
 impl NodeConfig {
-    /// The configuration file. Every listener binds port 0 on loopback (the management API's
-    /// default is a fixed port on all interfaces, which parallel tests cannot share) and the
-    /// data directory is the test's own.
+    /// The configuration file. Every listener binds port 0 on loopback (the defaults are fixed
+    /// ports on all interfaces, which parallel tests cannot share) and the data directory is the
+    /// test's own.
     fn toml(&self, data_dir: &Path) -> String {
         let mut s = format!(
             "[node]\ndata_dir = {data_dir:?}\n\n[grpc]\nlisten = \"127.0.0.1:0\"\n\n\
+             [metrics]\nlisten = \"127.0.0.1:0\"\n\n\
              [diameter]\nlisten = \"127.0.0.1:0\"\norigin_host = \"{}\"\norigin_realm = \"{}\"\n\
              watchdog_interval_secs = {}\n",
             self.origin_host, self.origin_realm, self.watchdog_interval_secs
@@ -374,19 +415,50 @@ impl NodeConfig {
             let list: Vec<String> = peers.iter().map(|p| format!("\"{p}\"")).collect();
             s.push_str(&format!("allowed_peers = [{}]\n", list.join(", ")));
         }
+        s.push_str(&self.extra);
+        s.push('\n');
         s
     }
 }
 
+fn listener_addrs(proc: &Proc) -> Vec<(String, SocketAddr)> {
+    let lines: Vec<String> = proc
+        .stdout
+        .text()
+        .into_iter()
+        .take_while(|l| l != "ready")
+        .collect();
+    lines
+        .iter()
+        .map(|l| {
+            let rest = l
+                .strip_prefix("listening ")
+                .unwrap_or_else(|| panic!("unexpected stdout line before `ready`: {l:?}"));
+            let (protocol, addr) = rest
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("bad listening line {l:?}"));
+            let addr: SocketAddr = addr
+                .parse()
+                .unwrap_or_else(|_| panic!("sae-node printed a bad address: {l:?}"));
+            assert_ne!(addr.port(), 0, "the node must print the bound port: {l:?}");
+            (protocol.to_owned(), addr)
+        })
+        .collect()
+}
+
 impl SaeNode {
-    /// Starts `sae-node --config <file>` and waits for `ready`, reading the Diameter address
-    /// from its `listening diameter ADDR` line.
+    /// Starts `sae-node --config <file>` and waits for `ready`, reading the addresses from its
+    /// `listening <protocol> ADDR` lines.
     pub fn start(config: &NodeConfig) -> SaeNode {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("sae-node.toml");
-        std::fs::write(&path, config.toml(dir.path())).expect("write config");
+        let config_path = dir.path().join("sae-node.toml");
+        std::fs::write(&config_path, config.toml(dir.path())).expect("write config");
+        Self::launch(config_path, dir, &[])
+    }
+
+    fn launch(config_path: PathBuf, dir: tempfile::TempDir, args: &[String]) -> SaeNode {
         let mut cmd = Command::new(sae_node_bin());
-        cmd.arg("--config").arg(&path);
+        cmd.arg("--config").arg(&config_path).args(args);
         let proc = Proc::spawn("sae-node", cmd);
         let ready = proc
             .stdout
@@ -394,36 +466,27 @@ impl SaeNode {
         if let Err(e) = ready {
             panic!("sae-node did not get ready: {e}\n{}", proc.transcript());
         }
-        let listeners: Vec<String> = proc
-            .stdout
-            .text()
-            .into_iter()
-            .take_while(|l| l != "ready")
-            .collect();
-        let diameter: Vec<SocketAddr> = listeners
-            .iter()
-            .filter_map(|l| l.strip_prefix("listening diameter "))
-            .map(|a| {
-                a.parse()
-                    .unwrap_or_else(|_| panic!("sae-node printed a bad address: {l:?}", l = a))
-            })
-            .collect();
-        assert_eq!(
-            diameter.len(),
-            1,
-            "expected exactly one `listening diameter ADDR` line before `ready`, got {listeners:?}"
-        );
-        for l in &listeners {
-            assert!(
-                l.starts_with("listening "),
-                "unexpected stdout line before `ready`: {l:?}"
+        let addrs = listener_addrs(&proc);
+        let one = |protocol: &str| {
+            let found: Vec<SocketAddr> = addrs
+                .iter()
+                .filter(|(p, _)| p == protocol)
+                .map(|(_, a)| *a)
+                .collect();
+            assert_eq!(
+                found.len(),
+                1,
+                "expected exactly one `listening {protocol} ADDR` line before `ready`, got {addrs:?}"
             );
-        }
-        assert_ne!(diameter[0].port(), 0, "the node must print the bound port");
+            found[0]
+        };
         SaeNode {
+            diameter: one("diameter"),
+            grpc: one("grpc"),
+            metrics: one("metrics"),
             proc,
-            diameter: diameter[0],
-            _dir: dir,
+            config_path,
+            dir,
         }
     }
 
@@ -431,6 +494,37 @@ impl SaeNode {
     pub fn stop(&mut self) -> ExitStatus {
         self.proc.terminate();
         self.proc.wait_exit(Duration::from_secs(15))
+    }
+
+    /// Kills the process (SIGKILL) and starts it again on the same configuration and data, with
+    /// the Diameter listener on `port` so routers find it where they left it.
+    pub fn kill_and_restart_on(self, port: u16) -> SaeNode {
+        let SaeNode {
+            mut proc,
+            config_path,
+            dir,
+            ..
+        } = self;
+        proc.kill();
+        let listen = format!("127.0.0.1:{port}");
+        Self::launch(config_path, dir, &["--diameter-listen".into(), listen])
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub fn scrape_metrics(&self) -> String {
+        use std::io::Write as _;
+        let mut s = std::net::TcpStream::connect(self.metrics).expect("connect to /metrics");
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: sae\r\n\r\n")
+            .expect("write");
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("read /metrics");
+        assert!(text.starts_with("HTTP/1.0 200"), "{text}");
+        text
+    }
+
+    /// The management API's URL.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc)
     }
 }
 

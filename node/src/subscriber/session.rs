@@ -93,6 +93,8 @@ pub struct SubscriberSession {
     resync_timer: Option<SpawnHandle>,
     logout_timer: Option<SpawnHandle>,
     ended: bool,
+    /// Operator requests waiting on the router; an ended session stops when they are done.
+    inflight: u32,
 }
 
 impl Actor for SubscriberSession {
@@ -139,6 +141,7 @@ impl SubscriberSession {
             resync_timer: None,
             logout_timer: None,
             ended: false,
+            inflight: 0,
         }
     }
 
@@ -195,7 +198,22 @@ impl SubscriberSession {
             .metrics
             .subscriber_sessions
             .set(self.sae.sessions.len() as i64);
-        ctx.stop();
+        if self.inflight == 0 {
+            ctx.stop();
+        }
+    }
+
+    /// An operator request starts waiting on the router.
+    fn op_started(&mut self) {
+        self.inflight += 1;
+    }
+
+    /// An operator request is done; an ended session stops once none is left.
+    fn op_done(&mut self, ctx: &mut Context<Self>) {
+        self.inflight = self.inflight.saturating_sub(1);
+        if self.ended && self.inflight == 0 {
+            ctx.stop();
+        }
     }
 
     fn acct_records(&self, m: &Message, kind: UsageKind, number: u32) -> Vec<UsageRecord> {
@@ -353,10 +371,15 @@ impl Handler<Activate> for SubscriberSession {
             None => r.services.push(service),
         }
         self.publish();
+        self.op_started();
         let sae = self.sae.clone();
         let router = self.record.router.clone();
         Box::pin(push_with_retry(sae, router, request).into_actor(self).map(
-            move |(outcome, attempts), act, _ctx| act.ppr_done(&name, true, outcome, attempts),
+            move |(outcome, attempts), act, ctx| {
+                let r = act.ppr_done(&name, true, outcome, attempts);
+                act.op_done(ctx);
+                r
+            },
         ))
     }
 }
@@ -385,10 +408,15 @@ impl Handler<Deactivate> for SubscriberSession {
             s.state = ServiceState::Removing;
         }
         self.publish();
+        self.op_started();
         let sae = self.sae.clone();
         let router = self.record.router.clone();
         Box::pin(push_with_retry(sae, router, request).into_actor(self).map(
-            move |(outcome, attempts), act, _ctx| act.ppr_done(&name, false, outcome, attempts),
+            move |(outcome, attempts), act, ctx| {
+                let r = act.ppr_done(&name, false, outcome, attempts);
+                act.op_done(ctx);
+                r
+            },
         ))
     }
 }
@@ -483,6 +511,7 @@ impl Handler<Logout> for SubscriberSession {
         let sae = self.sae.clone();
         let router = self.record.router.clone();
         let timeout = sae.settings.request_timeout;
+        self.op_started();
         Box::pin(
             async move {
                 let started = std::time::Instant::now();
@@ -494,6 +523,7 @@ impl Handler<Logout> for SubscriberSession {
             }
             .into_actor(self)
             .map(|outcome, act, ctx| {
+                act.op_done(ctx);
                 let answer = outcome?;
                 let code = answer.result_code().unwrap_or(0);
                 let session_id = act.record.session_id.clone();
@@ -544,10 +574,12 @@ impl Handler<Collect> for SubscriberSession {
         let sae = self.sae.clone();
         let router = self.record.router.clone();
         let timeout = sae.settings.request_timeout;
+        self.op_started();
         Box::pin(
             async move { sae.request(&router, request, timeout).await }
                 .into_actor(self)
-                .map(move |outcome, act, _ctx| {
+                .map(move |outcome, act, ctx| {
+                    act.op_done(ctx);
                     let answer = outcome?;
                     let code = answer.result_code().unwrap_or(0);
                     let records = if code == result::SUCCESS {

@@ -1,0 +1,365 @@
+//! End-to-end benchmark of the Diameter SAE on loopback, release build: a real `sae-node`, real
+//! `sae-sim` load runs, the management API for activations. Prints one JSON object per
+//! measurement:
+//!
+//! - `login-fixed-rate`: logins/s and AAR→AAA latency percentiles at a fixed offered rate;
+//! - `login-saturation`: the same with a bounded number of logins in flight, as fast as answered;
+//! - `ppr-activations`: ActivateService calls (each a PPR/PPA round trip with the router) per
+//!   second, with latency percentiles, `concurrency` calls in flight;
+//! - `memory-per-session`: the node's resident memory (VmRSS) before and after N idle sessions,
+//!   divided by N.
+//!
+//! Run: `cargo build --release -p sae-node && cargo bench -p sae-cluster-tests --bench sae_flows`.
+//! Sizes can be changed with SAE_BENCH_{RATE,RATE_LOGINS,SAT_LOGINS,PPRS,IDLE_SESSIONS}.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use sae_proto::v1 as pb;
+use sae_proto::v1::management_client::ManagementClient;
+use serde_json::{Value as Json, json};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn node_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("bench path");
+    for dir in exe.ancestors().skip(1).take(3) {
+        let p = dir.join("sae-node");
+        if p.is_file() && dir.ends_with("release") {
+            return p;
+        }
+    }
+    panic!("release sae-node not found: run `cargo build --release -p sae-node` first");
+}
+
+const CONFIG: &str = r#"
+[grpc]
+listen = "127.0.0.1:0"
+[metrics]
+listen = "127.0.0.1:0"
+[log]
+level = "warn"
+[diameter]
+listen = "127.0.0.1:0"
+origin_host = "sae-bench.test.realm"
+origin_realm = "test.realm"
+[sessions]
+ppr_timeout_secs = 10
+[[service]]
+name = "internet"
+policy_name = "internet-basic"
+template_name = "rate-limit"
+substitutions = { rate = "20m" }
+accounting = true
+[[service]]
+name = "video"
+template_name = "video-boost"
+[[rule]]
+name = "default"
+services = ["internet"]
+"#;
+
+/// A release `sae-node` on loopback; killed on drop.
+struct Node {
+    child: Child,
+    diameter: String,
+    grpc: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn start() -> Node {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("node.toml");
+        let text = format!("[node]\ndata_dir = {:?}\n{CONFIG}", dir.path());
+        std::fs::write(&config, text).expect("config");
+        let mut child = Command::new(node_bin())
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sae-node");
+        let out = BufReader::new(child.stdout.take().expect("stdout"));
+        let (mut diameter, mut grpc) = (String::new(), String::new());
+        for line in out.lines() {
+            let line = line.expect("node stdout");
+            if let Some(a) = line.strip_prefix("listening diameter ") {
+                diameter = a.to_owned();
+            } else if let Some(a) = line.strip_prefix("listening grpc ") {
+                grpc = a.to_owned();
+            } else if line == "ready" {
+                break;
+            }
+        }
+        assert!(
+            !diameter.is_empty() && !grpc.is_empty(),
+            "node did not start"
+        );
+        Node {
+            child,
+            diameter,
+            grpc,
+            _dir: dir,
+        }
+    }
+
+    fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .expect("VmRSS")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `sae-sim load` to completion and returns its JSON result.
+fn load(node: &Node, args: &[&str]) -> Json {
+    let out = Command::new(env!("CARGO_BIN_EXE_sae-sim"))
+        .args(["load", "--connect", &node.diameter])
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run sae-sim load");
+    assert!(out.status.success(), "sae-sim load failed: {}", out.status);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"mode\""))
+        .unwrap_or_else(|| panic!("no result from sae-sim: {text}"));
+    serde_json::from_str(line).expect("sae-sim result JSON")
+}
+
+/// `sae-sim load --hold`: logs in and keeps the sessions; dropped: stdin closed, exits.
+struct Holding {
+    child: Child,
+    _stdin: ChildStdin,
+    result: Json,
+}
+
+fn hold(node: &Node, args: &[&str]) -> Holding {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sae-sim"))
+        .args(["load", "--connect", &node.diameter, "--hold"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start sae-sim load --hold");
+    let stdin = child.stdin.take().expect("stdin");
+    let out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut result = Json::Null;
+    for line in out.lines() {
+        let line = line.expect("sim stdout");
+        let Ok(v) = serde_json::from_str::<Json>(&line) else {
+            continue;
+        };
+        if v.get("mode").is_some() {
+            result = v.clone();
+        }
+        if v["event"] == "holding" {
+            break;
+        }
+    }
+    Holding {
+        child,
+        _stdin: stdin,
+        result,
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn percentiles(h: &Histogram<u64>) -> Json {
+    json!({
+        "p50": h.value_at_quantile(0.50),
+        "p90": h.value_at_quantile(0.90),
+        "p99": h.value_at_quantile(0.99),
+        "p999": h.value_at_quantile(0.999),
+        "max": h.max(),
+    })
+}
+
+/// `count` ActivateService calls over the held sessions, `concurrency` in flight.
+fn activations(node: &Node, users: &[String], count: usize, concurrency: usize) -> Json {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = format!("http://{}", node.grpc);
+    let users = Arc::new(users.to_vec());
+    rt.block_on(async move {
+        let client = ManagementClient::connect(url).await.expect("connect");
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (tx, rx) = mpsc::channel::<(u64, bool)>();
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let (mut client, next, tx, users) =
+                (client.clone(), next.clone(), tx.clone(), users.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= count {
+                        break;
+                    }
+                    let user = users[i % users.len()].clone();
+                    let t = Instant::now();
+                    let r = client
+                        .activate_service(pb::ActivateServiceRequest {
+                            subscriber: Some(pb::SubscriberRef {
+                                key: Some(pb::subscriber_ref::Key::UserName(user)),
+                            }),
+                            service: "video".into(),
+                            substitutions: Default::default(),
+                        })
+                        .await;
+                    let ok = r.is_ok_and(|r| r.get_ref().success);
+                    let _ = tx.send((t.elapsed().as_micros() as u64, ok));
+                }
+            }));
+        }
+        drop(tx);
+        for t in tasks {
+            let _ = t.await;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let mut h = Histogram::<u64>::new(3).expect("histogram");
+        let mut ok = 0;
+        let mut failed = 0;
+        for (us, success) in rx.iter() {
+            let _ = h.record(us.max(1));
+            if success {
+                ok += 1;
+            } else {
+                failed += 1;
+            }
+        }
+        json!({
+            "measurement": "ppr-activations",
+            "what": "ActivateService over gRPC → PPR to sae-sim → PPA → result, per call",
+            "calls": count,
+            "ok": ok,
+            "failed": failed,
+            "concurrency": concurrency,
+            "elapsed_s": elapsed,
+            "activations_per_s": ok as f64 / elapsed,
+            "latency_us": percentiles(&h),
+        })
+    })
+}
+
+fn print(v: &Json) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument selects measurements by name.
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+
+    if wanted("login") {
+        let node = Node::start();
+        let rate = env_or("SAE_BENCH_RATE", 2000);
+        let n = env_or("SAE_BENCH_RATE_LOGINS", 20_000);
+        let mut r = load(
+            &node,
+            &["--subscribers", &n.to_string(), "--rate", &rate.to_string()],
+        );
+        r["measurement"] = "login-fixed-rate".into();
+        print(&r);
+        let n = env_or("SAE_BENCH_SAT_LOGINS", 50_000);
+        let mut r = load(
+            &node,
+            &[
+                "--subscribers",
+                &n.to_string(),
+                "--saturate",
+                "--concurrency",
+                "256",
+                "--origin-host-template",
+                "sat{r}.sim.test.realm",
+            ],
+        );
+        r["measurement"] = "login-saturation".into();
+        print(&r);
+    }
+
+    if wanted("ppr") {
+        let node = Node::start();
+        let users = 2000;
+        let held = hold(
+            &node,
+            &[
+                "--subscribers",
+                &users.to_string(),
+                "--saturate",
+                "--user",
+                "ppr{n}@bench",
+            ],
+        );
+        assert_eq!(held.result["ok"], users, "{}", held.result);
+        let names: Vec<String> = (0..users).map(|n| format!("ppr{n}@bench")).collect();
+        let count = env_or("SAE_BENCH_PPRS", 20_000) as usize;
+        print(&activations(&node, &names, count, 64));
+        drop(held);
+    }
+
+    if wanted("memory") {
+        let node = Node::start();
+        std::thread::sleep(Duration::from_secs(1));
+        let before = node.rss_bytes();
+        let n = env_or("SAE_BENCH_IDLE_SESSIONS", 100_000);
+        let held = hold(
+            &node,
+            &[
+                "--subscribers",
+                &n.to_string(),
+                "--saturate",
+                "--concurrency",
+                "256",
+            ],
+        );
+        // Let the store's writer catch up and allocations settle.
+        std::thread::sleep(Duration::from_secs(3));
+        let after = node.rss_bytes();
+        let ok = held.result["ok"].as_u64().unwrap_or(0);
+        print(&json!({
+            "measurement": "memory-per-session",
+            "what": "sae-node VmRSS after N idle logged-in sessions minus before, / N",
+            "sessions": ok,
+            "rss_before_bytes": before,
+            "rss_after_bytes": after,
+            "bytes_per_session": (after.saturating_sub(before)) as f64 / ok.max(1) as f64,
+        }));
+        drop(held);
+    }
+}

@@ -1,0 +1,884 @@
+//! The tokio side of the simulated router: connections to the SAEs (each driven by
+//! `sae_node::diameter::connection::drive`), the main loop that owns the timers, the login
+//! plan and the control commands, and the glue to the sans-IO [`RouterState`].
+//!
+//! Threads of control:
+//! - one connection task per SAE. Its hooks answer the SAE's requests synchronously from the
+//!   shared [`RouterState`] (a mutex held for the length of one decision) and report what
+//!   happened; the follow-up requests that decisions queue are sent by the main loop.
+//! - the main loop ([`spawn`]): takes [`Input`]s (answers, connection changes, logins, control
+//!   commands), ticks the state's timers, paces the login plan and scenario steps, and sends
+//!   the state's [`Outgoing`] requests to the connection of the SAE they are addressed to, in
+//!   order. Answers come back as [`Input::Answer`].
+//!
+//! Events are sent to an [`EventSink`] while the state's lock is held, so their order is the
+//! order in which the router decided things.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use sae_diameter::codes::DisconnectCause;
+use sae_diameter::peer::RequestFailure;
+use sae_diameter::watchdog::WatchdogState;
+use sae_diameter::{CloseReason, Message, Peer, PeerInfo};
+use sae_node::diameter::connection::{self, Command, ConnectionHandle, ConnectionHooks};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::control::Control;
+use crate::diameter_router::{RouterIdentity, peer_config};
+use crate::events::SimEvent;
+use crate::router_state::{
+    AcctType, CAUSE_IDLE_TIMEOUT, CAUSE_LOGOUT, LoginSpec, Outgoing, RouterConfig, RouterState,
+    SrqReason,
+};
+use crate::subscribers::{Scenario, StepAction, Templates};
+
+/// Where events go (printed as JSON lines by `sae-sim router`, aggregated by `sae-sim load`).
+pub type EventSink = mpsc::UnboundedSender<SimEvent>;
+
+/// How the simulated router connects and behaves.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The SAEs to connect to. Requests go to the active one (the remembered
+    /// Juniper-Last-Origin-Host when connected, else the first connection that came up).
+    pub connect: Vec<SocketAddr>,
+    /// Origin-Host/Realm, the one announced application, the watchdog interval.
+    pub identity: RouterIdentity,
+    pub router: RouterConfig,
+    /// Start the watchdog in REOPEN.
+    pub reopen: bool,
+    /// Send an SRQ (reason `startup`) when the first connection is up; `ready` follows its SRR.
+    pub startup_srq: bool,
+    /// How long to wait for the answer to each request.
+    pub request_timeout: Duration,
+    /// Subscribers used for `login <user>` without address and for the plan.
+    pub templates: Templates,
+    /// Logins to run once ready.
+    pub plan: Plan,
+    /// Plan pacing, logins per second; 0: all at once.
+    pub rate: f64,
+    /// Reconnect this long after a connection ends (or fails) without being asked to; the
+    /// sessions are kept. `None`: the router ends with its last connection.
+    pub reconnect: Option<Duration>,
+}
+
+/// The logins a router runs by itself once ready.
+#[derive(Debug, Clone, Default)]
+pub enum Plan {
+    /// None (control commands or an external driver log subscribers in).
+    #[default]
+    None,
+    /// Subscribers `first .. first + count` from the templates.
+    Generated { first: u64, count: u64 },
+    /// The subscribers of a scenario file, with their steps.
+    Scenario(Scenario),
+}
+
+impl Plan {
+    fn len(&self) -> usize {
+        match self {
+            Plan::None => 0,
+            Plan::Generated { count, .. } => usize::try_from(*count).unwrap_or(usize::MAX),
+            Plan::Scenario(s) => s.subscribers.len(),
+        }
+    }
+
+    fn spec(&self, index: usize, templates: &Templates) -> Option<LoginSpec> {
+        match self {
+            Plan::None => None,
+            Plan::Generated { first, .. } => Some(templates.spec(first + index as u64)),
+            Plan::Scenario(s) => s.spec(index, templates),
+        }
+    }
+}
+
+/// What the main loop reacts to.
+#[derive(Debug)]
+pub enum Input {
+    /// A hook queued requests or events: flush them.
+    Flush,
+    /// The answer (or failure) of an outgoing request.
+    Answer {
+        token: u64,
+        result: Result<Message, RequestFailure>,
+    },
+    /// Connection `link` is open to the SAE `host`.
+    Up { link: usize, host: String },
+    /// Connection `link` ended.
+    Closed { link: usize },
+    /// Log a subscriber in.
+    Login(LoginSpec),
+    /// A control command. Commands and logins that arrive before `ready` wait for it, in order.
+    Control(Control),
+    /// Close every connection with DPR now, ready or not (signals, `--run-secs`).
+    Shutdown,
+}
+
+/// How the main loop ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every connection closed; `requested`: because the router was told to (quit, dpr,
+    /// drop), not because the SAE or the network ended it.
+    Finished { requested: bool, ever_up: bool },
+    /// No connection could be opened.
+    ConnectFailed,
+}
+
+/// Talks to a running router.
+#[derive(Debug, Clone)]
+pub struct RouterHandle {
+    tx: mpsc::UnboundedSender<Input>,
+}
+
+impl RouterHandle {
+    /// Sends an input; false if the router has ended.
+    pub fn send(&self, input: Input) -> bool {
+        self.tx.send(input).is_ok()
+    }
+
+    /// A control command; false if the router has ended.
+    pub fn control(&self, c: Control) -> bool {
+        self.send(Input::Control(c))
+    }
+
+    /// Logs a subscriber in; false if the router has ended.
+    pub fn login(&self, spec: LoginSpec) -> bool {
+        self.send(Input::Login(spec))
+    }
+
+    /// DPR on every connection now; false if the router has ended.
+    pub fn shutdown(&self) -> bool {
+        self.send(Input::Shutdown)
+    }
+}
+
+fn lock(state: &Mutex<RouterState>) -> MutexGuard<'_, RouterState> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn now_std() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// The `disconnected` reason of a close.
+pub fn close_reason_text(reason: &CloseReason) -> String {
+    match reason {
+        CloseReason::LocalDisconnect => "local-disconnect".into(),
+        CloseReason::PeerDisconnected(cause) => match cause {
+            Some(c) => format!("peer-disconnected {c:?}"),
+            None => "peer-disconnected".into(),
+        },
+        CloseReason::CapabilitiesFailed {
+            result_code,
+            message,
+        } => format!("capabilities {result_code} {message}"),
+        CloseReason::CapabilitiesTimeout => "capabilities-timeout".into(),
+        CloseReason::WatchdogExpired => "watchdog-expired".into(),
+        CloseReason::ProtocolViolation(m) => format!("protocol-violation {m}"),
+        CloseReason::TransportClosed => "transport-closed".into(),
+        // The simulator's `drop` closes a connection this way.
+        CloseReason::Replaced => "dropped".into(),
+    }
+}
+
+/// The hooks of one SAE connection.
+struct LinkHooks {
+    link: usize,
+    addr: SocketAddr,
+    application: u32,
+    state: Arc<Mutex<RouterState>>,
+    sink: EventSink,
+    input: mpsc::UnboundedSender<Input>,
+    /// The SAE's Origin-Host, once capabilities are exchanged.
+    host: Option<String>,
+    early_watchdog: Option<WatchdogState>,
+}
+
+impl LinkHooks {
+    fn drain_events(&self, st: &mut RouterState) {
+        while let Some(e) = st.poll_event() {
+            let _ = self.sink.send(e);
+        }
+    }
+}
+
+impl ConnectionHooks for LinkHooks {
+    fn capabilities(&mut self, _info: &PeerInfo) -> Result<(), (u32, String)> {
+        Ok(())
+    }
+
+    fn up(&mut self, info: &PeerInfo) {
+        let host = info.capabilities.origin_host.clone();
+        {
+            let mut st = lock(&self.state);
+            st.sae_up(&host, &info.capabilities.origin_realm);
+            let _ = self.sink.send(SimEvent::Connected {
+                sae: host.clone(),
+                realm: info.capabilities.origin_realm.clone(),
+                addr: self.addr.to_string(),
+                application: self.application,
+            });
+            if let Some(state) = self.early_watchdog.take() {
+                let _ = self.sink.send(SimEvent::Watchdog {
+                    sae: host.clone(),
+                    state: state.name().into(),
+                });
+            }
+        }
+        self.host = Some(host.clone());
+        let _ = self.input.send(Input::Up {
+            link: self.link,
+            host,
+        });
+    }
+
+    fn request(&mut self, request: Message) -> Message {
+        let via = self
+            .host
+            .clone()
+            .or_else(|| request.origin_host().map(str::to_owned))
+            .unwrap_or_default();
+        let answer = {
+            let mut st = lock(&self.state);
+            let answer = st.handle_request(now_std(), &via, &request);
+            self.drain_events(&mut st);
+            answer
+        };
+        let _ = self.input.send(Input::Flush);
+        // The driver sends whatever this hook returns and has no "no answer" outcome; it
+        // refuses (and logs) a message with the R bit set, so handing the request back is
+        // how a `--drop-ppr` PPR stays unanswered.
+        answer.unwrap_or(request)
+    }
+
+    fn watchdog(&mut self, state: WatchdogState) {
+        match &self.host {
+            Some(host) => {
+                let _ = self.sink.send(SimEvent::Watchdog {
+                    sae: host.clone(),
+                    state: state.name().into(),
+                });
+            }
+            // The peer reports the watchdog's first state just before the connection is up:
+            // reported after `connected`.
+            None => self.early_watchdog = Some(state),
+        }
+    }
+
+    fn closed(&mut self, reason: &CloseReason) {
+        {
+            let mut st = lock(&self.state);
+            let event = match &self.host {
+                Some(host) => {
+                    st.sae_down(host);
+                    SimEvent::Disconnected {
+                        sae: host.clone(),
+                        reason: close_reason_text(reason),
+                    }
+                }
+                None => SimEvent::ConnectFailed {
+                    addr: self.addr.to_string(),
+                    error: close_reason_text(reason),
+                },
+            };
+            let _ = self.sink.send(event);
+        }
+        let _ = self.input.send(Input::Closed { link: self.link });
+    }
+}
+
+struct Link {
+    addr: SocketAddr,
+    handle: Option<ConnectionHandle>,
+    host: Option<String>,
+    /// When to try connecting again.
+    retry_at: Option<Instant>,
+}
+
+/// The main loop's state.
+struct Driver {
+    cfg: SimConfig,
+    state: Arc<Mutex<RouterState>>,
+    sink: EventSink,
+    tx: mpsc::UnboundedSender<Input>,
+    rx: mpsc::UnboundedReceiver<Input>,
+    links: Vec<Link>,
+    ever_up: bool,
+    ready: bool,
+    startup_srq_pending: bool,
+    close_requested: bool,
+    /// Logins and control commands received before `ready`.
+    held: Vec<Input>,
+    /// `quit`/`dpr`: DPR once no request is awaiting an answer, or at this deadline.
+    draining: Option<Instant>,
+    // the plan
+    plan_next: usize,
+    plan_total: usize,
+    next_login_at: Option<Instant>,
+    plan_in_flight: HashSet<String>,
+    plan_ok: u64,
+    plan_failed: u64,
+    plan_reported: bool,
+    control_n: u64,
+    // scenario steps: (due, sequence, subscriber index, step index)
+    steps: BinaryHeap<Reverse<(Instant, u64, usize, usize)>>,
+    step_seq: u64,
+    scenario_users: HashMap<String, usize>,
+}
+
+/// Starts a router: connects to every SAE and runs its main loop in a task.
+pub fn spawn(cfg: SimConfig, sink: EventSink) -> (RouterHandle, JoinHandle<Outcome>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let state = Arc::new(Mutex::new(RouterState::new(cfg.router.clone())));
+    let scenario_users = match &cfg.plan {
+        Plan::Scenario(s) => s
+            .subscribers
+            .iter()
+            .enumerate()
+            .map(|(i, sub)| (sub.user.clone(), i))
+            .collect(),
+        _ => HashMap::new(),
+    };
+    let control_n = match &cfg.plan {
+        Plan::Generated { first, count } => first + count,
+        Plan::Scenario(s) => s.subscribers.len() as u64,
+        Plan::None => 0,
+    };
+    let driver = Driver {
+        plan_total: cfg.plan.len(),
+        cfg,
+        state,
+        sink,
+        tx: tx.clone(),
+        rx,
+        links: Vec::new(),
+        ever_up: false,
+        ready: false,
+        startup_srq_pending: false,
+        close_requested: false,
+        held: Vec::new(),
+        draining: None,
+        plan_next: 0,
+        next_login_at: None,
+        plan_in_flight: HashSet::new(),
+        plan_ok: 0,
+        plan_failed: 0,
+        plan_reported: false,
+        control_n,
+        steps: BinaryHeap::new(),
+        step_seq: 0,
+        scenario_users,
+    };
+    (RouterHandle { tx }, tokio::spawn(driver.run()))
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Driver {
+    /// Opens connection `link`; `reopen` starts its watchdog in REOPEN.
+    async fn connect(
+        &mut self,
+        link: usize,
+        addr: SocketAddr,
+        reopen: bool,
+    ) -> Option<ConnectionHandle> {
+        let stream = match TcpStream::connect(addr).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.sink.send(SimEvent::ConnectFailed {
+                    addr: addr.to_string(),
+                    error: e.to_string(),
+                });
+                return None;
+            }
+        };
+        let local_ip = match stream.local_addr() {
+            Ok(a) => a.ip(),
+            Err(e) => {
+                let _ = self.sink.send(SimEvent::ConnectFailed {
+                    addr: addr.to_string(),
+                    error: e.to_string(),
+                });
+                return None;
+            }
+        };
+        let mut config = peer_config(&self.cfg.identity, local_ip);
+        config.request_timeout = self.cfg.request_timeout;
+        let seed = (u64::from(std::process::id()) << 32)
+            ^ (u64::from(addr.port()) << 8)
+            ^ link as u64
+            ^ u64::from(self.cfg.router.session_id_high);
+        let peer = Peer::new(Arc::new(config), seed, reopen);
+        let hooks = LinkHooks {
+            link,
+            addr,
+            application: self.cfg.router.application,
+            state: self.state.clone(),
+            sink: self.sink.clone(),
+            input: self.tx.clone(),
+            host: None,
+            early_watchdog: None,
+        };
+        let (handle, commands) = connection::channel(addr);
+        tokio::spawn(connection::drive(stream, peer, hooks, commands));
+        Some(handle)
+    }
+
+    async fn run(mut self) -> Outcome {
+        let addrs = self.cfg.connect.clone();
+        for (i, addr) in addrs.into_iter().enumerate() {
+            let handle = self.connect(i, addr, self.cfg.reopen).await;
+            self.links.push(Link {
+                addr,
+                handle,
+                host: None,
+                retry_at: None,
+            });
+            if self.links[i].handle.is_none() {
+                self.schedule_reconnect(i);
+            }
+        }
+        if self.links.iter().all(|l| l.handle.is_none()) && self.cfg.reconnect.is_none() {
+            return Outcome::ConnectFailed;
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut grace: Option<Instant> = None;
+        loop {
+            if self.links.iter().all(|l| l.handle.is_none())
+                && (self.close_requested || self.cfg.reconnect.is_none())
+            {
+                // Every connection is gone: wait (briefly) for the failures of the requests
+                // that were in flight, so that their events are reported.
+                let pending = lock(&self.state).pending_requests();
+                let deadline =
+                    *grace.get_or_insert_with(|| Instant::now() + Duration::from_secs(1));
+                if pending == 0 || Instant::now() >= deadline {
+                    break;
+                }
+            }
+            if let Some(deadline) = self.draining
+                && (lock(&self.state).pending_requests() == 0 || Instant::now() >= deadline)
+            {
+                self.draining = None;
+                self.close_all(false).await;
+            }
+            let plan_at = self.next_login_at.filter(|_| self.ready);
+            let step_at = self.steps.peek().map(|Reverse((t, ..))| *t);
+            let retry_at = self.links.iter().filter_map(|l| l.retry_at).min();
+            tokio::select! {
+                input = self.rx.recv() => match input {
+                    Some(input) => self.on_input(input).await,
+                    None => break,
+                },
+                _ = tick.tick() => lock(&self.state).handle_timeout(now_std()),
+                () = sleep_until(plan_at) => self.plan_due(),
+                () = sleep_until(step_at) => self.steps_due(),
+                () = sleep_until(retry_at) => self.reconnect_due().await,
+                () = sleep_until(grace.or(self.draining)) => {}
+            }
+            self.flush().await;
+            if self.ready && !self.held.is_empty() {
+                for input in std::mem::take(&mut self.held) {
+                    self.on_input(input).await;
+                    self.flush().await;
+                }
+            }
+        }
+        Outcome::Finished {
+            requested: self.close_requested,
+            ever_up: self.ever_up,
+        }
+    }
+
+    async fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Flush => {}
+            Input::Answer { token, result } => {
+                lock(&self.state).handle_answer(now_std(), token, result);
+            }
+            Input::Up { link, host } => {
+                self.ever_up = true;
+                if let Some(l) = self.links.get_mut(link) {
+                    l.host = Some(host.clone());
+                }
+                if !self.ready && !self.startup_srq_pending {
+                    if self.cfg.startup_srq {
+                        self.startup_srq_pending = true;
+                        if let Err(e) = lock(&self.state).send_srq(SrqReason::Startup) {
+                            self.startup_srq_pending = false;
+                            let _ = self.sink.send(SimEvent::Error { error: e });
+                        }
+                    }
+                    if !self.startup_srq_pending {
+                        let state = self.state.clone();
+                        let _order = lock(&state);
+                        self.become_ready(host);
+                    }
+                }
+            }
+            Input::Closed { link } => {
+                if let Some(l) = self.links.get_mut(link) {
+                    l.handle = None;
+                    l.host = None;
+                }
+                self.schedule_reconnect(link);
+            }
+            Input::Login(_) | Input::Control(_) if !self.ready => self.held.push(input),
+            Input::Login(spec) => {
+                lock(&self.state).login(now_std(), spec);
+            }
+            Input::Shutdown => {
+                let _ = self.sink.send(SimEvent::Control {
+                    command: "shutdown".into(),
+                    detail: None,
+                });
+                self.close_all(false).await;
+            }
+            Input::Control(c) => match self.control(c) {
+                Some(true) => self.close_all(true).await,
+                Some(false) => {
+                    // Graceful: let the requests in flight be answered first.
+                    self.close_requested = true;
+                    self.next_login_at = None;
+                    self.draining = Some(Instant::now() + self.cfg.request_timeout);
+                }
+                None => {}
+            },
+        }
+    }
+
+    /// With `reconnect`, plans the next attempt for connection `link` (unless closing).
+    fn schedule_reconnect(&mut self, link: usize) {
+        let Some(after) = self.cfg.reconnect else {
+            return;
+        };
+        if self.close_requested {
+            return;
+        }
+        if let Some(l) = self.links.get_mut(link) {
+            l.retry_at = Some(Instant::now() + after);
+            let _ = self.sink.send(SimEvent::Reconnecting {
+                addr: l.addr.to_string(),
+                after_s: after.as_secs_f64(),
+            });
+        }
+    }
+
+    async fn reconnect_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<usize> = (0..self.links.len())
+            .filter(|&i| self.links[i].retry_at.is_some_and(|t| t <= now))
+            .collect();
+        for i in due {
+            self.links[i].retry_at = None;
+            if self.close_requested {
+                continue;
+            }
+            let addr = self.links[i].addr;
+            // A new connection after a failed one: RFC 3539 would start it in REOPEN, but the
+            // SAE's first message (SRQ) must be served at once, so the watchdog starts afresh.
+            let handle = self.connect(i, addr, false).await;
+            let failed = handle.is_none();
+            self.links[i].handle = handle;
+            if failed {
+                self.schedule_reconnect(i);
+            }
+        }
+    }
+
+    /// Emits `ready` and starts the plan. Called with the state lock held (event order).
+    fn become_ready(&mut self, sae: String) {
+        self.ready = true;
+        let _ = self.sink.send(SimEvent::Ready { sae });
+        if self.plan_total > 0 {
+            self.next_login_at = Some(Instant::now());
+        }
+    }
+
+    /// Applies a control command; `Some(abrupt)` asks to close every connection (`drop`:
+    /// abruptly, `quit`/`dpr`: with DPR once the requests in flight are answered).
+    fn control(&mut self, c: Control) -> Option<bool> {
+        let now = now_std();
+        let state = self.state.clone();
+        let mut st = lock(&state);
+        let result: Result<(), String> = match c {
+            Control::Login {
+                user,
+                ip,
+                nas_port_id,
+            } => {
+                let n = self.control_n;
+                self.control_n += 1;
+                let generated = self.cfg.templates.spec(n);
+                st.login(
+                    now,
+                    LoginSpec {
+                        user,
+                        ip: ip.unwrap_or(generated.ip),
+                        nas_port_id: nas_port_id.unwrap_or(generated.nas_port_id),
+                        n: Some(n),
+                    },
+                );
+                Ok(())
+            }
+            Control::Logout(who) => st.logout(now, &who, CAUSE_LOGOUT),
+            Control::Idle(who) => st.logout(now, &who, CAUSE_IDLE_TIMEOUT),
+            Control::Acct(who, kind) => st.account(now, &who, kind),
+            Control::Touch(who) => st.touch(now, &who).map(|sid| {
+                let _ = self.sink.send(SimEvent::Control {
+                    command: "touch".into(),
+                    detail: Some(sid),
+                });
+            }),
+            Control::Srq => st.send_srq(SrqReason::Control),
+            Control::StrUnknown(sid) => st.str_unchecked(&sid),
+            Control::FailPpr(glob) => {
+                let mut list = st.config().fail_ppr.clone();
+                match glob {
+                    Some(g) => list.push(g),
+                    None => list.clear(),
+                }
+                let _ = self.sink.send(SimEvent::Control {
+                    command: "fail-ppr".into(),
+                    detail: Some(list.join(" ")),
+                });
+                st.set_fail_ppr(list);
+                Ok(())
+            }
+            Control::DropPpr(glob) => {
+                let mut list = st.config().drop_ppr.clone();
+                match glob {
+                    Some(g) => list.push(g),
+                    None => list.clear(),
+                }
+                let _ = self.sink.send(SimEvent::Control {
+                    command: "drop-ppr".into(),
+                    detail: Some(list.join(" ")),
+                });
+                st.set_drop_ppr(list);
+                Ok(())
+            }
+            Control::List => {
+                st.list(now);
+                Ok(())
+            }
+            Control::Drop | Control::Dpr | Control::Quit => {
+                let name = match c {
+                    Control::Drop => "drop",
+                    Control::Dpr => "dpr",
+                    _ => "quit",
+                };
+                let _ = self.sink.send(SimEvent::Control {
+                    command: name.into(),
+                    detail: None,
+                });
+                return Some(matches!(c, Control::Drop));
+            }
+        };
+        if let Err(error) = result {
+            let _ = self.sink.send(SimEvent::Error { error });
+        }
+        None
+    }
+
+    /// Closes every connection: DPR, or (`abrupt`) at once without DPR.
+    async fn close_all(&mut self, abrupt: bool) {
+        self.close_requested = true;
+        self.next_login_at = None;
+        for l in &self.links {
+            if let Some(h) = &l.handle {
+                let cmd = if abrupt {
+                    Command::Replace
+                } else {
+                    Command::Disconnect(DisconnectCause::Rebooting)
+                };
+                h.send(cmd).await;
+            }
+        }
+    }
+
+    fn plan_due(&mut self) {
+        let now = Instant::now();
+        let state = self.state.clone();
+        let mut st = lock(&state);
+        let interval = (self.cfg.rate > 0.0)
+            .then(|| Duration::try_from_secs_f64(1.0 / self.cfg.rate).ok())
+            .flatten();
+        // Catch up with the schedule, a bounded batch at a time.
+        let mut batch = 0;
+        while let Some(at) = self.next_login_at {
+            if at > now || batch >= 1000 {
+                break;
+            }
+            if self.plan_next >= self.plan_total {
+                self.next_login_at = None;
+                break;
+            }
+            if let Some(spec) = self.cfg.plan.spec(self.plan_next, &self.cfg.templates) {
+                let sid = st.login(now.into_std(), spec);
+                self.plan_in_flight.insert(sid);
+            }
+            self.plan_next += 1;
+            batch += 1;
+            self.next_login_at = if self.plan_next >= self.plan_total {
+                None
+            } else {
+                Some(interval.map_or(now, |i| at + i))
+            };
+        }
+    }
+
+    fn steps_due(&mut self) {
+        let now = Instant::now();
+        let Plan::Scenario(scenario) = &self.cfg.plan else {
+            self.steps.clear();
+            return;
+        };
+        let mut st = lock(&self.state);
+        while let Some(Reverse((at, _, sub, step))) = self.steps.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.steps.pop();
+            let Some(s) = scenario.subscribers.get(sub) else {
+                continue;
+            };
+            let Some(action) = s.steps.get(step).map(|st| st.action) else {
+                continue;
+            };
+            let who = s.user.as_str();
+            let now = now.into_std();
+            let result = match action {
+                StepAction::Logout => st.logout(now, who, CAUSE_LOGOUT),
+                StepAction::Idle => st.logout(now, who, CAUSE_IDLE_TIMEOUT),
+                StepAction::AcctStart => st.account(now, who, AcctType::Start),
+                StepAction::Interim => st.account(now, who, AcctType::Interim),
+                StepAction::AcctStop => st.account(now, who, AcctType::Stop),
+                StepAction::Touch => st.touch(now, who).map(|_| ()),
+                StepAction::Srq => st.send_srq(SrqReason::Control),
+            };
+            if let Err(error) = result {
+                let _ = self.sink.send(SimEvent::Error {
+                    error: format!("scenario step of {who}: {error}"),
+                });
+            }
+        }
+    }
+
+    /// Reports the state's events and sends its requests, until both queues are empty.
+    async fn flush(&mut self) {
+        let state = self.state.clone();
+        loop {
+            let outgoing: Vec<Outgoing> = {
+                let mut st = lock(&state);
+                while let Some(e) = st.poll_event() {
+                    let startup_done = self.observe(&e);
+                    let _ = self.sink.send(e);
+                    if let Some(sae) = startup_done {
+                        self.become_ready(sae);
+                    }
+                }
+                if self.plan_total > 0
+                    && !self.plan_reported
+                    && self.plan_next >= self.plan_total
+                    && self.plan_in_flight.is_empty()
+                {
+                    self.plan_reported = true;
+                    let _ = self.sink.send(SimEvent::LoginsDone {
+                        ok: self.plan_ok,
+                        failed: self.plan_failed,
+                    });
+                }
+                std::iter::from_fn(|| st.poll_outgoing()).collect()
+            };
+            if outgoing.is_empty() {
+                return;
+            }
+            for o in outgoing {
+                self.dispatch(o).await;
+            }
+        }
+    }
+
+    /// Bookkeeping on an event; returns the SAE when it completes the startup SRQ.
+    fn observe(&mut self, e: &SimEvent) -> Option<String> {
+        match e {
+            SimEvent::Login {
+                session_id, user, ..
+            } => {
+                if self.plan_in_flight.remove(session_id) {
+                    self.plan_ok += 1;
+                }
+                if let (Some(&sub), Plan::Scenario(s)) =
+                    (self.scenario_users.get(user), &self.cfg.plan)
+                    && let Some(subscriber) = s.subscribers.get(sub)
+                {
+                    let now = Instant::now();
+                    for (i, step) in subscriber.steps.iter().enumerate() {
+                        self.step_seq += 1;
+                        self.steps
+                            .push(Reverse((now + step.delay(), self.step_seq, sub, i)));
+                    }
+                }
+                None
+            }
+            SimEvent::LoginFailed { session_id, .. } => {
+                if self.plan_in_flight.remove(session_id) {
+                    self.plan_failed += 1;
+                }
+                None
+            }
+            SimEvent::SrqAnswered { to, reason, .. }
+                if reason == SrqReason::Startup.name() && self.startup_srq_pending =>
+            {
+                self.startup_srq_pending = false;
+                (!self.ready).then(|| to.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// Sends one request on the connection to its SAE; the answer comes back as an input.
+    async fn dispatch(&mut self, o: Outgoing) {
+        let handle = self
+            .links
+            .iter()
+            .find(|l| l.host.as_deref() == Some(o.to.as_str()))
+            .and_then(|l| l.handle.clone());
+        let Some(handle) = handle else {
+            lock(&self.state).handle_answer(
+                now_std(),
+                o.token,
+                Err(RequestFailure::ConnectionClosed),
+            );
+            return;
+        };
+        let (reply, rx) = oneshot::channel();
+        let token = o.token;
+        let tx = self.tx.clone();
+        // If the connection is gone `reply` is dropped and the forwarder reports that.
+        handle
+            .send(Command::Request {
+                request: o.request,
+                timeout: None,
+                reply,
+            })
+            .await;
+        tokio::spawn(async move {
+            let result = rx.await.unwrap_or(Err(RequestFailure::ConnectionClosed));
+            let _ = tx.send(Input::Answer { token, result });
+        });
+    }
+}

@@ -1,0 +1,506 @@
+//! Every subscriber flow of the seed between a real `sae-node` and a real `sae-sim` playing a
+//! JSRC router, driven through the management API: login and confirmation, activation accepted
+//! and refused by the router, SAE-requested statistics, operator logout (ASR → STR), router
+//! logout and inactivity, an SRQ from the router mid-life, a router that disconnects mid-flow,
+//! an STR for an unknown session, and a node killed and restarted that recovers its sessions
+//! from storage and resyncs them.
+
+use std::io::Write;
+use std::process::{ChildStdin, Command};
+use std::time::Duration;
+
+use sae_proto::v1 as pb;
+use sae_proto::v1::management_client::ManagementClient;
+use serde_json::Value as Json;
+use tonic::transport::Channel;
+
+use crate::support::{NodeConfig, Proc, SaeNode, sae_sim_bin};
+
+const ROUTER: &str = "router1.test.realm";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The catalog every test node starts with.
+const CATALOG: &str = r#"
+[sessions]
+ppr_timeout_secs = 1
+ppr_retries = 1
+resync_window_secs = 2
+logout_timeout_secs = 3
+
+[[service]]
+name = "internet"
+policy_name = "internet-basic"
+template_name = "rate-limit"
+substitutions = { rate = "20m" }
+accounting = true
+
+[[service]]
+name = "gold"
+policy_name = "gold-100m"
+template_name = "rate-limit"
+substitutions = { rate = "100m" }
+accounting = true
+
+[[service]]
+name = "video"
+template_name = "video-boost"
+
+[[rule]]
+name = "blocked"
+priority = 1
+domain = "blocked.example"
+reject = true
+
+[[rule]]
+name = "default"
+priority = 10
+services = ["internet"]
+"#;
+
+fn node_config() -> NodeConfig {
+    NodeConfig {
+        allowed_peers: None,
+        extra: CATALOG.into(),
+        ..Default::default()
+    }
+}
+
+/// A running simulator with its control pipe.
+struct Sim {
+    proc: Proc,
+    stdin: ChildStdin,
+}
+
+impl Sim {
+    fn start(node: &SaeNode, extra: &[&str]) -> Sim {
+        let mut cmd = Command::new(sae_sim_bin());
+        cmd.args(["router", "--connect", &node.diameter.to_string()])
+            .args(["--origin-host", ROUTER, "--origin-realm", "test.realm"])
+            .args(["--watchdog-secs", "6", "--control"])
+            .args(extra);
+        let (proc, stdin) = Proc::spawn_with_stdin("sae-sim", cmd);
+        let sim = Sim { proc, stdin };
+        sim.wait(0, "ready", |e| e["event"] == "ready");
+        sim
+    }
+
+    fn send(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").expect("write to sae-sim");
+        self.stdin.flush().expect("flush sae-sim stdin");
+    }
+
+    /// Every event so far.
+    fn events(&self) -> Vec<Json> {
+        self.proc
+            .stdout
+            .text()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits for an event at or after line `from`; returns its line index and the event.
+    fn wait(&self, from: usize, what: &str, pred: impl Fn(&Json) -> bool) -> (usize, Json) {
+        match self.proc.stdout.wait_line(from, WAIT, what, |l| {
+            serde_json::from_str::<Json>(l).is_ok_and(|e| pred(&e))
+        }) {
+            Ok((i, line)) => (i, serde_json::from_str(&line.text).expect("JSON event")),
+            Err(e) => panic!("sae-sim: {e}\n{}", self.proc.transcript()),
+        }
+    }
+
+    fn mark(&self) -> usize {
+        self.proc.stdout.lines().len()
+    }
+
+    /// Logs a subscriber in through the control pipe and waits for the result.
+    fn login(&mut self, user: &str, ip: &str, port: &str) -> Json {
+        let from = self.mark();
+        self.send(&format!("login {user} {ip} {port}"));
+        self.wait(from, &format!("login of {user}"), |e| {
+            (e["event"] == "login" || e["event"] == "login-failed") && e["user"] == user
+        })
+        .1
+    }
+}
+
+/// A blocking management API client.
+struct Api {
+    rt: tokio::runtime::Runtime,
+    client: ManagementClient<Channel>,
+}
+
+impl Api {
+    fn connect(node: &SaeNode) -> Api {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = rt
+            .block_on(ManagementClient::connect(node.grpc_url()))
+            .expect("connect to the management API");
+        Api { rt, client }
+    }
+
+    fn user(name: &str) -> Option<pb::SubscriberRef> {
+        Some(pb::SubscriberRef {
+            key: Some(pb::subscriber_ref::Key::UserName(name.into())),
+        })
+    }
+
+    fn subscriber(&mut self, user: &str) -> Result<pb::Subscriber, tonic::Status> {
+        let req = pb::GetSubscriberRequest {
+            subscriber: Self::user(user),
+        };
+        self.rt
+            .block_on(self.client.get_subscriber(req))
+            .map(|r| r.into_inner())
+    }
+
+    fn subscribers(&mut self) -> Vec<pb::Subscriber> {
+        let req = pb::ListSubscribersRequest::default();
+        self.rt
+            .block_on(self.client.list_subscribers(req))
+            .expect("ListSubscribers")
+            .into_inner()
+            .subscribers
+    }
+
+    fn activate(&mut self, user: &str, service: &str) -> pb::ServiceChangeResult {
+        let req = pb::ActivateServiceRequest {
+            subscriber: Self::user(user),
+            service: service.into(),
+            substitutions: Default::default(),
+        };
+        self.rt
+            .block_on(self.client.activate_service(req))
+            .expect("ActivateService")
+            .into_inner()
+    }
+
+    fn deactivate(&mut self, user: &str, service: &str) -> pb::ServiceChangeResult {
+        let req = pb::DeactivateServiceRequest {
+            subscriber: Self::user(user),
+            service: service.into(),
+        };
+        self.rt
+            .block_on(self.client.deactivate_service(req))
+            .expect("DeactivateService")
+            .into_inner()
+    }
+
+    fn logout(&mut self, user: &str) -> pb::LogoutResponse {
+        let req = pb::LogoutRequest {
+            subscriber: Self::user(user),
+        };
+        self.rt
+            .block_on(self.client.logout(req))
+            .expect("Logout")
+            .into_inner()
+    }
+
+    fn collect(&mut self, user: &str) -> pb::CollectUsageResponse {
+        let req = pb::CollectUsageRequest {
+            subscriber: Self::user(user),
+        };
+        self.rt
+            .block_on(self.client.collect_usage(req))
+            .expect("CollectUsage")
+            .into_inner()
+    }
+
+    fn usage(&mut self, user: &str) -> Vec<pb::UsageRecord> {
+        let req = pb::ListUsageRecordsRequest {
+            user_name: user.into(),
+            ..Default::default()
+        };
+        self.rt
+            .block_on(self.client.list_usage_records(req))
+            .expect("ListUsageRecords")
+            .into_inner()
+            .records
+    }
+
+    /// Polls until `f` holds.
+    fn until<T>(&mut self, what: &str, mut f: impl FnMut(&mut Api) -> Option<T>) -> T {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if let Some(v) = f(self) {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn gone(&mut self, user: &str) -> bool {
+        matches!(self.subscriber(user), Err(s) if s.code() == tonic::Code::NotFound)
+    }
+}
+
+fn service<'a>(s: &'a pb::Subscriber, name: &str) -> Option<&'a pb::ServiceSession> {
+    s.services.iter().find(|x| x.service == name)
+}
+
+#[test]
+fn login_confirm_and_activation_accepted_and_refused_by_the_router() {
+    let node = SaeNode::start(&node_config());
+    let mut sim = Sim::start(&node, &["--fail-ppr", "gold-*"]);
+    let mut api = Api::connect(&node);
+
+    let login = sim.login("alice@isp.example", "10.0.0.1", "ge-0/0/0.1");
+    assert_eq!(login["event"], "login", "{login}");
+    assert_eq!(login["result"], 2001);
+    assert_eq!(login["policies"], serde_json::json!(["internet-basic"]));
+    sim.wait(0, "confirmation", |e| {
+        e["event"] == "confirmed" && e["result"] == 2001
+    });
+    let s = api.until("confirmed subscriber", |a| {
+        a.subscriber("alice@isp.example")
+            .ok()
+            .filter(|s| s.confirmed)
+    });
+    assert_eq!(s.framed_ip, "10.0.0.1");
+    assert_eq!(s.nas_port_id, "ge-0/0/0.1");
+    assert_eq!(s.router, ROUTER);
+    assert_eq!(service(&s, "internet").unwrap().state, "active");
+
+    // Accepted by the router.
+    let r = api.activate("alice@isp.example", "video");
+    assert!(r.success, "{r:?}");
+    assert_eq!((r.result_code, r.state.as_str()), (2001, "active"));
+    let (_, ppr) = sim.wait(0, "PPR for video", |e| {
+        e["event"] == "request" && e["command"] == "PPR" && e["install"][0] == "video"
+    });
+    assert_eq!(ppr["from"], "sae.test.realm");
+    assert_eq!(ppr["result"], 2001);
+
+    // Refused by the router (--fail-ppr gold-*): the result and the failure are recorded.
+    let r = api.activate("alice@isp.example", "gold");
+    assert!(!r.success, "{r:?}");
+    assert_eq!((r.result_code, r.state.as_str()), (5012, "failed"));
+    let s = api.subscriber("alice@isp.example").unwrap();
+    let gold = service(&s, "gold").unwrap();
+    assert_eq!((gold.state.as_str(), gold.result_code), ("failed", 5012));
+
+    // Deactivation removes the policy on the router.
+    let r = api.deactivate("alice@isp.example", "video");
+    assert!(r.success, "{r:?}");
+    sim.wait(0, "PPR removing video", |e| {
+        e["event"] == "request" && e["command"] == "PPR" && e["remove"][0] == "video"
+    });
+    let s = api.subscriber("alice@isp.example").unwrap();
+    assert!(service(&s, "video").is_none());
+
+    // A refused login leaves no session.
+    let refused = sim.login("mallory@blocked.example", "10.0.0.2", "ge-0/0/0.2");
+    assert_eq!(refused["event"], "login-failed", "{refused}");
+    assert_eq!(refused["result"], 5012);
+    assert!(api.gone("mallory@blocked.example"));
+    assert_eq!(api.subscribers().len(), 1);
+
+    let metrics = node.scrape_metrics();
+    for line in [
+        r#"sae_diameter_messages_total{direction="out",command="PPR",result=""} 3"#,
+        r#"sae_diameter_messages_total{direction="in",command="PPA",result="5012"} 1"#,
+        r#"sae_diameter_messages_total{direction="out",command="AAA",result="5012"} 1"#,
+        "sae_subscriber_sessions 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+}
+
+#[test]
+fn accounting_both_ways_and_both_logouts_keep_the_final_usage() {
+    let node = SaeNode::start(&node_config());
+    let mut sim = Sim::start(&node, &[]);
+    let mut api = Api::connect(&node);
+    sim.login("bob@isp.example", "10.0.1.1", "ge-0/0/1.1");
+    sim.login("carol@isp.example", "10.0.1.2", "ge-0/0/1.2");
+
+    // The router reports (ACR START was sent at install; INTERIM on request).
+    let from = sim.mark();
+    sim.send("acct bob@isp.example interim");
+    sim.wait(from, "ACA for the interim", |e| {
+        e["event"] == "acct" && e["result"] == 2001
+    });
+    let usage = api.until("bob's interim record", |a| {
+        let u = a.usage("bob@isp.example");
+        u.iter().any(|r| r.kind == "interim").then_some(u)
+    });
+    assert!(usage.iter().all(|r| r.policy_name == "internet-basic"));
+
+    // The SAE asks for statistics.
+    let c = api.collect("bob@isp.example");
+    assert_eq!(c.result_code, 2001);
+    assert_eq!(c.usage.len(), 1);
+    assert_eq!(c.usage[0].kind, "collected");
+    assert_eq!(c.usage[0].policy_name, "internet-basic");
+
+    // Operator logout: ASR, the router answers and follows with STR carrying the final usage.
+    let out = api.logout("bob@isp.example");
+    assert_eq!(out.result_code, 2001);
+    sim.wait(0, "bob's logout", |e| {
+        e["event"] == "logout" && e["result"] == 2001 && e["cause"] == 4
+    });
+    api.until("bob gone", |a| a.gone("bob@isp.example").then_some(()));
+    let usage = api.usage("bob@isp.example");
+    assert!(usage.iter().any(|r| r.kind == "final"), "{usage:?}");
+
+    // Router logout (inactivity, Termination-Cause 14).
+    sim.send("idle carol@isp.example");
+    sim.wait(0, "carol's idle logout", |e| {
+        e["event"] == "logout" && e["cause"] == 14 && e["result"] == 2001
+    });
+    api.until("carol gone", |a| a.gone("carol@isp.example").then_some(()));
+    assert!(api.subscribers().is_empty());
+}
+
+#[test]
+fn router_srq_mid_life_replays_the_sessions_and_keeps_them() {
+    let node = SaeNode::start(&node_config());
+    let mut sim = Sim::start(&node, &[]);
+    let mut api = Api::connect(&node);
+    for i in 1..=3 {
+        sim.login(
+            &format!("user{i}@isp.example"),
+            &format!("10.0.2.{i}"),
+            &format!("ge-0/0/2.{i}"),
+        );
+    }
+    let r = api.activate("user2@isp.example", "video");
+    assert!(r.success);
+    let from = sim.mark();
+    sim.send("srq");
+    for i in 1..=3 {
+        sim.wait(from, "replay", |e| {
+            e["event"] == "replayed"
+                && e["result"] == 2001
+                && e["user"] == format!("user{i}@isp.example")
+        });
+    }
+    // Past the resync window the sessions are all still there, with what the router holds.
+    std::thread::sleep(Duration::from_secs(3));
+    let subs = api.subscribers();
+    assert_eq!(subs.len(), 3, "{subs:?}");
+    assert!(subs.iter().all(|s| s.state == "active"));
+    let s = api.subscriber("user2@isp.example").unwrap();
+    assert!(service(&s, "video").is_some(), "{s:?}");
+}
+
+#[test]
+fn a_router_that_disconnects_mid_flow_fails_the_ppr_cleanly_and_the_node_keeps_serving() {
+    let node = SaeNode::start(&node_config());
+    let mut sim = Sim::start(&node, &["--drop-ppr", "video"]);
+    let mut api = Api::connect(&node);
+    sim.login("dave@isp.example", "10.0.3.1", "ge-0/0/3.1");
+    // The router swallows the PPR and then drops the connection.
+    let api_thread = {
+        let url = node.grpc_url();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let mut c = ManagementClient::connect(url).await.unwrap();
+                c.activate_service(pb::ActivateServiceRequest {
+                    subscriber: Api::user("dave@isp.example"),
+                    service: "video".into(),
+                    substitutions: Default::default(),
+                })
+                .await
+            })
+        })
+    };
+    sim.wait(0, "the dropped PPR", |e| {
+        e["event"] == "request" && e["command"] == "PPR" && e["dropped"] == true
+    });
+    sim.send("drop");
+    let outcome = api_thread.join().unwrap();
+    // Either the node saw the connection go (UNAVAILABLE) or the retry found no router: never
+    // a hang and never a success.
+    match outcome {
+        Ok(r) => assert!(!r.get_ref().success, "{r:?}"),
+        Err(s) => assert!(
+            matches!(
+                s.code(),
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+            ),
+            "{s:?}"
+        ),
+    }
+    // The session stays; the router is gone from the node's status.
+    let s = api.subscriber("dave@isp.example").unwrap();
+    assert_eq!(service(&s, "video").unwrap().state, "failed");
+    api.until("router gone", |a| {
+        let st =
+            a.rt.block_on(a.client.get_node_status(pb::GetNodeStatusRequest {}))
+                .unwrap()
+                .into_inner();
+        st.diameter_peers.is_empty().then_some(())
+    });
+    // The node keeps serving: another router logs in.
+    let mut other = Sim::start(&node, &[]);
+    let l = other.login("erin@isp.example", "10.0.3.2", "ge-0/0/3.2");
+    assert_eq!(l["result"], 2001);
+    drop(other);
+    drop(sim);
+}
+
+#[test]
+fn str_for_an_unknown_session_gets_5002() {
+    let node = SaeNode::start(&node_config());
+    let mut sim = Sim::start(&node, &[]);
+    let mut api = Api::connect(&node);
+    sim.login("frank@isp.example", "10.0.4.1", "ge-0/0/4.1");
+    // Log out twice: the second STR names a session the node has ended.
+    let sid = api.subscriber("frank@isp.example").unwrap().session_id;
+    sim.send(&format!("logout {sid}"));
+    sim.wait(0, "logout", |e| {
+        e["event"] == "logout" && e["result"] == 2001
+    });
+    let from = sim.mark();
+    sim.send(&format!("str-unknown {sid}"));
+    let (_, e) = sim.wait(from, "STA for the unknown session", |e| {
+        e["event"] == "logout" || e["event"] == "error"
+    });
+    assert_eq!(e["result"], 5002, "{e}");
+}
+
+#[test]
+fn a_killed_node_recovers_its_sessions_from_storage_and_resyncs_them() {
+    let node = SaeNode::start(&node_config());
+    let port = node.diameter.port();
+    let mut sim = Sim::start(&node, &["--reconnect-secs", "1"]);
+    let mut api = Api::connect(&node);
+    for i in 1..=3 {
+        sim.login(
+            &format!("keep{i}@isp.example"),
+            &format!("10.0.5.{i}"),
+            &format!("ge-0/0/5.{i}"),
+        );
+    }
+    assert!(api.activate("keep1@isp.example", "video").success);
+    drop(api);
+    // Let the store's writer flush (it does so within 50 ms), then kill -9.
+    std::thread::sleep(Duration::from_millis(300));
+    let node = node.kill_and_restart_on(port);
+    let mut api = Api::connect(&node);
+    // Recovered from storage before the router is back.
+    assert_eq!(api.subscribers().len(), 3);
+    // The router reconnects; the node's first message is SRQ; the router replays.
+    sim.wait(0, "SRQ from the restarted node", |e| {
+        e["event"] == "request" && e["command"] == "SRQ"
+    });
+    api.until("sessions active again", |a| {
+        let s = a.subscribers();
+        (s.len() == 3 && s.iter().all(|x| x.state == "active")).then_some(())
+    });
+    let s = api.subscriber("keep1@isp.example").unwrap();
+    assert!(service(&s, "video").is_some(), "{s:?}");
+    let _ = sim.events();
+}
