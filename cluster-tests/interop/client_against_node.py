@@ -4,9 +4,12 @@
 Steps, each observed on the wire by python-diameter, an implementation written elsewhere:
 
 1. CER/CEA: the application becomes ready only after a successful CEA; the CEA's content is kept.
+   The SAE's first message on the new connection is an SRQ (Session-Resync, 277), which the
+   application's request handler answers with SRR 2001 (nothing to replay).
 2. Watchdog both ways: python-diameter sends DWR after a short idle time and must get a DWA;
    then it stays quiet until the node's own watchdog sends a DWR, which python-diameter answers.
-3. A well-formed JSRC AAR (User-Name, Framed-IP-Address, NAS-Port-Id, Juniper-Request-Type).
+3. A well-formed JSRC AAR (User-Name, Framed-IP-Address, NAS-Port-Id, Juniper-Request-Type):
+   a subscriber login.
 4. The same AAR under application 1 (NASREQ), which the node did not advertise.
 5. An AAR carrying a vendor AVP with the M bit set that the SAE does not know (3GPP's
    Charging-Rule-Base-Name).
@@ -32,7 +35,16 @@ from diameter.message.commands import AaRequest
 from diameter.node import Node
 from diameter.node.application import SimpleThreadingApplication
 
-from juniper_avps import APP_JSRC, REQUEST_TYPE, VENDOR_JUNIPER, register_juniper_avps
+from juniper_avps import (
+    APP_JSRC,
+    LAST_ORIGIN_HOST,
+    REQUEST_TYPE,
+    VENDOR_JUNIPER,
+    answer_to,
+    policy_installs,
+    register_juniper_avps,
+    text,
+)
 
 AVP_FAILED_AVP = 279
 AVP_VENDOR_SPECIFIC_APPLICATION_ID = 260
@@ -41,6 +53,7 @@ AVP_AUTH_APPLICATION_ID = 258
 AVP_VENDOR_ID = 266
 AVP_CHARGING_RULE_BASE_NAME = 1004
 VENDOR_3GPP = 10415
+CMD_SESSION_RESYNC = 277
 
 
 def log(text: str) -> None:
@@ -52,25 +65,34 @@ def avp_value(msg: Message, code: int, vendor: int = 0):
     return found[0].value if found else None
 
 
-def text(value) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
 class ObservingNode(Node):
-    """A python-diameter node that records the base-protocol messages it receives."""
+    """A python-diameter node that records the base-protocol messages it receives, and the
+    order of every message it receives and sends (command code, request?)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.seen_lock = threading.Lock()
+        self.received: list[list] = []
+        self.sent: list[list] = []
         self.cea: Message | None = None
         self.dwa_received = 0
         self.dwr_received = 0
         self.dpa: Message | None = None
         self.dpr_received = 0
+
+    def _receive_message(self, conn, msg):
+        with self.seen_lock:
+            self.received.append([msg.header.command_code, msg.header.is_request])
+        super()._receive_message(conn, msg)
+
+    def send_message(self, conn, message):
+        with self.seen_lock:
+            self.sent.append([message.header.command_code, message.header.is_request])
+        super().send_message(conn, message)
+
+    def has_sent(self, command_code: int, is_request: bool) -> bool:
+        with self.seen_lock:
+            return [command_code, is_request] in self.sent
 
     def receive_cea(self, conn, message):
         with self.seen_lock:
@@ -152,6 +174,28 @@ def describe_answer(request: Message, answer: Message) -> dict:
         "origin_host": text(avp_value(answer, 264)),
         "error_message": text(avp_value(answer, 281)),
         "failed_avps": failed,
+        "policy_installs": policy_installs(answer),
+    }
+
+
+def describe_srq(srq: Message) -> dict:
+    last = srq.find_avps((LAST_ORIGIN_HOST, VENDOR_JUNIPER))
+    return {
+        "command_code": srq.header.command_code,
+        "application_id": srq.header.application_id,
+        "is_request": srq.header.is_request,
+        "proxiable": srq.header.is_proxyable,
+        "e_bit": srq.header.is_error,
+        "origin_host": text(avp_value(srq, 264)),
+        "origin_realm": text(avp_value(srq, 296)),
+        "destination_host": text(avp_value(srq, 293)),
+        "destination_realm": text(avp_value(srq, 283)),
+        "auth_application_id": avp_value(srq, AVP_AUTH_APPLICATION_ID),
+        "session_id": text(avp_value(srq, 263)),
+        "last_origin_host": [text(a.value) for a in last],
+        "last_origin_host_flags": [
+            {"vendor_bit": bool(a.flags & 0x80), "m_bit": bool(a.flags & 0x40)} for a in last
+        ],
     }
 
 
@@ -214,9 +258,25 @@ def main() -> int:
     requests_seen: list[dict] = []
 
     def on_request(app, message):
-        # The node does not initiate subscriber requests in this version; record any that come.
+        # The SAE opens every connection with SRQ: nothing to replay, SRR 2001. No other request
+        # is expected from it here (no session asks for a PPR, ASR or ACR); record any that come.
+        if message.header.command_code == CMD_SESSION_RESYNC:
+            requests_seen.append(describe_srq(message))
+            return answer_to(
+                message,
+                constants.E_RESULT_CODE_DIAMETER_SUCCESS,
+                args.origin_host,
+                args.realm,
+                auth_application_id=APP_JSRC,
+            )
         requests_seen.append({"command_code": message.header.command_code})
-        return app.generate_answer(message, result_code=constants.E_RESULT_CODE_DIAMETER_SUCCESS)
+        return answer_to(
+            message,
+            constants.E_RESULT_CODE_DIAMETER_UNABLE_TO_COMPLY,
+            args.origin_host,
+            args.realm,
+            error_message="unexpected request",
+        )
 
     app = SimpleThreadingApplication(APP_JSRC, is_auth_application=True, request_handler=on_request)
     node.add_application(app, [peer])
@@ -228,6 +288,12 @@ def main() -> int:
         summary["cea"] = describe_cea(node.cea)
         summary["steps"].append("cer-cea")
         log(f"CEA: {summary['cea']}")
+
+        # SRQ from the node, answered by on_request; wait until the SRR is on its way.
+        wait_until(
+            lambda: node.has_sent(CMD_SESSION_RESYNC, False), 10, "the SRR to the node's SRQ"
+        )
+        summary["steps"].append("srq-srr")
 
         # Watchdog, our side first: after two idle seconds python-diameter sends DWR.
         peer.idle_timeout = 2
@@ -281,10 +347,17 @@ def main() -> int:
         summary["steps"].append("dpr-dpa")
         summary["requests_from_node"] = requests_seen
         summary["dpr_from_node"] = node.dpr_received
+        with node.seen_lock:
+            summary["received_order"] = list(node.received)
+            summary["sent_order"] = list(node.sent)
         print("SUMMARY " + json.dumps(summary), flush=True)
         return 0
     except Exception as exc:  # report what was reached, then fail
         summary["error"] = f"{type(exc).__name__}: {exc}"
+        summary["requests_from_node"] = requests_seen
+        with node.seen_lock:
+            summary["received_order"] = list(node.received)
+            summary["sent_order"] = list(node.sent)
         print("SUMMARY " + json.dumps(summary), flush=True)
         return 1
     finally:
