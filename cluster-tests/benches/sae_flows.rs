@@ -322,7 +322,7 @@ fn main() {
                 "--subscribers",
                 &users.to_string(),
                 "--saturate",
-                "--user",
+                "--user-template",
                 "ppr{n}@bench",
             ],
         );

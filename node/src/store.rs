@@ -31,6 +31,8 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 pub const FLUSH_AFTER_OPS: usize = 4096;
 /// Queued operations the writer coalesces into one batch at most.
 const MAX_BATCH_OPS: usize = 4096;
+/// sled's page cache.
+pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// Records returned by [`SessionStore::usage`] when the filter's limit is 0.
 pub const DEFAULT_USAGE_LIMIT: usize = 100;
 /// Records returned by [`SessionStore::usage`] at most, whatever the filter asks.
@@ -358,8 +360,12 @@ impl CatalogStore for SledStore {
 /// Opens the database, waiting up to [`LOCK_WAIT`] for its file lock: sled releases it from a
 /// background thread shortly after the previous `Db` in this process is dropped.
 fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
-    // The writer flushes; sled's own periodic flusher is not needed.
-    let config = sled::Config::new().path(dir).flush_every_ms(None);
+    // The writer flushes; sled's own periodic flusher is not needed. The page cache is bounded
+    // well below sled's 1 GiB default: sessions live in the actors, the store is read at start.
+    let config = sled::Config::new()
+        .path(dir)
+        .flush_every_ms(None)
+        .cache_capacity(CACHE_BYTES);
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
         match config.open() {
