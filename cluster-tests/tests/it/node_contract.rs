@@ -232,9 +232,16 @@ fn sigterm_sends_dpr_to_open_peers_and_exits_0() {
     node.proc.terminate();
     let dpr = loop {
         let m = client.receive_message(Duration::from_secs(10), "DPR");
-        if m.header.command_code == command::DEVICE_WATCHDOG && m.is_request() {
-            // Keep the watchdog happy while waiting.
+        let code = m.header.command_code;
+        if (code == command::DEVICE_WATCHDOG || code == command::SESSION_RESYNC) && m.is_request() {
+            // Answer the node's SRQ (its first request) and keep the watchdog happy.
             let mut dwa = Message::answer_to(&m);
+            if code == command::SESSION_RESYNC {
+                dwa.push(sae_diameter::Avp::mandatory(
+                    avp::AUTH_APPLICATION_ID,
+                    &sae_diameter::Value::Unsigned32(m.header.application_id),
+                ));
+            }
             dwa.set_result_code(result::SUCCESS);
             dwa.push(sae_diameter::Avp::mandatory(
                 avp::ORIGIN_HOST,
