@@ -504,3 +504,112 @@ fn a_killed_node_recovers_its_sessions_from_storage_and_resyncs_them() {
     assert!(service(&s, "video").is_some(), "{s:?}");
     let _ = sim.events();
 }
+
+#[test]
+fn ptsp_routers_are_served_and_events_are_streamed_to_watchers() {
+    let node = SaeNode::start(&node_config());
+    let mut api = Api::connect(&node);
+    // Watch before anything happens.
+    let mut stream = api
+        .rt
+        .block_on(api.client.watch_events(pb::WatchEventsRequest::default()))
+        .expect("WatchEvents")
+        .into_inner();
+    let mut sim = Sim::start(&node, &["--application", "ptsp"]);
+    let login = sim.login("gina@isp.example", "10.0.6.1", "ge-0/0/6.1");
+    assert_eq!(login["result"], 2001, "{login}");
+    let s = api.subscriber("gina@isp.example").unwrap();
+    assert_eq!(s.application, "ptsp");
+    let r = api.activate("gina@isp.example", "video");
+    assert!(r.success, "{r:?}");
+    let (_, ppr) = sim.wait(0, "PPR", |e| {
+        e["event"] == "request" && e["command"] == "PPR"
+    });
+    assert_eq!(ppr["result"], 2001);
+
+    // The stream carries, in order: the router coming up, the login, the activation.
+    let mut kinds = Vec::new();
+    let rt = &api.rt;
+    while !kinds.iter().any(|k| k == "service-activated") {
+        let next = rt
+            .block_on(async { tokio::time::timeout(WAIT, futures_next(&mut stream)).await })
+            .expect("an event within the deadline")
+            .expect("stream open")
+            .expect("event");
+        if next.kind == "login" || next.kind == "service-activated" {
+            assert_eq!(next.user_name, "gina@isp.example");
+            assert_eq!(next.router, ROUTER);
+        }
+        kinds.push(next.kind);
+    }
+    let pos = |k: &str| kinds.iter().position(|x| x == k).unwrap_or(usize::MAX);
+    assert!(pos("router-up") < pos("login"), "{kinds:?}");
+    assert!(pos("login") < pos("service-activated"), "{kinds:?}");
+}
+
+/// The next item of a tonic stream.
+async fn futures_next(
+    s: &mut tonic::Streaming<pb::SessionEvent>,
+) -> Option<Result<pb::SessionEvent, tonic::Status>> {
+    s.message().await.transpose()
+}
+
+/// Runs `saectl` against the node; returns (exit code, stdout, stderr).
+fn saectl(node: &SaeNode, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(crate::support::saectl_bin())
+        .args(["--server", &node.grpc_url()])
+        .args(args)
+        .output()
+        .expect("run saectl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn saectl_lists_activates_and_logs_out_subscribers_of_a_simulated_router() {
+    let node = SaeNode::start(&node_config());
+    let mut sim = Sim::start(&node, &["--fail-ppr", "gold-*"]);
+    sim.login("hank@isp.example", "10.0.7.1", "ge-0/0/7.1");
+    sim.login("ivy@isp.example", "10.0.7.2", "ge-0/0/7.2");
+
+    let (code, out, err) = saectl(&node, &["subscriber", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("hank@isp.example") && out.contains("ivy@isp.example"),
+        "{out}"
+    );
+    let (code, out, err) = saectl(&node, &["--json", "subscriber", "list", "--user", "h*"]);
+    assert_eq!(code, 0, "{err}");
+    let list: Json = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(list["subscribers"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["subscribers"][0]["framed_ip"], "10.0.7.1");
+
+    let (code, out, err) = saectl(&node, &["subscriber", "activate", "ip=10.0.7.1", "video"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("2001"), "{out}");
+    // Refused by the router: the answer is printed and the exit status says so.
+    let (code, out, _) = saectl(
+        &node,
+        &["subscriber", "activate", "hank@isp.example", "gold"],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("5012"), "{out}");
+    // Unknown subscriber: NOT_FOUND, exit 2.
+    let (code, _, err) = saectl(&node, &["subscriber", "get", "nobody@isp.example"]);
+    assert_eq!(code, 2, "{err}");
+
+    let (code, out, err) = saectl(&node, &["subscriber", "logout", "ivy@isp.example"]);
+    assert_eq!(code, 0, "{out}{err}");
+    sim.wait(0, "ivy's logout", |e| {
+        e["event"] == "logout" && e["cause"] == 4
+    });
+    let (code, out, _) = saectl(
+        &node,
+        &["--json", "usage", "list", "--user", "ivy@isp.example"],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("\"final\""), "{out}");
+}

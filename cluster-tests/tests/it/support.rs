@@ -51,6 +51,18 @@ pub fn sae_node_bin() -> PathBuf {
         })
 }
 
+/// The `saectl` binary, built into the same target profile directory as `sae-node`.
+pub fn saectl_bin() -> PathBuf {
+    let node = sae_node_bin();
+    let p = node.with_file_name(format!("saectl{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        p.is_file(),
+        "saectl not found at {}; build it with `cargo build -p sae-ctl`",
+        p.display()
+    );
+    p
+}
+
 /// The python interpreter of the interop venv: `SAE_INTEROP_PYTHON`, else
 /// `<workspace>/.venv-interop/bin/python`. Panics with setup instructions when missing or when
 /// python-diameter 0.9.0 cannot be imported from it.
