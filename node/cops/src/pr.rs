@@ -1,0 +1,1 @@
+//! COPS-PR sub-objects (being written).

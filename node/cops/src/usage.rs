@@ -1,0 +1,1 @@
+//! RFC 3483 usage feedback (being written).
