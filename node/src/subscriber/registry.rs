@@ -63,31 +63,81 @@ pub struct ListFilter {
     pub service: Option<String>,
 }
 
-#[derive(Default)]
-struct Inner {
-    by_id: BTreeMap<String, Entry>,
-    by_user: HashMap<String, BTreeSet<String>>,
-    by_ip: HashMap<Ipv4Addr, BTreeSet<String>>,
-    by_port: HashMap<String, BTreeSet<String>>,
-    by_router: HashMap<String, BTreeSet<String>>,
+/// The sessions under one index key: almost always one, so no set is allocated for it.
+#[derive(Debug, Clone)]
+enum Ids {
+    One(Arc<str>),
+    Many(BTreeSet<Arc<str>>),
 }
 
-fn index<K: std::hash::Hash + Eq>(map: &mut HashMap<K, BTreeSet<String>>, key: K, id: &str) {
-    map.entry(key).or_default().insert(id.to_owned());
-}
+impl Ids {
+    fn insert(&mut self, id: Arc<str>) {
+        match self {
+            Ids::One(existing) if *existing == id => {}
+            Ids::One(existing) => {
+                let set = BTreeSet::from([existing.clone(), id]);
+                *self = Ids::Many(set);
+            }
+            Ids::Many(set) => {
+                set.insert(id);
+            }
+        }
+    }
 
-fn unindex<K: std::hash::Hash + Eq>(map: &mut HashMap<K, BTreeSet<String>>, key: &K, id: &str) {
-    if let Some(set) = map.get_mut(key) {
-        set.remove(id);
-        if set.is_empty() {
-            map.remove(key);
+    /// Removes `id`; true when nothing is left.
+    fn remove(&mut self, id: &str) -> bool {
+        match self {
+            Ids::One(existing) => &**existing == id,
+            Ids::Many(set) => {
+                set.remove(id);
+                if set.len() == 1 {
+                    if let Some(last) = set.pop_first() {
+                        *self = Ids::One(last);
+                    }
+                    false
+                } else {
+                    set.is_empty()
+                }
+            }
+        }
+    }
+
+    fn to_vec(&self) -> Vec<Arc<str>> {
+        match self {
+            Ids::One(id) => vec![id.clone()],
+            Ids::Many(set) => set.iter().cloned().collect(),
         }
     }
 }
 
+#[derive(Default)]
+struct Inner {
+    by_id: BTreeMap<Arc<str>, Entry>,
+    by_user: HashMap<String, Ids>,
+    by_ip: HashMap<Ipv4Addr, Ids>,
+    by_port: HashMap<String, Ids>,
+    by_router: HashMap<String, BTreeSet<Arc<str>>>,
+}
+
+fn index<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Ids>, key: K, id: &Arc<str>) {
+    match map.entry(key) {
+        std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().insert(id.clone()),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(Ids::One(id.clone()));
+        }
+    }
+}
+
+fn unindex<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Ids>, key: &K, id: &str) {
+    if let Some(ids) = map.get_mut(key)
+        && ids.remove(id)
+    {
+        map.remove(key);
+    }
+}
+
 impl Inner {
-    fn add_indexes(&mut self, r: &SubscriberRecord) {
-        let id = &r.session_id;
+    fn add_indexes(&mut self, id: &Arc<str>, r: &SubscriberRecord) {
         if let Some(u) = &r.user_name {
             index(&mut self.by_user, u.to_ascii_lowercase(), id);
         }
@@ -97,11 +147,14 @@ impl Inner {
         if let Some(p) = &r.nas_port_id {
             index(&mut self.by_port, p.clone(), id);
         }
-        index(&mut self.by_router, r.router.clone(), id);
+        self.by_router
+            .entry(r.router.clone())
+            .or_default()
+            .insert(id.clone());
     }
 
     fn remove_indexes(&mut self, r: &SubscriberRecord) {
-        let id = &r.session_id;
+        let id = r.session_id.as_str();
         if let Some(u) = &r.user_name {
             unindex(&mut self.by_user, &u.to_ascii_lowercase(), id);
         }
@@ -111,7 +164,17 @@ impl Inner {
         if let Some(p) = &r.nas_port_id {
             unindex(&mut self.by_port, p, id);
         }
-        unindex(&mut self.by_router, &r.router, id);
+        if let Some(set) = self.by_router.get_mut(&r.router) {
+            set.remove(id);
+            if set.is_empty() {
+                self.by_router.remove(&r.router);
+            }
+        }
+    }
+
+    /// The shared id of a registered session.
+    fn key(&self, session_id: &str) -> Option<Arc<str>> {
+        self.by_id.get_key_value(session_id).map(|(k, _)| k.clone())
     }
 }
 
@@ -132,13 +195,12 @@ impl Sessions {
     /// Registers a session; replaces an entry with the same Session-Id.
     pub fn insert(&self, addr: Addr<SubscriberSession>, record: Arc<SubscriberRecord>) {
         let mut inner = self.inner.write().expect("sessions lock");
-        if let Some(old) = inner.by_id.remove(&record.session_id) {
+        if let Some(old) = inner.by_id.remove(record.session_id.as_str()) {
             inner.remove_indexes(&old.record);
         }
-        inner.add_indexes(&record);
-        inner
-            .by_id
-            .insert(record.session_id.clone(), Entry { addr, record });
+        let id: Arc<str> = Arc::from(record.session_id.as_str());
+        inner.add_indexes(&id, &record);
+        inner.by_id.insert(id, Entry { addr, record });
     }
 
     /// Publishes a session's new record (the actor calls this after every change).
@@ -146,16 +208,18 @@ impl Sessions {
         let mut inner = self.inner.write().expect("sessions lock");
         let Some(old) = inner
             .by_id
-            .get(&record.session_id)
+            .get(record.session_id.as_str())
             .map(|e| e.record.clone())
         else {
             return;
         };
-        if !same_identity(&old, &record) {
+        if !same_identity(&old, &record)
+            && let Some(id) = inner.key(&record.session_id)
+        {
             inner.remove_indexes(&old);
-            inner.add_indexes(&record);
+            inner.add_indexes(&id, &record);
         }
-        if let Some(e) = inner.by_id.get_mut(&record.session_id) {
+        if let Some(e) = inner.by_id.get_mut(record.session_id.as_str()) {
             e.record = record;
         }
     }
@@ -197,7 +261,7 @@ impl Sessions {
             .get(router)
             .map(|ids| {
                 ids.iter()
-                    .filter_map(|id| inner.by_id.get(id).cloned())
+                    .filter_map(|id| inner.by_id.get(&**id).cloned())
                     .collect()
             })
             .unwrap_or_default()
@@ -211,40 +275,34 @@ impl Sessions {
     /// The one session a reference names.
     pub fn find(&self, reference: &SubscriberRef) -> Result<Entry, LookupError> {
         let inner = self.inner.read().expect("sessions lock");
-        let ids: Vec<String> = match reference {
+        let ids: Vec<Arc<str>> = match reference {
             SubscriberRef::SessionId(id) => {
                 return inner
                     .by_id
-                    .get(id)
+                    .get(id.as_str())
                     .cloned()
                     .ok_or_else(|| LookupError::NotFound(reference.to_string()));
             }
             SubscriberRef::UserName(u) => inner
                 .by_user
                 .get(&u.to_ascii_lowercase())
-                .map(|s| s.iter().cloned().collect())
+                .map(Ids::to_vec)
                 .unwrap_or_default(),
-            SubscriberRef::FramedIp(ip) => inner
-                .by_ip
-                .get(ip)
-                .map(|s| s.iter().cloned().collect())
-                .unwrap_or_default(),
-            SubscriberRef::NasPortId(p) => inner
-                .by_port
-                .get(p)
-                .map(|s| s.iter().cloned().collect())
-                .unwrap_or_default(),
+            SubscriberRef::FramedIp(ip) => inner.by_ip.get(ip).map(Ids::to_vec).unwrap_or_default(),
+            SubscriberRef::NasPortId(p) => {
+                inner.by_port.get(p).map(Ids::to_vec).unwrap_or_default()
+            }
         };
         match ids.as_slice() {
             [] => Err(LookupError::NotFound(reference.to_string())),
             [id] => inner
                 .by_id
-                .get(id)
+                .get(&**id)
                 .cloned()
                 .ok_or_else(|| LookupError::NotFound(reference.to_string())),
             _ => Err(LookupError::Ambiguous {
                 reference: reference.to_string(),
-                sessions: ids,
+                sessions: ids.iter().map(|id| id.to_string()).collect(),
             }),
         }
     }
@@ -287,7 +345,7 @@ impl Sessions {
                 continue;
             }
             total += 1;
-            if after.is_some_and(|a| id.as_str() <= a) {
+            if after.is_some_and(|a| &**id <= a) {
                 continue;
             }
             if page.len() < page_size {
@@ -297,5 +355,31 @@ impl Sessions {
             }
         }
         (page, more, total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> Arc<str> {
+        Arc::from(s)
+    }
+
+    #[test]
+    fn an_index_key_holds_one_id_without_a_set_and_grows_and_shrinks() {
+        let mut map: HashMap<String, Ids> = HashMap::new();
+        index(&mut map, "alice".into(), &id("s1"));
+        assert!(matches!(map["alice"], Ids::One(_)));
+        index(&mut map, "alice".into(), &id("s1"));
+        assert!(matches!(map["alice"], Ids::One(_)));
+        index(&mut map, "alice".into(), &id("s2"));
+        assert_eq!(map["alice"].to_vec(), vec![id("s1"), id("s2")]);
+        unindex(&mut map, &"alice".to_string(), "s1");
+        assert!(matches!(&map["alice"], Ids::One(x) if &**x == "s2"));
+        unindex(&mut map, &"alice".to_string(), "nope");
+        assert!(map.contains_key("alice"));
+        unindex(&mut map, &"alice".to_string(), "s2");
+        assert!(map.is_empty());
     }
 }
