@@ -443,6 +443,19 @@ fn a_router_that_disconnects_mid_flow_fails_the_ppr_cleanly_and_the_node_keeps_s
                 .into_inner();
         st.diameter_peers.is_empty().then_some(())
     });
+    // With the router away, a change is refused up front and nothing is recorded.
+    let req = pb::ActivateServiceRequest {
+        subscriber: Api::user("dave@isp.example"),
+        service: "gold".into(),
+        substitutions: Default::default(),
+    };
+    let err = api
+        .rt
+        .block_on(api.client.activate_service(req))
+        .expect_err("no router");
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    let s = api.subscriber("dave@isp.example").unwrap();
+    assert!(service(&s, "gold").is_none(), "{s:?}");
     // The node keeps serving: another router logs in.
     let mut other = Sim::start(&node, &[]);
     let l = other.login("erin@isp.example", "10.0.3.2", "ge-0/0/3.2");

@@ -203,6 +203,17 @@ impl SubscriberSession {
         }
     }
 
+    /// A change is only attempted while the router is connected; otherwise nothing is
+    /// recorded (the router never heard of it).
+    fn router_connected(&self) -> Result<(), SubscriberError> {
+        match self.sae.routers.get(&self.record.router) {
+            Some(_) => Ok(()),
+            None => Err(SubscriberError::Router(SendError::NotConnected(
+                self.record.router.clone(),
+            ))),
+        }
+    }
+
     /// An operator request starts waiting on the router.
     fn op_started(&mut self) {
         self.inflight += 1;
@@ -362,6 +373,9 @@ impl Handler<Activate> for SubscriberSession {
     type Result = ResponseActFuture<Self, Result<ChangeOutcome, SubscriberError>>;
 
     fn handle(&mut self, msg: Activate, _ctx: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = self.router_connected() {
+            return Box::pin(fut::ready(Err(e)));
+        }
         let service = msg.service;
         let name = service.service.clone();
         let request = messages::push_profile(&self.record, &self.sae.local, &[&service], &[]);
@@ -388,6 +402,9 @@ impl Handler<Deactivate> for SubscriberSession {
     type Result = ResponseActFuture<Self, Result<ChangeOutcome, SubscriberError>>;
 
     fn handle(&mut self, msg: Deactivate, _ctx: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = self.router_connected() {
+            return Box::pin(fut::ready(Err(e)));
+        }
         let name = msg.service;
         let Some(service) = self.record.services.iter().find(|s| s.service == name) else {
             let err = SubscriberError::ServiceNotActive(self.record.session_id.clone(), name);
