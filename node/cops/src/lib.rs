@@ -1,6 +1,34 @@
-//! `sae-cops`: a sans-IO COPS stack (being written).
+//! `sae-cops`: a sans-IO COPS codec (RFC 2748), with COPS-PR sub-objects (RFC 3084) and usage
+//! feedback (RFC 3483).
+//!
+//! - [`object`]: every RFC 2748 object; unknown ones stay raw.
+//! - [`message`]: the common header and the object grammar of each message.
+//! - [`frame`]: frame detection on a byte stream and receive limits.
+//! - [`integrity`]: HMAC-MD5 signing and checking with sequence numbers.
+//! - [`error`]: decode errors, each mapped to the COPS Error object to send.
+//! - [`pr`], [`usage`]: COPS-PR sub-objects and RFC 3483 structures inside ClientSI and Named
+//!   Decision Data.
+//!
+//! Nothing here reads a clock or touches a socket: callers move the bytes.
 
 #![forbid(unsafe_code)]
 
+pub mod error;
+pub mod frame;
+pub mod integrity;
+pub mod message;
+pub mod object;
 pub mod pr;
 pub mod usage;
+
+pub use error::{AuthFailure, DecodeError, Error};
+pub use frame::{Frame, FrameDecoder, FrameStatus, FramingError, Limits, frame_status};
+pub use integrity::{KeyTable, Signer, Verifier};
+pub use message::{
+    Body, ClientAccept, ClientClose, ClientOpen, Decision, DecisionContent, DecisionMessage,
+    DeleteRequest, Header, LpdpDecision, Message, OpCode, Report, Request,
+};
+pub use object::{
+    ClientSi, Command, Context, DecisionFlags, DecisionObject, ErrorCode, ErrorObject, Handle,
+    Integrity, Interface, Object, PdpAddress, RType, RawObject, Reason, ReasonCode, ReportType,
+};
