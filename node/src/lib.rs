@@ -12,6 +12,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod cops;
 pub mod diameter;
 pub mod events;
 pub mod grpc;

@@ -122,13 +122,13 @@ fn truth(b: bool) -> EpdValue {
 }
 
 /// Reads attributes in order, with the index for errors.
-struct Attrs<'a> {
+pub(crate) struct Attrs<'a> {
     values: &'a [EpdValue],
     index: usize,
 }
 
 impl<'a> Attrs<'a> {
-    fn new(epd: &'a Epd, expected: usize) -> Result<Self, UsageError> {
+    pub(crate) fn new(epd: &'a Epd, expected: usize) -> Result<Self, UsageError> {
         // Extra trailing attributes are allowed: a newer PIB may add columns (RFC 3084 §2.2.1).
         if epd.0.len() < expected {
             return Err(UsageError::TooFewAttrs {
@@ -142,14 +142,14 @@ impl<'a> Attrs<'a> {
         })
     }
 
-    fn next(&mut self) -> (usize, &'a EpdValue) {
+    pub(crate) fn next(&mut self) -> (usize, &'a EpdValue) {
         let i = self.index;
         self.index += 1;
         // `new` checked the count; `Null` only if a caller reads past it.
         (i, self.values.get(i).unwrap_or(&EpdValue::Null))
     }
 
-    fn instance_id(&mut self) -> Result<u32, UsageError> {
+    pub(crate) fn instance_id(&mut self) -> Result<u32, UsageError> {
         match self.next() {
             (_, EpdValue::Unsigned32(0)) => Err(UsageError::BadInstance),
             (_, EpdValue::Unsigned32(v)) => Ok(*v),
@@ -157,28 +157,28 @@ impl<'a> Attrs<'a> {
         }
     }
 
-    fn unsigned32(&mut self) -> Result<u32, UsageError> {
+    pub(crate) fn unsigned32(&mut self) -> Result<u32, UsageError> {
         match self.next() {
             (_, EpdValue::Unsigned32(v)) => Ok(*v),
             (index, _) => Err(UsageError::WrongType { index }),
         }
     }
 
-    fn unsigned64(&mut self) -> Result<u64, UsageError> {
+    pub(crate) fn unsigned64(&mut self) -> Result<u64, UsageError> {
         match self.next() {
             (_, EpdValue::Unsigned64(v)) => Ok(*v),
             (index, _) => Err(UsageError::WrongType { index }),
         }
     }
 
-    fn counter64(&mut self) -> Result<u64, UsageError> {
+    pub(crate) fn counter64(&mut self) -> Result<u64, UsageError> {
         match self.next() {
             (_, EpdValue::Counter64(v)) => Ok(*v),
             (index, _) => Err(UsageError::WrongType { index }),
         }
     }
 
-    fn oid(&mut self) -> Result<Prid, UsageError> {
+    pub(crate) fn oid(&mut self) -> Result<Prid, UsageError> {
         match self.next() {
             (_, EpdValue::Oid(p)) => Ok(p.clone()),
             (index, _) => Err(UsageError::WrongType { index }),
@@ -186,12 +186,12 @@ impl<'a> Attrs<'a> {
     }
 
     /// An OID where 0.0 means none.
-    fn optional_oid(&mut self) -> Result<Option<Prid>, UsageError> {
+    pub(crate) fn optional_oid(&mut self) -> Result<Option<Prid>, UsageError> {
         let p = self.oid()?;
         Ok((p.arcs() != ZERO_DOT_ZERO).then_some(p))
     }
 
-    fn truth(&mut self) -> Result<bool, UsageError> {
+    pub(crate) fn truth(&mut self) -> Result<bool, UsageError> {
         match self.next() {
             (_, EpdValue::Integer32(1)) => Ok(true),
             (_, EpdValue::Integer32(2)) => Ok(false),
@@ -200,14 +200,14 @@ impl<'a> Attrs<'a> {
         }
     }
 
-    fn integer(&mut self) -> Result<(usize, i32), UsageError> {
+    pub(crate) fn integer(&mut self) -> Result<(usize, i32), UsageError> {
         match self.next() {
             (i, EpdValue::Integer32(v)) => Ok((i, *v)),
             (index, _) => Err(UsageError::WrongType { index }),
         }
     }
 
-    fn octets(&mut self) -> Result<Bytes, UsageError> {
+    pub(crate) fn octets(&mut self) -> Result<Bytes, UsageError> {
         match self.next() {
             (_, EpdValue::OctetString(b)) => Ok(b.clone()),
             (index, _) => Err(UsageError::WrongType { index }),
