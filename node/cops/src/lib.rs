@@ -18,6 +18,7 @@ pub mod frame;
 pub mod integrity;
 pub mod message;
 pub mod object;
+pub mod pib;
 pub mod pr;
 pub mod usage;
 
