@@ -47,6 +47,8 @@ const CONFIG: &str = r#"
 listen = "127.0.0.1:0"
 [metrics]
 listen = "127.0.0.1:0"
+[cops]
+listen = "127.0.0.1:0"
 [log]
 level = "warn"
 [diameter]

@@ -50,6 +50,7 @@ pub struct FileConfig {
     pub grpc: GrpcSection,
     pub metrics: MetricsSection,
     pub sessions: SessionsSection,
+    pub cops: CopsSection,
     /// The service catalog seed (`[[service]]` tables); the stored catalog wins once it exists.
     #[serde(rename = "service")]
     pub services: Vec<crate::catalog::ServiceDef>,
@@ -70,6 +71,205 @@ impl Default for MetricsSection {
         MetricsSection {
             listen: "0.0.0.0:9090".into(),
         }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CopsSection {
+    /// COPS listener (we are the PDP; the node never opens COPS connections).
+    pub listen: String,
+    /// Keep-Alive timer granted in CAT, seconds (0: no keep-alive).
+    pub keepalive_secs: u16,
+    /// Accounting Timer granted in CAT, seconds: the shortest interval between unsolicited usage
+    /// reports (0: none).
+    pub accounting_timer_secs: u16,
+    /// Time a new connection has to send OPN.
+    pub open_timeout_secs: u64,
+    /// PEPIDs allowed to open. Empty: any PEP (logged as a warning at start).
+    pub allowed_pepids: Vec<String>,
+    /// Client types served and their profile. Default: 0x800B subscriber provisioning; 0x800A,
+    /// 0x7926, 0x7929 call admission.
+    pub client_types: Vec<ClientTypeEntry>,
+    /// Call admission budgets per PEPID or per realm.
+    pub budgets: Vec<BudgetEntry>,
+    /// The budget of a PEP with none of its own.
+    pub default_budget: BudgetLimits,
+}
+
+impl Default for CopsSection {
+    fn default() -> Self {
+        CopsSection {
+            listen: "0.0.0.0:3288".into(),
+            keepalive_secs: 45,
+            accounting_timer_secs: 0,
+            open_timeout_secs: 30,
+            allowed_pepids: Vec::new(),
+            client_types: vec![
+                ClientTypeEntry::new(0x800B, "provisioning"),
+                ClientTypeEntry::new(0x800A, "admission"),
+                ClientTypeEntry::new(0x7926, "admission"),
+                ClientTypeEntry::new(0x7929, "admission"),
+            ],
+            budgets: Vec::new(),
+            default_budget: BudgetLimits {
+                calls: 1000,
+                bandwidth_kbps: 0,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTypeEntry {
+    pub client_type: u16,
+    /// "provisioning" (COPS-PR subscriber provisioning) or "admission" (SBC call admission).
+    pub profile: String,
+}
+
+impl ClientTypeEntry {
+    fn new(client_type: u16, profile: &str) -> Self {
+        ClientTypeEntry {
+            client_type,
+            profile: profile.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetEntry {
+    /// The PEP this budget belongs to; or
+    pub pepid: Option<String>,
+    /// the realm calls name in their request.
+    pub realm: Option<String>,
+    /// Concurrent calls (0: no limit).
+    #[serde(default)]
+    pub calls: u32,
+    /// Total bandwidth of the calls, kbit/s (0: no limit).
+    #[serde(default)]
+    pub bandwidth_kbps: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetLimits {
+    #[serde(default)]
+    pub calls: u32,
+    #[serde(default)]
+    pub bandwidth_kbps: u64,
+}
+
+/// What a client type is served as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopsProfile {
+    /// COPS-PR subscriber provisioning.
+    Provisioning,
+    /// SBC call admission control.
+    Admission,
+}
+
+/// Validated COPS configuration.
+#[derive(Debug, Clone)]
+pub struct CopsConfig {
+    pub listen: SocketAddr,
+    pub keepalive_secs: u16,
+    pub accounting_timer_secs: u16,
+    pub open_timeout: Duration,
+    /// `None`: any PEP.
+    pub allowed_pepids: Option<BTreeSet<String>>,
+    pub profiles: std::collections::BTreeMap<u16, CopsProfile>,
+    pub realm_budgets: std::collections::BTreeMap<String, crate::cops::admission::Budget>,
+    pub pep_budgets: std::collections::BTreeMap<String, crate::cops::admission::Budget>,
+    pub default_budget: crate::cops::admission::Budget,
+}
+
+impl CopsSection {
+    fn validate(self) -> Result<CopsConfig, ConfigError> {
+        use crate::cops::admission::Budget;
+        let listen: SocketAddr = self.listen.parse().map_err(|_| {
+            invalid(
+                "cops.listen",
+                format!("{:?} is not an address:port", self.listen),
+            )
+        })?;
+        if self.open_timeout_secs == 0 {
+            return Err(invalid(
+                "cops.open_timeout_secs",
+                "must be at least 1 second",
+            ));
+        }
+        let mut profiles = std::collections::BTreeMap::new();
+        for e in &self.client_types {
+            let profile = match e.profile.as_str() {
+                "provisioning" => CopsProfile::Provisioning,
+                "admission" => CopsProfile::Admission,
+                other => {
+                    return Err(invalid(
+                        "cops.client_types",
+                        format!("{other:?}: expected \"provisioning\" or \"admission\""),
+                    ));
+                }
+            };
+            if e.client_type == 0 {
+                return Err(invalid(
+                    "cops.client_types",
+                    "client type 0 is reserved for KA",
+                ));
+            }
+            if profiles.insert(e.client_type, profile).is_some() {
+                return Err(invalid(
+                    "cops.client_types",
+                    format!("client type {:#06x} listed twice", e.client_type),
+                ));
+            }
+        }
+        let mut allowed = BTreeSet::new();
+        for p in &self.allowed_pepids {
+            if p.is_empty() || !p.is_ascii() {
+                return Err(invalid(
+                    "cops.allowed_pepids",
+                    format!("{p:?} is not an ASCII PEPID"),
+                ));
+            }
+            allowed.insert(p.clone());
+        }
+        let mut realm_budgets = std::collections::BTreeMap::new();
+        let mut pep_budgets = std::collections::BTreeMap::new();
+        for b in &self.budgets {
+            let budget = Budget {
+                calls: b.calls,
+                bandwidth_kbps: b.bandwidth_kbps,
+            };
+            let dup = match (&b.pepid, &b.realm) {
+                (Some(p), None) => pep_budgets.insert(p.clone(), budget).is_some(),
+                (None, Some(r)) => realm_budgets.insert(r.clone(), budget).is_some(),
+                _ => {
+                    return Err(invalid(
+                        "cops.budgets",
+                        "each budget names exactly one of pepid or realm",
+                    ));
+                }
+            };
+            if dup {
+                return Err(invalid("cops.budgets", "a PEPID or realm has two budgets"));
+            }
+        }
+        Ok(CopsConfig {
+            listen,
+            keepalive_secs: self.keepalive_secs,
+            accounting_timer_secs: self.accounting_timer_secs,
+            open_timeout: Duration::from_secs(self.open_timeout_secs),
+            allowed_pepids: (!allowed.is_empty()).then_some(allowed),
+            profiles,
+            realm_budgets,
+            pep_budgets,
+            default_budget: Budget {
+                calls: self.default_budget.calls,
+                bandwidth_kbps: self.default_budget.bandwidth_kbps,
+            },
+        })
     }
 }
 
@@ -259,6 +459,7 @@ pub struct Config {
     pub session_arbiters: usize,
     /// The catalog seed.
     pub catalog: crate::catalog::CatalogFile,
+    pub cops: CopsConfig,
 }
 
 /// Validated Diameter configuration.
@@ -328,9 +529,11 @@ impl FileConfig {
             grpc,
             metrics,
             sessions,
+            cops,
             services,
             rules,
         } = self;
+        let cops = cops.validate()?;
         let metrics_listen: SocketAddr = metrics.listen.parse().map_err(|_| {
             invalid(
                 "metrics.listen",
@@ -515,6 +718,7 @@ impl FileConfig {
             },
             session_arbiters,
             catalog,
+            cops,
             diameter: DiameterConfig {
                 listen,
                 origin_host,
@@ -612,6 +816,39 @@ mod tests {
                 "[diameter]\nduplicate_peer = \"maybe\"",
                 "diameter.duplicate_peer",
             ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.starts_with(field), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn cops_profiles_and_budgets_are_read() {
+        let c = parse(
+            r#"
+            [cops]
+            listen = "127.0.0.1:3288"
+            keepalive_secs = 30
+            client_types = [{ client_type = 0x800B, profile = "provisioning" },
+                            { client_type = 0x7926, profile = "admission" }]
+            budgets = [{ pepid = "sbc1", calls = 10 }, { realm = "voice.example", bandwidth_kbps = 2000 }]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.cops.profiles.len(), 2);
+        assert_eq!(c.cops.profiles[&0x7926], CopsProfile::Admission);
+        assert_eq!(c.cops.pep_budgets["sbc1"].calls, 10);
+        assert_eq!(c.cops.realm_budgets["voice.example"].bandwidth_kbps, 2000);
+        let d = Config::defaults();
+        assert_eq!(d.cops.listen.port(), 3288);
+        assert_eq!(d.cops.profiles[&0x800B], CopsProfile::Provisioning);
+        for (text, field) in [
+            (
+                "[cops]\nclient_types = [{ client_type = 1, profile = \"x\" }]",
+                "cops.client_types",
+            ),
+            ("[cops]\nbudgets = [{ calls = 1 }]", "cops.budgets"),
+            ("[cops]\nlisten = \"x\"", "cops.listen"),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.starts_with(field), "{text}: {err}");

@@ -26,6 +26,9 @@ struct Cli {
     /// Management API (gRPC) listen address, overriding the configuration.
     #[arg(long, env = "SAE_GRPC_LISTEN")]
     grpc_listen: Option<String>,
+    /// COPS (PDP) listen address, overriding the configuration.
+    #[arg(long, env = "SAE_COPS_LISTEN")]
+    cops_listen: Option<String>,
     /// Prometheus endpoint listen address, overriding the configuration.
     #[arg(long, env = "SAE_METRICS_LISTEN")]
     metrics_listen: Option<String>,
@@ -54,6 +57,11 @@ fn load(cli: &Cli) -> Result<Config, String> {
         config.grpc_listen = listen
             .parse()
             .map_err(|_| format!("--grpc-listen: {listen:?} is not an address:port"))?;
+    }
+    if let Some(listen) = &cli.cops_listen {
+        config.cops.listen = listen
+            .parse()
+            .map_err(|_| format!("--cops-listen: {listen:?} is not an address:port"))?;
     }
     if let Some(listen) = &cli.metrics_listen {
         config.metrics_listen = listen

@@ -418,7 +418,7 @@ impl NodeConfig {
     fn toml(&self, data_dir: &Path) -> String {
         let mut s = format!(
             "[node]\ndata_dir = {data_dir:?}\n\n[grpc]\nlisten = \"127.0.0.1:0\"\n\n\
-             [metrics]\nlisten = \"127.0.0.1:0\"\n\n\
+             [metrics]\nlisten = \"127.0.0.1:0\"\n\n[cops]\nlisten = \"127.0.0.1:0\"\n\n\
              [diameter]\nlisten = \"127.0.0.1:0\"\norigin_host = \"{}\"\norigin_realm = \"{}\"\n\
              watchdog_interval_secs = {}\n",
             self.origin_host, self.origin_realm, self.watchdog_interval_secs
