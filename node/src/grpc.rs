@@ -28,6 +28,7 @@ pub struct ManagementService {
     pub started: Instant,
     pub diameter: DiameterServer,
     pub sae: Arc<Sae>,
+    pub cops: Arc<crate::cops::CopsShared>,
 }
 
 fn peer_to_pb(p: PeerStatus, sessions: usize) -> pb::DiameterPeer {
@@ -521,6 +522,141 @@ impl Management for ManagementService {
         }))
     }
 
+    async fn list_cops_connections(
+        &self,
+        _request: Request<pb::ListCopsConnectionsRequest>,
+    ) -> Result<Response<pb::ListCopsConnectionsResponse>, Status> {
+        use crate::config::CopsProfile;
+        let connections = self
+            .cops
+            .statuses()
+            .into_iter()
+            .map(|(s, states)| pb::CopsConnection {
+                pepid: s.pepid,
+                client_type: u32::from(s.client_type),
+                profile: match s.profile {
+                    CopsProfile::Provisioning => "provisioning".into(),
+                    CopsProfile::Admission => "admission".into(),
+                },
+                remote_address: s.remote.to_string(),
+                state: "open".into(),
+                keepalive_secs: u32::from(s.keepalive_secs),
+                accounting_timer_secs: u32::from(s.accounting_timer_secs),
+                opened_unix_ms: s.opened_ms,
+                request_states: states as u64,
+                resumed: s.resumed,
+            })
+            .collect();
+        Ok(Response::new(pb::ListCopsConnectionsResponse {
+            connections,
+        }))
+    }
+
+    async fn list_admission_budgets(
+        &self,
+        _request: Request<pb::ListAdmissionBudgetsRequest>,
+    ) -> Result<Response<pb::ListAdmissionBudgetsResponse>, Status> {
+        use crate::cops::admission::BudgetKey;
+        let status = self.cops.admission.lock().expect("admission lock").status();
+        let budgets = status
+            .into_iter()
+            .map(|b| {
+                let (kind, name) = match b.key {
+                    BudgetKey::Pep(p) => ("pep", p),
+                    BudgetKey::Realm(r) => ("realm", r),
+                };
+                pb::AdmissionBudget {
+                    kind: kind.into(),
+                    name,
+                    calls_limit: b.budget.calls,
+                    bandwidth_kbps_limit: b.budget.bandwidth_kbps,
+                    calls: b.calls,
+                    bandwidth_kbps: b.bandwidth_kbps,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::ListAdmissionBudgetsResponse { budgets }))
+    }
+
+    async fn control_usage(
+        &self,
+        request: Request<pb::ControlUsageRequest>,
+    ) -> Result<Response<pb::ControlUsageResponse>, Status> {
+        use sae_cops::message::Decision;
+        use sae_cops::object::{Command, Context, DecisionFlags};
+        use sae_cops::usage::{ActionKind, FeedbackAction, UsageClass};
+        let r = request.into_inner();
+        let action = match r.action.as_str() {
+            "solicit" => ActionKind::Solicit,
+            "suspend-reporting" => ActionKind::SuspendReporting,
+            "resume-reporting" => ActionKind::ResumeReporting,
+            "suspend-monitoring" => ActionKind::SuspendMonitoring,
+            "resume-monitoring" => ActionKind::ResumeMonitoring,
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "action {other:?}: expected solicit, suspend-reporting, resume-reporting, \
+                     suspend-monitoring or resume-monitoring"
+                )));
+            }
+        };
+        let client_type = u16::try_from(r.client_type)
+            .map_err(|_| Status::invalid_argument("client_type is 16 bits"))?;
+        let (driver, handles) = self.cops.driver(&r.pepid, client_type).ok_or_else(|| {
+            Status::not_found(format!(
+                "no open COPS client type {client_type:#06x} for PEP {:?}",
+                r.pepid
+            ))
+        })?;
+        let handles = if r.handle.is_empty() {
+            handles
+        } else {
+            let h = hex_handle(&r.handle)?;
+            if !handles.contains(&h) {
+                return Err(Status::not_found(format!(
+                    "PEP {:?} has no handle {}",
+                    r.pepid, r.handle
+                )));
+            }
+            vec![h]
+        };
+        let instance = FeedbackAction {
+            id: 1,
+            action,
+            target: None,
+            report_now: matches!(
+                action,
+                ActionKind::SuspendReporting | ActionKind::SuspendMonitoring
+            ),
+        }
+        .to_instance()
+        .map_err(|e| Status::internal(e.to_string()))?;
+        let named =
+            sae_cops::pr::encode_install_decision(&sae_cops::pr::InstallDecision(vec![instance]))
+                .map_err(|e| Status::internal(e.to_string()))?;
+        let mut sent = 0;
+        for handle in handles {
+            let mut d = Decision::new(
+                Context::configuration(),
+                DecisionFlags::new(Command::Install),
+            );
+            d.named = Some(named.clone());
+            let ok = driver
+                .send(crate::cops::driver::SendDecision {
+                    client_type,
+                    handle,
+                    decisions: vec![d],
+                })
+                .await
+                .unwrap_or(false);
+            if ok {
+                sent += 1;
+            }
+        }
+        Ok(Response::new(pb::ControlUsageResponse {
+            request_states: sent,
+        }))
+    }
+
     type WatchEventsStream = EventStream;
 
     async fn watch_events(
@@ -545,6 +681,22 @@ impl Management for ManagementService {
         });
         Ok(Response::new(Box::pin(stream)))
     }
+}
+
+fn hex_handle(s: &str) -> Result<sae_cops::object::Handle, Status> {
+    let s = s.trim();
+    if !s.len().is_multiple_of(2) || s.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "handle {s:?} is not hex octets"
+        )));
+    }
+    let bytes: Result<Vec<u8>, _> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16))
+        .collect();
+    bytes
+        .map(|b| sae_cops::object::Handle(b.into()))
+        .map_err(|_| Status::invalid_argument(format!("handle {s:?} is not hex octets")))
 }
 
 /// Binds the gRPC listener.

@@ -38,6 +38,7 @@ use store::{SessionStore, SledStore};
 /// A running node.
 pub struct Node {
     diameter: DiameterServer,
+    cops: cops::CopsServer,
     sae: Arc<Sae>,
     store: Arc<SledStore>,
     grpc_addr: SocketAddr,
@@ -49,7 +50,7 @@ pub struct Node {
 /// An address the node listens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listener {
-    /// "diameter", "grpc" or "metrics".
+    /// "diameter", "cops", "grpc" or "metrics".
     pub protocol: &'static str,
     pub addr: SocketAddr,
 }
@@ -113,6 +114,13 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         applications = ?config.diameter.applications.iter().map(|a| a.name()).collect::<Vec<_>>(),
         "diameter listener bound"
     );
+    let cops_shared = Arc::new(cops::CopsShared::new(config.cops.clone(), sae.clone()));
+    let (cops, cops_listener) = cops::CopsServer::bind(cops_shared.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("COPS listener on {}: {e}", config.cops.listen))?;
+    if config.cops.allowed_pepids.is_none() {
+        tracing::warn!("no cops.allowed_pepids configured: any PEP is accepted");
+    }
     let grpc_listener = grpc::bind(config.grpc_listen)
         .await
         .map_err(|e| anyhow::anyhow!("gRPC listener on {}: {e}", config.grpc_listen))?;
@@ -126,6 +134,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         started: std::time::Instant::now(),
         diameter: diameter.clone(),
         sae: sae.clone(),
+        cops: cops_shared,
     };
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(async move {
@@ -139,8 +148,10 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         }
     }));
     tasks.push(actix::spawn(diameter.clone().serve(listener)));
+    tasks.push(actix::spawn(cops.clone().serve(cops_listener)));
     Ok(Node {
         diameter,
+        cops,
         sae,
         store,
         grpc_addr,
@@ -159,6 +170,10 @@ impl Node {
                 addr: self.diameter.local_addr(),
             },
             Listener {
+                protocol: "cops",
+                addr: self.cops.local_addr(),
+            },
+            Listener {
                 protocol: "grpc",
                 addr: self.grpc_addr,
             },
@@ -172,6 +187,11 @@ impl Node {
     /// The Diameter server (peers, status).
     pub fn diameter(&self) -> &DiameterServer {
         &self.diameter
+    }
+
+    /// What the COPS drivers share (PEPs, admission).
+    pub fn cops(&self) -> &Arc<cops::CopsShared> {
+        self.cops.shared()
     }
 
     /// The subscriber engine.
@@ -188,6 +208,7 @@ impl Node {
         self.diameter
             .disconnect_all(DisconnectCause::Rebooting)
             .await;
+        self.cops.shutdown().await;
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.flush()).await {
             Ok(Ok(())) => {}

@@ -8,20 +8,27 @@
 //! - [`error`]: decode errors, each mapped to the COPS Error object to send.
 //! - [`pr`], [`usage`]: COPS-PR sub-objects and RFC 3483 structures inside ClientSI and Named
 //!   Decision Data.
+//! - [`pdp`], [`pep`]: the connection state machines of each end; [`backoff`]: PEP reconnect
+//!   delays.
 //!
 //! Nothing here reads a clock or touches a socket: callers move the bytes.
 
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod error;
 pub mod frame;
 pub mod integrity;
 pub mod message;
 pub mod object;
+pub mod pdp;
+pub mod pep;
 pub mod pib;
 pub mod pr;
+mod timer;
 pub mod usage;
 
+pub use backoff::Backoff;
 pub use error::{AuthFailure, DecodeError, Error};
 pub use frame::{Frame, FrameDecoder, FrameStatus, FramingError, Limits, frame_status};
 pub use integrity::{KeyTable, Signer, Verifier};
@@ -32,4 +39,12 @@ pub use message::{
 pub use object::{
     ClientSi, Command, Context, DecisionFlags, DecisionObject, ErrorCode, ErrorObject, Handle,
     Integrity, Interface, Object, PdpAddress, RType, RawObject, Reason, ReasonCode, ReportType,
+};
+pub use pdp::{
+    CloseReason as PdpCloseReason, IntegrityConfig, PdpConfig, PdpConnection, PdpError, PdpEvent,
+    PdpState,
+};
+pub use pep::{
+    AdmissionWhileDown, CloseReason as PepCloseReason, PepConfig, PepConnection, PepError,
+    PepEvent, PepState,
 };

@@ -1,4 +1,266 @@
-//! COPS on the node (we are the PDP): call admission for SBCs, subscriber provisioning over
-//! COPS-PR, usage feedback.
+//! COPS on the node (we are the PDP): the listener, a [`driver::CopsDriver`] actor per PEP
+//! connection, call admission for SBCs, subscriber provisioning over COPS-PR, usage feedback.
+//! [`CopsShared`] is what the drivers and the management API share: the configuration, the
+//! admission budgets, the open PEPs, and the request states a reconnecting PEP takes over.
 
 pub mod admission;
+pub mod codec;
+pub mod driver;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::Addr;
+use sae_cops::object::Handle;
+use sae_cops::pdp::PdpConfig;
+use tokio::net::TcpListener;
+
+use crate::config::{CopsConfig, CopsProfile};
+use crate::model::UnixMs;
+use crate::sae::Sae;
+use admission::Admission;
+use driver::{CopsDriver, Shutdown};
+
+/// An open PEP client type, as the management API sees it.
+#[derive(Debug, Clone)]
+pub struct CopsStatus {
+    pub pepid: String,
+    pub client_type: u16,
+    pub profile: CopsProfile,
+    pub remote: SocketAddr,
+    pub keepalive_secs: u16,
+    pub accounting_timer_secs: u16,
+    pub opened_ms: UnixMs,
+    /// Took over the state of an earlier connection.
+    pub resumed: bool,
+}
+
+struct Open {
+    connection: u64,
+    addr: Addr<CopsDriver>,
+    status: CopsStatus,
+}
+
+type Key = (String, u16);
+
+/// What the COPS drivers and the management API share.
+pub struct CopsShared {
+    pub config: CopsConfig,
+    pub sae: Arc<Sae>,
+    pub admission: Mutex<Admission>,
+    open: Mutex<HashMap<Key, Open>>,
+    /// Request states per PEP and client type; they outlive connections.
+    states: Mutex<HashMap<Key, HashSet<Handle>>>,
+}
+
+/// The Session-Id of a COPS-PR subscriber session: PEP, client type and handle.
+pub fn session_id_for(pepid: &str, client_type: u16, handle: &Handle) -> String {
+    let hex: String = handle.0.iter().map(|b| format!("{b:02x}")).collect();
+    format!("cops;{pepid};{client_type:04x};{hex}")
+}
+
+impl CopsShared {
+    pub fn new(config: CopsConfig, sae: Arc<Sae>) -> CopsShared {
+        let admission = Admission::new(
+            config.realm_budgets.clone(),
+            config.pep_budgets.clone(),
+            config.default_budget,
+        );
+        CopsShared {
+            config,
+            sae,
+            admission: Mutex::new(admission),
+            open: Mutex::new(HashMap::new()),
+            states: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The profile serving a client type.
+    pub fn profile(&self, client_type: u16) -> Option<CopsProfile> {
+        self.config.profiles.get(&client_type).copied()
+    }
+
+    /// A request state the PEP holds.
+    pub fn remember(&self, pepid: &str, client_type: u16, handle: &Handle) {
+        self.states
+            .lock()
+            .expect("cops states lock")
+            .entry((pepid.to_owned(), client_type))
+            .or_default()
+            .insert(handle.clone());
+    }
+
+    /// A request state the PEP deleted.
+    pub fn forget(&self, pepid: &str, client_type: u16, handle: &Handle) {
+        let mut states = self.states.lock().expect("cops states lock");
+        if let Some(set) = states.get_mut(&(pepid.to_owned(), client_type)) {
+            set.remove(handle);
+        }
+    }
+
+    /// The connection currently open for the PEP and client type (to be replaced) and the
+    /// request states the new connection takes over.
+    pub fn take_over(
+        &self,
+        pepid: &str,
+        client_type: u16,
+    ) -> (Option<Addr<CopsDriver>>, HashSet<Handle>) {
+        let key = (pepid.to_owned(), client_type);
+        let previous = self
+            .open
+            .lock()
+            .expect("cops open lock")
+            .get(&key)
+            .map(|o| o.addr.clone());
+        let handles = self
+            .states
+            .lock()
+            .expect("cops states lock")
+            .get(&key)
+            .cloned()
+            .unwrap_or_default();
+        (previous, handles)
+    }
+
+    pub fn register(&self, status: CopsStatus, connection: u64, addr: Addr<CopsDriver>) {
+        let key = (status.pepid.clone(), status.client_type);
+        self.open.lock().expect("cops open lock").insert(
+            key,
+            Open {
+                connection,
+                addr,
+                status,
+            },
+        );
+    }
+
+    /// Removes the entry if `connection` still owns it.
+    pub fn unregister(&self, pepid: &str, client_type: u16, connection: u64) -> bool {
+        let mut open = self.open.lock().expect("cops open lock");
+        let key = (pepid.to_owned(), client_type);
+        if open.get(&key).is_some_and(|o| o.connection == connection) {
+            open.remove(&key);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Every open PEP client type with the number of request states it holds.
+    pub fn statuses(&self) -> Vec<(CopsStatus, usize)> {
+        let open = self.open.lock().expect("cops open lock");
+        let states = self.states.lock().expect("cops states lock");
+        let mut v: Vec<_> = open
+            .iter()
+            .map(|(k, o)| (o.status.clone(), states.get(k).map_or(0, HashSet::len)))
+            .collect();
+        v.sort_by(|a, b| (&a.0.pepid, a.0.client_type).cmp(&(&b.0.pepid, b.0.client_type)));
+        v
+    }
+
+    /// The driver of a PEP's client type and the request states it holds.
+    pub fn driver(&self, pepid: &str, client_type: u16) -> Option<(Addr<CopsDriver>, Vec<Handle>)> {
+        let key = (pepid.to_owned(), client_type);
+        let addr = self
+            .open
+            .lock()
+            .expect("cops open lock")
+            .get(&key)?
+            .addr
+            .clone();
+        let handles = self
+            .states
+            .lock()
+            .expect("cops states lock")
+            .get(&key)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        Some((addr, handles))
+    }
+
+    fn drivers(&self) -> Vec<Addr<CopsDriver>> {
+        self.open
+            .lock()
+            .expect("cops open lock")
+            .values()
+            .map(|o| o.addr.clone())
+            .collect()
+    }
+}
+
+/// The COPS listener.
+#[derive(Clone)]
+pub struct CopsServer {
+    shared: Arc<CopsShared>,
+    pdp: Arc<PdpConfig>,
+    next_connection: Arc<AtomicU64>,
+    local_addr: SocketAddr,
+}
+
+impl CopsServer {
+    /// Binds the listener; connections are served once [`CopsServer::serve`] runs.
+    pub async fn bind(shared: Arc<CopsShared>) -> std::io::Result<(CopsServer, TcpListener)> {
+        let listener = TcpListener::bind(shared.config.listen).await?;
+        let local_addr = listener.local_addr()?;
+        let pdp = PdpConfig {
+            ka_timer: shared.config.keepalive_secs,
+            acct_timer: Some(shared.config.accounting_timer_secs),
+            open_timeout: shared.config.open_timeout,
+            ..PdpConfig::default()
+        };
+        Ok((
+            CopsServer {
+                shared,
+                pdp: Arc::new(pdp),
+                next_connection: Arc::new(AtomicU64::new(1)),
+                local_addr,
+            },
+            listener,
+        ))
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn shared(&self) -> &Arc<CopsShared> {
+        &self.shared
+    }
+
+    /// Accepts connections until the task is dropped; must run on an actix arbiter.
+    pub async fn serve(self, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, remote)) => {
+                    let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%remote, connection = id, "COPS connection accepted");
+                    CopsDriver::start_for(
+                        self.shared.clone(),
+                        self.pdp.clone(),
+                        stream,
+                        remote,
+                        id,
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "COPS accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    /// CC (Error 11 Shutting down) to every PEP.
+    pub async fn shutdown(&self) {
+        for d in self.shared.drivers() {
+            d.do_send(Shutdown);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while tokio::time::Instant::now() < deadline && !self.shared.drivers().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

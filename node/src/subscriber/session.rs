@@ -56,6 +56,24 @@ pub struct Logout;
 #[rtype(result = "Result<CollectOutcome, SubscriberError>")]
 pub struct Collect;
 
+/// End the session (COPS DRQ, a replaced request state).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndSession {
+    pub detail: String,
+}
+
+/// A COPS-PR report about the session's request state: the outcome of the installed policies
+/// or usage (accounting).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CopsReport {
+    pub report_type: sae_cops::object::ReportType,
+    /// Named ClientSI (PRID/EPD sub-objects), if any.
+    pub named: Option<bytes::Bytes>,
+    pub solicited: bool,
+}
+
 /// What a PPR achieved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeOutcome {
@@ -612,5 +630,114 @@ impl Handler<Collect> for SubscriberSession {
                     })
                 }),
         )
+    }
+}
+
+impl Handler<EndSession> for SubscriberSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: EndSession, ctx: &mut Context<Self>) {
+        self.end(ctx, &msg.detail);
+    }
+}
+
+impl Handler<CopsReport> for SubscriberSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: CopsReport, _ctx: &mut Context<Self>) {
+        use sae_cops::object::ReportType;
+        match msg.report_type {
+            ReportType::Success => {
+                let r = self.record_mut();
+                r.confirmed = true;
+                for s in &mut r.services {
+                    if s.state == ServiceState::Installing {
+                        s.state = ServiceState::Active;
+                    }
+                }
+                self.publish();
+                self.event(
+                    EventKind::Confirmed,
+                    "",
+                    "PEP reported the policies installed",
+                );
+            }
+            ReportType::Failure => {
+                let detail = msg
+                    .named
+                    .as_ref()
+                    .and_then(|b| sae_cops::pr::decode_outcome_report(b).ok())
+                    .map(|r| format!("{r:?}"))
+                    .unwrap_or_else(|| "failure report".into());
+                let r = self.record_mut();
+                for s in &mut r.services {
+                    if s.state == ServiceState::Installing {
+                        s.state = ServiceState::Failed;
+                        s.error = detail.clone();
+                    }
+                }
+                self.publish();
+                self.event(EventKind::ServiceFailed, "", detail);
+            }
+            ReportType::Accounting => {
+                let kind = if msg.solicited {
+                    UsageKind::Collected
+                } else {
+                    UsageKind::Interim
+                };
+                let records = msg
+                    .named
+                    .as_ref()
+                    .map(|b| self.cops_usage(b, kind))
+                    .unwrap_or_default();
+                self.store_usage(records);
+            }
+            ReportType::Other(code) => {
+                tracing::info!(session = %self.record.session_id, code, "report of an unknown type");
+            }
+        }
+    }
+}
+
+impl SubscriberSession {
+    /// Usage records from an accounting RPT: each RFC 3483 usage instance names the policy
+    /// instance it monitors (policy instance n is the session's n-th service).
+    fn cops_usage(&self, named: &bytes::Bytes, kind: UsageKind) -> Vec<UsageRecord> {
+        use sae_cops::usage::{TrafficUsage, UsageClass};
+        let report = match sae_cops::pr::decode_accounting_report(named) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(session = %self.record.session_id, error = %e, "unreadable accounting report");
+                return Vec::new();
+            }
+        };
+        let time_ms = crate::model::now_ms();
+        report
+            .0
+            .iter()
+            .filter_map(|pri| TrafficUsage::from_instance(pri).ok())
+            .map(|u| {
+                let index = u.selected.instance_id() as usize;
+                let policy_name = index
+                    .checked_sub(1)
+                    .and_then(|i| self.record.services.get(i))
+                    .map(|s| s.policy_name.clone())
+                    .unwrap_or_else(|| u.selected.to_string());
+                UsageRecord {
+                    id: 0,
+                    session_id: self.record.session_id.clone(),
+                    user_name: self.record.user_name.clone(),
+                    router: self.record.router.clone(),
+                    policy_name,
+                    kind,
+                    record_number: u.id,
+                    input_octets: u.octets,
+                    output_octets: 0,
+                    input_packets: u.packets,
+                    output_packets: 0,
+                    time_ms,
+                }
+            })
+            .collect()
     }
 }

@@ -1,0 +1,661 @@
+//! The COPS RouterDriver actor: one per PEP connection (the node is the PDP and never opens
+//! connections). It owns the socket and the sans-IO [`PdpConnection`], validates OPN (client
+//! type → profile, PEPID allow-list), and serves each client type by its profile:
+//!
+//! - provisioning (COPS-PR): a REQ per subscriber interface becomes a subscriber session (the
+//!   same model and catalog rules as Diameter logins); the DEC installs the services' policies
+//!   as PRID/EPD; RPT success/failure is recorded on the session; accounting RPTs become usage
+//!   records; DRQ ends the session;
+//! - admission (SBC): a REQ per call is admitted (DEC Install) or denied (DEC Remove) from the
+//!   budgets; DRQ releases the call's share.
+//!
+//! A PEP that reconnects with the same PEPID and client type takes over the request states of
+//! its previous connection.
+
+use std::collections::HashSet;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::io::{WriteHandler, Writer};
+use actix::prelude::*;
+use bytes::Bytes;
+use sae_cops::message::{Decision, Request};
+use sae_cops::object::{ClientSi, Command, DecisionFlags, ErrorCode, ErrorObject, Handle};
+use sae_cops::pdp::{PdpConfig, PdpConnection, PdpEvent};
+use sae_cops::pib::{CallRequest, PolicyInstance, PolicySubstitution, SubscriberInterface};
+use sae_cops::pr::{InstallDecision, PrInstance, decode_request_client_si};
+use sae_cops::usage::UsageClass;
+use sae_cops::{Frame, object::ReportType};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio_util::codec::FramedRead;
+
+use super::admission::{CallAsk, Verdict};
+use super::codec::{CodecError, CopsCodec};
+use super::{CopsShared, CopsStatus, session_id_for};
+use crate::catalog::{Decision as RuleDecision, LoginInfo};
+use crate::config::CopsProfile;
+use crate::events::{EventKind, SessionEvent};
+use crate::model::{ServiceSession, ServiceState, SessionState, SubscriberRecord, now_ms};
+use crate::subscriber::session::{CopsReport, EndSession};
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Close now: another connection of the same PEP and client type took over.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Replace {
+    pub client_type: u16,
+}
+
+/// Send a decision for one of this connection's handles (usage feedback control).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct SendDecision {
+    pub client_type: u16,
+    pub handle: Handle,
+    pub decisions: Vec<Decision>,
+}
+
+/// Close the connection (shutdown): CC with Error 11.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// The actor.
+pub struct CopsDriver {
+    shared: Arc<CopsShared>,
+    connection: u64,
+    remote: SocketAddr,
+    pdp: PdpConnection,
+    writer: Writer<OwnedWriteHalf, io::Error>,
+    timer: Option<(Instant, SpawnHandle)>,
+    /// Accepted client types and their PEPID.
+    clients: Vec<(u16, String)>,
+    span: tracing::Span,
+    closed: bool,
+}
+
+impl CopsDriver {
+    /// Starts a driver for an accepted connection on the current arbiter.
+    pub fn start_for(
+        shared: Arc<CopsShared>,
+        pdp_config: Arc<PdpConfig>,
+        stream: TcpStream,
+        remote: SocketAddr,
+        connection: u64,
+    ) -> Addr<CopsDriver> {
+        let _ = stream.set_nodelay(true);
+        CopsDriver::create(move |ctx| {
+            let (read, write) = stream.into_split();
+            let pdp = PdpConnection::new(pdp_config, now(), rand::random::<u64>() ^ connection);
+            ctx.add_stream(FramedRead::new(read, CopsCodec::new(pdp.frame_decoder())));
+            let writer = Writer::new(write, ctx);
+            CopsDriver {
+                span: tracing::info_span!("cops_pep", %remote, connection),
+                shared,
+                connection,
+                remote,
+                pdp,
+                writer,
+                timer: None,
+                clients: Vec::new(),
+                closed: false,
+            }
+        })
+    }
+
+    fn pepid(&self, client_type: u16) -> String {
+        self.clients
+            .iter()
+            .find(|(ct, _)| *ct == client_type)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_default()
+    }
+
+    fn step(&mut self, ctx: &mut Context<Self>) {
+        let _enter = self.span.clone().entered();
+        while let Some(event) = self.pdp.poll_event() {
+            self.on_event(event, ctx);
+        }
+        while let Some(bytes) = self.pdp.poll_transmit() {
+            self.writer.write(&bytes);
+        }
+        if self.closed {
+            return;
+        }
+        match self.pdp.poll_timeout() {
+            Some(deadline) => {
+                if self.timer.as_ref().is_none_or(|(d, _)| *d != deadline) {
+                    if let Some((_, h)) = self.timer.take() {
+                        ctx.cancel_future(h);
+                    }
+                    let delay = deadline.saturating_duration_since(now());
+                    let h = ctx.run_later(delay, |act, ctx| {
+                        act.timer = None;
+                        act.pdp.handle_timeout(now());
+                        act.step(ctx);
+                    });
+                    self.timer = Some((deadline, h));
+                }
+            }
+            None => {
+                if let Some((_, h)) = self.timer.take() {
+                    ctx.cancel_future(h);
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: PdpEvent, ctx: &mut Context<Self>) {
+        let sae = self.shared.sae.clone();
+        match event {
+            PdpEvent::Open {
+                client_type,
+                pep_id,
+                ..
+            } => self.on_open(client_type, pep_id, ctx),
+            PdpEvent::Request {
+                client_type,
+                handle,
+                request,
+                update,
+            } => {
+                let pepid = self.pepid(client_type);
+                self.shared.remember(&pepid, client_type, &handle);
+                sae.metrics.message("in", "REQ", None);
+                match self.shared.profile(client_type) {
+                    Some(CopsProfile::Admission) => {
+                        self.admission_request(client_type, &pepid, handle, request)
+                    }
+                    Some(CopsProfile::Provisioning) => {
+                        self.provisioning_request(client_type, &pepid, handle, request, update)
+                    }
+                    None => {}
+                }
+            }
+            PdpEvent::Report {
+                client_type,
+                handle,
+                report_type,
+                client_si,
+                solicited,
+            } => {
+                sae.metrics.message("in", "RPT", None);
+                let pepid = self.pepid(client_type);
+                self.on_report(
+                    client_type,
+                    &pepid,
+                    &handle,
+                    report_type,
+                    client_si,
+                    solicited,
+                );
+            }
+            PdpEvent::Delete {
+                client_type,
+                handle,
+                reason,
+            } => {
+                sae.metrics.message("in", "DRQ", None);
+                let pepid = self.pepid(client_type);
+                self.shared.forget(&pepid, client_type, &handle);
+                self.on_delete(client_type, &pepid, &handle, &format!("{:?}", reason.code));
+            }
+            PdpEvent::SyncComplete {
+                client_type, stale, ..
+            } => {
+                let pepid = self.pepid(client_type);
+                for h in stale {
+                    self.shared.forget(&pepid, client_type, &h);
+                    self.on_delete(client_type, &pepid, &h, "not reported after SSQ");
+                }
+            }
+            PdpEvent::ClientClosed { client_type, error } => {
+                tracing::info!(client_type, ?error, "PEP closed a client type");
+                let pepid = self.pepid(client_type);
+                self.shared.unregister(&pepid, client_type, self.connection);
+                self.clients.retain(|(ct, _)| *ct != client_type);
+            }
+            PdpEvent::Invalid {
+                client_type,
+                error,
+                detail,
+                ..
+            } => {
+                tracing::warn!(client_type, ?error, %detail, "invalid message from the PEP");
+            }
+            PdpEvent::Closed(reason) => {
+                tracing::info!(?reason, "COPS connection closed");
+                self.closed = true;
+                for (ct, pepid) in std::mem::take(&mut self.clients) {
+                    if self.shared.unregister(&pepid, ct, self.connection) {
+                        sae.events.publish(SessionEvent::router(
+                            EventKind::RouterDown,
+                            &pepid,
+                            format!("COPS client type {ct:#06x}: {reason:?}"),
+                        ));
+                    }
+                }
+                if let Some((_, h)) = self.timer.take() {
+                    ctx.cancel_future(h);
+                }
+                self.writer.close();
+            }
+        }
+    }
+
+    fn on_open(&mut self, client_type: u16, pep_id: String, ctx: &mut Context<Self>) {
+        let now = now();
+        if self.shared.profile(client_type).is_none() {
+            tracing::info!(client_type, %pep_id, "OPN for an unsupported client type");
+            let _ = self
+                .pdp
+                .reject(now, client_type, ErrorCode::UnsupportedClientType, 0);
+            return;
+        }
+        if let Some(allowed) = &self.shared.config.allowed_pepids
+            && !allowed.contains(&pep_id)
+        {
+            tracing::info!(client_type, %pep_id, "OPN from a PEPID not allowed");
+            let _ = self
+                .pdp
+                .reject(now, client_type, ErrorCode::AuthenticationFailure, 0);
+            return;
+        }
+        // The same PEP and client type on another connection (failure or HA switch-over): that
+        // connection is closed and this one takes its request states over.
+        let (previous, handles) = self.shared.take_over(&pep_id, client_type);
+        if let Some(old) = &previous {
+            old.do_send(Replace { client_type });
+        }
+        let resumed = !handles.is_empty() || previous.is_some();
+        if let Err(e) = self.pdp.accept_with_state(now, client_type, handles) {
+            tracing::warn!(error = %e, "accept failed");
+            return;
+        }
+        self.clients.push((client_type, pep_id.clone()));
+        let status = CopsStatus {
+            pepid: pep_id.clone(),
+            client_type,
+            profile: self
+                .shared
+                .profile(client_type)
+                .unwrap_or(CopsProfile::Admission),
+            remote: self.remote,
+            keepalive_secs: self.shared.config.keepalive_secs,
+            accounting_timer_secs: self.shared.config.accounting_timer_secs,
+            opened_ms: now_ms(),
+            resumed,
+        };
+        self.shared.register(status, self.connection, ctx.address());
+        tracing::info!(client_type, %pep_id, resumed, "PEP open");
+        self.shared.sae.events.publish(SessionEvent::router(
+            EventKind::RouterUp,
+            &pep_id,
+            format!("COPS client type {client_type:#06x} from {}", self.remote),
+        ));
+    }
+
+    fn decide(&mut self, client_type: u16, handle: Handle, decisions: Vec<Decision>) {
+        self.shared.sae.metrics.message("out", "DEC", None);
+        if let Err(e) = self
+            .pdp
+            .send_decisions(now(), client_type, handle, decisions, true)
+        {
+            tracing::warn!(error = %e, "DEC not sent");
+        }
+    }
+
+    fn decision_error(&mut self, client_type: u16, handle: Handle, code: ErrorCode, why: &str) {
+        tracing::info!(client_type, %why, "request refused with a DEC Error");
+        if let Err(e) =
+            self.pdp
+                .send_decision_error(now(), client_type, handle, ErrorObject::new(code), true)
+        {
+            tracing::warn!(error = %e, "DEC not sent");
+        }
+    }
+
+    fn named_instances(request: &Request) -> Result<Vec<PrInstance>, String> {
+        let Some(named) = request.client_si.iter().find_map(|c| match c {
+            ClientSi::Named(b) => Some(b.clone()),
+            ClientSi::Signaled(_) => None,
+        }) else {
+            return Err("no named ClientSI".into());
+        };
+        decode_request_client_si(&named)
+            .map(|r| r.0)
+            .map_err(|e| e.to_string())
+    }
+
+    fn admission_request(
+        &mut self,
+        client_type: u16,
+        pepid: &str,
+        handle: Handle,
+        request: Request,
+    ) {
+        let call = match Self::named_instances(&request).and_then(|i| {
+            match sae_cops::pib::find::<CallRequest>(&i) {
+                Some(Ok(c)) => Ok(c),
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("no call instance".into()),
+            }
+        }) {
+            Ok(c) => c,
+            Err(why) => {
+                self.decision_error(
+                    client_type,
+                    handle,
+                    ErrorCode::MandatoryClientSpecificInfoMissing,
+                    &why,
+                );
+                return;
+            }
+        };
+        let ask = CallAsk {
+            pepid: pepid.to_owned(),
+            client_type,
+            handle: handle.0.clone(),
+            call_id: call.call_id.clone(),
+            realm: call.realm.clone(),
+            bandwidth_kbps: call.bandwidth_kbps,
+        };
+        let verdict = self
+            .shared
+            .admission
+            .lock()
+            .expect("admission lock")
+            .admit(&ask);
+        let (command, detail) = match &verdict {
+            Verdict::Admit { key } => (Command::Install, format!("admitted on {key}")),
+            Verdict::Deny { reason, .. } => (Command::Remove, format!("denied: {reason}")),
+        };
+        tracing::info!(call = %call.call_id, %detail, "call admission");
+        self.shared
+            .sae
+            .metrics
+            .message("out", "DEC", Some(command as u32));
+        self.decide(
+            client_type,
+            handle,
+            vec![Decision::new(request.context, DecisionFlags::new(command))],
+        );
+    }
+
+    fn provisioning_request(
+        &mut self,
+        client_type: u16,
+        pepid: &str,
+        handle: Handle,
+        request: Request,
+        update: bool,
+    ) {
+        let iface = match Self::named_instances(&request).and_then(|i| {
+            match sae_cops::pib::find::<SubscriberInterface>(&i) {
+                Some(Ok(c)) => Ok(c),
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("no subscriber interface instance".into()),
+            }
+        }) {
+            Ok(i) => i,
+            Err(why) => {
+                self.decision_error(
+                    client_type,
+                    handle,
+                    ErrorCode::MandatoryClientSpecificInfoMissing,
+                    &why,
+                );
+                return;
+            }
+        };
+        let sae = self.shared.sae.clone();
+        let session_id = session_id_for(pepid, client_type, &handle);
+        let router = pepid.to_ascii_lowercase();
+        let user_name = (!iface.login_name.is_empty()).then(|| iface.login_name.clone());
+        let framed_ip = (iface.address != [0, 0, 0, 0]).then(|| iface.address.into());
+        // A REQ for a handle that already has a session replaces it.
+        if update && let Some(old) = sae.sessions.get(&session_id) {
+            old.addr.do_send(EndSession {
+                detail: "replaced by a new request for the same handle".into(),
+            });
+        }
+        let mut record = SubscriberRecord {
+            session_id,
+            router: router.clone(),
+            router_realm: String::new(),
+            application_id: 0,
+            user_name,
+            framed_ip,
+            nas_port_id: Some(iface.if_name.clone()),
+            login_ms: now_ms(),
+            confirmed: false,
+            state: SessionState::Active,
+            services: Vec::new(),
+        };
+        let decision = sae.catalog.decide(&LoginInfo {
+            user_name: record.user_name.as_deref(),
+            nas_port_id: record.nas_port_id.as_deref(),
+            router: &router,
+        });
+        let services = match decision {
+            RuleDecision::Reject { rule } => {
+                sae.metrics.logins_refused.inc();
+                sae.session_event(
+                    EventKind::LoginRefused,
+                    &record,
+                    "",
+                    format!("refused by rule {rule}"),
+                );
+                self.decide(
+                    client_type,
+                    handle,
+                    vec![Decision::new(
+                        request.context,
+                        DecisionFlags::new(Command::Remove),
+                    )],
+                );
+                return;
+            }
+            RuleDecision::Services(s) => s,
+        };
+        let now_ms = now_ms();
+        record.services = services
+            .into_iter()
+            .map(|c| ServiceSession {
+                service: c.name,
+                policy_name: c.policy_name,
+                template_name: c.template_name,
+                substitutions: c.substitutions,
+                accounting: c.accounting,
+                state: ServiceState::Installing,
+                result_code: 0,
+                error: String::new(),
+                activated_ms: now_ms,
+            })
+            .collect();
+        let install = match install_decision(iface.id, &record.services) {
+            Ok(b) => b,
+            Err(why) => {
+                self.decision_error(client_type, handle, ErrorCode::UnableToProcess, &why);
+                return;
+            }
+        };
+        let mut decision = Decision::new(request.context, DecisionFlags::new(Command::Install));
+        decision.named = Some(install);
+        sae.metrics.logins.inc();
+        let names: Vec<&str> = record.services.iter().map(|s| s.service.as_str()).collect();
+        sae.session_event(
+            EventKind::Login,
+            &record,
+            "",
+            format!("COPS-PR: {}", names.join(",")),
+        );
+        sae.spawn_session(record);
+        self.decide(client_type, handle, vec![decision]);
+    }
+
+    fn on_report(
+        &mut self,
+        client_type: u16,
+        pepid: &str,
+        handle: &Handle,
+        report_type: ReportType,
+        client_si: Option<ClientSi>,
+        solicited: bool,
+    ) {
+        if self.shared.profile(client_type) != Some(CopsProfile::Provisioning) {
+            tracing::debug!(client_type, ?report_type, "admission report");
+            return;
+        }
+        let sae = &self.shared.sae;
+        let session_id = session_id_for(pepid, client_type, handle);
+        let Some(entry) = sae.sessions.get(&session_id) else {
+            return;
+        };
+        let named = client_si.and_then(|c| match c {
+            ClientSi::Named(b) => Some(b),
+            ClientSi::Signaled(_) => None,
+        });
+        entry.addr.do_send(CopsReport {
+            report_type,
+            named,
+            solicited,
+        });
+    }
+
+    fn on_delete(&mut self, client_type: u16, pepid: &str, handle: &Handle, why: &str) {
+        match self.shared.profile(client_type) {
+            Some(CopsProfile::Admission) => {
+                let released = self
+                    .shared
+                    .admission
+                    .lock()
+                    .expect("admission lock")
+                    .release(pepid, client_type, &handle.0);
+                tracing::info!(?released, %why, "call released");
+            }
+            Some(CopsProfile::Provisioning) => {
+                let session_id = session_id_for(pepid, client_type, handle);
+                if let Some(entry) = self.shared.sae.sessions.get(&session_id) {
+                    entry.addr.do_send(EndSession {
+                        detail: format!("DRQ from the PEP ({why})"),
+                    });
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+/// The named decision data installing a subscriber's policies on interface `interface`.
+pub fn install_decision(interface: u32, services: &[ServiceSession]) -> Result<Bytes, String> {
+    let mut instances = Vec::new();
+    let mut sub_id = 1;
+    for (i, s) in services.iter().enumerate() {
+        let id = i as u32 + 1;
+        let p = PolicyInstance {
+            id,
+            interface,
+            policy_name: s.policy_name.clone(),
+            template_name: s.template_name.clone(),
+            accounting: s.accounting,
+        };
+        instances.push(p.to_instance().map_err(|e| e.to_string())?);
+        for (name, value) in &s.substitutions {
+            let sub = PolicySubstitution {
+                id: sub_id,
+                policy: id,
+                name: name.clone(),
+                value: value.clone(),
+            };
+            sub_id += 1;
+            instances.push(sub.to_instance().map_err(|e| e.to_string())?);
+        }
+    }
+    sae_cops::pr::encode_install_decision(&InstallDecision(instances)).map_err(|e| e.to_string())
+}
+
+impl Actor for CopsDriver {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.step(ctx);
+    }
+}
+
+impl StreamHandler<Result<Frame, CodecError>> for CopsDriver {
+    fn handle(&mut self, item: Result<Frame, CodecError>, ctx: &mut Context<Self>) {
+        let now = now();
+        match item {
+            Ok(frame) => self.pdp.handle_frame(now, frame),
+            Err(CodecError::Framing(e)) => self.pdp.handle_framing_error(now, e),
+            Err(CodecError::Io(e)) => {
+                tracing::debug!(error = %e, "read failed");
+                self.pdp.transport_closed(now);
+            }
+        }
+        self.step(ctx);
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        self.pdp.transport_closed(now());
+        self.step(ctx);
+        if !self.closed {
+            ctx.stop();
+        }
+    }
+}
+
+impl WriteHandler<io::Error> for CopsDriver {
+    fn error(&mut self, err: io::Error, ctx: &mut Context<Self>) -> Running {
+        tracing::debug!(error = %err, "write failed");
+        self.pdp.transport_closed(now());
+        self.step(ctx);
+        Running::Stop
+    }
+}
+
+impl Handler<Replace> for CopsDriver {
+    type Result = ();
+
+    fn handle(&mut self, msg: Replace, ctx: &mut Context<Self>) {
+        // The new connection holds the state now: forget the client type without a CC to
+        // the PEP, which has already moved.
+        self.clients.retain(|(ct, _)| *ct != msg.client_type);
+        if self.clients.is_empty() {
+            self.pdp.transport_closed(now());
+        }
+        self.step(ctx);
+    }
+}
+
+impl Handler<SendDecision> for CopsDriver {
+    type Result = bool;
+
+    fn handle(&mut self, msg: SendDecision, ctx: &mut Context<Self>) -> bool {
+        let ok = self
+            .pdp
+            .send_decisions(now(), msg.client_type, msg.handle, msg.decisions, false)
+            .is_ok();
+        self.step(ctx);
+        ok
+    }
+}
+
+impl Handler<Shutdown> for CopsDriver {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Shutdown, ctx: &mut Context<Self>) {
+        self.pdp.close(now(), ErrorCode::ShuttingDown);
+        self.step(ctx);
+    }
+}
+
+/// Handles known for a PEP, for [`PdpConnection::accept_with_state`].
+pub type Handles = HashSet<Handle>;
