@@ -11,3 +11,4 @@ mod python_interop;
 mod router_flows;
 mod support;
 mod tshark;
+mod tshark_cops;

@@ -278,6 +278,13 @@ impl CopsDriver {
             tracing::warn!(error = %e, "accept failed");
             return;
         }
+        if resumed {
+            // Ask the PEP what it still holds: it re-sends its requests (or reports) and SSC;
+            // the request states it does not re-send are ended.
+            if let Err(e) = self.pdp.synchronize(now, client_type, None) {
+                tracing::warn!(error = %e, "SSQ not sent");
+            }
+        }
         self.clients.push((client_type, pep_id.clone()));
         let status = CopsStatus {
             pepid: pep_id.clone(),
@@ -419,11 +426,22 @@ impl CopsDriver {
         let router = pepid.to_ascii_lowercase();
         let user_name = (!iface.login_name.is_empty()).then(|| iface.login_name.clone());
         let framed_ip = (iface.address != [0, 0, 0, 0]).then(|| iface.address.into());
-        // A REQ for a handle that already has a session replaces it.
-        if update && let Some(old) = sae.sessions.get(&session_id) {
-            old.addr.do_send(EndSession {
-                detail: "replaced by a new request for the same handle".into(),
-            });
+        // A REQ for a handle that already has a session (a PEP re-sending its state after a
+        // reconnect or an SSQ, or repeating itself) keeps the session and gets its policies.
+        if let Some(existing) = sae.sessions.get(&session_id) {
+            tracing::debug!(%session_id, update, "request for a known session");
+            match install_decision(iface.id, &existing.record.services) {
+                Ok(install) => {
+                    let mut d =
+                        Decision::new(request.context, DecisionFlags::new(Command::Install));
+                    d.named = Some(install);
+                    self.decide(client_type, handle, vec![d]);
+                }
+                Err(why) => {
+                    self.decision_error(client_type, handle, ErrorCode::UnableToProcess, &why)
+                }
+            }
+            return;
         }
         let mut record = SubscriberRecord {
             session_id,
@@ -553,10 +571,14 @@ impl CopsDriver {
     }
 }
 
-/// The named decision data installing a subscriber's policies on interface `interface`.
+/// The named decision data installing a subscriber's policies on interface `interface`, with
+/// an RFC 3483 usage policy (selection criteria on the policy instance + linkage to the traffic
+/// usage class, reported every Accounting Timer interval) for each accounted policy.
 pub fn install_decision(interface: u32, services: &[ServiceSession]) -> Result<Bytes, String> {
+    use sae_cops::usage::{Linkage, SelectionCriteria, TRAFFIC_USAGE_ENTRY};
     let mut instances = Vec::new();
     let mut sub_id = 1;
+    let mut usage_id = 1;
     for (i, s) in services.iter().enumerate() {
         let id = i as u32 + 1;
         let p = PolicyInstance {
@@ -566,7 +588,34 @@ pub fn install_decision(interface: u32, services: &[ServiceSession]) -> Result<B
             template_name: s.template_name.clone(),
             accounting: s.accounting,
         };
-        instances.push(p.to_instance().map_err(|e| e.to_string())?);
+        let policy = p.to_instance().map_err(|e| e.to_string())?;
+        if s.accounting {
+            let selection = SelectionCriteria {
+                id: usage_id,
+                target: policy.prid.clone(),
+                all_instances: false,
+            }
+            .to_instance()
+            .map_err(|e| e.to_string())?;
+            let linkage = Linkage {
+                id: usage_id,
+                selection: selection.prid.clone(),
+                usage_prc: sae_cops::pr::Prid::new(TRAFFIC_USAGE_ENTRY)
+                    .ok_or("traffic usage PRC")?,
+                interval_count: 1,
+                threshold: None,
+                report_on_change: false,
+                clear_on_report: false,
+            }
+            .to_instance()
+            .map_err(|e| e.to_string())?;
+            usage_id += 1;
+            instances.push(policy);
+            instances.push(selection);
+            instances.push(linkage);
+        } else {
+            instances.push(policy);
+        }
         for (name, value) in &s.substitutions {
             let sub = PolicySubstitution {
                 id: sub_id,

@@ -168,8 +168,18 @@ pub fn config(extra: &str) -> Config {
 
 /// A configuration keeping its data in `data`.
 pub fn config_in(data: &std::path::Path, extra: &str) -> Config {
+    config_text(data, extra, "")
+}
+
+/// A node config on 127.0.0.1:0 with extra `[diameter]` lines and extra `[cops]` lines.
+pub fn config_cops(extra: &str, cops: &str) -> Config {
+    let data = tempfile::tempdir().expect("temp dir").keep();
+    config_text(&data, extra, cops)
+}
+
+fn config_text(data: &std::path::Path, extra: &str, cops: &str) -> Config {
     let text = format!(
-        "[node]\ndata_dir = {data:?}\n[metrics]\nlisten = \"127.0.0.1:0\"\n[cops]\nlisten = \"127.0.0.1:0\"\n[grpc]\nlisten = \"127.0.0.1:0\"\n[diameter]\nlisten = \"127.0.0.1:0\"\norigin_host = \"sae.test.realm\"\norigin_realm = \"test.realm\"\nwatchdog_interval_secs = 6\n{extra}\n"
+        "[node]\ndata_dir = {data:?}\n[metrics]\nlisten = \"127.0.0.1:0\"\n[cops]\nlisten = \"127.0.0.1:0\"\n{cops}\n[grpc]\nlisten = \"127.0.0.1:0\"\n[diameter]\nlisten = \"127.0.0.1:0\"\norigin_host = \"sae.test.realm\"\norigin_realm = \"test.realm\"\nwatchdog_interval_secs = 6\n{extra}\n"
     );
     Config::from_toml(
         &text,

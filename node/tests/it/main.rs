@@ -2,6 +2,7 @@
 //! clients over real TCP.
 
 mod client;
+mod cops;
 mod diameter;
 mod grpc;
 mod sessions;

@@ -1,0 +1,389 @@
+//! The node as COPS PDP against a PEP built from `sae_cops::pep` over real TCP: OPN/CAT, refusals,
+//! missed keep-alives, SBC call admission at the budget edge, COPS-PR subscriber provisioning
+//! (REQ → DEC with the policies and usage policies → RPT → accounting → DRQ), and a PEP that
+//! reconnects with the same PEPID and takes its state over (SSQ, re-sent requests, SSC).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use sae_cops::message::DecisionContent;
+use sae_cops::object::{
+    ClientSi, Command, Context, ErrorCode, ErrorObject, Handle, Reason, ReasonCode, ReportType,
+};
+use sae_cops::pep::{PepConfig, PepConnection, PepEvent};
+use sae_cops::pib::{CallRequest, PolicyInstance, SubscriberInterface};
+use sae_cops::pr::{AccountingReport, RequestClientSi};
+use sae_cops::usage::{Linkage, TrafficUsage, UsageClass};
+use sae_cops::{FrameDecoder, Limits};
+use sae_node::Node;
+use sae_node::model::{ServiceState, UsageFilter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::client::config_cops;
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// A PEP over TCP, driven by the test.
+struct Pep {
+    stream: TcpStream,
+    conn: PepConnection,
+    frames: FrameDecoder,
+    buf: BytesMut,
+}
+
+impl Pep {
+    async fn connect(addr: std::net::SocketAddr, client_type: u16, pepid: &str) -> Pep {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let config = Arc::new(PepConfig::new(client_type, pepid));
+        let mut pep = Pep {
+            stream,
+            conn: PepConnection::new(config, 7),
+            frames: FrameDecoder::new(Limits::default()),
+            buf: BytesMut::new(),
+        };
+        pep.conn.connected(now());
+        pep.flush().await;
+        pep
+    }
+
+    async fn flush(&mut self) {
+        while let Some(b) = self.conn.poll_transmit() {
+            self.stream.write_all(&b).await.expect("write");
+        }
+    }
+
+    /// The next event, reading from the node as needed (10 s at most).
+    async fn event(&mut self) -> PepEvent {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(e) = self.conn.poll_event() {
+                self.flush().await;
+                return e;
+            }
+            let mut progressed = false;
+            loop {
+                match self.frames.decode(&mut self.buf) {
+                    Ok(Some(frame)) => {
+                        self.conn.handle_frame(now(), frame);
+                        progressed = true;
+                    }
+                    Ok(None) => break,
+                    Err(e) => panic!("node sent unframeable bytes: {e}"),
+                }
+            }
+            if progressed {
+                self.flush().await;
+                continue;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
+                .await
+                .expect("no event from the node within 10 s")
+                .expect("read");
+            if n == 0 {
+                self.conn.transport_closed(now());
+            } else {
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
+
+    async fn accepted(&mut self) -> (Option<Duration>, Option<Duration>) {
+        match self.event().await {
+            PepEvent::Accepted {
+                keepalive,
+                accounting_timer,
+            } => (keepalive, accounting_timer),
+            other => panic!("expected CAT, got {other:?}"),
+        }
+    }
+
+    async fn decision(&mut self) -> (Handle, DecisionContent) {
+        loop {
+            match self.event().await {
+                PepEvent::Decision {
+                    handle, decision, ..
+                } => return (handle, decision),
+                PepEvent::SyncRequest { .. } => continue,
+                other => panic!("expected DEC, got {other:?}"),
+            }
+        }
+    }
+
+    async fn closed_with(&mut self) -> ErrorObject {
+        match self.event().await {
+            PepEvent::Closed(sae_cops::pep::CloseReason::PdpClosed { error, .. }) => error,
+            other => panic!("expected CC, got {other:?}"),
+        }
+    }
+
+    async fn request(&mut self, handle: u32, instance: sae_cops::pr::PrInstance) {
+        let si = sae_cops::pr::encode_request_client_si(&RequestClientSi(vec![instance])).unwrap();
+        self.conn
+            .request(
+                now(),
+                Handle::from_u32(handle),
+                Context::configuration(),
+                vec![ClientSi::Named(si)],
+            )
+            .unwrap();
+        self.flush().await;
+    }
+}
+
+async fn start(cops: &str, extra: &str) -> (Node, std::net::SocketAddr) {
+    let node = sae_node::start(config_cops(extra, cops)).await.unwrap();
+    let addr = node
+        .listeners()
+        .into_iter()
+        .find(|l| l.protocol == "cops")
+        .unwrap()
+        .addr;
+    (node, addr)
+}
+
+fn call(id: u32, kbps: u32) -> sae_cops::pr::PrInstance {
+    CallRequest {
+        id,
+        call_id: format!("call-{id}"),
+        realm: String::new(),
+        media_streams: 1,
+        bandwidth_kbps: kbps,
+    }
+    .to_instance()
+    .unwrap()
+}
+
+fn command(d: &DecisionContent) -> Command {
+    match d {
+        DecisionContent::Decisions(v) => v[0].flags.command,
+        DecisionContent::Error(e) => panic!("DEC with Error {e:?}"),
+    }
+}
+
+#[actix::test]
+async fn an_sbc_is_admitted_up_to_its_budget_and_a_released_call_frees_room() {
+    let (node, addr) = start(
+        "keepalive_secs = 45\nbudgets = [{ pepid = \"sbc1\", calls = 2 }]",
+        "",
+    )
+    .await;
+    let mut sbc = Pep::connect(addr, 0x800A, "sbc1").await;
+    let (ka, _) = sbc.accepted().await;
+    assert_eq!(ka, Some(Duration::from_secs(45)));
+    for id in 1..=2 {
+        sbc.request(id, call(id, 64)).await;
+        let (h, d) = sbc.decision().await;
+        assert_eq!((h.as_u32(), command(&d)), (Some(id), Command::Install));
+    }
+    sbc.request(3, call(3, 64)).await;
+    assert_eq!(command(&sbc.decision().await.1), Command::Remove);
+    let budgets = node.cops().admission.lock().unwrap().status();
+    assert_eq!(budgets[0].calls, 2);
+    // DRQ releases the call; the next one fits.
+    sbc.conn
+        .delete(
+            now(),
+            Handle::from_u32(1),
+            Reason {
+                code: ReasonCode::Tear,
+                sub_code: 0,
+            },
+        )
+        .unwrap();
+    sbc.request(4, call(4, 64)).await;
+    assert_eq!(command(&sbc.decision().await.1), Command::Install);
+    let statuses = node.cops().statuses();
+    assert_eq!(statuses.len(), 1);
+    assert_eq!((statuses[0].0.pepid.as_str(), statuses[0].1), ("sbc1", 3));
+}
+
+#[actix::test]
+async fn unsupported_client_types_and_unknown_pepids_are_refused_with_cc() {
+    let (_node, addr) = start("allowed_pepids = [\"erx1\"]", "").await;
+    let mut pep = Pep::connect(addr, 0x1234, "erx1").await;
+    assert_eq!(
+        pep.closed_with().await.code,
+        ErrorCode::UnsupportedClientType
+    );
+    let mut pep = Pep::connect(addr, 0x800B, "stranger").await;
+    assert_eq!(
+        pep.closed_with().await.code,
+        ErrorCode::AuthenticationFailure
+    );
+    let mut pep = Pep::connect(addr, 0x800B, "erx1").await;
+    pep.accepted().await;
+}
+
+#[actix::test]
+async fn a_silent_pep_is_closed_after_the_keepalive_timer() {
+    let (_node, addr) = start("keepalive_secs = 1", "").await;
+    let mut pep = Pep::connect(addr, 0x800A, "sbc1").await;
+    pep.accepted().await;
+    // The test never lets its PEP send a KA.
+    let started = Instant::now();
+    let error = pep.closed_with().await;
+    assert_eq!(error.code, ErrorCode::CommunicationFailure);
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+const CATALOG: &str = r#"
+[[service]]
+name = "gold"
+policy_name = "gold-100m"
+template_name = "rate-limit"
+substitutions = { rate = "100m" }
+accounting = true
+
+[[rule]]
+name = "default"
+services = ["gold"]
+"#;
+
+fn interface(id: u32) -> sae_cops::pr::PrInstance {
+    SubscriberInterface {
+        id,
+        if_name: format!("fastEthernet 3/0.{id}"),
+        address: [10, 2, 0, id as u8],
+        login_name: format!("user{id}@isp.example"),
+        virtual_router: "default@erx1".into(),
+    }
+    .to_instance()
+    .unwrap()
+}
+
+/// Polls a condition on the node (actors run on other threads).
+async fn eventually(mut f: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached within 5 s");
+}
+
+#[actix::test]
+async fn cops_pr_provisioning_installs_policies_records_reports_and_usage_and_ends_on_drq() {
+    let (node, addr) = start("accounting_timer_secs = 30", CATALOG).await;
+    let sae = node.sae().clone();
+    let mut erx = Pep::connect(addr, 0x800B, "erx1").await;
+    let (_, acct) = erx.accepted().await;
+    assert_eq!(acct, Some(Duration::from_secs(30)));
+    erx.request(7, interface(7)).await;
+    let (handle, d) = erx.decision().await;
+    let DecisionContent::Decisions(decisions) = d else {
+        panic!("DEC with an Error");
+    };
+    assert_eq!(decisions[0].flags.command, Command::Install);
+    let named = decisions[0].named.clone().expect("named decision data");
+    let install = sae_cops::pr::decode_install_decision(&named).unwrap();
+    let policies = sae_cops::pib::all::<PolicyInstance>(&install.0).unwrap();
+    assert_eq!(policies.len(), 1);
+    assert_eq!(policies[0].policy_name, "gold-100m");
+    assert_eq!(policies[0].interface, 7);
+    assert!(policies[0].accounting);
+    // An RFC 3483 usage policy comes with the accounted policy.
+    let linkages = sae_cops::pib::all::<Linkage>(&install.0).unwrap();
+    assert_eq!(linkages.len(), 1);
+    assert_eq!(linkages[0].interval_count, 1);
+
+    let session_id = "cops;erx1;800b;00000007";
+    let entry = sae.sessions.get(session_id).expect("session");
+    assert_eq!(
+        entry.record.nas_port_id.as_deref(),
+        Some("fastEthernet 3/0.7")
+    );
+    assert_eq!(entry.record.user_name.as_deref(), Some("user7@isp.example"));
+    assert_eq!(entry.record.services[0].state, ServiceState::Installing);
+
+    erx.conn
+        .report(now(), handle.clone(), ReportType::Success, None, true)
+        .unwrap();
+    erx.flush().await;
+    eventually(|| {
+        sae.sessions.get(session_id).unwrap().record.services[0].state == ServiceState::Active
+    })
+    .await;
+
+    // Usage of the installed policy.
+    let policy_prid = PolicyInstance::to_instance(&policies[0]).unwrap().prid;
+    let usage = TrafficUsage {
+        id: 1,
+        linkage: linkages[0].prid().unwrap(),
+        selected: policy_prid,
+        assignment: bytes::Bytes::new(),
+        packets: 10,
+        octets: 12_345,
+    };
+    let report = sae_cops::pr::encode_accounting_report(&AccountingReport(vec![
+        usage.to_instance().unwrap(),
+    ]))
+    .unwrap();
+    erx.conn
+        .report(
+            now(),
+            handle.clone(),
+            ReportType::Accounting,
+            Some(ClientSi::Named(report)),
+            false,
+        )
+        .unwrap();
+    erx.flush().await;
+    eventually(|| sae.store.usage_count() == 1).await;
+    sae.store.flush().unwrap();
+    let records = sae.store.usage(&UsageFilter::default()).unwrap();
+    assert_eq!(records[0].policy_name, "gold-100m");
+    assert_eq!(records[0].input_octets, 12_345);
+    assert_eq!(records[0].session_id, session_id);
+
+    erx.conn
+        .delete(
+            now(),
+            handle,
+            Reason {
+                code: ReasonCode::Management,
+                sub_code: 0,
+            },
+        )
+        .unwrap();
+    erx.flush().await;
+    eventually(|| sae.sessions.is_empty()).await;
+}
+
+#[actix::test]
+async fn a_reconnecting_pep_takes_its_state_over_and_stale_states_end() {
+    let (node, addr) = start("", CATALOG).await;
+    let sae = node.sae().clone();
+    let mut erx = Pep::connect(addr, 0x800B, "erx1").await;
+    erx.accepted().await;
+    for id in [7, 8] {
+        erx.request(id, interface(id)).await;
+        erx.decision().await;
+    }
+    assert_eq!(sae.sessions.len(), 2);
+    drop(erx);
+
+    // Same PEPID and client type on a new connection: the node asks what it still holds.
+    let mut erx = Pep::connect(addr, 0x800B, "erx1").await;
+    erx.accepted().await;
+    match erx.event().await {
+        PepEvent::SyncRequest { handle: None } => {}
+        other => panic!("expected SSQ, got {other:?}"),
+    }
+    // Only interface 7 is still there.
+    erx.request(7, interface(7)).await;
+    let (_, d) = erx.decision().await;
+    assert_eq!(command(&d), Command::Install);
+    erx.conn.sync_complete(now(), None).unwrap();
+    erx.flush().await;
+    eventually(|| sae.sessions.len() == 1).await;
+    assert!(sae.sessions.get("cops;erx1;800b;00000007").is_some());
+    let statuses = node.cops().statuses();
+    assert!(statuses[0].0.resumed);
+    assert_eq!(statuses[0].1, 1);
+}
