@@ -4,10 +4,10 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use sae_proto::v1::SubscriberRef;
 
-use crate::request::{KeyValue, parse_key_value, parse_ref};
+use crate::request::{KeyValue, parse_client_type, parse_handle, parse_key_value, parse_ref};
 
 /// The management API address used when neither `--server` nor `SAECTL_SERVER` is given.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
@@ -85,6 +85,9 @@ pub enum Command {
     Router(RouterCommand),
     /// Session events as they happen, one line each, until interrupted (Ctrl-C).
     Events(EventsArgs),
+    /// COPS: the connected PEPs, call admission budgets and usage feedback (RFC 3483).
+    #[command(subcommand)]
+    Cops(CopsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -332,6 +335,66 @@ pub struct EventsArgs {
     pub user: Option<String>,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum CopsCommand {
+    /// The PEPs connected to this node: one row per PEPID and client type.
+    #[command(visible_alias = "conns")]
+    Connections,
+    /// Call admission budgets (per PEP and per realm), their limits and their current use.
+    Budgets,
+    /// Usage feedback (RFC 3483): ask a PEP for a report now, or suspend or resume its
+    /// reporting or monitoring.
+    ///
+    /// The decision goes to one request state (--handle) or to every one the PEP holds; prints
+    /// how many request states it was sent for.
+    Usage(CopsUsageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CopsUsageArgs {
+    /// What to ask the PEP.
+    #[arg(value_enum)]
+    pub action: UsageAction,
+    /// The PEP's PEPID (as in `saectl cops connections`).
+    #[arg(long, value_name = "ID")]
+    pub pepid: String,
+    /// The COPS client type, hex (0x800B) or decimal (32779).
+    #[arg(long, value_name = "TYPE", value_parser = parse_client_type)]
+    pub client_type: u16,
+    /// Only this request state: its COPS handle in hex (e.g. 0000002a); default: every request
+    /// state of the PEP.
+    #[arg(long, value_name = "HEX", value_parser = parse_handle)]
+    pub handle: Option<String>,
+}
+
+/// The usage feedback actions of `cops usage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UsageAction {
+    /// Report usage now.
+    Solicit,
+    /// Stop sending usage reports (a last report is asked for).
+    SuspendReporting,
+    /// Send usage reports again.
+    ResumeReporting,
+    /// Stop monitoring usage (a last report is asked for).
+    SuspendMonitoring,
+    /// Monitor usage again.
+    ResumeMonitoring,
+}
+
+impl UsageAction {
+    /// The action's name in `ControlUsageRequest.action`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageAction::Solicit => "solicit",
+            UsageAction::SuspendReporting => "suspend-reporting",
+            UsageAction::ResumeReporting => "resume-reporting",
+            UsageAction::SuspendMonitoring => "suspend-monitoring",
+            UsageAction::ResumeMonitoring => "resume-monitoring",
+        }
+    }
+}
+
 /// `--timeout`: positive seconds, fractions allowed.
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
@@ -470,5 +533,70 @@ mod tests {
         let e = Cli::try_parse_from(["saectl", "subscriber", "list", "--all", "--page-token", "x"])
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn cops_usage_actions_are_the_node_names() {
+        for action in UsageAction::value_variants() {
+            let name = action.to_possible_value().unwrap();
+            assert_eq!(name.get_name(), action.as_str());
+        }
+        let cli = Cli::try_parse_from([
+            "saectl",
+            "cops",
+            "usage",
+            "suspend-monitoring",
+            "--pepid",
+            "sbc1",
+            "--client-type",
+            "0x800B",
+        ])
+        .unwrap();
+        let Command::Cops(CopsCommand::Usage(args)) = cli.command else {
+            panic!("{cli:?}")
+        };
+        assert_eq!(args.action, UsageAction::SuspendMonitoring);
+        assert_eq!(args.client_type, 0x800B);
+        assert_eq!(args.handle, None);
+    }
+
+    #[test]
+    fn cops_usage_needs_a_known_action_a_pep_and_a_client_type() {
+        let base = ["saectl", "cops", "usage"];
+        for (args, kind) in [
+            (
+                &["frobnicate", "--pepid", "p", "--client-type", "1"][..],
+                ErrorKind::InvalidValue,
+            ),
+            (
+                &["solicit", "--client-type", "1"][..],
+                ErrorKind::MissingRequiredArgument,
+            ),
+            (
+                &["solicit", "--pepid", "p"][..],
+                ErrorKind::MissingRequiredArgument,
+            ),
+            (
+                &["solicit", "--pepid", "p", "--client-type", "0x10000"][..],
+                ErrorKind::ValueValidation,
+            ),
+            (
+                &[
+                    "solicit",
+                    "--pepid",
+                    "p",
+                    "--client-type",
+                    "1",
+                    "--handle",
+                    "abc",
+                ][..],
+                ErrorKind::ValueValidation,
+            ),
+        ] {
+            let all: Vec<&str> = base.iter().chain(args).copied().collect();
+            let e = Cli::try_parse_from(&all).unwrap_err();
+            assert_eq!(e.kind(), kind, "{args:?}: {e}");
+            assert_eq!(e.exit_code(), 2);
+        }
     }
 }

@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use sae_proto::v1::{
-    CollectUsageResponse, DiameterPeer, ListSubscribersResponse, LogoutResponse, NodeStatus,
+    AdmissionBudget, CollectUsageResponse, ControlUsageRequest, ControlUsageResponse,
+    CopsConnection, DiameterPeer, ListSubscribersResponse, LogoutResponse, NodeStatus,
     ResyncRouterResponse, Rule, Service, ServiceChangeResult, SessionEvent, Subscriber,
     UsageRecord,
 };
@@ -592,6 +593,91 @@ pub fn event(e: &SessionEvent) -> String {
     line
 }
 
+/// A COPS client type as four hex digits: `0x800B`.
+pub fn client_type(t: u32) -> String {
+    format!("0x{t:04X}")
+}
+
+/// A timer in seconds: `45s`, or empty (shown as `-`) for 0, "no timer".
+fn timer(secs: u32) -> String {
+    if secs == 0 {
+        String::new()
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// `used/limit`, the limit `-` when there is none (0).
+fn used_of(used: u64, limit: u64) -> String {
+    if limit == 0 {
+        format!("{used}/-")
+    } else {
+        format!("{used}/{limit}")
+    }
+}
+
+/// `cops connections`: one row per PEPID and client type.
+pub fn cops_connections(connections: &[CopsConnection]) -> String {
+    let mut t = Table::new(&[
+        "PEPID",
+        "CLIENT-TYPE",
+        "PROFILE",
+        "REMOTE",
+        "STATE",
+        ">KA",
+        ">ACCT-TIMER",
+        ">STATES",
+        "RESUMED",
+        "OPENED",
+    ]);
+    for c in connections {
+        t.row(vec![
+            c.pepid.clone(),
+            client_type(c.client_type),
+            c.profile.clone(),
+            c.remote_address.clone(),
+            c.state.clone(),
+            timer(c.keepalive_secs),
+            timer(c.accounting_timer_secs),
+            c.request_states.to_string(),
+            yes_no(c.resumed),
+            time(c.opened_unix_ms, false),
+        ]);
+    }
+    t.render()
+}
+
+/// `cops budgets`: calls and bandwidth (kbit/s) admitted now, out of their limits.
+pub fn admission_budgets(budgets: &[AdmissionBudget]) -> String {
+    let mut t = Table::new(&["KIND", "NAME", ">CALLS", ">BANDWIDTH-KBIT/S"]);
+    for b in budgets {
+        t.row(vec![
+            b.kind.clone(),
+            b.name.clone(),
+            used_of(u64::from(b.calls), u64::from(b.calls_limit)),
+            used_of(b.bandwidth_kbps, b.bandwidth_kbps_limit),
+        ]);
+    }
+    t.render()
+}
+
+/// `cops usage`: the action and how many request states it was sent for.
+pub fn control_usage(request: &ControlUsageRequest, r: &ControlUsageResponse) -> String {
+    let n = r.request_states;
+    let handle = if request.handle.is_empty() {
+        String::new()
+    } else {
+        format!(" (handle {})", cell(&request.handle))
+    };
+    format!(
+        "{} sent to {n} request state{}{handle} of PEP {}, client type {}\n",
+        cell(&request.action),
+        if n == 1 { "" } else { "s" },
+        cell(&request.pepid),
+        client_type(request.client_type)
+    )
+}
+
 /// A response as a JSON document (pretty, keys sorted, with a final newline). Field names are
 /// those of the .proto; 64-bit integers are numbers.
 pub fn json<T: Serialize>(value: &T) -> String {
@@ -961,6 +1047,105 @@ ID  TIME                  SESSION-ID  USER   ROUTER  POLICY    KIND       RECORD
                 ..Default::default()
             }),
             "2024-05-01T12:00:00.000Z router-up router=mx1\n"
+        );
+    }
+
+    #[test]
+    fn cops_connections_table() {
+        let list = vec![
+            CopsConnection {
+                pepid: "bras1".into(),
+                client_type: 0x800B,
+                profile: "provisioning".into(),
+                remote_address: "192.0.2.10:40001".into(),
+                state: "open".into(),
+                keepalive_secs: 45,
+                accounting_timer_secs: 0,
+                opened_unix_ms: 1_714_564_800_000,
+                request_states: 1200,
+                resumed: true,
+            },
+            CopsConnection {
+                pepid: "sbc1".into(),
+                client_type: 0x7926,
+                profile: "admission".into(),
+                remote_address: "192.0.2.20:3288".into(),
+                state: "open".into(),
+                keepalive_secs: 0,
+                accounting_timer_secs: 300,
+                opened_unix_ms: 0,
+                request_states: 3,
+                resumed: false,
+            },
+        ];
+        assert_eq!(
+            cops_connections(&list),
+            "\
+PEPID  CLIENT-TYPE  PROFILE       REMOTE            STATE   KA  ACCT-TIMER  STATES  RESUMED  OPENED
+bras1  0x800B       provisioning  192.0.2.10:40001  open   45s           -    1200  yes      2024-05-01T12:00:00Z
+sbc1   0x7926       admission     192.0.2.20:3288   open     -        300s       3  no       -
+"
+        );
+        assert_eq!(
+            cops_connections(&[]),
+            "PEPID  CLIENT-TYPE  PROFILE  REMOTE  STATE  KA  ACCT-TIMER  STATES  RESUMED  OPENED\n"
+        );
+        assert_eq!(client_type(0x0A), "0x000A");
+        assert_eq!(client_type(0x1_0000), "0x10000");
+    }
+
+    #[test]
+    fn admission_budgets_table() {
+        let list = vec![
+            AdmissionBudget {
+                kind: "realm".into(),
+                name: "voice.example".into(),
+                calls_limit: 0,
+                bandwidth_kbps_limit: 2000,
+                calls: 3,
+                bandwidth_kbps: 192,
+            },
+            AdmissionBudget {
+                kind: "pep".into(),
+                name: "sbc1".into(),
+                calls_limit: 10,
+                bandwidth_kbps_limit: 0,
+                calls: 0,
+                bandwidth_kbps: 0,
+            },
+        ];
+        assert_eq!(
+            admission_budgets(&list),
+            "\
+KIND   NAME           CALLS  BANDWIDTH-KBIT/S
+realm  voice.example    3/-          192/2000
+pep    sbc1            0/10               0/-
+"
+        );
+        assert_eq!(
+            admission_budgets(&[]),
+            "KIND  NAME  CALLS  BANDWIDTH-KBIT/S\n"
+        );
+    }
+
+    #[test]
+    fn control_usage_sentence() {
+        let mut request = ControlUsageRequest {
+            pepid: "bras1".into(),
+            client_type: 0x800B,
+            handle: String::new(),
+            action: "solicit".into(),
+        };
+        assert_eq!(
+            control_usage(&request, &ControlUsageResponse { request_states: 12 }),
+            "solicit sent to 12 request states of PEP bras1, client type 0x800B\n"
+        );
+        request.handle = "0000002a".into();
+        request.action = "suspend-reporting".into();
+        assert_eq!(
+            control_usage(&request, &ControlUsageResponse { request_states: 1 }),
+            "suspend-reporting sent to 1 request state (handle 0000002a) of PEP bras1, client \
+             type 0x800B\n"
         );
     }
 

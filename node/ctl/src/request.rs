@@ -8,8 +8,9 @@ use std::path::Path;
 
 use sae_proto::v1::subscriber_ref::Key;
 use sae_proto::v1::{
-    ActivateServiceRequest, CollectUsageRequest, DeactivateServiceRequest, DeleteRuleRequest,
-    DeleteServiceRequest, GetNodeStatusRequest, GetServiceRequest, GetSubscriberRequest,
+    ActivateServiceRequest, CollectUsageRequest, ControlUsageRequest, DeactivateServiceRequest,
+    DeleteRuleRequest, DeleteServiceRequest, GetNodeStatusRequest, GetServiceRequest,
+    GetSubscriberRequest, ListAdmissionBudgetsRequest, ListCopsConnectionsRequest,
     ListRulesRequest, ListServicesRequest, ListSubscribersRequest, ListUsageRecordsRequest,
     LogoutRequest, PutRuleRequest, PutServiceRequest, ResyncRouterRequest, Rule, Service,
     SubscriberRef, WatchEventsRequest,
@@ -17,8 +18,9 @@ use sae_proto::v1::{
 use serde::Deserialize;
 
 use crate::cli::{
-    Command, EventsArgs, RouterCommand, RuleCommand, RulePutArgs, ServiceCommand, ServicePutArgs,
-    SubscriberCommand, SubscriberListArgs, UsageCommand, UsageListArgs,
+    Command, CopsCommand, CopsUsageArgs, EventsArgs, RouterCommand, RuleCommand, RulePutArgs,
+    ServiceCommand, ServicePutArgs, SubscriberCommand, SubscriberListArgs, UsageCommand,
+    UsageListArgs,
 };
 use crate::error::CtlError;
 
@@ -107,6 +109,38 @@ fn parse_ref_key(s: &str) -> Result<Key, String> {
     }
 }
 
+/// Parses a COPS client type: hex with `0x` (`0x800B`, any case) or decimal (`32779`); 16 bits.
+pub fn parse_client_type(s: &str) -> Result<u16, String> {
+    let t = s.trim();
+    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => t.parse::<u32>(),
+    };
+    let value = parsed
+        .map_err(|_| format!("{s:?} is not a client type (hex as 0x800B, or decimal as 32779)"))?;
+    u16::try_from(value)
+        .map_err(|_| format!("{s:?}: a client type is 16 bits (at most 0xFFFF = 65535)"))
+}
+
+/// Parses a COPS handle given in hex: an even number of hex digits, optionally after `0x`;
+/// returns the digits in lower case, as the node expects them.
+pub fn parse_handle(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    let hex = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
+    if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("{s:?} is not a handle in hex (e.g. 0000002a)"));
+    }
+    if !hex.len().is_multiple_of(2) {
+        return Err(format!(
+            "{s:?}: a handle is whole octets (an even number of hex digits)"
+        ));
+    }
+    Ok(hex.to_ascii_lowercase())
+}
+
 /// The request(s) one command makes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Call {
@@ -133,6 +167,9 @@ pub enum Call {
     ListUsage(ListUsageRecordsRequest),
     Resync(ResyncRouterRequest),
     Watch(WatchEventsRequest),
+    CopsConnections(ListCopsConnectionsRequest),
+    AdmissionBudgets(ListAdmissionBudgetsRequest),
+    ControlUsage(ControlUsageRequest),
 }
 
 /// Builds the call of a command; reads the `--file` of `service put` and `rule put`.
@@ -204,7 +241,21 @@ pub fn build(command: &Command) -> Result<Call, CtlError> {
             session_id: session.clone().unwrap_or_default(),
             user_name: user.clone().unwrap_or_default(),
         }),
+        Command::Cops(c) => match c {
+            CopsCommand::Connections => Call::CopsConnections(ListCopsConnectionsRequest {}),
+            CopsCommand::Budgets => Call::AdmissionBudgets(ListAdmissionBudgetsRequest {}),
+            CopsCommand::Usage(args) => Call::ControlUsage(control_usage(args)),
+        },
     })
+}
+
+fn control_usage(args: &CopsUsageArgs) -> ControlUsageRequest {
+    ControlUsageRequest {
+        pepid: args.pepid.clone(),
+        client_type: u32::from(args.client_type),
+        handle: args.handle.clone().unwrap_or_default(),
+        action: args.action.as_str().to_owned(),
+    }
 }
 
 fn list_subscribers(args: &SubscriberListArgs) -> Call {
@@ -951,6 +1002,95 @@ mod tests {
             call(&["rules", "delete", "corp"]).unwrap(),
             Call::DeleteRule(DeleteRuleRequest {
                 name: "corp".into()
+            })
+        );
+    }
+
+    #[test]
+    fn client_types_in_hex_or_decimal() {
+        assert_eq!(parse_client_type("0x800B"), Ok(0x800B));
+        assert_eq!(parse_client_type("0x800b"), Ok(0x800B));
+        assert_eq!(parse_client_type("0X7926"), Ok(0x7926));
+        assert_eq!(parse_client_type("32779"), Ok(0x800B));
+        assert_eq!(parse_client_type("0xFFFF"), Ok(0xFFFF));
+        assert_eq!(parse_client_type("0"), Ok(0));
+        for (bad, reason) in [
+            ("", "is not a client type"),
+            ("800B", "is not a client type"),
+            ("0x", "is not a client type"),
+            ("0xG1", "is not a client type"),
+            ("-1", "is not a client type"),
+            ("0x10000", "16 bits"),
+            ("65536", "16 bits"),
+        ] {
+            let e = parse_client_type(bad).unwrap_err();
+            assert!(e.contains(reason), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn handles_are_hex_octets() {
+        assert_eq!(parse_handle("0000002a").unwrap(), "0000002a");
+        assert_eq!(parse_handle("0xDEADBEEF").unwrap(), "deadbeef");
+        assert_eq!(parse_handle("01").unwrap(), "01");
+        for (bad, reason) in [
+            ("", "not a handle in hex"),
+            ("0x", "not a handle in hex"),
+            ("xyz0", "not a handle in hex"),
+            ("00 2a", "not a handle in hex"),
+            ("abc", "whole octets"),
+        ] {
+            let e = parse_handle(bad).unwrap_err();
+            assert!(e.contains(reason), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn cops_commands() {
+        assert_eq!(
+            call(&["cops", "connections"]).unwrap(),
+            Call::CopsConnections(ListCopsConnectionsRequest {})
+        );
+        assert_eq!(
+            call(&["cops", "budgets"]).unwrap(),
+            Call::AdmissionBudgets(ListAdmissionBudgetsRequest {})
+        );
+        assert_eq!(
+            call(&[
+                "cops",
+                "usage",
+                "solicit",
+                "--pepid",
+                "bras1",
+                "--client-type",
+                "0x800B"
+            ])
+            .unwrap(),
+            Call::ControlUsage(ControlUsageRequest {
+                pepid: "bras1".into(),
+                client_type: 0x800B,
+                handle: String::new(),
+                action: "solicit".into(),
+            })
+        );
+        assert_eq!(
+            call(&[
+                "cops",
+                "usage",
+                "resume-reporting",
+                "--pepid",
+                "bras1",
+                "--client-type",
+                "32779",
+                "--handle",
+                "0x0000002A"
+            ])
+            .unwrap(),
+            Call::ControlUsage(ControlUsageRequest {
+                pepid: "bras1".into(),
+                client_type: 0x800B,
+                handle: "0000002a".into(),
+                action: "resume-reporting".into(),
             })
         );
     }

@@ -234,6 +234,22 @@ impl Session {
                 self.show(out, &s, |s| output::resync(&router, s))?;
                 changed(output::is_success(s.result_code), s.result_code)
             }
+            Call::CopsConnections(r) => {
+                let mut c = self.client.clone();
+                let s = self.answer(c.list_cops_connections(request(r, t))).await?;
+                self.show(out, &s, |s| output::cops_connections(&s.connections))
+            }
+            Call::AdmissionBudgets(r) => {
+                let mut c = self.client.clone();
+                let s = self.answer(c.list_admission_budgets(request(r, t))).await?;
+                self.show(out, &s, |s| output::admission_budgets(&s.budgets))
+            }
+            Call::ControlUsage(r) => {
+                let asked = r.clone();
+                let mut c = self.client.clone();
+                let s = self.answer(c.control_usage(request(r, t))).await?;
+                self.show(out, &s, |s| output::control_usage(&asked, s))
+            }
             Call::Watch(r) => {
                 // No deadline on the stream itself: only on its start.
                 let mut c = self.client.clone();

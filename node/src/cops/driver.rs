@@ -278,12 +278,11 @@ impl CopsDriver {
             tracing::warn!(error = %e, "accept failed");
             return;
         }
-        if resumed {
-            // Ask the PEP what it still holds: it re-sends its requests (or reports) and SSC;
-            // the request states it does not re-send are ended.
-            if let Err(e) = self.pdp.synchronize(now, client_type, None) {
-                tracing::warn!(error = %e, "SSQ not sent");
-            }
+        // Ask the PEP what it holds (RFC 2748 synchronization, as JunosE routers expect after
+        // OPN): it re-sends its requests and SSC; request states it does not re-send are ended,
+        // and calls or sessions the node lost (a restart) are rebuilt from the re-sent requests.
+        if let Err(e) = self.pdp.synchronize(now, client_type, None) {
+            tracing::warn!(error = %e, "SSQ not sent");
         }
         self.clients.push((client_type, pep_id.clone()));
         let status = CopsStatus {

@@ -62,6 +62,17 @@ pub fn session_id_for(pepid: &str, client_type: u16, handle: &Handle) -> String 
     format!("cops;{pepid};{client_type:04x};{hex}")
 }
 
+fn parse_hex(s: &str) -> Option<Handle> {
+    if s.is_empty() || !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect();
+    bytes.map(|b| Handle(b.into()))
+}
+
 impl CopsShared {
     pub fn new(config: CopsConfig, sae: Arc<Sae>) -> CopsShared {
         let admission = Admission::new(
@@ -115,14 +126,18 @@ impl CopsShared {
             .expect("cops open lock")
             .get(&key)
             .map(|o| o.addr.clone());
-        let handles = self
-            .states
-            .lock()
-            .expect("cops states lock")
-            .get(&key)
-            .cloned()
-            .unwrap_or_default();
-        (previous, handles)
+        let mut states = self.states.lock().expect("cops states lock");
+        let handles = states.entry(key).or_default();
+        // Subscriber sessions of this PEP recovered from storage after a restart.
+        let prefix = session_id_for(pepid, client_type, &Handle(bytes::Bytes::new()));
+        for e in self.sae.sessions.of_router(&pepid.to_ascii_lowercase()) {
+            if let Some(hex) = e.record.session_id.strip_prefix(&prefix)
+                && let Some(h) = parse_hex(hex)
+            {
+                handles.insert(h);
+            }
+        }
+        (previous, handles.clone())
     }
 
     pub fn register(&self, status: CopsStatus, connection: u64, addr: Addr<CopsDriver>) {

@@ -177,6 +177,11 @@ pub fn config_cops(extra: &str, cops: &str) -> Config {
     config_text(&data, extra, cops)
 }
 
+/// Like [`config_cops`] with the data kept in `data`.
+pub fn config_cops_in(data: &std::path::Path, extra: &str, cops: &str) -> Config {
+    config_text(data, extra, cops)
+}
+
 fn config_text(data: &std::path::Path, extra: &str, cops: &str) -> Config {
     let text = format!(
         "[node]\ndata_dir = {data:?}\n[metrics]\nlisten = \"127.0.0.1:0\"\n[cops]\nlisten = \"127.0.0.1:0\"\n{cops}\n[grpc]\nlisten = \"127.0.0.1:0\"\n[diameter]\nlisten = \"127.0.0.1:0\"\norigin_host = \"sae.test.realm\"\norigin_realm = \"test.realm\"\nwatchdog_interval_secs = 6\n{extra}\n"

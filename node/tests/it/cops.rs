@@ -102,6 +102,18 @@ impl Pep {
         }
     }
 
+    /// CAT, then the node's SSQ answered with SSC (nothing held).
+    async fn accepted_synced(&mut self) -> (Option<Duration>, Option<Duration>) {
+        let timers = self.accepted().await;
+        match self.event().await {
+            PepEvent::SyncRequest { handle: None } => {}
+            other => panic!("expected SSQ, got {other:?}"),
+        }
+        self.conn.sync_complete(now(), None).unwrap();
+        self.flush().await;
+        timers
+    }
+
     async fn decision(&mut self) -> (Handle, DecisionContent) {
         loop {
             match self.event().await {
@@ -115,9 +127,14 @@ impl Pep {
     }
 
     async fn closed_with(&mut self) -> ErrorObject {
-        match self.event().await {
-            PepEvent::Closed(sae_cops::pep::CloseReason::PdpClosed { error, .. }) => error,
-            other => panic!("expected CC, got {other:?}"),
+        loop {
+            match self.event().await {
+                PepEvent::Closed(sae_cops::pep::CloseReason::PdpClosed { error, .. }) => {
+                    return error;
+                }
+                PepEvent::SyncRequest { .. } => continue,
+                other => panic!("expected CC, got {other:?}"),
+            }
         }
     }
 
@@ -173,7 +190,7 @@ async fn an_sbc_is_admitted_up_to_its_budget_and_a_released_call_frees_room() {
     )
     .await;
     let mut sbc = Pep::connect(addr, 0x800A, "sbc1").await;
-    let (ka, _) = sbc.accepted().await;
+    let (ka, _) = sbc.accepted_synced().await;
     assert_eq!(ka, Some(Duration::from_secs(45)));
     for id in 1..=2 {
         sbc.request(id, call(id, 64)).await;
@@ -216,7 +233,7 @@ async fn unsupported_client_types_and_unknown_pepids_are_refused_with_cc() {
         ErrorCode::AuthenticationFailure
     );
     let mut pep = Pep::connect(addr, 0x800B, "erx1").await;
-    pep.accepted().await;
+    pep.accepted_synced().await;
 }
 
 #[actix::test]
@@ -272,7 +289,7 @@ async fn cops_pr_provisioning_installs_policies_records_reports_and_usage_and_en
     let (node, addr) = start("accounting_timer_secs = 30", CATALOG).await;
     let sae = node.sae().clone();
     let mut erx = Pep::connect(addr, 0x800B, "erx1").await;
-    let (_, acct) = erx.accepted().await;
+    let (_, acct) = erx.accepted_synced().await;
     assert_eq!(acct, Some(Duration::from_secs(30)));
     erx.request(7, interface(7)).await;
     let (handle, d) = erx.decision().await;
@@ -360,7 +377,7 @@ async fn a_reconnecting_pep_takes_its_state_over_and_stale_states_end() {
     let (node, addr) = start("", CATALOG).await;
     let sae = node.sae().clone();
     let mut erx = Pep::connect(addr, 0x800B, "erx1").await;
-    erx.accepted().await;
+    erx.accepted_synced().await;
     for id in [7, 8] {
         erx.request(id, interface(id)).await;
         erx.decision().await;
@@ -368,7 +385,8 @@ async fn a_reconnecting_pep_takes_its_state_over_and_stale_states_end() {
     assert_eq!(sae.sessions.len(), 2);
     drop(erx);
 
-    // Same PEPID and client type on a new connection: the node asks what it still holds.
+    // Same PEPID and client type on a new connection: the node asks what it still holds
+    // (it does so on every open; here it knows two request states).
     let mut erx = Pep::connect(addr, 0x800B, "erx1").await;
     erx.accepted().await;
     match erx.event().await {
@@ -386,4 +404,47 @@ async fn a_reconnecting_pep_takes_its_state_over_and_stale_states_end() {
     let statuses = node.cops().statuses();
     assert!(statuses[0].0.resumed);
     assert_eq!(statuses[0].1, 1);
+}
+
+#[actix::test]
+async fn after_a_restart_the_pep_resends_what_it_holds_and_the_rest_is_ended() {
+    let data = tempfile::tempdir().unwrap();
+    let config = || crate::client::config_cops_in(data.path(), CATALOG, "");
+    let node = sae_node::start(config()).await.unwrap();
+    let addr = cops_addr(&node);
+    let mut erx = Pep::connect(addr, 0x800B, "erx1").await;
+    erx.accepted_synced().await;
+    for id in [7, 8] {
+        erx.request(id, interface(id)).await;
+        erx.decision().await;
+    }
+    drop(erx);
+    let sae = node.sae().clone();
+    eventually(|| sae.sessions.len() == 2).await;
+    node.shutdown().await;
+    drop(sae);
+
+    let node = sae_node::start(config()).await.unwrap();
+    let sae = node.sae().clone();
+    assert_eq!(sae.sessions.len(), 2, "recovered from storage");
+    let mut erx = Pep::connect(cops_addr(&node), 0x800B, "erx1").await;
+    erx.accepted().await;
+    match erx.event().await {
+        PepEvent::SyncRequest { handle: None } => {}
+        other => panic!("expected SSQ, got {other:?}"),
+    }
+    erx.request(8, interface(8)).await;
+    assert_eq!(command(&erx.decision().await.1), Command::Install);
+    erx.conn.sync_complete(now(), None).unwrap();
+    erx.flush().await;
+    eventually(|| sae.sessions.len() == 1).await;
+    assert!(sae.sessions.get("cops;erx1;800b;00000008").is_some());
+}
+
+fn cops_addr(node: &Node) -> std::net::SocketAddr {
+    node.listeners()
+        .into_iter()
+        .find(|l| l.protocol == "cops")
+        .unwrap()
+        .addr
 }

@@ -115,6 +115,48 @@ fn command_line_errors_exit_2_before_connecting() {
             "cannot read",
         ),
         (&["rule", "put", "corp"][..], "--priority"),
+        (
+            &[
+                "cops",
+                "usage",
+                "solicit",
+                "--pepid",
+                "p",
+                "--client-type",
+                "0x1FFFF",
+            ][..],
+            "16 bits",
+        ),
+        (
+            &[
+                "cops",
+                "usage",
+                "solicit",
+                "--pepid",
+                "p",
+                "--client-type",
+                "800B",
+            ][..],
+            "is not a client type",
+        ),
+        (
+            &[
+                "cops",
+                "usage",
+                "solicit",
+                "--pepid",
+                "p",
+                "--client-type",
+                "0x800B",
+                "--handle",
+                "xyz",
+            ][..],
+            "not a handle in hex",
+        ),
+        (
+            &["cops", "usage", "solicit", "--pepid", "p"][..],
+            "--client-type",
+        ),
         (&["frobnicate"][..], "unrecognized subcommand"),
     ] {
         let mut all = vec!["--server", nowhere];
@@ -458,4 +500,153 @@ fn events_stream_until_interrupted() {
     let stderr = read_all(child.stderr.take());
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert_eq!(read_all(child.stdout.take()), "");
+}
+
+// ---- COPS: connections, admission budgets and usage feedback. ----
+
+#[test]
+fn cops_connections_on_a_node_without_peps() {
+    let node = Node::start();
+    let out = node.ctl(&["cops", "connections"]);
+    assert_eq!(
+        out.ok(),
+        "PEPID  CLIENT-TYPE  PROFILE  REMOTE  STATE  KA  ACCT-TIMER  STATES  RESUMED  OPENED\n"
+    );
+    assert!(out.stderr.is_empty(), "{out:#?}");
+    assert_eq!(
+        node.ctl(&["--json", "cops", "connections"]).json(),
+        json!({ "connections": [] })
+    );
+    assert_eq!(node.ctl(&["cops", "conns"]).ok().lines().count(), 1);
+}
+
+#[test]
+fn cops_budgets_from_the_configuration() {
+    let node = Node::start_with_config(
+        "[grpc]\nlisten = \"127.0.0.1:0\"\n\n\
+         [diameter]\nlisten = \"127.0.0.1:0\"\n\n\
+         [metrics]\nlisten = \"127.0.0.1:0\"\n\n\
+         [cops]\nlisten = \"127.0.0.1:0\"\n\
+         budgets = [{ pepid = \"sbc1\", calls = 10 }, \
+         { realm = \"voice.example\", bandwidth_kbps = 2000 }]\n",
+    );
+    let out = node.ctl(&["cops", "budgets"]);
+    let text = out.ok();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["KIND", "NAME", "CALLS", "BANDWIDTH-KBIT/S"],
+        "{text}"
+    );
+    assert_eq!(rows.len(), 3, "{text}");
+    assert!(rows.contains(&vec!["pep", "sbc1", "0/10", "0/-"]), "{text}");
+    assert!(
+        rows.contains(&vec!["realm", "voice.example", "0/-", "0/2000"]),
+        "{text}"
+    );
+
+    let doc = node.ctl(&["cops", "budgets", "--json"]).json();
+    let mut budgets = doc["budgets"].as_array().expect("a budgets array").clone();
+    budgets.sort_by_key(|b| b["name"].as_str().unwrap().to_owned());
+    assert_eq!(
+        budgets,
+        [
+            json!({
+                "kind": "pep",
+                "name": "sbc1",
+                "calls_limit": 10,
+                "bandwidth_kbps_limit": 0,
+                "calls": 0,
+                "bandwidth_kbps": 0,
+            }),
+            json!({
+                "kind": "realm",
+                "name": "voice.example",
+                "calls_limit": 0,
+                "bandwidth_kbps_limit": 2000,
+                "calls": 0,
+                "bandwidth_kbps": 0,
+            }),
+        ],
+        "{doc}"
+    );
+}
+
+#[test]
+fn cops_budgets_without_configured_budgets() {
+    let node = Node::start();
+    assert_eq!(
+        node.ctl(&["cops", "budgets"]).ok(),
+        "KIND  NAME  CALLS  BANDWIDTH-KBIT/S\n"
+    );
+    assert_eq!(
+        node.ctl(&["--json", "cops", "budgets"]).json(),
+        json!({ "budgets": [] })
+    );
+}
+
+#[test]
+fn cops_usage_for_a_pep_that_is_not_connected() {
+    let node = Node::start();
+    for args in [
+        &[
+            "cops",
+            "usage",
+            "solicit",
+            "--pepid",
+            "nobody",
+            "--client-type",
+            "0x800B",
+        ][..],
+        &[
+            "--json",
+            "cops",
+            "usage",
+            "suspend-reporting",
+            "--pepid",
+            "nobody",
+            "--client-type",
+            "32779",
+            "--handle",
+            "0000002a",
+        ][..],
+    ] {
+        let out = node.ctl(args);
+        let err = out.fails_with(2);
+        assert!(err.starts_with("saectl: NOT_FOUND: "), "{args:?}: {out:#?}");
+        assert!(err.contains("nobody"), "{args:?}: {out:#?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:#?}");
+    }
+}
+
+#[test]
+fn cops_usage_with_an_unknown_action_is_a_usage_error() {
+    let node = Node::start();
+    let out = node.ctl(&[
+        "cops",
+        "usage",
+        "report-everything",
+        "--pepid",
+        "sbc1",
+        "--client-type",
+        "0x800B",
+    ]);
+    let err = out.fails_with(2);
+    assert!(
+        err.contains("invalid value 'report-everything'"),
+        "{out:#?}"
+    );
+    for action in [
+        "solicit",
+        "suspend-reporting",
+        "resume-reporting",
+        "suspend-monitoring",
+        "resume-monitoring",
+    ] {
+        assert!(err.contains(action), "{action}: {out:#?}");
+    }
+    assert!(out.stdout.is_empty(), "{out:#?}");
 }

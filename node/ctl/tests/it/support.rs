@@ -41,10 +41,26 @@ impl Node {
     /// Starts the node and waits for its `ready` line, reading the gRPC address from its
     /// `listening grpc ADDR` line.
     pub fn start() -> Node {
+        Node::start_with(None)
+    }
+
+    /// Starts the node with `--config FILE`, FILE holding `config` (TOML). The listen flags
+    /// still put every listener on a free loopback port.
+    pub fn start_with_config(config: &str) -> Node {
+        Node::start_with(Some(config))
+    }
+
+    fn start_with(config: Option<&str>) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
+        let mut cmd = Command::new(sae_node_bin());
+        if let Some(text) = config {
+            let path = dir.path().join("sae-node.toml");
+            std::fs::write(&path, text).expect("write the node configuration");
+            cmd.arg("--config").arg(path);
+        }
         // Every listener on a free loopback port (the defaults are fixed ports on all
         // interfaces, which parallel tests cannot share).
-        let mut child = Command::new(sae_node_bin())
+        let mut child = cmd
             .args([
                 "--grpc-listen",
                 "127.0.0.1:0",
