@@ -24,6 +24,16 @@ pub struct MessageLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CopsLabels {
+    /// "in" (received) or "out" (sent).
+    pub direction: &'static str,
+    /// Op name (REQ, DEC, RPT, DRQ, ...).
+    pub op: &'static str,
+    /// For DEC: "install", "remove" or "error"; empty otherwise.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CommandLabels {
     pub command: String,
 }
@@ -42,6 +52,7 @@ fn latency_histogram() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     pub messages: Family<MessageLabels, Counter>,
+    pub cops_messages: Family<CopsLabels, Counter>,
     /// Time to answer a router's request (received → answer queued), by request.
     pub answer_latency: Family<CommandLabels, Histogram, fn() -> Histogram>,
     /// Round trip of the SAE's own requests (sent → answer), by request.
@@ -68,6 +79,12 @@ impl Metrics {
             "diameter_messages",
             "Diameter messages by direction, command and Result-Code",
             messages.clone(),
+        );
+        let cops_messages = Family::<CopsLabels, Counter>::default();
+        registry.register(
+            "cops_messages",
+            "COPS messages by direction, op and decision outcome",
+            cops_messages.clone(),
         );
         let answer_latency: Family<CommandLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(latency_histogram);
@@ -118,6 +135,7 @@ impl Metrics {
         Metrics {
             registry,
             messages,
+            cops_messages,
             answer_latency,
             request_latency,
             pending_requests,
@@ -136,6 +154,17 @@ impl Metrics {
                 direction,
                 command: command.to_owned(),
                 result: result.map(|r| r.to_string()).unwrap_or_default(),
+            })
+            .inc();
+    }
+
+    /// Counts one COPS message.
+    pub fn cops(&self, direction: &'static str, op: &'static str, outcome: &'static str) {
+        self.cops_messages
+            .get_or_create(&CopsLabels {
+                direction,
+                op,
+                outcome,
             })
             .inc();
     }

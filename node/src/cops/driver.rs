@@ -167,7 +167,7 @@ impl CopsDriver {
             } => {
                 let pepid = self.pepid(client_type);
                 self.shared.remember(&pepid, client_type, &handle);
-                sae.metrics.message("in", "REQ", None);
+                sae.metrics.cops("in", "REQ", "");
                 match self.shared.profile(client_type) {
                     Some(CopsProfile::Admission) => {
                         self.admission_request(client_type, &pepid, handle, request)
@@ -185,7 +185,7 @@ impl CopsDriver {
                 client_si,
                 solicited,
             } => {
-                sae.metrics.message("in", "RPT", None);
+                sae.metrics.cops("in", "RPT", "");
                 let pepid = self.pepid(client_type);
                 self.on_report(
                     client_type,
@@ -201,7 +201,7 @@ impl CopsDriver {
                 handle,
                 reason,
             } => {
-                sae.metrics.message("in", "DRQ", None);
+                sae.metrics.cops("in", "DRQ", "");
                 let pepid = self.pepid(client_type);
                 self.shared.forget(&pepid, client_type, &handle);
                 self.on_delete(client_type, &pepid, &handle, &format!("{:?}", reason.code));
@@ -251,7 +251,10 @@ impl CopsDriver {
 
     fn on_open(&mut self, client_type: u16, pep_id: String, ctx: &mut Context<Self>) {
         let now = now();
+        let metrics = self.shared.sae.metrics.clone();
+        metrics.cops("in", "OPN", "");
         if self.shared.profile(client_type).is_none() {
+            metrics.cops("out", "CC", "unsupported-client-type");
             tracing::info!(client_type, %pep_id, "OPN for an unsupported client type");
             let _ = self
                 .pdp
@@ -262,6 +265,7 @@ impl CopsDriver {
             && !allowed.contains(&pep_id)
         {
             tracing::info!(client_type, %pep_id, "OPN from a PEPID not allowed");
+            metrics.cops("out", "CC", "pepid-not-allowed");
             let _ = self
                 .pdp
                 .reject(now, client_type, ErrorCode::AuthenticationFailure, 0);
@@ -278,6 +282,7 @@ impl CopsDriver {
             tracing::warn!(error = %e, "accept failed");
             return;
         }
+        metrics.cops("out", "CAT", "");
         // Ask the PEP what it holds (RFC 2748 synchronization, as JunosE routers expect after
         // OPN): it re-sends its requests and SSC; request states it does not re-send are ended,
         // and calls or sessions the node lost (a restart) are rebuilt from the re-sent requests.
@@ -308,7 +313,12 @@ impl CopsDriver {
     }
 
     fn decide(&mut self, client_type: u16, handle: Handle, decisions: Vec<Decision>) {
-        self.shared.sae.metrics.message("out", "DEC", None);
+        let outcome = match decisions.first().map(|d| d.flags.command) {
+            Some(Command::Install) => "install",
+            Some(Command::Remove) => "remove",
+            _ => "null",
+        };
+        self.shared.sae.metrics.cops("out", "DEC", outcome);
         if let Err(e) = self
             .pdp
             .send_decisions(now(), client_type, handle, decisions, true)
@@ -319,6 +329,7 @@ impl CopsDriver {
 
     fn decision_error(&mut self, client_type: u16, handle: Handle, code: ErrorCode, why: &str) {
         tracing::info!(client_type, %why, "request refused with a DEC Error");
+        self.shared.sae.metrics.cops("out", "DEC", "error");
         if let Err(e) =
             self.pdp
                 .send_decision_error(now(), client_type, handle, ErrorObject::new(code), true)
@@ -383,10 +394,6 @@ impl CopsDriver {
             Verdict::Deny { reason, .. } => (Command::Remove, format!("denied: {reason}")),
         };
         tracing::info!(call = %call.call_id, %detail, "call admission");
-        self.shared
-            .sae
-            .metrics
-            .message("out", "DEC", Some(command as u32));
         self.decide(
             client_type,
             handle,

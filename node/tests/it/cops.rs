@@ -217,6 +217,15 @@ async fn an_sbc_is_admitted_up_to_its_budget_and_a_released_call_frees_room() {
     let statuses = node.cops().statuses();
     assert_eq!(statuses.len(), 1);
     assert_eq!((statuses[0].0.pepid.as_str(), statuses[0].1), ("sbc1", 3));
+    let metrics = node.sae().metrics.encode();
+    for line in [
+        r#"sae_cops_messages_total{direction="out",op="DEC",outcome="install"} 3"#,
+        r#"sae_cops_messages_total{direction="out",op="DEC",outcome="remove"} 1"#,
+        r#"sae_cops_messages_total{direction="in",op="REQ",outcome=""} 4"#,
+        r#"sae_cops_messages_total{direction="out",op="CAT",outcome=""} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
 }
 
 #[actix::test]
