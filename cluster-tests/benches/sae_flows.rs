@@ -7,7 +7,11 @@
 //! - `ppr-activations`: ActivateService calls (each a PPR/PPA round trip with the router) per
 //!   second, with latency percentiles, `concurrency` calls in flight;
 //! - `memory-per-session`: the node's resident memory (VmRSS) before and after N idle sessions,
-//!   divided by N.
+//!   divided by N;
+//! - `cops-pr-decisions`, `sbc-admissions`: COPS REQ→DEC round trips per second and their latency
+//!   percentiles on one PEP connection with a window of requests in flight (COPS-PR: each REQ is
+//!   a subscriber interface that becomes a session with its policies; SBC: each REQ is a call
+//!   admitted from the budget).
 //!
 //! Run: `cargo build --release -p sae-node && cargo bench -p sae-cluster-tests --bench sae_flows`.
 //! Sizes can be changed with SAE_BENCH_{RATE,RATE_LOGINS,SAT_LOGINS,PPRS,IDLE_SESSIONS}.
@@ -49,6 +53,8 @@ listen = "127.0.0.1:0"
 listen = "127.0.0.1:0"
 [cops]
 listen = "127.0.0.1:0"
+keepalive_secs = 0
+default_budget = { calls = 0, bandwidth_kbps = 0 }
 [log]
 level = "warn"
 [diameter]
@@ -75,6 +81,7 @@ services = ["internet"]
 struct Node {
     child: Child,
     diameter: String,
+    cops: String,
     grpc: String,
     _dir: tempfile::TempDir,
 }
@@ -93,11 +100,13 @@ impl Node {
             .spawn()
             .expect("start sae-node");
         let out = BufReader::new(child.stdout.take().expect("stdout"));
-        let (mut diameter, mut grpc) = (String::new(), String::new());
+        let (mut diameter, mut grpc, mut cops) = (String::new(), String::new(), String::new());
         for line in out.lines() {
             let line = line.expect("node stdout");
             if let Some(a) = line.strip_prefix("listening diameter ") {
                 diameter = a.to_owned();
+            } else if let Some(a) = line.strip_prefix("listening cops ") {
+                cops = a.to_owned();
             } else if let Some(a) = line.strip_prefix("listening grpc ") {
                 grpc = a.to_owned();
             } else if line == "ready" {
@@ -111,6 +120,7 @@ impl Node {
         Node {
             child,
             diameter,
+            cops,
             grpc,
             _dir: dir,
         }
@@ -278,6 +288,130 @@ fn activations(node: &Node, users: &[String], count: usize, concurrency: usize) 
     })
 }
 
+/// `count` REQs on one COPS connection, `window` in flight, each timed from REQ to DEC.
+fn cops_decisions(
+    node: &Node,
+    client_type: u16,
+    count: u32,
+    window: u32,
+) -> (f64, Histogram<u64>, u32, u32) {
+    use bytes::BytesMut;
+    use sae_cops::message::DecisionContent;
+    use sae_cops::object::{ClientSi, Command, Context, Handle};
+    use sae_cops::pep::{PepConfig, PepConnection, PepEvent};
+    use sae_cops::pib::{CallRequest, SubscriberInterface};
+    use sae_cops::pr::{RequestClientSi, encode_request_client_si};
+    use sae_cops::usage::UsageClass;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let addr: std::net::SocketAddr = node.cops.parse().expect("cops address");
+    rt.block_on(async move {
+        let now = || tokio::time::Instant::now().into_std();
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let config = std::sync::Arc::new(PepConfig::new(
+            client_type,
+            format!("bench-{client_type:04x}"),
+        ));
+        let mut pep = PepConnection::new(config, 1);
+        let mut frames = sae_cops::FrameDecoder::new(sae_cops::Limits::default());
+        let mut buf = BytesMut::new();
+        pep.connected(now());
+        let request = |id: u32| {
+            let instance = if client_type == 0x800B {
+                SubscriberInterface {
+                    id,
+                    if_name: format!("fastEthernet 3/0.{id}"),
+                    address: (0x0a03_0000u32 + id).to_be_bytes(),
+                    login_name: format!("bench{id}@isp.example"),
+                    virtual_router: "default@bench".into(),
+                }
+                .to_instance()
+            } else {
+                CallRequest {
+                    id,
+                    call_id: format!("call-{id}"),
+                    realm: String::new(),
+                    media_streams: 2,
+                    bandwidth_kbps: 174,
+                }
+                .to_instance()
+            }
+            .expect("instance");
+            ClientSi::Named(
+                encode_request_client_si(&RequestClientSi(vec![instance])).expect("encode"),
+            )
+        };
+        let mut sent_at: std::collections::HashMap<u32, Instant> = Default::default();
+        let mut next = 1u32;
+        let mut up = false;
+        let mut done = 0u32;
+        let (mut ok, mut other) = (0u32, 0u32);
+        let mut h = Histogram::<u64>::new(3).expect("histogram");
+        let mut started = Instant::now();
+        let mut chunk = vec![0u8; 64 * 1024];
+        while done < count {
+            while let Some(e) = pep.poll_event() {
+                match e {
+                    PepEvent::Accepted { .. } => {}
+                    PepEvent::SyncRequest { .. } => {
+                        pep.sync_complete(now(), None).expect("SSC");
+                        up = true;
+                        started = Instant::now();
+                    }
+                    PepEvent::Decision {
+                        handle, decision, ..
+                    } => {
+                        let id = handle.as_u32().unwrap_or(0);
+                        if let Some(t) = sent_at.remove(&id) {
+                            let _ = h.record((t.elapsed().as_micros() as u64).max(1));
+                            done += 1;
+                            match decision {
+                                DecisionContent::Decisions(d)
+                                    if d[0].flags.command == Command::Install =>
+                                {
+                                    ok += 1
+                                }
+                                _ => other += 1,
+                            }
+                        }
+                    }
+                    PepEvent::Closed(r) => panic!("COPS connection closed: {r:?}"),
+                    _ => {}
+                }
+            }
+            while up && next <= count && sent_at.len() < window as usize {
+                pep.request(
+                    now(),
+                    Handle::from_u32(next),
+                    Context::configuration(),
+                    vec![request(next)],
+                )
+                .expect("REQ");
+                sent_at.insert(next, Instant::now());
+                next += 1;
+            }
+            while let Some(b) = pep.poll_transmit() {
+                stream.write_all(&b).await.expect("write");
+            }
+            if done >= count {
+                break;
+            }
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "the node closed the COPS connection");
+            buf.extend_from_slice(&chunk[..n]);
+            while let Some(f) = frames.decode(&mut buf).expect("frames") {
+                pep.handle_frame(now(), f);
+            }
+        }
+        (started.elapsed().as_secs_f64(), h, ok, other)
+    })
+}
+
 fn print(v: &Json) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{v}");
@@ -333,6 +467,25 @@ fn main() {
         let count = env_or("SAE_BENCH_PPRS", 20_000) as usize;
         print(&activations(&node, &names, count, 64));
         drop(held);
+    }
+
+    if wanted("cops") {
+        let node = Node::start();
+        let count = env_or("SAE_BENCH_COPS_REQS", 20_000) as u32;
+        for (name, client_type) in [("cops-pr-decisions", 0x800Bu16), ("sbc-admissions", 0x800A)] {
+            let (elapsed, h, ok, other) = cops_decisions(&node, client_type, count, 64);
+            print(&json!({
+                "measurement": name,
+                "what": "REQ → DEC round trips on one COPS connection, 64 in flight",
+                "client_type": format!("{client_type:#06x}"),
+                "requests": count,
+                "installed_or_admitted": ok,
+                "other": other,
+                "elapsed_s": elapsed,
+                "decisions_per_s": f64::from(count) / elapsed,
+                "latency_us": percentiles(&h),
+            }));
+        }
     }
 
     if wanted("memory") {

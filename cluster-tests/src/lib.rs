@@ -15,6 +15,10 @@
 #![forbid(unsafe_code)]
 
 pub mod control;
+pub mod cops_driver;
+pub mod cops_events;
+pub mod cops_pr;
+pub mod cops_sbc;
 pub mod diameter_router;
 pub mod events;
 pub mod load;
@@ -22,5 +26,7 @@ pub mod router_state;
 pub mod sim;
 pub mod subscribers;
 
+#[cfg(test)]
+mod cops_tests;
 #[cfg(test)]
 mod sim_tests;

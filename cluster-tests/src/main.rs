@@ -140,6 +140,89 @@
 //! requests (PPR, ASR, ACR, SRQ) for those sessions until stdin closes or SIGINT/SIGTERM, then
 //! sends DPR and prints `{"event":"released"}`. `--verbose` copies every router event to stderr.
 //! A router that cannot connect gives `{"mode":"load","error":"…"}` and exit status 1.
+//!
+//! ## `sae-sim sbc` — an SBC playing the COPS PEP for call admission
+//!
+//! ```text
+//! sae-sim sbc --connect ADDR [--connect ADDR2 ...] --pepid ID
+//!     [--client-type 0x800A|0x7926|0x7929]   (0x800A)
+//!     [--allow-while-down]                   admit new calls while the PDP is unreachable
+//!     [--backoff-ceiling-secs 300] [--backoff-initial-secs 1]
+//!     [--calls N --rate R --bandwidth-kbps B --realm R --hold-secs S]
+//!     [--control]
+//! ```
+//!
+//! OPN (PEPID, client type) → CAT → KA at a random point between 1/4 and 3/4 of the KA timer.
+//! A failure (KA timeout, CC from the PDP, TCP closed) is followed by reconnect attempts after
+//! back-off delays doubling from `--backoff-initial-secs` up to `--backoff-ceiling-secs`
+//! (reset by a CAT), each to the next `--connect` address (HA switch-over), always with the
+//! same PEPID and client type; a CC with PDP-Redirect goes to the redirect address at once.
+//! A call is a REQ with a fresh handle and one CallRequest (call id, realm, media streams,
+//! bandwidth): DEC Install admits, DEC Remove (or Error) denies (then DRQ). While down, new
+//! calls are denied (`denied-while-down`) unless `--allow-while-down` (`admitted-while-down`,
+//! unknown to the PDP); calls already up stay up. Hangup: DRQ (reason Tear) if connected; a
+//! PDP-admitted call hung up while down has its DRQ sent after reconnecting; a call admitted
+//! while down is just dropped. SSQ: REQs of admitted calls re-sent, then SSC. `--calls N`:
+//! calls `call0`… at `--rate` per second from the first CAT, hung up after `--hold-secs` (0:
+//! kept). Without `--control` it runs until SIGINT/SIGTERM (then CC and exit).
+//!
+//! Control commands: `call <call-id> [bandwidth-kbps] [realm]`, `hangup <call-id>`, `drop`
+//! (close TCP without CC), `cc` (send CC; reconnects like after a failure), `list` (a
+//! `call-entry` per call, then `listed`), `quit` (CC, exit; also end of stdin).
+//!
+//! ## `sae-sim copspr` — a COPS-PR router (subscriber provisioning, RFC 3483 usage)
+//!
+//! ```text
+//! sae-sim copspr --connect ADDR [--connect ADDR2 ...] --pepid ID [--client-type 0x800B]
+//!     [--subscribers N --rate R --first 0]
+//!     [--if-template 'fastEthernet 3/0.{n}'] [--user-template 'user{n}@example.net']
+//!     [--ip-base 10.2.0.1] [--fail-policy GLOB]... [--usage-octets-per-s 1000]
+//!     [--backoff-ceiling-secs 300] [--backoff-initial-secs 1] [--control]
+//! ```
+//!
+//! Per subscriber interface a REQ (SubscriberInterface: id, if-name, address, login name,
+//! virtual router); DEC Install (PolicyInstance + PolicySubstitution) → RPT success, or RPT
+//! failure with a CPERR per policy matching `--fail-policy` (not installed); DEC Remove →
+//! refused (DRQ). Accounted policies count synthetic usage (`--usage-octets-per-s`, packets =
+//! octets/1000, cumulative) and are reported in accounting RPTs (TrafficUsage, `selected` =
+//! PolicyInstance PRID) once per CAT Accounting Timer (never with timer 0). FeedbackAction
+//! DECs: solicit (solicited RPT now), suspend-/resume-reporting, suspend-/resume-monitoring
+//! (with the report asked for on suspension). Logout: final accounting RPT, then DRQ. Counting
+//! goes on while disconnected; after the next CAT the cached usage is reported (trigger
+//! `reconnected`), then an SSQ is answered with RPT success per installed interface (REQ for
+//! unanswered ones) and SSC.
+//!
+//! Control commands: `login <if-name> [ip] [user]` (the if-name runs up to the first IPv4
+//! address, or quote it), `logout <if-name>`, `drop`, `list` (a `subscriber` per interface,
+//! then `listed`), `quit`.
+//!
+//! ### COPS events (stdout, one flat JSON object per line, field `event`)
+//!
+//! | event | fields |
+//! |---|---|
+//! | `connected` | `pdp` (its address), `addr` (ours), `pepid`, `client_type` (`0x800a`) |
+//! | `connect-failed` | `addr`, `error` |
+//! | `accepted` | `keepalive_s`, `accounting_timer_s` (null when absent / 0 for KA) |
+//! | `ka-sent` | `count` |
+//! | `disconnected` | `pdp`, `reason` (`ka-timeout`, `pdp-cc <Error>[ redirect A]`, `transport-closed`, `dropped`, `local-cc <Error>`, `accept-timeout`, `protocol-error …`) |
+//! | `reconnecting` | `addr`, `after_s`, `attempt` |
+//! | `redirected` | `to` |
+//! | `call` | `call_id`, `result` (`admitted`, `denied`, `admitted-while-down`, `denied-while-down`, `abandoned`), `latency_us` (REQ to DEC), `handle?` (hex), `error?` |
+//! | `hangup` | `call_id`, `by` (`local`, `pdp`), `drq` (`sent`, `queued`, `none`) |
+//! | `call-entry` | `call_id`, `state`, `handle`, `realm`, `bandwidth_kbps` |
+//! | `calls-done` | `admitted`, `denied` |
+//! | `installed` | `if_name`, `handle`, `policies`, `accounting` |
+//! | `refused` | `if_name`, `handle`, `error?` |
+//! | `report` | `if_name`, `handle`, `type` (`success`, `failure`, `accounting`), `solicited`, `policies`, `octets`, `trigger?` (`periodic`, `solicited`, `suspended`, `final`, `reconnected`, …) |
+//! | `feedback` | `if_name`, `handle`, `action` (`solicit`, `suspend-reporting`, …) |
+//! | `logout` | `if_name`, `handle`, `by` (`local`, `pdp`) |
+//! | `subscriber` | `if_name`, `handle`, `state`, `policies`, `octets` |
+//! | `sync` | `handles` |
+//! | `logins-done` | `installed`, `refused` |
+//! | `listed` | `count` |
+//! | `error` | `error` |
+//!
+//! Exit status 0 if a connection was ever up, 1 otherwise.
 
 #![forbid(unsafe_code)]
 
@@ -150,12 +233,17 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use sae_cluster_tests::control::Control;
+use sae_cluster_tests::cops_driver::{self, DriverConfig, PepRole, seed_from_clock};
+use sae_cluster_tests::cops_events::CopsEvent;
+use sae_cluster_tests::cops_pr::{PrCommand, PrConfig, PrState, PrTemplates};
+use sae_cluster_tests::cops_sbc::{SBC_CLIENT_TYPES, SbcCommand, SbcConfig, SbcState};
 use sae_cluster_tests::diameter_router::{RouterConnection, RouterEvent, RouterIdentity};
 use sae_cluster_tests::events::SimEvent;
 use sae_cluster_tests::load::{self, LoadConfig};
 use sae_cluster_tests::router_state::RouterConfig;
 use sae_cluster_tests::sim::{self, Outcome, Plan, SimConfig};
 use sae_cluster_tests::subscribers::{Scenario, Templates};
+use sae_cops::pep::{AdmissionWhileDown, PepConfig};
 use sae_diameter::CloseReason;
 use sae_diameter::codes::{DisconnectCause, app};
 use serde::Serialize;
@@ -199,6 +287,98 @@ enum Cmd {
     Router(RouterArgs),
     /// Log N subscribers in and report throughput and latency as one JSON object.
     Load(LoadArgs),
+    /// Play an SBC: COPS call admission (PEP), with failover and back-off.
+    Sbc(SbcArgs),
+    /// Play a COPS-PR router: subscriber provisioning and RFC 3483 usage feedback.
+    Copspr(CopsprArgs),
+}
+
+fn client_type(s: &str) -> Result<u16, String> {
+    let t = s.trim();
+    let v = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(h) => u16::from_str_radix(h, 16),
+        None => t.parse(),
+    };
+    v.map_err(|e| format!("client type {s:?}: {e}"))
+}
+
+/// Connection options of both COPS roles.
+#[derive(Debug, Clone, Args)]
+struct CopsConnectArgs {
+    /// PDP address (repeatable: each reconnect tries the next one).
+    #[arg(long, required = true)]
+    connect: Vec<SocketAddr>,
+    /// PEPID sent in every OPN.
+    #[arg(long)]
+    pepid: String,
+    /// Longest reconnect delay, seconds.
+    #[arg(long, default_value_t = 300.0)]
+    backoff_ceiling_secs: f64,
+    /// First reconnect delay, seconds (doubling up to the ceiling).
+    #[arg(long, default_value_t = 1.0)]
+    backoff_initial_secs: f64,
+    /// Read control commands on stdin.
+    #[arg(long)]
+    control: bool,
+}
+
+#[derive(Debug, Args)]
+struct SbcArgs {
+    #[command(flatten)]
+    conn: CopsConnectArgs,
+    /// 0x800A (PKT-MM3), 0x7926 (proprietary) or 0x7929 (CLF).
+    #[arg(long, default_value = "0x800A", value_parser = client_type)]
+    client_type: u16,
+    /// Admit new calls while the PDP connection is down.
+    #[arg(long)]
+    allow_while_down: bool,
+    /// Calls to place from the first CAT (`call0`, `call1`, …).
+    #[arg(long, default_value_t = 0)]
+    calls: u64,
+    /// Calls per second (0: all at once).
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// Bandwidth of each call.
+    #[arg(long, default_value_t = 64)]
+    bandwidth_kbps: u32,
+    /// Realm of each call.
+    #[arg(long, default_value = "")]
+    realm: String,
+    /// Hang planned calls up after this many seconds (0: keep them).
+    #[arg(long, default_value_t = 0.0)]
+    hold_secs: f64,
+}
+
+#[derive(Debug, Args)]
+struct CopsprArgs {
+    #[command(flatten)]
+    conn: CopsConnectArgs,
+    #[arg(long, default_value = "0x800B", value_parser = client_type)]
+    client_type: u16,
+    /// Subscriber interfaces to log in from the first CAT.
+    #[arg(long, default_value_t = 0)]
+    subscribers: u64,
+    /// Logins per second (0: all at once).
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// Number of the first generated interface.
+    #[arg(long, default_value_t = 0)]
+    first: u64,
+    /// Interface name of subscriber n.
+    #[arg(long, default_value = "fastEthernet 3/0.{n}")]
+    if_template: String,
+    /// Login name of subscriber n.
+    #[arg(long, default_value = "user{n}@example.net")]
+    user_template: String,
+    /// Address of subscriber n is this plus n.
+    #[arg(long, default_value = "10.2.0.1")]
+    ip_base: Ipv4Addr,
+    /// Fail (RPT failure) the installation of policies matching this glob (repeatable).
+    #[arg(long)]
+    fail_policy: Vec<String>,
+    /// Synthetic traffic of each accounted policy.
+    #[arg(long, default_value_t = 1000)]
+    usage_octets_per_s: u64,
 }
 
 /// The Juniper application to announce and use.
@@ -446,6 +626,140 @@ async fn main() -> ExitCode {
         }
         Cmd::Router(args) => run_router(args).await,
         Cmd::Load(args) => run_load(args).await,
+        Cmd::Sbc(args) => run_sbc(args).await,
+        Cmd::Copspr(args) => run_copspr(args).await,
+    }
+}
+
+fn cops_driver_config(conn: &CopsConnectArgs, client_type: u16) -> DriverConfig {
+    let mut cfg = DriverConfig::new(
+        conn.connect.clone(),
+        PepConfig::new(client_type, &conn.pepid),
+    );
+    cfg.backoff_ceiling = secs(conn.backoff_ceiling_secs.max(0.001));
+    cfg.backoff_initial = secs(conn.backoff_initial_secs.max(0.001));
+    cfg
+}
+
+async fn run_sbc(args: SbcArgs) -> ExitCode {
+    if !SBC_CLIENT_TYPES.contains(&args.client_type) {
+        let error = format!(
+            "client type {:#06x} is not an SBC client type (0x800A, 0x7926, 0x7929)",
+            args.client_type
+        );
+        println!("{}", CopsEvent::Error { error }.to_json_line());
+        return ExitCode::from(64);
+    }
+    let sbc = SbcConfig {
+        while_down: AdmissionWhileDown {
+            allow: args.allow_while_down,
+        },
+        bandwidth_kbps: args.bandwidth_kbps,
+        realm: args.realm.clone(),
+        media_streams: 1,
+        calls: args.calls,
+        rate: args.rate.max(0.0),
+        hold: (args.hold_secs > 0.0).then(|| secs(args.hold_secs)),
+    };
+    let cfg = cops_driver_config(&args.conn, args.client_type);
+    let first_handle = (seed_from_clock() as u32 & 0x00ff_ffff).max(1);
+    run_cops(
+        cfg,
+        SbcState::new(sbc, first_handle),
+        args.conn.control,
+        SbcCommand::parse,
+        SbcCommand::Quit,
+    )
+    .await
+}
+
+async fn run_copspr(args: CopsprArgs) -> ExitCode {
+    let pr = PrConfig {
+        templates: PrTemplates {
+            if_name: args.if_template.clone(),
+            user: args.user_template.clone(),
+            ip_base: args.ip_base,
+        },
+        subscribers: args.subscribers,
+        first: args.first,
+        rate: args.rate.max(0.0),
+        fail_policy: args.fail_policy.clone(),
+        usage_octets_per_s: args.usage_octets_per_s,
+        virtual_router: format!("default@{}", args.conn.pepid),
+    };
+    let cfg = cops_driver_config(&args.conn, args.client_type);
+    let first_handle = (seed_from_clock() as u32 & 0x00ff_ffff).max(1);
+    run_cops(
+        cfg,
+        PrState::new(pr, first_handle),
+        args.conn.control,
+        PrCommand::parse,
+        PrCommand::Quit,
+    )
+    .await
+}
+
+/// Runs a COPS role: events printed as JSON lines, commands from stdin (`--control`) or a
+/// quit on SIGINT/SIGTERM.
+async fn run_cops<R>(
+    cfg: DriverConfig,
+    role: R,
+    control: bool,
+    parse: fn(&str) -> Result<Option<R::Command>, String>,
+    quit: R::Command,
+) -> ExitCode
+where
+    R: PepRole + Send + 'static,
+    R::Command: Clone,
+{
+    let (sink, mut events) = mpsc::unbounded_channel::<CopsEvent>();
+    let printer = tokio::spawn(async move {
+        while let Some(e) = events.recv().await {
+            println!("{}", e.to_json_line());
+        }
+    });
+    let (tx, rx) = mpsc::unbounded_channel::<R::Command>();
+    let input = {
+        let sink = sink.clone();
+        let quit = quit.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            if control {
+                let mut lines = stdin_lines();
+                loop {
+                    tokio::select! {
+                        line = lines.recv() => match line {
+                            Some(l) => match parse(&l) {
+                                Ok(Some(c)) => {
+                                    if tx.send(c).is_err() {
+                                        return;
+                                    }
+                                }
+                                Ok(None) => {}
+                                Err(error) => {
+                                    let _ = sink.send(CopsEvent::Error { error });
+                                }
+                            },
+                            None => break,
+                        },
+                        () = shutdown_signal() => break,
+                    }
+                }
+            } else {
+                shutdown_signal().await;
+            }
+            let _ = tx.send(quit);
+        })
+    };
+    drop(tx);
+    let (_role, outcome) = cops_driver::run(cfg, role, rx, sink.clone()).await;
+    input.abort();
+    drop(sink);
+    let _ = tokio::time::timeout(Duration::from_secs(2), printer).await;
+    if outcome.ever_up {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -382,6 +382,7 @@ impl Drop for Proc {
 pub struct SaeNode {
     pub proc: Proc,
     pub diameter: SocketAddr,
+    pub cops: SocketAddr,
     pub grpc: SocketAddr,
     pub metrics: SocketAddr,
     config_path: PathBuf,
@@ -397,6 +398,8 @@ pub struct NodeConfig {
     /// Raw TOML appended after the `[diameter]` keys: more of them, then `[sessions]`,
     /// `[[service]]`, `[[rule]]` tables.
     pub extra: String,
+    /// Raw TOML appended to the `[cops]` section.
+    pub cops: String,
 }
 
 impl Default for NodeConfig {
@@ -407,6 +410,7 @@ impl Default for NodeConfig {
             allowed_peers: Some(vec!["client.test.realm"]),
             watchdog_interval_secs: 6,
             extra: String::new(),
+            cops: String::new(),
         }
     }
 }
@@ -418,10 +422,10 @@ impl NodeConfig {
     fn toml(&self, data_dir: &Path) -> String {
         let mut s = format!(
             "[node]\ndata_dir = {data_dir:?}\n\n[grpc]\nlisten = \"127.0.0.1:0\"\n\n\
-             [metrics]\nlisten = \"127.0.0.1:0\"\n\n[cops]\nlisten = \"127.0.0.1:0\"\n\n\
+             [metrics]\nlisten = \"127.0.0.1:0\"\n\n[cops]\nlisten = \"127.0.0.1:0\"\n{}\n\n\
              [diameter]\nlisten = \"127.0.0.1:0\"\norigin_host = \"{}\"\norigin_realm = \"{}\"\n\
              watchdog_interval_secs = {}\n",
-            self.origin_host, self.origin_realm, self.watchdog_interval_secs
+            self.cops, self.origin_host, self.origin_realm, self.watchdog_interval_secs
         );
         if let Some(peers) = &self.allowed_peers {
             let list: Vec<String> = peers.iter().map(|p| format!("\"{p}\"")).collect();
@@ -494,6 +498,7 @@ impl SaeNode {
         };
         SaeNode {
             diameter: one("diameter"),
+            cops: one("cops"),
             grpc: one("grpc"),
             metrics: one("metrics"),
             proc,
@@ -511,6 +516,13 @@ impl SaeNode {
     /// Kills the process (SIGKILL) and starts it again on the same configuration and data, with
     /// the Diameter listener on `port` so routers find it where they left it.
     pub fn kill_and_restart_on(self, port: u16) -> SaeNode {
+        let listen = format!("127.0.0.1:{port}");
+        self.kill_and_restart_with(&["--diameter-listen".into(), listen])
+    }
+
+    /// Kills the process (SIGKILL) and starts it again on the same configuration and data with
+    /// extra command-line arguments (e.g. fixed listen addresses).
+    pub fn kill_and_restart_with(self, args: &[String]) -> SaeNode {
         let SaeNode {
             mut proc,
             config_path,
@@ -518,8 +530,7 @@ impl SaeNode {
             ..
         } = self;
         proc.kill();
-        let listen = format!("127.0.0.1:{port}");
-        Self::launch(config_path, dir, &["--diameter-listen".into(), listen])
+        Self::launch(config_path, dir, args)
     }
 
     /// The Prometheus text of `/metrics`.

@@ -1,0 +1,382 @@
+//! COPS between a real `sae-node` (the PDP) and a real `sae-sim` playing the PEPs: an SBC
+//! asking for call admission (OPN/CAT/KA, admit and deny at the budget edge, the PDP killed and
+//! restarted while the SBC keeps its calls and denies or allows new ones, then reconnects with the
+//! same PEPID) and a COPS-PR router (unsupported client type refused, login → DEC → RPT → usage
+//! reports → DRQ), checked through the management API.
+
+use std::io::Write;
+use std::process::{ChildStdin, Command};
+use std::time::Duration;
+
+use sae_proto::v1 as pb;
+use sae_proto::v1::management_client::ManagementClient;
+use serde_json::Value as Json;
+use tonic::transport::Channel;
+
+use crate::support::{NodeConfig, Proc, SaeNode, sae_sim_bin};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A running simulator with its control pipe.
+struct Sim {
+    proc: Proc,
+    stdin: ChildStdin,
+}
+
+impl Sim {
+    fn start(role: &str, node: &SaeNode, args: &[&str]) -> Sim {
+        let mut cmd = Command::new(sae_sim_bin());
+        cmd.args([role, "--connect", &node.cops.to_string(), "--control"])
+            .args(args);
+        let (proc, stdin) = Proc::spawn_with_stdin("sae-sim", cmd);
+        Sim { proc, stdin }
+    }
+
+    fn send(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").expect("write to sae-sim");
+        self.stdin.flush().expect("flush sae-sim stdin");
+    }
+
+    fn mark(&self) -> usize {
+        self.proc.stdout.lines().len()
+    }
+
+    fn wait(&self, from: usize, what: &str, pred: impl Fn(&Json) -> bool) -> (usize, Json) {
+        match self.proc.stdout.wait_line(from, WAIT, what, |l| {
+            serde_json::from_str::<Json>(l).is_ok_and(|e| pred(&e))
+        }) {
+            Ok((i, line)) => (i, serde_json::from_str(&line.text).expect("JSON event")),
+            Err(e) => panic!("sae-sim: {e}\n{}", self.proc.transcript()),
+        }
+    }
+
+    /// Places a call and returns its result.
+    fn call(&mut self, id: &str, kbps: u32) -> String {
+        let from = self.mark();
+        self.send(&format!("call {id} {kbps}"));
+        let (_, e) = self.wait(from, &format!("call {id}"), |e| {
+            e["event"] == "call" && e["call_id"] == id
+        });
+        e["result"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+struct Api {
+    rt: tokio::runtime::Runtime,
+    client: ManagementClient<Channel>,
+}
+
+impl Api {
+    fn connect(node: &SaeNode) -> Api {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = rt
+            .block_on(ManagementClient::connect(node.grpc_url()))
+            .expect("connect to the management API");
+        Api { rt, client }
+    }
+
+    fn budgets(&mut self) -> Vec<pb::AdmissionBudget> {
+        self.rt
+            .block_on(
+                self.client
+                    .list_admission_budgets(pb::ListAdmissionBudgetsRequest {}),
+            )
+            .expect("ListAdmissionBudgets")
+            .into_inner()
+            .budgets
+    }
+
+    fn connections(&mut self) -> Vec<pb::CopsConnection> {
+        self.rt
+            .block_on(
+                self.client
+                    .list_cops_connections(pb::ListCopsConnectionsRequest {}),
+            )
+            .expect("ListCopsConnections")
+            .into_inner()
+            .connections
+    }
+
+    fn subscriber(&mut self, user: &str) -> Result<pb::Subscriber, tonic::Status> {
+        let req = pb::GetSubscriberRequest {
+            subscriber: Some(pb::SubscriberRef {
+                key: Some(pb::subscriber_ref::Key::UserName(user.into())),
+            }),
+        };
+        self.rt
+            .block_on(self.client.get_subscriber(req))
+            .map(|r| r.into_inner())
+    }
+
+    fn usage(&mut self, user: &str) -> Vec<pb::UsageRecord> {
+        let req = pb::ListUsageRecordsRequest {
+            user_name: user.into(),
+            ..Default::default()
+        };
+        self.rt
+            .block_on(self.client.list_usage_records(req))
+            .expect("ListUsageRecords")
+            .into_inner()
+            .records
+    }
+
+    fn control(&mut self, pepid: &str, action: &str) -> u32 {
+        let req = pb::ControlUsageRequest {
+            pepid: pepid.into(),
+            client_type: 0x800B,
+            handle: String::new(),
+            action: action.into(),
+        };
+        self.rt
+            .block_on(self.client.control_usage(req))
+            .expect("ControlUsage")
+            .into_inner()
+            .request_states
+    }
+
+    fn until<T>(&mut self, what: &str, mut f: impl FnMut(&mut Api) -> Option<T>) -> T {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if let Some(v) = f(self) {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn sbc_node() -> NodeConfig {
+    NodeConfig {
+        cops: "keepalive_secs = 2\nbudgets = [{ pepid = \"sbc1\", calls = 2 }]\n".into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn an_sbc_opens_keeps_alive_and_is_admitted_up_to_its_budget() {
+    let node = SaeNode::start(&sbc_node());
+    let mut api = Api::connect(&node);
+    let mut sbc = Sim::start("sbc", &node, &["--pepid", "sbc1"]);
+    let (_, acc) = sbc.wait(0, "CAT", |e| e["event"] == "accepted");
+    assert_eq!(acc["keepalive_s"], 2, "{acc}");
+    assert_eq!(sbc.call("c1", 64), "admitted");
+    assert_eq!(sbc.call("c2", 64), "admitted");
+    // The budget is 2 calls: the third is denied by the PDP.
+    assert_eq!(sbc.call("c3", 64), "denied");
+    let b = api.budgets();
+    let pep = b.iter().find(|b| b.name == "sbc1").expect("sbc1 budget");
+    assert_eq!((pep.calls, pep.calls_limit), (2, 2));
+    // Keep-alives flow both ways past two KA periods without the connection dropping.
+    sbc.wait(0, "KAs", |e| {
+        e["event"] == "ka-sent" && e["count"].as_u64().unwrap_or(0) >= 3
+    });
+    assert!(
+        !sbc.proc
+            .stdout
+            .text()
+            .iter()
+            .any(|l| l.contains("\"disconnected\"")),
+        "{}",
+        sbc.proc.transcript()
+    );
+    // Hanging up releases the share (DRQ); the next call fits.
+    sbc.send("hangup c1");
+    api.until("c1 released", |a| {
+        a.budgets()
+            .iter()
+            .any(|b| b.name == "sbc1" && b.calls == 1)
+            .then_some(())
+    });
+    assert_eq!(sbc.call("c4", 64), "admitted");
+    let conns = api.connections();
+    assert_eq!(conns.len(), 1);
+    assert_eq!(
+        (
+            conns[0].pepid.as_str(),
+            conns[0].client_type,
+            conns[0].profile.as_str()
+        ),
+        ("sbc1", 0x800A, "admission")
+    );
+    assert_eq!(conns[0].keepalive_secs, 2);
+}
+
+fn restart_on_same_port(node: SaeNode) -> SaeNode {
+    let cops = format!("127.0.0.1:{}", node.cops.port());
+    node.kill_and_restart_with(&["--cops-listen".into(), cops])
+}
+
+#[test]
+fn the_sbc_keeps_its_calls_while_the_pdp_is_down_denies_new_ones_and_reconnects() {
+    let node = SaeNode::start(&sbc_node());
+    let mut sbc = Sim::start(
+        "sbc",
+        &node,
+        &[
+            "--pepid",
+            "sbc1",
+            "--backoff-initial-secs",
+            "1",
+            "--backoff-ceiling-secs",
+            "2",
+        ],
+    );
+    sbc.wait(0, "CAT", |e| e["event"] == "accepted");
+    assert_eq!(sbc.call("up1", 64), "admitted");
+
+    let mark = sbc.mark();
+    let node = {
+        let mut node = node;
+        node.proc.kill();
+        sbc.wait(mark, "failure detected", |e| e["event"] == "disconnected");
+        // While down: new calls are denied, the call already up is untouched.
+        assert_eq!(sbc.call("new1", 64), "denied-while-down");
+        let from = sbc.mark();
+        sbc.send("list");
+        let (_, entry) = sbc.wait(from, "the call list", |e| {
+            e["event"] == "call-entry" && e["call_id"] == "up1"
+        });
+        assert_eq!(entry["state"], "admitted", "{entry}");
+        restart_on_same_port(node)
+    };
+    // Back: the SBC reconnects with the same PEPID, answers the SSQ with its call, and the
+    // restarted PDP rebuilds the budget from it.
+    let (_, acc) = sbc.wait(mark, "reconnected", |e| e["event"] == "accepted");
+    assert_eq!(acc["event"], "accepted");
+    let mut api = Api::connect(&node);
+    api.until("the held call counted again", |a| {
+        a.budgets()
+            .iter()
+            .any(|b| b.name == "sbc1" && b.calls == 1)
+            .then_some(())
+    });
+    let conns = api.connections();
+    assert_eq!(conns[0].pepid, "sbc1");
+    assert_eq!(conns[0].client_type, 0x800A);
+    assert_eq!(sbc.call("new2", 64), "admitted");
+    // The budget edge still holds with the rebuilt state.
+    assert_eq!(sbc.call("new3", 64), "denied");
+}
+
+#[test]
+fn with_allow_while_down_the_sbc_admits_new_calls_itself() {
+    let node = SaeNode::start(&sbc_node());
+    let mut sbc = Sim::start(
+        "sbc",
+        &node,
+        &[
+            "--pepid",
+            "sbc1",
+            "--allow-while-down",
+            "--backoff-initial-secs",
+            "1",
+            "--backoff-ceiling-secs",
+            "2",
+        ],
+    );
+    sbc.wait(0, "CAT", |e| e["event"] == "accepted");
+    let mark = sbc.mark();
+    let mut node = node;
+    node.proc.kill();
+    sbc.wait(mark, "failure detected", |e| e["event"] == "disconnected");
+    assert_eq!(sbc.call("while-down", 64), "admitted-while-down");
+    sbc.wait(mark, "reconnect attempts", |e| e["event"] == "reconnecting");
+}
+
+const CATALOG: &str = r#"
+[[service]]
+name = "gold"
+policy_name = "gold-100m"
+template_name = "rate-limit"
+substitutions = { rate = "100m" }
+accounting = true
+
+[[rule]]
+name = "default"
+services = ["gold"]
+"#;
+
+#[test]
+fn an_unsupported_client_type_is_refused_with_cc() {
+    let node = SaeNode::start(&NodeConfig::default());
+    let sim = Sim::start(
+        "copspr",
+        &node,
+        &["--pepid", "erx1", "--client-type", "0x1234"],
+    );
+    let (_, e) = sim.wait(0, "CC", |e| e["event"] == "disconnected");
+    let reason = e["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("pdp-cc"), "{e}");
+    assert!(
+        reason.contains("UnsupportedClientType") || reason.contains('6'),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_cops_pr_login_is_provisioned_reported_and_ended_by_drq() {
+    let node = SaeNode::start(&NodeConfig {
+        cops: "accounting_timer_secs = 1\n".into(),
+        extra: CATALOG.into(),
+        ..Default::default()
+    });
+    let mut api = Api::connect(&node);
+    let mut erx = Sim::start(
+        "copspr",
+        &node,
+        &["--pepid", "erx1", "--usage-octets-per-s", "1000"],
+    );
+    let (_, acc) = erx.wait(0, "CAT", |e| e["event"] == "accepted");
+    assert_eq!(acc["accounting_timer_s"], 1, "{acc}");
+    erx.send("login fastEthernet 3/0.1 10.2.0.1 user1@isp.example");
+    let (_, installed) = erx.wait(0, "DEC install", |e| e["event"] == "installed");
+    assert_eq!(installed["policies"][0], "gold-100m", "{installed}");
+    let s = api.until("the policy reported installed", |a| {
+        a.subscriber("user1@isp.example")
+            .ok()
+            .filter(|s| s.services.first().is_some_and(|x| x.state == "active"))
+    });
+    assert_eq!(s.nas_port_id, "fastEthernet 3/0.1");
+    assert_eq!(s.framed_ip, "10.2.0.1");
+    assert_eq!(s.router, "erx1");
+
+    // Unsolicited usage reports, paced by the Accounting Timer.
+    let (i, _) = erx.wait(0, "a periodic report", |e| {
+        e["event"] == "report" && e["type"] == "accounting"
+    });
+    erx.wait(i + 1, "a second periodic report", |e| {
+        e["event"] == "report" && e["type"] == "accounting"
+    });
+    let usage = api.until("usage records", |a| {
+        let u = a.usage("user1@isp.example");
+        (u.len() >= 2).then_some(u)
+    });
+    assert!(
+        usage.iter().all(|r| r.policy_name == "gold-100m"),
+        "{usage:?}"
+    );
+    assert!(usage.last().unwrap().input_octets > 0);
+
+    // A solicited report through the API.
+    let from = erx.mark();
+    assert_eq!(api.control("erx1", "solicit"), 1);
+    erx.wait(from, "a solicited report", |e| {
+        e["event"] == "report" && e["solicited"] == true
+    });
+
+    // Logout: the final report, then DRQ; the session ends.
+    let from = erx.mark();
+    erx.send("logout fastEthernet 3/0.1");
+    erx.wait(from, "logout", |e| e["event"] == "logout");
+    api.until("the session ended", |a| {
+        matches!(a.subscriber("user1@isp.example"), Err(s) if s.code() == tonic::Code::NotFound)
+            .then_some(())
+    });
+}
