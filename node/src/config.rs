@@ -95,6 +95,25 @@ pub struct CopsSection {
     pub budgets: Vec<BudgetEntry>,
     /// The budget of a PEP with none of its own.
     pub default_budget: BudgetLimits,
+    /// Integrity (RFC 2748 HMAC-MD5 keyed digest): keys by id, the one we sign with, and
+    /// whether unsigned messages are refused. Not set: no Integrity object is sent or required.
+    pub integrity: Option<IntegritySection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegritySection {
+    /// The key id we sign with.
+    pub key_id: u32,
+    /// Keys accepted, by id, as hex.
+    pub keys: std::collections::BTreeMap<String, String>,
+    /// Refuse messages without Integrity (Error 15).
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for CopsSection {
@@ -116,6 +135,7 @@ impl Default for CopsSection {
                 calls: 1000,
                 bandwidth_kbps: 0,
             },
+            integrity: None,
         }
     }
 }
@@ -183,6 +203,7 @@ pub struct CopsConfig {
     pub realm_budgets: std::collections::BTreeMap<String, crate::cops::admission::Budget>,
     pub pep_budgets: std::collections::BTreeMap<String, crate::cops::admission::Budget>,
     pub default_budget: crate::cops::admission::Budget,
+    pub integrity: Option<sae_cops::pdp::IntegrityConfig>,
 }
 
 impl CopsSection {
@@ -256,8 +277,40 @@ impl CopsSection {
                 return Err(invalid("cops.budgets", "a PEPID or realm has two budgets"));
             }
         }
+        let integrity = match &self.integrity {
+            None => None,
+            Some(i) => {
+                let mut keys = sae_cops::KeyTable::new();
+                for (id, hex) in &i.keys {
+                    let id: u32 = id.parse().map_err(|_| {
+                        invalid(
+                            "cops.integrity.keys",
+                            format!("key id {id:?} is not a number"),
+                        )
+                    })?;
+                    let key = decode_hex(hex).ok_or_else(|| {
+                        invalid("cops.integrity.keys", format!("key {id} is not hex octets"))
+                    })?;
+                    if key.is_empty() {
+                        return Err(invalid("cops.integrity.keys", format!("key {id} is empty")));
+                    }
+                    keys.insert(id, key);
+                }
+                Some(
+                    sae_cops::pdp::IntegrityConfig::new(keys, i.key_id, i.required).map_err(
+                        |_| {
+                            invalid(
+                                "cops.integrity.key_id",
+                                format!("no key {} in cops.integrity.keys", i.key_id),
+                            )
+                        },
+                    )?,
+                )
+            }
+        };
         Ok(CopsConfig {
             listen,
+            integrity,
             keepalive_secs: self.keepalive_secs,
             accounting_timer_secs: self.accounting_timer_secs,
             open_timeout: Duration::from_secs(self.open_timeout_secs),
@@ -271,6 +324,17 @@ impl CopsSection {
             },
         })
     }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -839,6 +903,16 @@ mod tests {
         assert_eq!(c.cops.profiles[&0x7926], CopsProfile::Admission);
         assert_eq!(c.cops.pep_budgets["sbc1"].calls, 10);
         assert_eq!(c.cops.realm_budgets["voice.example"].bandwidth_kbps, 2000);
+        let c = parse("[cops.integrity]\nkey_id = 1\nkeys = { 1 = \"0a0b0c\" }").unwrap();
+        assert!(c.cops.integrity.is_some());
+        let err = parse("[cops.integrity]\nkey_id = 2\nkeys = { 1 = \"0a0b0c\" }")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("cops.integrity.key_id"), "{err}");
+        let err = parse("[cops.integrity]\nkey_id = 1\nkeys = { 1 = \"xyz\" }")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("cops.integrity.keys"), "{err}");
         let d = Config::defaults();
         assert_eq!(d.cops.listen.port(), 3288);
         assert_eq!(d.cops.profiles[&0x800B], CopsProfile::Provisioning);

@@ -380,3 +380,89 @@ fn a_cops_pr_login_is_provisioned_reported_and_ended_by_drq() {
             .then_some(())
     });
 }
+
+/// COPS op-codes of every message in a capture, in order, as tshark decodes them.
+fn cops_ops(capture: &crate::support::CaptureFile) -> Vec<String> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r")
+        .arg(&capture.file)
+        .args(["-d", &format!("tcp.port=={},cops", capture.port)])
+        .args(["-Y", "cops", "-T", "fields", "-e", "cops.op_code"]);
+    crate::support::run_ok(cmd)
+        .lines()
+        .flat_map(|l| l.split(',').map(str::to_owned).collect::<Vec<_>>())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn assert_clean(capture: &crate::support::CaptureFile) {
+    let port = format!("tcp.port=={},cops", capture.port);
+    let findings = crate::support::tshark_findings(&capture.file, &["-d", &port], None);
+    assert!(findings.is_empty(), "tshark findings:\n{findings}");
+}
+
+#[test]
+fn tshark_decodes_live_exchanges_of_both_profiles_cleanly() {
+    crate::support::require_tshark();
+    // SBC call admission.
+    let node = SaeNode::start(&sbc_node());
+    let capture = crate::support::LiveCapture::start(node.cops.port());
+    let mut sbc = Sim::start("sbc", &node, &["--pepid", "sbc1"]);
+    sbc.wait(0, "CAT", |e| e["event"] == "accepted");
+    assert_eq!(sbc.call("c1", 64), "admitted");
+    assert_eq!(sbc.call("c2", 64), "admitted");
+    assert_eq!(sbc.call("c3", 64), "denied");
+    sbc.send("hangup c1");
+    sbc.send("quit");
+    sbc.proc.wait_exit(WAIT);
+    let file = capture.finish();
+    assert_clean(&file);
+    let ops = cops_ops(&file);
+    // OPN, CAT, SSQ, SSC, REQ/DEC ×3, DRQ (denied c3 and hangup c1), CC.
+    for op in ["6", "7", "5", "10", "1", "2", "4", "8"] {
+        assert!(ops.iter().any(|o| o == op), "op {op} missing in {ops:?}");
+    }
+    drop(node);
+
+    // COPS-PR provisioning with usage reports.
+    let node = SaeNode::start(&NodeConfig {
+        cops: "accounting_timer_secs = 1\n".into(),
+        extra: CATALOG.into(),
+        ..Default::default()
+    });
+    let capture = crate::support::LiveCapture::start(node.cops.port());
+    let mut erx = Sim::start("copspr", &node, &["--pepid", "erx1"]);
+    erx.wait(0, "CAT", |e| e["event"] == "accepted");
+    erx.send("login fastEthernet 3/0.1 10.2.0.1 user1@isp.example");
+    erx.wait(0, "an accounting report", |e| {
+        e["event"] == "report" && e["type"] == "accounting"
+    });
+    erx.send("logout fastEthernet 3/0.1");
+    erx.wait(0, "logout", |e| e["event"] == "logout");
+    erx.send("quit");
+    erx.proc.wait_exit(WAIT);
+    let file = capture.finish();
+    assert_clean(&file);
+    let ops = cops_ops(&file);
+    for op in ["6", "7", "5", "10", "1", "2", "3", "4", "8"] {
+        assert!(ops.iter().any(|o| o == op), "op {op} missing in {ops:?}");
+    }
+    // The COPS-PR PRIDs and EPDs of the REQ and the DEC decode.
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r")
+        .arg(&file.file)
+        .args(["-d", &format!("tcp.port=={},cops", file.port)])
+        .args([
+            "-Y",
+            "cops.op_code == 2",
+            "-T",
+            "fields",
+            "-e",
+            "cops.epd.octets",
+        ]);
+    let octets = crate::support::run_ok(cmd);
+    assert!(
+        octets.contains("gold-100m") || octets.contains("676f6c642d3130306d"),
+        "the installed policy name is not in the DEC's EPDs: {octets}"
+    );
+}

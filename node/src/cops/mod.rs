@@ -224,6 +224,7 @@ impl CopsServer {
             ka_timer: shared.config.keepalive_secs,
             acct_timer: Some(shared.config.accounting_timer_secs),
             open_timeout: shared.config.open_timeout,
+            integrity: shared.config.integrity.clone(),
             ..PdpConfig::default()
         };
         Ok((

@@ -37,12 +37,19 @@ struct Pep {
 
 impl Pep {
     async fn connect(addr: std::net::SocketAddr, client_type: u16, pepid: &str) -> Pep {
+        Self::connect_with(addr, PepConfig::new(client_type, pepid)).await
+    }
+
+    async fn connect_with(addr: std::net::SocketAddr, config: PepConfig) -> Pep {
         let stream = TcpStream::connect(addr).await.expect("connect");
-        let config = Arc::new(PepConfig::new(client_type, pepid));
+        let frames = match &config.integrity {
+            Some(i) => FrameDecoder::with_verifier(Limits::default(), i.verifier()),
+            None => FrameDecoder::new(Limits::default()),
+        };
         let mut pep = Pep {
             stream,
-            conn: PepConnection::new(config, 7),
-            frames: FrameDecoder::new(Limits::default()),
+            conn: PepConnection::new(Arc::new(config), 7),
+            frames,
             buf: BytesMut::new(),
         };
         pep.conn.connected(now());
@@ -152,6 +159,8 @@ impl Pep {
     }
 }
 
+/// A node whose `[cops]` section gets `cops` (a line starting with `[cops.` opens a sub-table)
+/// and whose `[diameter]` section gets `extra`.
 async fn start(cops: &str, extra: &str) -> (Node, std::net::SocketAddr) {
     let node = sae_node::start(config_cops(extra, cops)).await.unwrap();
     let addr = node
@@ -456,4 +465,123 @@ fn cops_addr(node: &Node) -> std::net::SocketAddr {
         .find(|l| l.protocol == "cops")
         .unwrap()
         .addr
+}
+
+/// Writes raw bytes to the node's COPS port and returns the first message it answers with
+/// (or `None` when it closes without one).
+async fn raw_exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> Option<sae_cops::Message> {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut frames = FrameDecoder::new(Limits::default());
+    let mut buf = BytesMut::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(f) = frames
+            .decode(&mut buf)
+            .expect("node sent unframeable bytes")
+        {
+            match f {
+                sae_cops::Frame::Message(m) => return Some(m),
+                other => panic!("node sent a malformed message: {other:?}"),
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn cops_message(version_flags: u8, op: u8, client_type: u16, objects: &[&[u8]]) -> Vec<u8> {
+    let body: Vec<u8> = objects.concat();
+    let mut m = vec![version_flags, op];
+    m.extend_from_slice(&client_type.to_be_bytes());
+    m.extend_from_slice(&(8 + body.len() as u32).to_be_bytes());
+    m.extend_from_slice(&body);
+    m
+}
+
+fn close_error(m: Option<sae_cops::Message>) -> ErrorObject {
+    match m.map(|m| m.body) {
+        Some(sae_cops::message::Body::ClientClose(cc)) => cc.error,
+        other => panic!("expected CC, got {other:?}"),
+    }
+}
+
+#[actix::test]
+async fn malformed_opens_get_a_cc_with_the_right_error_and_the_node_keeps_serving() {
+    let (_node, addr) = start("", "").await;
+    // PEPID "sbc1": length 8, C-Num 11, C-Type 1.
+    let pepid: &[u8] = &[0, 8, 11, 1, b's', b'b', b'c', b'1'];
+    // A Decision (C-Num 6, flags: Install) has no place in an OPN.
+    let decision: &[u8] = &[0, 8, 6, 1, 0, 1, 0, 0];
+    let cc = raw_exchange(addr, &cops_message(0x10, 6, 0x800A, &[pepid, decision])).await;
+    assert_eq!(close_error(cc).code, ErrorCode::BadMessageFormat);
+    // An unknown C-Num: Error 13 with C-Num/C-Type as sub-code.
+    let unknown: &[u8] = &[0, 8, 99, 1, 0, 0, 0, 0];
+    let cc = raw_exchange(addr, &cops_message(0x10, 6, 0x800A, &[pepid, unknown])).await;
+    let e = close_error(cc);
+    assert_eq!(
+        (e.code, e.sub_code),
+        (ErrorCode::UnknownObject, 99 << 8 | 1)
+    );
+    // Version 2: the node does not speak it; it closes (CC or not at all), never panics.
+    let v2 = cops_message(0x20, 6, 0x800A, &[pepid]);
+    if let Some(m) = raw_exchange(addr, &v2).await {
+        assert!(
+            matches!(m.body, sae_cops::message::Body::ClientClose(_)),
+            "{m:?}"
+        );
+    }
+    // A length shorter than the header.
+    let mut short = cops_message(0x10, 6, 0x800A, &[pepid]);
+    short[4..8].copy_from_slice(&4u32.to_be_bytes());
+    if let Some(m) = raw_exchange(addr, &short).await {
+        assert!(
+            matches!(m.body, sae_cops::message::Body::ClientClose(_)),
+            "{m:?}"
+        );
+    }
+    // And a well-formed PEP is still served.
+    let mut pep = Pep::connect(addr, 0x800A, "sbc1").await;
+    pep.accepted_synced().await;
+}
+
+#[actix::test]
+async fn with_integrity_configured_signed_peps_are_served_and_unsigned_ones_refused() {
+    let (_node, addr) = start(
+        "[cops.integrity]\nkey_id = 1\nkeys = { 1 = \"00112233445566778899aabbccddeeff\" }",
+        "",
+    )
+    .await;
+    let keys = sae_cops::KeyTable::new().with(1, hex_key());
+    let mut config = PepConfig::new(0x800A, "sbc1");
+    config.integrity = Some(sae_cops::pdp::IntegrityConfig::new(keys, 1, true).unwrap());
+    let mut signed = Pep::connect_with(addr, config).await;
+    signed.accepted_synced().await;
+    signed.request(1, call(1, 64)).await;
+    assert_eq!(command(&signed.decision().await.1), Command::Install);
+
+    let mut unsigned = Pep::connect(addr, 0x800A, "sbc2").await;
+    assert_eq!(
+        unsigned.closed_with().await.code,
+        ErrorCode::AuthenticationRequired
+    );
+    let wrong = sae_cops::KeyTable::new().with(1, vec![9u8; 16]);
+    let mut config = PepConfig::new(0x800A, "sbc3");
+    config.integrity = Some(sae_cops::pdp::IntegrityConfig::new(wrong, 1, true).unwrap());
+    let mut forged = Pep::connect_with(addr, config).await;
+    let e = forged.event().await;
+    assert!(
+        matches!(&e, PepEvent::Closed(_)),
+        "a wrongly keyed PEP must be closed, got {e:?}"
+    );
+}
+
+fn hex_key() -> Vec<u8> {
+    (0u8..16).map(|i| i * 0x11).collect()
 }
