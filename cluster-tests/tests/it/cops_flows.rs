@@ -466,3 +466,23 @@ fn tshark_decodes_live_exchanges_of_both_profiles_cleanly() {
         "the installed policy name is not in the DEC's EPDs: {octets}"
     );
 }
+
+#[test]
+fn a_node_stopping_closes_its_peps_with_cc_shutting_down() {
+    let mut node = SaeNode::start(&sbc_node());
+    let sbc = Sim::start(
+        "sbc",
+        &node,
+        &["--pepid", "sbc1", "--backoff-initial-secs", "5"],
+    );
+    sbc.wait(0, "CAT", |e| e["event"] == "accepted");
+    let status = node.stop();
+    assert!(status.success(), "sae-node exited with {status}");
+    let (_, e) = sbc.wait(0, "CC from the node", |e| e["event"] == "disconnected");
+    let reason = e["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("pdp-cc"), "{e}");
+    assert!(
+        reason.contains("ShuttingDown") || reason.contains("11"),
+        "{e}"
+    );
+}
