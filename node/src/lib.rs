@@ -115,6 +115,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         "diameter listener bound"
     );
     let cops_shared = Arc::new(cops::CopsShared::new(config.cops.clone(), sae.clone()));
+    let _ = sae.cops.set(Arc::downgrade(&cops_shared));
     let (cops, cops_listener) = cops::CopsServer::bind(cops_shared.clone())
         .await
         .map_err(|e| anyhow::anyhow!("COPS listener on {}: {e}", config.cops.listen))?;

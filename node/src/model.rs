@@ -99,6 +99,10 @@ pub struct SubscriberRecord {
     pub confirmed: bool,
     pub state: SessionState,
     pub services: Vec<ServiceSession>,
+    /// COPS-PR: the router's id of the subscriber interface (its SubscriberInterface instance),
+    /// which the policies installed for the session refer to.
+    #[serde(default)]
+    pub router_interface: Option<u32>,
 }
 
 /// What a usage record reports.

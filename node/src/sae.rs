@@ -179,6 +179,8 @@ pub struct Sae {
     pub dictionary: Arc<Dictionary>,
     shards: Vec<ArbiterHandle>,
     next_acct_number: AtomicU64,
+    /// The COPS side, for decisions on COPS-PR sessions (set once at start).
+    pub cops: std::sync::OnceLock<std::sync::Weak<crate::cops::CopsShared>>,
 }
 
 impl Sae {
@@ -203,6 +205,7 @@ impl Sae {
             dictionary,
             shards,
             next_acct_number: AtomicU64::new(1),
+            cops: std::sync::OnceLock::new(),
         }
     }
 
@@ -310,6 +313,7 @@ impl Sae {
             confirmed: replay,
             state: SessionState::Active,
             services: Vec::new(),
+            router_interface: None,
         };
         if replay {
             // A session the router holds and the node does not (the node lost it): rebuild it

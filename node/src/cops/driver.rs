@@ -461,6 +461,7 @@ impl CopsDriver {
             confirmed: false,
             state: SessionState::Active,
             services: Vec::new(),
+            router_interface: Some(iface.id),
         };
         let decision = sae.catalog.decide(&LoginInfo {
             user_name: record.user_name.as_deref(),
@@ -583,10 +584,9 @@ impl CopsDriver {
 pub fn install_decision(interface: u32, services: &[ServiceSession]) -> Result<Bytes, String> {
     use sae_cops::usage::{Linkage, SelectionCriteria, TRAFFIC_USAGE_ENTRY};
     let mut instances = Vec::new();
-    let mut sub_id = 1;
-    let mut usage_id = 1;
-    for (i, s) in services.iter().enumerate() {
-        let id = i as u32 + 1;
+    for s in services {
+        // Ids follow the service, so a later decision names the same instances.
+        let id = super::policy_id(&s.service);
         let p = PolicyInstance {
             id,
             interface,
@@ -595,16 +595,27 @@ pub fn install_decision(interface: u32, services: &[ServiceSession]) -> Result<B
             accounting: s.accounting,
         };
         let policy = p.to_instance().map_err(|e| e.to_string())?;
+        let policy_prid = policy.prid.clone();
+        instances.push(policy);
+        for (name, value) in &s.substitutions {
+            let sub = PolicySubstitution {
+                id: super::policy_id(&format!("{}\u{1f}{name}", s.service)),
+                policy: id,
+                name: name.clone(),
+                value: value.clone(),
+            };
+            instances.push(sub.to_instance().map_err(|e| e.to_string())?);
+        }
         if s.accounting {
             let selection = SelectionCriteria {
-                id: usage_id,
-                target: policy.prid.clone(),
+                id,
+                target: policy_prid,
                 all_instances: false,
             }
             .to_instance()
             .map_err(|e| e.to_string())?;
             let linkage = Linkage {
-                id: usage_id,
+                id,
                 selection: selection.prid.clone(),
                 usage_prc: sae_cops::pr::Prid::new(TRAFFIC_USAGE_ENTRY)
                     .ok_or("traffic usage PRC")?,
@@ -615,25 +626,30 @@ pub fn install_decision(interface: u32, services: &[ServiceSession]) -> Result<B
             }
             .to_instance()
             .map_err(|e| e.to_string())?;
-            usage_id += 1;
-            instances.push(policy);
             instances.push(selection);
             instances.push(linkage);
-        } else {
-            instances.push(policy);
-        }
-        for (name, value) in &s.substitutions {
-            let sub = PolicySubstitution {
-                id: sub_id,
-                policy: id,
-                name: name.clone(),
-                value: value.clone(),
-            };
-            sub_id += 1;
-            instances.push(sub.to_instance().map_err(|e| e.to_string())?);
         }
     }
     sae_cops::pr::encode_install_decision(&InstallDecision(instances)).map_err(|e| e.to_string())
+}
+
+/// The named decision data removing a service's policy (and its usage policy).
+pub fn remove_decision(service: &ServiceSession) -> Result<Bytes, String> {
+    use sae_cops::pr::{RemoveDecision, RemoveTarget};
+    use sae_cops::usage::{LINKAGE_ENTRY, SELECTION_CRITERIA_ENTRY};
+    let id = super::policy_id(&service.service);
+    let instance = |prc: &[u32]| {
+        sae_cops::pr::Prid::new(prc)
+            .and_then(|p| sae_cops::pr::Prid::instance_of(&p, id))
+            .map(RemoveTarget::Instance)
+            .ok_or_else(|| "PRID".to_owned())
+    };
+    let mut targets = vec![instance(sae_cops::pib::POLICY_ENTRY)?];
+    if service.accounting {
+        targets.push(instance(LINKAGE_ENTRY)?);
+        targets.push(instance(SELECTION_CRITERIA_ENTRY)?);
+    }
+    sae_cops::pr::encode_remove_decision(&RemoveDecision(targets)).map_err(|e| e.to_string())
 }
 
 impl Actor for CopsDriver {

@@ -62,6 +62,32 @@ pub fn session_id_for(pepid: &str, client_type: u16, handle: &Handle) -> String 
     format!("cops;{pepid};{client_type:04x};{hex}")
 }
 
+/// The PEP, client type and handle of a COPS-PR subscriber session.
+pub fn parse_session_id(session_id: &str) -> Option<(String, u16, Handle)> {
+    let mut parts = session_id.split(';');
+    if parts.next()? != "cops" {
+        return None;
+    }
+    let pepid = parts.next()?.to_owned();
+    let client_type = u16::from_str_radix(parts.next()?, 16).ok()?;
+    let handle = parse_hex(parts.next()?)?;
+    parts
+        .next()
+        .is_none()
+        .then_some((pepid, client_type, handle))
+}
+
+/// The stable instance id of a service's policy on a PEP (so later decisions name the same
+/// instance): FNV-1a of the service name, never 0.
+pub fn policy_id(service: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in service.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    (h & 0x7fff_ffff).max(1)
+}
+
 fn parse_hex(s: &str) -> Option<Handle> {
     if s.is_empty() || !s.len().is_multiple_of(2) {
         return None;
@@ -278,5 +304,27 @@ impl CopsServer {
         while tokio::time::Instant::now() < deadline && !self.shared.drivers().is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_name_the_pep_client_type_and_handle() {
+        let h = Handle::from_u32(0xdead_beef);
+        let id = session_id_for("erx1", 0x800B, &h);
+        assert_eq!(id, "cops;erx1;800b;deadbeef");
+        assert_eq!(parse_session_id(&id), Some(("erx1".into(), 0x800B, h)));
+        assert_eq!(parse_session_id("router1;1;2;3"), None);
+        assert_eq!(parse_session_id("cops;erx1;800b;xyz"), None);
+    }
+
+    #[test]
+    fn policy_ids_are_stable_and_non_zero() {
+        assert_eq!(policy_id("gold"), policy_id("gold"));
+        assert_ne!(policy_id("gold"), policy_id("video"));
+        assert!(policy_id("") > 0);
     }
 }

@@ -289,6 +289,7 @@ mod tests {
             confirmed: false,
             state: SessionState::Active,
             services: vec![service(true)],
+            router_interface: None,
         }
     }
 

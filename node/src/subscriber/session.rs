@@ -391,6 +391,9 @@ impl Handler<Activate> for SubscriberSession {
     type Result = ResponseActFuture<Self, Result<ChangeOutcome, SubscriberError>>;
 
     fn handle(&mut self, msg: Activate, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.record.router_interface.is_some() {
+            return Box::pin(fut::ready(self.cops_change(msg.service, true)));
+        }
         if let Err(e) = self.router_connected() {
             return Box::pin(fut::ready(Err(e)));
         }
@@ -420,6 +423,20 @@ impl Handler<Deactivate> for SubscriberSession {
     type Result = ResponseActFuture<Self, Result<ChangeOutcome, SubscriberError>>;
 
     fn handle(&mut self, msg: Deactivate, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.record.router_interface.is_some() {
+            let Some(service) = self
+                .record
+                .services
+                .iter()
+                .find(|s| s.service == msg.service)
+                .cloned()
+            else {
+                let err =
+                    SubscriberError::ServiceNotActive(self.record.session_id.clone(), msg.service);
+                return Box::pin(fut::ready(Err(err)));
+            };
+            return Box::pin(fut::ready(self.cops_change(service, false)));
+        }
         if let Err(e) = self.router_connected() {
             return Box::pin(fut::ready(Err(e)));
         }
@@ -700,8 +717,93 @@ impl Handler<CopsReport> for SubscriberSession {
 }
 
 impl SubscriberSession {
+    /// COPS-PR: installs or removes a service's policy with an unsolicited DEC on the session's
+    /// request state. The PEP's next report confirms an install (or marks it failed).
+    fn cops_change(
+        &mut self,
+        service: ServiceSession,
+        install: bool,
+    ) -> Result<ChangeOutcome, SubscriberError> {
+        use sae_cops::message::Decision;
+        use sae_cops::object::{Command, Context as CopsContext, DecisionFlags};
+        let not_connected =
+            || SubscriberError::Router(SendError::NotConnected(self.record.router.clone()));
+        let Some((pepid, client_type, handle)) =
+            crate::cops::parse_session_id(&self.record.session_id)
+        else {
+            return Err(not_connected());
+        };
+        let Some(driver) = self
+            .sae
+            .cops
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .and_then(|c| c.driver(&pepid, client_type))
+            .map(|(d, _)| d)
+        else {
+            return Err(not_connected());
+        };
+        let interface = self.record.router_interface.unwrap_or(0);
+        let (command, named) = if install {
+            (
+                Command::Install,
+                crate::cops::driver::install_decision(interface, std::slice::from_ref(&service)),
+            )
+        } else {
+            (
+                Command::Remove,
+                crate::cops::driver::remove_decision(&service),
+            )
+        };
+        let named = named.map_err(|e| {
+            SubscriberError::Router(SendError::Failed {
+                router: self.record.router.clone(),
+                reason: e,
+            })
+        })?;
+        let mut decision = Decision::new(CopsContext::configuration(), DecisionFlags::new(command));
+        decision.named = Some(named);
+        driver.do_send(crate::cops::driver::SendDecision {
+            client_type,
+            handle,
+            decisions: vec![decision],
+        });
+        let name = service.service.clone();
+        let policy_name = service.policy_name.clone();
+        let r = self.record_mut();
+        let state = if install {
+            let mut s = service;
+            s.state = ServiceState::Installing;
+            match r.services.iter_mut().find(|x| x.service == name) {
+                Some(existing) => *existing = s,
+                None => r.services.push(s),
+            }
+            Some(ServiceState::Installing)
+        } else {
+            r.services.retain(|x| x.service != name);
+            None
+        };
+        self.publish();
+        let kind = if install {
+            EventKind::ServiceActivated
+        } else {
+            EventKind::ServiceDeactivated
+        };
+        self.event(kind, &name, "DEC sent to the PEP");
+        Ok(ChangeOutcome {
+            session_id: self.record.session_id.clone(),
+            service: name,
+            policy_name,
+            success: true,
+            result_code: 0,
+            state,
+            message: "DEC sent; the PEP's report confirms it".into(),
+            attempts: 1,
+        })
+    }
+
     /// Usage records from an accounting RPT: each RFC 3483 usage instance names the policy
-    /// instance it monitors (policy instance n is the session's n-th service).
+    /// instance it monitors (its id is the service's [`crate::cops::policy_id`]).
     fn cops_usage(&self, named: &bytes::Bytes, kind: UsageKind) -> Vec<UsageRecord> {
         use sae_cops::usage::{TrafficUsage, UsageClass};
         let report = match sae_cops::pr::decode_accounting_report(named) {
@@ -717,10 +819,12 @@ impl SubscriberSession {
             .iter()
             .filter_map(|pri| TrafficUsage::from_instance(pri).ok())
             .map(|u| {
-                let index = u.selected.instance_id() as usize;
-                let policy_name = index
-                    .checked_sub(1)
-                    .and_then(|i| self.record.services.get(i))
+                let id = u.selected.instance_id();
+                let policy_name = self
+                    .record
+                    .services
+                    .iter()
+                    .find(|s| crate::cops::policy_id(&s.service) == id)
                     .map(|s| s.policy_name.clone())
                     .unwrap_or_else(|| u.selected.to_string());
                 UsageRecord {

@@ -274,6 +274,10 @@ template_name = "rate-limit"
 substitutions = { rate = "100m" }
 accounting = true
 
+[[service]]
+name = "video"
+template_name = "video-boost"
+
 [[rule]]
 name = "default"
 services = ["gold"]
@@ -584,4 +588,63 @@ async fn with_integrity_configured_signed_peps_are_served_and_unsigned_ones_refu
 
 fn hex_key() -> Vec<u8> {
     (0u8..16).map(|i| i * 0x11).collect()
+}
+
+#[actix::test]
+async fn operators_activate_and_deactivate_services_of_cops_pr_sessions_with_unsolicited_decs() {
+    use sae_node::subscriber::registry::SubscriberRef;
+    let (node, addr) = start("", CATALOG).await;
+    let sae = node.sae().clone();
+    let mut erx = Pep::connect(addr, 0x800B, "erx1").await;
+    erx.accepted_synced().await;
+    erx.request(9, interface(9)).await;
+    let (handle, _) = erx.decision().await;
+    let who = SubscriberRef::UserName("user9@isp.example".into());
+
+    let outcome = sae
+        .activate(&who, "video", Default::default())
+        .await
+        .unwrap();
+    assert!(outcome.success);
+    assert_eq!(outcome.state, Some(ServiceState::Installing));
+    let (h, d) = erx.decision().await;
+    assert_eq!(h, handle);
+    let DecisionContent::Decisions(decisions) = d else {
+        panic!("DEC with an Error");
+    };
+    assert_eq!(decisions[0].flags.command, Command::Install);
+    let install =
+        sae_cops::pr::decode_install_decision(decisions[0].named.as_ref().unwrap()).unwrap();
+    let policies = sae_cops::pib::all::<PolicyInstance>(&install.0).unwrap();
+    assert_eq!(policies[0].policy_name, "video");
+    assert_eq!(policies[0].interface, 9);
+    erx.conn
+        .report(now(), handle.clone(), ReportType::Success, None, false)
+        .unwrap();
+    erx.flush().await;
+    let session_id = "cops;erx1;800b;00000009";
+    eventually(|| {
+        sae.sessions
+            .get(session_id)
+            .unwrap()
+            .record
+            .services
+            .iter()
+            .any(|s| s.service == "video" && s.state == ServiceState::Active)
+    })
+    .await;
+
+    let outcome = sae.deactivate(&who, "video").await.unwrap();
+    assert!(outcome.success);
+    let (_, d) = erx.decision().await;
+    let DecisionContent::Decisions(decisions) = d else {
+        panic!("DEC with an Error");
+    };
+    assert_eq!(decisions[0].flags.command, Command::Remove);
+    let removed =
+        sae_cops::pr::decode_remove_decision(decisions[0].named.as_ref().unwrap()).unwrap();
+    assert_eq!(removed.0.len(), 1);
+    let rec = sae.sessions.get(session_id).unwrap().record;
+    assert!(rec.services.iter().all(|s| s.service != "video"));
+    assert!(rec.services.iter().any(|s| s.service == "gold"));
 }
