@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod cluster;
 pub mod config;
 pub mod cops;
 pub mod diameter;

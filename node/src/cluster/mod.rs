@@ -1,0 +1,68 @@
+//! The cluster's replicated control state: the storage half of its Raft group (openraft 0.9,
+//! storage v2).
+//!
+//! - [`types`]: the Raft type configuration ([`TypeConfig`]) and aliases.
+//! - [`state`]: the control state ([`ControlState`]: service catalog, router → active node
+//!   with epoch and lease, Juniper-Last-Origin-Host per router), the [`Command`]s that change
+//!   it and their [`Response`]s, as plain deterministic code.
+//! - [`log_store`]: the Raft log, vote and committed log id in sled ([`LogStore`]); appends
+//!   are acknowledged to openraft only after a sled flush.
+//! - [`state_machine`]: the applied state and snapshots in sled ([`StateMachineStore`]).
+//!
+//! Both halves share one sled database, opened by [`open`] in its own directory (not the
+//! session store's). They are openraft's `RaftLogStorage` and `RaftStateMachine`, the traits
+//! `openraft::Raft::new` takes, so another engine can replace sled behind them; the sled
+//! implementation passes openraft's storage test suite (`suite_tests`).
+
+pub mod log_store;
+pub mod state;
+pub mod state_machine;
+pub mod types;
+
+#[cfg(test)]
+mod suite_tests;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub use log_store::{LogReader, LogStore};
+pub use state::{Command, ControlState, Refusal, Response, RouterEntry};
+pub use state_machine::{Applied, SnapshotBuilder, StateMachineStore};
+pub use types::{NodeId, TypeConfig};
+
+use crate::store::StoreError;
+
+/// sled's page cache for the Raft database.
+pub const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// How long [`open`] waits for the database's file lock.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Opens (or creates) the Raft database in `dir`: the log store (with its writer thread) and
+/// the state machine, with the applied state loaded.
+pub fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), StoreError> {
+    let db = open_db(dir)?;
+    Ok((LogStore::open(&db)?, StateMachineStore::open(&db)?))
+}
+
+/// Opens the database, waiting up to [`LOCK_WAIT`] for its file lock (sled releases it from
+/// a background thread shortly after the previous `Db` in this process is dropped). sled's own
+/// periodic flusher is off: the stores flush where durability matters.
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    let config = sled::Config::new()
+        .path(dir)
+        .flush_every_ms(None)
+        .cache_capacity(CACHE_BYTES);
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return Ok(other?),
+        }
+    }
+}

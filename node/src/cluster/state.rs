@@ -1,0 +1,601 @@
+//! The replicated control state and its apply logic, as plain code: no openraft, no storage.
+//!
+//! [`ControlState`] holds the service catalog (services and rules), and per router the active
+//! SAE node, its epoch and lease, and the Juniper-Last-Origin-Host. [`ControlState::apply`]
+//! runs one [`Command`] and returns the [`Response`]; it is deterministic: it reads no clock
+//! (times come in the commands, from the node that proposed them) and every replica that
+//! applies the same commands in the same order holds the same state. A refused command changes
+//! nothing.
+//!
+//! Router ownership: [`Command::AssignRouter`] makes a node the router's active SAE and bumps
+//! the router's epoch; only the active node, with the current epoch, can renew its lease
+//! ([`Command::RenewLease`]) or give the router up ([`Command::ReleaseRouter`]). Another node
+//! can be assigned only once the current owner's lease has run out (at the proposer's
+//! `now_ms`), so a node cut off from the majority loses the router only after its lease ends.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::types::NodeId;
+use crate::catalog::{CatalogFile, Rule, ServiceDef};
+use crate::model::UnixMs;
+
+/// A change to the control state: the Raft log's application data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    /// Inserts or replaces a service (validated; the policy name is defaulted).
+    PutService(ServiceDef),
+    /// Deletes a service no rule names.
+    DeleteService { name: String },
+    /// Inserts or replaces a rule (validated; its services must exist).
+    PutRule(Rule),
+    /// Deletes a rule.
+    DeleteRule { name: String },
+    /// Makes `node` the router's active SAE with a lease until `until_ms`, and bumps the
+    /// router's epoch. Refused when `epoch` is given and is not the router's current epoch
+    /// (the proposer decided on a stale view), or when another node still holds a lease at
+    /// `now_ms`.
+    AssignRouter {
+        router: String,
+        node: NodeId,
+        epoch: Option<u64>,
+        now_ms: UnixMs,
+        until_ms: UnixMs,
+    },
+    /// Extends the active node's lease to `until_ms` (a lease never shrinks). Refused unless
+    /// `node` is the active node and `epoch` the current epoch.
+    RenewLease {
+        router: String,
+        node: NodeId,
+        epoch: u64,
+        until_ms: UnixMs,
+    },
+    /// The active node gives the router up (graceful shutdown, hand-over). Refused unless
+    /// `node` is the active node and `epoch` the current epoch.
+    ReleaseRouter {
+        router: String,
+        node: NodeId,
+        epoch: u64,
+    },
+    /// Records the Juniper-Last-Origin-Host the router remembers.
+    SetLastOriginHost { router: String, host: String },
+}
+
+/// What became of a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    /// Applied (also the answer for blank and membership entries).
+    Applied,
+    /// [`Command::AssignRouter`] applied: the router's new epoch.
+    Assigned { epoch: u64 },
+    /// Not applied; the state is unchanged.
+    Refused(Refusal),
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// A service or rule that does not validate.
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// No service, rule or router of that name.
+    #[error("{kind} {name:?} not found")]
+    NotFound { kind: String, name: String },
+    /// The service is named by rules.
+    #[error("service {service:?} is used by rules {rules:?}")]
+    InUse { service: String, rules: Vec<String> },
+    /// The epoch given is not the router's current epoch.
+    #[error("router {router:?}: stale epoch {given} (current {current})")]
+    StaleEpoch {
+        router: String,
+        given: u64,
+        current: u64,
+    },
+    /// The node is not the router's active node.
+    #[error("router {router:?}: node {node} is not the active node ({active:?})")]
+    NotActive {
+        router: String,
+        node: NodeId,
+        active: Option<NodeId>,
+    },
+    /// Another node holds the router's lease.
+    #[error("router {router:?}: node {active} holds the lease until {until_ms} ms")]
+    LeaseHeld {
+        router: String,
+        active: NodeId,
+        until_ms: UnixMs,
+    },
+}
+
+/// What the cluster knows of one router.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterEntry {
+    /// The active SAE node, if any.
+    pub active: Option<NodeId>,
+    /// Bumped by every assignment; 0 until the first one. Kept when the router is released.
+    pub epoch: u64,
+    /// The active node's lease runs until then (Unix ms); 0 without an active node.
+    pub lease_until_ms: UnixMs,
+    /// The Juniper-Last-Origin-Host the router remembers.
+    pub last_origin_host: Option<String>,
+}
+
+impl RouterEntry {
+    /// The active node if its lease still runs at `now_ms`.
+    pub fn owner_at(&self, now_ms: UnixMs) -> Option<NodeId> {
+        self.active.filter(|_| self.lease_until_ms > now_ms)
+    }
+}
+
+/// The replicated control state (what a snapshot holds, with the membership).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlState {
+    pub services: BTreeMap<String, ServiceDef>,
+    pub rules: BTreeMap<String, Rule>,
+    pub routers: BTreeMap<String, RouterEntry>,
+}
+
+/// The one entry of the state a command can change (how the state is stored: one value per
+/// key).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Key {
+    Service(String),
+    Rule(String),
+    Router(String),
+}
+
+impl Key {
+    const SERVICE: &'static str = "service/";
+    const RULE: &'static str = "rule/";
+    const ROUTER: &'static str = "router/";
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let (prefix, name) = match self {
+            Key::Service(n) => (Key::SERVICE, n),
+            Key::Rule(n) => (Key::RULE, n),
+            Key::Router(n) => (Key::ROUTER, n),
+        };
+        format!("{prefix}{name}").into_bytes()
+    }
+
+    /// `None` for keys that are not state entries.
+    pub(crate) fn decode(key: &[u8]) -> Option<Key> {
+        let key = std::str::from_utf8(key).ok()?;
+        if let Some(n) = key.strip_prefix(Key::SERVICE) {
+            Some(Key::Service(n.to_owned()))
+        } else if let Some(n) = key.strip_prefix(Key::RULE) {
+            Some(Key::Rule(n.to_owned()))
+        } else {
+            key.strip_prefix(Key::ROUTER)
+                .map(|n| Key::Router(n.to_owned()))
+        }
+    }
+}
+
+impl Command {
+    /// The entry of the state this command may change.
+    pub(crate) fn key(&self) -> Key {
+        match self {
+            Command::PutService(def) => Key::Service(def.name.clone()),
+            Command::DeleteService { name } => Key::Service(name.clone()),
+            Command::PutRule(rule) => Key::Rule(rule.name.clone()),
+            Command::DeleteRule { name } => Key::Rule(name.clone()),
+            Command::AssignRouter { router, .. }
+            | Command::RenewLease { router, .. }
+            | Command::ReleaseRouter { router, .. }
+            | Command::SetLastOriginHost { router, .. } => Key::Router(router.clone()),
+        }
+    }
+}
+
+fn not_found(kind: &str, name: &str) -> Response {
+    Response::Refused(Refusal::NotFound {
+        kind: kind.to_owned(),
+        name: name.to_owned(),
+    })
+}
+
+impl ControlState {
+    /// Applies one command.
+    pub fn apply(&mut self, cmd: &Command) -> Response {
+        match cmd {
+            Command::PutService(def) => match def.validated() {
+                Ok(def) => {
+                    self.services.insert(def.name.clone(), def);
+                    Response::Applied
+                }
+                Err(e) => Response::Refused(Refusal::Invalid(e.to_string())),
+            },
+            Command::DeleteService { name } => {
+                if !self.services.contains_key(name) {
+                    return not_found("service", name);
+                }
+                let rules: Vec<String> = self
+                    .rules
+                    .values()
+                    .filter(|r| r.services.iter().any(|s| s == name))
+                    .map(|r| r.name.clone())
+                    .collect();
+                if !rules.is_empty() {
+                    return Response::Refused(Refusal::InUse {
+                        service: name.clone(),
+                        rules,
+                    });
+                }
+                self.services.remove(name);
+                Response::Applied
+            }
+            Command::PutRule(rule) => {
+                // The catalog's own validation: names, patterns, services that exist.
+                let file = CatalogFile {
+                    services: self.services.values().cloned().collect(),
+                    rules: vec![rule.clone()],
+                };
+                if let Err(e) = file.validate() {
+                    return Response::Refused(Refusal::Invalid(e.to_string()));
+                }
+                self.rules.insert(rule.name.clone(), rule.clone());
+                Response::Applied
+            }
+            Command::DeleteRule { name } => match self.rules.remove(name) {
+                Some(_) => Response::Applied,
+                None => not_found("rule", name),
+            },
+            Command::AssignRouter {
+                router,
+                node,
+                epoch,
+                now_ms,
+                until_ms,
+            } => {
+                let entry = self.routers.entry(router.clone()).or_default();
+                if let Some(given) = *epoch
+                    && given != entry.epoch
+                {
+                    return Response::Refused(Refusal::StaleEpoch {
+                        router: router.clone(),
+                        given,
+                        current: entry.epoch,
+                    });
+                }
+                if let Some(active) = entry.owner_at(*now_ms)
+                    && active != *node
+                {
+                    return Response::Refused(Refusal::LeaseHeld {
+                        router: router.clone(),
+                        active,
+                        until_ms: entry.lease_until_ms,
+                    });
+                }
+                entry.epoch += 1;
+                entry.active = Some(*node);
+                entry.lease_until_ms = *until_ms;
+                Response::Assigned { epoch: entry.epoch }
+            }
+            Command::RenewLease {
+                router,
+                node,
+                epoch,
+                until_ms,
+            } => match self.owned_entry(router, *node, *epoch) {
+                Ok(entry) => {
+                    entry.lease_until_ms = entry.lease_until_ms.max(*until_ms);
+                    Response::Applied
+                }
+                Err(refusal) => refusal,
+            },
+            Command::ReleaseRouter {
+                router,
+                node,
+                epoch,
+            } => match self.owned_entry(router, *node, *epoch) {
+                Ok(entry) => {
+                    entry.active = None;
+                    entry.lease_until_ms = 0;
+                    Response::Applied
+                }
+                Err(refusal) => refusal,
+            },
+            Command::SetLastOriginHost { router, host } => {
+                self.routers
+                    .entry(router.clone())
+                    .or_default()
+                    .last_origin_host = Some(host.clone());
+                Response::Applied
+            }
+        }
+    }
+
+    /// The router's entry when `node` is its active node at `epoch`.
+    fn owned_entry(
+        &mut self,
+        router: &str,
+        node: NodeId,
+        epoch: u64,
+    ) -> Result<&mut RouterEntry, Response> {
+        let Some(entry) = self.routers.get_mut(router) else {
+            return Err(not_found("router", router));
+        };
+        if epoch != entry.epoch {
+            return Err(Response::Refused(Refusal::StaleEpoch {
+                router: router.to_owned(),
+                given: epoch,
+                current: entry.epoch,
+            }));
+        }
+        if entry.active != Some(node) {
+            return Err(Response::Refused(Refusal::NotActive {
+                router: router.to_owned(),
+                node,
+                active: entry.active,
+            }));
+        }
+        Ok(entry)
+    }
+
+    /// The stored form of one entry: `None` when absent.
+    pub(crate) fn encode_entry(&self, key: &Key) -> Result<Option<Vec<u8>>, serde_json::Error> {
+        match key {
+            Key::Service(n) => self.services.get(n).map(serde_json::to_vec).transpose(),
+            Key::Rule(n) => self.rules.get(n).map(serde_json::to_vec).transpose(),
+            Key::Router(n) => self.routers.get(n).map(serde_json::to_vec).transpose(),
+        }
+    }
+
+    /// Loads one stored entry.
+    pub(crate) fn insert_entry(&mut self, key: Key, value: &[u8]) -> Result<(), serde_json::Error> {
+        match key {
+            Key::Service(n) => {
+                self.services.insert(n, serde_json::from_slice(value)?);
+            }
+            Key::Rule(n) => {
+                self.rules.insert(n, serde_json::from_slice(value)?);
+            }
+            Key::Router(n) => {
+                self.routers.insert(n, serde_json::from_slice(value)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every entry, as keys.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        let services = self.services.keys().map(|n| Key::Service(n.clone()));
+        let rules = self.rules.keys().map(|n| Key::Rule(n.clone()));
+        let routers = self.routers.keys().map(|n| Key::Router(n.clone()));
+        services.chain(rules).chain(routers)
+    }
+
+    /// The catalog in the configuration's form.
+    pub fn catalog(&self) -> CatalogFile {
+        CatalogFile {
+            services: self.services.values().cloned().collect(),
+            rules: self.rules.values().cloned().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(name: &str) -> ServiceDef {
+        ServiceDef {
+            name: name.into(),
+            ..ServiceDef::default()
+        }
+    }
+
+    fn rule(name: &str, services: &[&str]) -> Rule {
+        Rule {
+            name: name.into(),
+            services: services.iter().map(|s| s.to_string()).collect(),
+            ..Rule::default()
+        }
+    }
+
+    fn assign(router: &str, node: NodeId, epoch: Option<u64>, now_ms: UnixMs) -> Command {
+        Command::AssignRouter {
+            router: router.into(),
+            node,
+            epoch,
+            now_ms,
+            until_ms: now_ms + 10_000,
+        }
+    }
+
+    #[test]
+    fn services_are_validated_and_defaulted() {
+        let mut st = ControlState::default();
+        assert_eq!(
+            st.apply(&Command::PutService(service("gold"))),
+            Response::Applied
+        );
+        assert_eq!(st.services["gold"].policy_name, "gold");
+        let bad = st.apply(&Command::PutService(service("bad name!")));
+        assert!(
+            matches!(bad, Response::Refused(Refusal::Invalid(_))),
+            "{bad:?}"
+        );
+        assert!(!st.services.contains_key("bad name!"));
+    }
+
+    #[test]
+    fn rules_need_their_services_and_keep_services_in_use() {
+        let mut st = ControlState::default();
+        let r = st.apply(&Command::PutRule(rule("r1", &["gold"])));
+        assert!(matches!(r, Response::Refused(Refusal::Invalid(_))), "{r:?}");
+        st.apply(&Command::PutService(service("gold")));
+        assert_eq!(
+            st.apply(&Command::PutRule(rule("r1", &["gold"]))),
+            Response::Applied
+        );
+        assert_eq!(
+            st.apply(&Command::DeleteService {
+                name: "gold".into()
+            }),
+            Response::Refused(Refusal::InUse {
+                service: "gold".into(),
+                rules: vec!["r1".into()]
+            })
+        );
+        assert_eq!(
+            st.apply(&Command::DeleteRule { name: "r1".into() }),
+            Response::Applied
+        );
+        assert_eq!(
+            st.apply(&Command::DeleteRule { name: "r1".into() }),
+            Response::Refused(Refusal::NotFound {
+                kind: "rule".into(),
+                name: "r1".into()
+            })
+        );
+        assert_eq!(
+            st.apply(&Command::DeleteService {
+                name: "gold".into()
+            }),
+            Response::Applied
+        );
+        assert_eq!(st.catalog(), CatalogFile::default());
+    }
+
+    #[test]
+    fn assignment_bumps_the_epoch_and_respects_leases() {
+        let mut st = ControlState::default();
+        assert_eq!(
+            st.apply(&assign("r", 1, None, 1_000)),
+            Response::Assigned { epoch: 1 }
+        );
+        // Node 2 cannot take the router while node 1's lease runs.
+        assert_eq!(
+            st.apply(&assign("r", 2, Some(1), 5_000)),
+            Response::Refused(Refusal::LeaseHeld {
+                router: "r".into(),
+                active: 1,
+                until_ms: 11_000
+            })
+        );
+        // A stale view is refused.
+        assert_eq!(
+            st.apply(&assign("r", 2, Some(0), 20_000)),
+            Response::Refused(Refusal::StaleEpoch {
+                router: "r".into(),
+                given: 0,
+                current: 1
+            })
+        );
+        // Once the lease ran out, node 2 takes over with a new epoch.
+        assert_eq!(
+            st.apply(&assign("r", 2, Some(1), 20_000)),
+            Response::Assigned { epoch: 2 }
+        );
+        assert_eq!(st.routers["r"].owner_at(20_000), Some(2));
+        // The node that holds the router can be reassigned to itself (new epoch).
+        assert_eq!(
+            st.apply(&assign("r", 2, None, 21_000)),
+            Response::Assigned { epoch: 3 }
+        );
+    }
+
+    #[test]
+    fn renew_and_release_need_the_active_node_and_current_epoch() {
+        let mut st = ControlState::default();
+        st.apply(&assign("r", 1, None, 0));
+        let renew = |node, epoch, until_ms| Command::RenewLease {
+            router: "r".into(),
+            node,
+            epoch,
+            until_ms,
+        };
+        assert_eq!(st.apply(&renew(1, 1, 50_000)), Response::Applied);
+        assert_eq!(st.routers["r"].lease_until_ms, 50_000);
+        // A lease never shrinks.
+        assert_eq!(st.apply(&renew(1, 1, 20_000)), Response::Applied);
+        assert_eq!(st.routers["r"].lease_until_ms, 50_000);
+        assert!(matches!(
+            st.apply(&renew(1, 0, 60_000)),
+            Response::Refused(Refusal::StaleEpoch { .. })
+        ));
+        assert!(matches!(
+            st.apply(&renew(2, 1, 60_000)),
+            Response::Refused(Refusal::NotActive { .. })
+        ));
+        assert!(matches!(
+            st.apply(&Command::RenewLease {
+                router: "other".into(),
+                node: 1,
+                epoch: 1,
+                until_ms: 1
+            }),
+            Response::Refused(Refusal::NotFound { .. })
+        ));
+        let release = |node, epoch| Command::ReleaseRouter {
+            router: "r".into(),
+            node,
+            epoch,
+        };
+        assert!(matches!(
+            st.apply(&release(2, 1)),
+            Response::Refused(Refusal::NotActive { .. })
+        ));
+        assert_eq!(st.apply(&release(1, 1)), Response::Applied);
+        let entry = &st.routers["r"];
+        assert_eq!(
+            (entry.active, entry.epoch, entry.lease_until_ms),
+            (None, 1, 0)
+        );
+        // Released: anyone can take it at once, and the epoch goes on.
+        assert_eq!(
+            st.apply(&assign("r", 3, Some(1), 1)),
+            Response::Assigned { epoch: 2 }
+        );
+    }
+
+    #[test]
+    fn last_origin_host_is_kept_per_router() {
+        let mut st = ControlState::default();
+        let set = |host: &str| Command::SetLastOriginHost {
+            router: "r".into(),
+            host: host.into(),
+        };
+        assert_eq!(st.apply(&set("sae-1")), Response::Applied);
+        st.apply(&assign("r", 1, None, 0));
+        assert_eq!(st.apply(&set("sae-2")), Response::Applied);
+        let entry = &st.routers["r"];
+        assert_eq!(entry.last_origin_host.as_deref(), Some("sae-2"));
+        assert_eq!(entry.active, Some(1));
+    }
+
+    #[test]
+    fn entries_round_trip_through_keys() {
+        let mut st = ControlState::default();
+        st.apply(&Command::PutService(service("gold")));
+        st.apply(&Command::PutRule(rule("r1", &["gold"])));
+        st.apply(&assign("edge/1", 1, None, 0));
+        let mut copy = ControlState::default();
+        for key in st.keys() {
+            let encoded = key.encode();
+            let value = st.encode_entry(&key).unwrap().unwrap();
+            copy.insert_entry(Key::decode(&encoded).unwrap(), &value)
+                .unwrap();
+        }
+        assert_eq!(copy, st);
+        assert_eq!(Key::decode(b"meta/x"), None);
+        assert_eq!(st.encode_entry(&Key::Service("none".into())).unwrap(), None);
+    }
+
+    #[test]
+    fn commands_are_plain_json() {
+        let cmd = assign("r", 1, Some(2), 3);
+        let json = serde_json::to_string(&cmd).unwrap();
+        assert_eq!(
+            json,
+            r#"{"assign_router":{"router":"r","node":1,"epoch":2,"now_ms":3,"until_ms":10003}}"#
+        );
+        assert_eq!(serde_json::from_str::<Command>(&json).unwrap(), cmd);
+    }
+}
