@@ -4,80 +4,32 @@
 //! same PEPID) and a COPS-PR router (unsupported client type refused, login → DEC → RPT → usage
 //! reports → DRQ), checked through the management API.
 
-use std::io::Write;
-use std::process::{ChildStdin, Command};
-use std::time::Duration;
+use std::process::Command;
 
 use sae_proto::v1 as pb;
-use sae_proto::v1::management_client::ManagementClient;
-use serde_json::Value as Json;
-use tonic::transport::Channel;
 
-use crate::support::{NodeConfig, Proc, SaeNode, sae_sim_bin};
+use crate::support::{Api, NodeConfig, SaeNode, Sim, WAIT};
 
-const WAIT: Duration = Duration::from_secs(20);
-
-/// A running simulator with its control pipe.
-struct Sim {
-    proc: Proc,
-    stdin: ChildStdin,
+/// The simulator in a COPS role against the node.
+fn cops_sim(role: &str, node: &SaeNode, args: &[&str]) -> Sim {
+    let connect = node.cops.to_string();
+    let mut all = vec![role, "--connect", connect.as_str(), "--control"];
+    all.extend(args);
+    Sim::spawn(&all)
 }
 
-impl Sim {
-    fn start(role: &str, node: &SaeNode, args: &[&str]) -> Sim {
-        let mut cmd = Command::new(sae_sim_bin());
-        cmd.args([role, "--connect", &node.cops.to_string(), "--control"])
-            .args(args);
-        let (proc, stdin) = Proc::spawn_with_stdin("sae-sim", cmd);
-        Sim { proc, stdin }
-    }
-
-    fn send(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").expect("write to sae-sim");
-        self.stdin.flush().expect("flush sae-sim stdin");
-    }
-
-    fn mark(&self) -> usize {
-        self.proc.stdout.lines().len()
-    }
-
-    fn wait(&self, from: usize, what: &str, pred: impl Fn(&Json) -> bool) -> (usize, Json) {
-        match self.proc.stdout.wait_line(from, WAIT, what, |l| {
-            serde_json::from_str::<Json>(l).is_ok_and(|e| pred(&e))
-        }) {
-            Ok((i, line)) => (i, serde_json::from_str(&line.text).expect("JSON event")),
-            Err(e) => panic!("sae-sim: {e}\n{}", self.proc.transcript()),
-        }
-    }
-
-    /// Places a call and returns its result.
-    fn call(&mut self, id: &str, kbps: u32) -> String {
-        let from = self.mark();
-        self.send(&format!("call {id} {kbps}"));
-        let (_, e) = self.wait(from, &format!("call {id}"), |e| {
-            e["event"] == "call" && e["call_id"] == id
-        });
-        e["result"].as_str().unwrap_or_default().to_owned()
-    }
+/// Places a call and returns its result.
+fn call(sim: &mut Sim, id: &str, kbps: u32) -> String {
+    let from = sim.mark();
+    sim.send(&format!("call {id} {kbps}"));
+    let (_, e) = sim.wait(from, &format!("call {id}"), |e| {
+        e["event"] == "call" && e["call_id"] == id
+    });
+    e["result"].as_str().unwrap_or_default().to_owned()
 }
 
-struct Api {
-    rt: tokio::runtime::Runtime,
-    client: ManagementClient<Channel>,
-}
-
+/// What these tests ask the management API beyond the shared calls.
 impl Api {
-    fn connect(node: &SaeNode) -> Api {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let client = rt
-            .block_on(ManagementClient::connect(node.grpc_url()))
-            .expect("connect to the management API");
-        Api { rt, client }
-    }
-
     fn budgets(&mut self) -> Vec<pb::AdmissionBudget> {
         self.rt
             .block_on(
@@ -100,29 +52,6 @@ impl Api {
             .connections
     }
 
-    fn subscriber(&mut self, user: &str) -> Result<pb::Subscriber, tonic::Status> {
-        let req = pb::GetSubscriberRequest {
-            subscriber: Some(pb::SubscriberRef {
-                key: Some(pb::subscriber_ref::Key::UserName(user.into())),
-            }),
-        };
-        self.rt
-            .block_on(self.client.get_subscriber(req))
-            .map(|r| r.into_inner())
-    }
-
-    fn usage(&mut self, user: &str) -> Vec<pb::UsageRecord> {
-        let req = pb::ListUsageRecordsRequest {
-            user_name: user.into(),
-            ..Default::default()
-        };
-        self.rt
-            .block_on(self.client.list_usage_records(req))
-            .expect("ListUsageRecords")
-            .into_inner()
-            .records
-    }
-
     fn control(&mut self, pepid: &str, action: &str) -> u32 {
         let req = pb::ControlUsageRequest {
             pepid: pepid.into(),
@@ -135,20 +64,6 @@ impl Api {
             .expect("ControlUsage")
             .into_inner()
             .request_states
-    }
-
-    fn until<T>(&mut self, what: &str, mut f: impl FnMut(&mut Api) -> Option<T>) -> T {
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            if let Some(v) = f(self) {
-                return v;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 }
 
@@ -163,13 +78,13 @@ fn sbc_node() -> NodeConfig {
 fn an_sbc_opens_keeps_alive_and_is_admitted_up_to_its_budget() {
     let node = SaeNode::start(&sbc_node());
     let mut api = Api::connect(&node);
-    let mut sbc = Sim::start("sbc", &node, &["--pepid", "sbc1"]);
+    let mut sbc = cops_sim("sbc", &node, &["--pepid", "sbc1"]);
     let (_, acc) = sbc.wait(0, "CAT", |e| e["event"] == "accepted");
     assert_eq!(acc["keepalive_s"], 2, "{acc}");
-    assert_eq!(sbc.call("c1", 64), "admitted");
-    assert_eq!(sbc.call("c2", 64), "admitted");
+    assert_eq!(call(&mut sbc, "c1", 64), "admitted");
+    assert_eq!(call(&mut sbc, "c2", 64), "admitted");
     // The budget is 2 calls: the third is denied by the PDP.
-    assert_eq!(sbc.call("c3", 64), "denied");
+    assert_eq!(call(&mut sbc, "c3", 64), "denied");
     let b = api.budgets();
     let pep = b.iter().find(|b| b.name == "sbc1").expect("sbc1 budget");
     assert_eq!((pep.calls, pep.calls_limit), (2, 2));
@@ -194,7 +109,7 @@ fn an_sbc_opens_keeps_alive_and_is_admitted_up_to_its_budget() {
             .any(|b| b.name == "sbc1" && b.calls == 1)
             .then_some(())
     });
-    assert_eq!(sbc.call("c4", 64), "admitted");
+    assert_eq!(call(&mut sbc, "c4", 64), "admitted");
     let conns = api.connections();
     assert_eq!(conns.len(), 1);
     assert_eq!(
@@ -216,7 +131,7 @@ fn restart_on_same_port(node: SaeNode) -> SaeNode {
 #[test]
 fn the_sbc_keeps_its_calls_while_the_pdp_is_down_denies_new_ones_and_reconnects() {
     let node = SaeNode::start(&sbc_node());
-    let mut sbc = Sim::start(
+    let mut sbc = cops_sim(
         "sbc",
         &node,
         &[
@@ -229,7 +144,7 @@ fn the_sbc_keeps_its_calls_while_the_pdp_is_down_denies_new_ones_and_reconnects(
         ],
     );
     sbc.wait(0, "CAT", |e| e["event"] == "accepted");
-    assert_eq!(sbc.call("up1", 64), "admitted");
+    assert_eq!(call(&mut sbc, "up1", 64), "admitted");
 
     let mark = sbc.mark();
     let node = {
@@ -237,7 +152,7 @@ fn the_sbc_keeps_its_calls_while_the_pdp_is_down_denies_new_ones_and_reconnects(
         node.proc.kill();
         sbc.wait(mark, "failure detected", |e| e["event"] == "disconnected");
         // While down: new calls are denied, the call already up is untouched.
-        assert_eq!(sbc.call("new1", 64), "denied-while-down");
+        assert_eq!(call(&mut sbc, "new1", 64), "denied-while-down");
         let from = sbc.mark();
         sbc.send("list");
         let (_, entry) = sbc.wait(from, "the call list", |e| {
@@ -260,15 +175,15 @@ fn the_sbc_keeps_its_calls_while_the_pdp_is_down_denies_new_ones_and_reconnects(
     let conns = api.connections();
     assert_eq!(conns[0].pepid, "sbc1");
     assert_eq!(conns[0].client_type, 0x800A);
-    assert_eq!(sbc.call("new2", 64), "admitted");
+    assert_eq!(call(&mut sbc, "new2", 64), "admitted");
     // The budget edge still holds with the rebuilt state.
-    assert_eq!(sbc.call("new3", 64), "denied");
+    assert_eq!(call(&mut sbc, "new3", 64), "denied");
 }
 
 #[test]
 fn with_allow_while_down_the_sbc_admits_new_calls_itself() {
     let node = SaeNode::start(&sbc_node());
-    let mut sbc = Sim::start(
+    let mut sbc = cops_sim(
         "sbc",
         &node,
         &[
@@ -286,7 +201,7 @@ fn with_allow_while_down_the_sbc_admits_new_calls_itself() {
     let mut node = node;
     node.proc.kill();
     sbc.wait(mark, "failure detected", |e| e["event"] == "disconnected");
-    assert_eq!(sbc.call("while-down", 64), "admitted-while-down");
+    assert_eq!(call(&mut sbc, "while-down", 64), "admitted-while-down");
     sbc.wait(mark, "reconnect attempts", |e| e["event"] == "reconnecting");
 }
 
@@ -306,7 +221,7 @@ services = ["gold"]
 #[test]
 fn an_unsupported_client_type_is_refused_with_cc() {
     let node = SaeNode::start(&NodeConfig::default());
-    let sim = Sim::start(
+    let sim = cops_sim(
         "copspr",
         &node,
         &["--pepid", "erx1", "--client-type", "0x1234"],
@@ -328,7 +243,7 @@ fn a_cops_pr_login_is_provisioned_reported_and_ended_by_drq() {
         ..Default::default()
     });
     let mut api = Api::connect(&node);
-    let mut erx = Sim::start(
+    let mut erx = cops_sim(
         "copspr",
         &node,
         &["--pepid", "erx1", "--usage-octets-per-s", "1000"],
@@ -407,11 +322,11 @@ fn tshark_decodes_live_exchanges_of_both_profiles_cleanly() {
     // SBC call admission.
     let node = SaeNode::start(&sbc_node());
     let capture = crate::support::LiveCapture::start(node.cops.port());
-    let mut sbc = Sim::start("sbc", &node, &["--pepid", "sbc1"]);
+    let mut sbc = cops_sim("sbc", &node, &["--pepid", "sbc1"]);
     sbc.wait(0, "CAT", |e| e["event"] == "accepted");
-    assert_eq!(sbc.call("c1", 64), "admitted");
-    assert_eq!(sbc.call("c2", 64), "admitted");
-    assert_eq!(sbc.call("c3", 64), "denied");
+    assert_eq!(call(&mut sbc, "c1", 64), "admitted");
+    assert_eq!(call(&mut sbc, "c2", 64), "admitted");
+    assert_eq!(call(&mut sbc, "c3", 64), "denied");
     sbc.send("hangup c1");
     sbc.send("quit");
     sbc.proc.wait_exit(WAIT);
@@ -431,7 +346,7 @@ fn tshark_decodes_live_exchanges_of_both_profiles_cleanly() {
         ..Default::default()
     });
     let capture = crate::support::LiveCapture::start(node.cops.port());
-    let mut erx = Sim::start("copspr", &node, &["--pepid", "erx1"]);
+    let mut erx = cops_sim("copspr", &node, &["--pepid", "erx1"]);
     erx.wait(0, "CAT", |e| e["event"] == "accepted");
     erx.send("login fastEthernet 3/0.1 10.2.0.1 user1@isp.example");
     erx.wait(0, "an accounting report", |e| {
@@ -470,7 +385,7 @@ fn tshark_decodes_live_exchanges_of_both_profiles_cleanly() {
 #[test]
 fn a_node_stopping_closes_its_peps_with_cc_shutting_down() {
     let mut node = SaeNode::start(&sbc_node());
-    let sbc = Sim::start(
+    let sbc = cops_sim(
         "sbc",
         &node,
         &["--pepid", "sbc1", "--backoff-initial-secs", "5"],

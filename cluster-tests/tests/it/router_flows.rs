@@ -5,19 +5,16 @@
 //! an STR for an unknown session, and a node killed and restarted that recovers its sessions
 //! from storage and resyncs them.
 
-use std::io::Write;
-use std::process::{ChildStdin, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use sae_proto::v1 as pb;
 use sae_proto::v1::management_client::ManagementClient;
 use serde_json::Value as Json;
-use tonic::transport::Channel;
 
-use crate::support::{NodeConfig, Proc, SaeNode, sae_sim_bin};
+use crate::support::{Api, NodeConfig, SaeNode, Sim, WAIT};
 
 const ROUTER: &str = "router1.test.realm";
-const WAIT: Duration = Duration::from_secs(20);
 
 /// The catalog every test node starts with.
 const CATALOG: &str = r#"
@@ -65,96 +62,34 @@ fn node_config() -> NodeConfig {
     }
 }
 
-/// A running simulator with its control pipe.
-struct Sim {
-    proc: Proc,
-    stdin: ChildStdin,
+/// The simulated JSRC router of these tests.
+fn router(node: &SaeNode, extra: &[&str]) -> Sim {
+    let connect = node.diameter.to_string();
+    let mut args = vec!["router", "--connect", connect.as_str()];
+    args.extend(["--origin-host", ROUTER, "--origin-realm", "test.realm"]);
+    args.extend(["--watchdog-secs", "6", "--control"]);
+    args.extend(extra);
+    let sim = Sim::spawn(&args);
+    sim.wait(0, "ready", |e| e["event"] == "ready");
+    sim
 }
 
-impl Sim {
-    fn start(node: &SaeNode, extra: &[&str]) -> Sim {
-        let mut cmd = Command::new(sae_sim_bin());
-        cmd.args(["router", "--connect", &node.diameter.to_string()])
-            .args(["--origin-host", ROUTER, "--origin-realm", "test.realm"])
-            .args(["--watchdog-secs", "6", "--control"])
-            .args(extra);
-        let (proc, stdin) = Proc::spawn_with_stdin("sae-sim", cmd);
-        let sim = Sim { proc, stdin };
-        sim.wait(0, "ready", |e| e["event"] == "ready");
-        sim
-    }
-
-    fn send(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").expect("write to sae-sim");
-        self.stdin.flush().expect("flush sae-sim stdin");
-    }
-
-    /// Every event so far.
-    fn events(&self) -> Vec<Json> {
-        self.proc
-            .stdout
-            .text()
-            .iter()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    /// Waits for an event at or after line `from`; returns its line index and the event.
-    fn wait(&self, from: usize, what: &str, pred: impl Fn(&Json) -> bool) -> (usize, Json) {
-        match self.proc.stdout.wait_line(from, WAIT, what, |l| {
-            serde_json::from_str::<Json>(l).is_ok_and(|e| pred(&e))
-        }) {
-            Ok((i, line)) => (i, serde_json::from_str(&line.text).expect("JSON event")),
-            Err(e) => panic!("sae-sim: {e}\n{}", self.proc.transcript()),
-        }
-    }
-
-    fn mark(&self) -> usize {
-        self.proc.stdout.lines().len()
-    }
-
-    /// Logs a subscriber in through the control pipe and waits for the result.
-    fn login(&mut self, user: &str, ip: &str, port: &str) -> Json {
-        let from = self.mark();
-        self.send(&format!("login {user} {ip} {port}"));
-        self.wait(from, &format!("login of {user}"), |e| {
-            (e["event"] == "login" || e["event"] == "login-failed") && e["user"] == user
-        })
-        .1
-    }
+/// Logs a subscriber in through the control pipe and waits for the result.
+fn log_in(sim: &mut Sim, user: &str, ip: &str, port: &str) -> Json {
+    let from = sim.mark();
+    sim.send(&format!("login {user} {ip} {port}"));
+    sim.wait(from, &format!("login of {user}"), |e| {
+        (e["event"] == "login" || e["event"] == "login-failed") && e["user"] == user
+    })
+    .1
 }
 
-/// A blocking management API client.
-struct Api {
-    rt: tokio::runtime::Runtime,
-    client: ManagementClient<Channel>,
-}
-
+/// What these tests ask the management API beyond the shared calls.
 impl Api {
-    fn connect(node: &SaeNode) -> Api {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let client = rt
-            .block_on(ManagementClient::connect(node.grpc_url()))
-            .expect("connect to the management API");
-        Api { rt, client }
-    }
-
     fn user(name: &str) -> Option<pb::SubscriberRef> {
         Some(pb::SubscriberRef {
             key: Some(pb::subscriber_ref::Key::UserName(name.into())),
         })
-    }
-
-    fn subscriber(&mut self, user: &str) -> Result<pb::Subscriber, tonic::Status> {
-        let req = pb::GetSubscriberRequest {
-            subscriber: Self::user(user),
-        };
-        self.rt
-            .block_on(self.client.get_subscriber(req))
-            .map(|r| r.into_inner())
     }
 
     fn subscribers(&mut self) -> Vec<pb::Subscriber> {
@@ -209,33 +144,6 @@ impl Api {
             .into_inner()
     }
 
-    fn usage(&mut self, user: &str) -> Vec<pb::UsageRecord> {
-        let req = pb::ListUsageRecordsRequest {
-            user_name: user.into(),
-            ..Default::default()
-        };
-        self.rt
-            .block_on(self.client.list_usage_records(req))
-            .expect("ListUsageRecords")
-            .into_inner()
-            .records
-    }
-
-    /// Polls until `f` holds.
-    fn until<T>(&mut self, what: &str, mut f: impl FnMut(&mut Api) -> Option<T>) -> T {
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            if let Some(v) = f(self) {
-                return v;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
     fn gone(&mut self, user: &str) -> bool {
         matches!(self.subscriber(user), Err(s) if s.code() == tonic::Code::NotFound)
     }
@@ -248,10 +156,10 @@ fn service<'a>(s: &'a pb::Subscriber, name: &str) -> Option<&'a pb::ServiceSessi
 #[test]
 fn login_confirm_and_activation_accepted_and_refused_by_the_router() {
     let node = SaeNode::start(&node_config());
-    let mut sim = Sim::start(&node, &["--fail-ppr", "gold-*"]);
+    let mut sim = router(&node, &["--fail-ppr", "gold-*"]);
     let mut api = Api::connect(&node);
 
-    let login = sim.login("alice@isp.example", "10.0.0.1", "ge-0/0/0.1");
+    let login = log_in(&mut sim, "alice@isp.example", "10.0.0.1", "ge-0/0/0.1");
     assert_eq!(login["event"], "login", "{login}");
     assert_eq!(login["result"], 2001);
     assert_eq!(login["policies"], serde_json::json!(["internet-basic"]));
@@ -296,7 +204,12 @@ fn login_confirm_and_activation_accepted_and_refused_by_the_router() {
     assert!(service(&s, "video").is_none());
 
     // A refused login leaves no session.
-    let refused = sim.login("mallory@blocked.example", "10.0.0.2", "ge-0/0/0.2");
+    let refused = log_in(
+        &mut sim,
+        "mallory@blocked.example",
+        "10.0.0.2",
+        "ge-0/0/0.2",
+    );
     assert_eq!(refused["event"], "login-failed", "{refused}");
     assert_eq!(refused["result"], 5012);
     assert!(api.gone("mallory@blocked.example"));
@@ -316,10 +229,10 @@ fn login_confirm_and_activation_accepted_and_refused_by_the_router() {
 #[test]
 fn accounting_both_ways_and_both_logouts_keep_the_final_usage() {
     let node = SaeNode::start(&node_config());
-    let mut sim = Sim::start(&node, &[]);
+    let mut sim = router(&node, &[]);
     let mut api = Api::connect(&node);
-    sim.login("bob@isp.example", "10.0.1.1", "ge-0/0/1.1");
-    sim.login("carol@isp.example", "10.0.1.2", "ge-0/0/1.2");
+    log_in(&mut sim, "bob@isp.example", "10.0.1.1", "ge-0/0/1.1");
+    log_in(&mut sim, "carol@isp.example", "10.0.1.2", "ge-0/0/1.2");
 
     // The router reports (ACR START was sent at install; INTERIM on request).
     let from = sim.mark();
@@ -362,10 +275,11 @@ fn accounting_both_ways_and_both_logouts_keep_the_final_usage() {
 #[test]
 fn router_srq_mid_life_replays_the_sessions_and_keeps_them() {
     let node = SaeNode::start(&node_config());
-    let mut sim = Sim::start(&node, &[]);
+    let mut sim = router(&node, &[]);
     let mut api = Api::connect(&node);
     for i in 1..=3 {
-        sim.login(
+        log_in(
+            &mut sim,
             &format!("user{i}@isp.example"),
             &format!("10.0.2.{i}"),
             &format!("ge-0/0/2.{i}"),
@@ -394,9 +308,9 @@ fn router_srq_mid_life_replays_the_sessions_and_keeps_them() {
 #[test]
 fn a_router_that_disconnects_mid_flow_fails_the_ppr_cleanly_and_the_node_keeps_serving() {
     let node = SaeNode::start(&node_config());
-    let mut sim = Sim::start(&node, &["--drop-ppr", "video"]);
+    let mut sim = router(&node, &["--drop-ppr", "video"]);
     let mut api = Api::connect(&node);
-    sim.login("dave@isp.example", "10.0.3.1", "ge-0/0/3.1");
+    log_in(&mut sim, "dave@isp.example", "10.0.3.1", "ge-0/0/3.1");
     // The router swallows the PPR and then drops the connection.
     let api_thread = {
         let url = node.grpc_url();
@@ -457,8 +371,8 @@ fn a_router_that_disconnects_mid_flow_fails_the_ppr_cleanly_and_the_node_keeps_s
     let s = api.subscriber("dave@isp.example").unwrap();
     assert!(service(&s, "gold").is_none(), "{s:?}");
     // The node keeps serving: another router logs in.
-    let mut other = Sim::start(&node, &[]);
-    let l = other.login("erin@isp.example", "10.0.3.2", "ge-0/0/3.2");
+    let mut other = router(&node, &[]);
+    let l = log_in(&mut other, "erin@isp.example", "10.0.3.2", "ge-0/0/3.2");
     assert_eq!(l["result"], 2001);
     drop(other);
     drop(sim);
@@ -467,9 +381,9 @@ fn a_router_that_disconnects_mid_flow_fails_the_ppr_cleanly_and_the_node_keeps_s
 #[test]
 fn str_for_an_unknown_session_gets_5002() {
     let node = SaeNode::start(&node_config());
-    let mut sim = Sim::start(&node, &[]);
+    let mut sim = router(&node, &[]);
     let mut api = Api::connect(&node);
-    sim.login("frank@isp.example", "10.0.4.1", "ge-0/0/4.1");
+    log_in(&mut sim, "frank@isp.example", "10.0.4.1", "ge-0/0/4.1");
     // Log out twice: the second STR names a session the node has ended.
     let sid = api.subscriber("frank@isp.example").unwrap().session_id;
     sim.send(&format!("logout {sid}"));
@@ -488,10 +402,11 @@ fn str_for_an_unknown_session_gets_5002() {
 fn a_killed_node_recovers_its_sessions_from_storage_and_resyncs_them() {
     let node = SaeNode::start(&node_config());
     let port = node.diameter.port();
-    let mut sim = Sim::start(&node, &["--reconnect-secs", "1"]);
+    let mut sim = router(&node, &["--reconnect-secs", "1"]);
     let mut api = Api::connect(&node);
     for i in 1..=3 {
-        sim.login(
+        log_in(
+            &mut sim,
             &format!("keep{i}@isp.example"),
             &format!("10.0.5.{i}"),
             &format!("ge-0/0/5.{i}"),
@@ -515,7 +430,6 @@ fn a_killed_node_recovers_its_sessions_from_storage_and_resyncs_them() {
     });
     let s = api.subscriber("keep1@isp.example").unwrap();
     assert!(service(&s, "video").is_some(), "{s:?}");
-    let _ = sim.events();
 }
 
 #[test]
@@ -528,8 +442,8 @@ fn ptsp_routers_are_served_and_events_are_streamed_to_watchers() {
         .block_on(api.client.watch_events(pb::WatchEventsRequest::default()))
         .expect("WatchEvents")
         .into_inner();
-    let mut sim = Sim::start(&node, &["--application", "ptsp"]);
-    let login = sim.login("gina@isp.example", "10.0.6.1", "ge-0/0/6.1");
+    let mut sim = router(&node, &["--application", "ptsp"]);
+    let login = log_in(&mut sim, "gina@isp.example", "10.0.6.1", "ge-0/0/6.1");
     assert_eq!(login["result"], 2001, "{login}");
     let s = api.subscriber("gina@isp.example").unwrap();
     assert_eq!(s.application, "ptsp");
@@ -584,9 +498,9 @@ fn saectl(node: &SaeNode, args: &[&str]) -> (i32, String, String) {
 #[test]
 fn saectl_lists_activates_and_logs_out_subscribers_of_a_simulated_router() {
     let node = SaeNode::start(&node_config());
-    let mut sim = Sim::start(&node, &["--fail-ppr", "gold-*"]);
-    sim.login("hank@isp.example", "10.0.7.1", "ge-0/0/7.1");
-    sim.login("ivy@isp.example", "10.0.7.2", "ge-0/0/7.2");
+    let mut sim = router(&node, &["--fail-ppr", "gold-*"]);
+    log_in(&mut sim, "hank@isp.example", "10.0.7.1", "ge-0/0/7.1");
+    log_in(&mut sim, "ivy@isp.example", "10.0.7.2", "ge-0/0/7.2");
 
     let (code, out, err) = saectl(&node, &["subscriber", "list"]);
     assert_eq!(code, 0, "{err}");

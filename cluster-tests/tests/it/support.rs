@@ -822,3 +822,108 @@ pub fn tshark_findings(pcap: &Path, extra: &[&str], except: Option<&str>) -> Str
     ]);
     run_ok(cmd)
 }
+
+/// How long the process tests wait for an event or a condition.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A running `sae-sim` with its control pipe; it prints one JSON event per line.
+pub struct Sim {
+    pub proc: Proc,
+    stdin: std::process::ChildStdin,
+}
+
+impl Sim {
+    /// Starts `sae-sim ARGS` with its stdin piped (for `--control`).
+    pub fn spawn(args: &[&str]) -> Sim {
+        let mut cmd = Command::new(sae_sim_bin());
+        cmd.args(args);
+        let (proc, stdin) = Proc::spawn_with_stdin("sae-sim", cmd);
+        Sim { proc, stdin }
+    }
+
+    /// Sends one control command.
+    pub fn send(&mut self, line: &str) {
+        use std::io::Write as _;
+        writeln!(self.stdin, "{line}").expect("write to sae-sim");
+        self.stdin.flush().expect("flush sae-sim stdin");
+    }
+
+    /// The number of lines printed so far (to wait for what comes after).
+    pub fn mark(&self) -> usize {
+        self.proc.stdout.lines().len()
+    }
+
+    /// Waits for an event at or after line `from`; returns its line index and the event.
+    pub fn wait(
+        &self,
+        from: usize,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> (usize, serde_json::Value) {
+        match self.proc.stdout.wait_line(from, WAIT, what, |l| {
+            serde_json::from_str::<serde_json::Value>(l).is_ok_and(|e| pred(&e))
+        }) {
+            Ok((i, line)) => (i, serde_json::from_str(&line.text).expect("JSON event")),
+            Err(e) => panic!("sae-sim: {e}\n{}", self.proc.transcript()),
+        }
+    }
+}
+
+/// A blocking client of a node's management API.
+pub struct Api {
+    pub rt: tokio::runtime::Runtime,
+    pub client: sae_proto::v1::management_client::ManagementClient<tonic::transport::Channel>,
+}
+
+impl Api {
+    pub fn connect(node: &SaeNode) -> Api {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = rt
+            .block_on(sae_proto::v1::management_client::ManagementClient::connect(
+                node.grpc_url(),
+            ))
+            .expect("connect to the management API");
+        Api { rt, client }
+    }
+
+    /// Polls until `f` holds (at most [`WAIT`]).
+    pub fn until<T>(&mut self, what: &str, mut f: impl FnMut(&mut Api) -> Option<T>) -> T {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(v) = f(self) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A subscriber by user name.
+    pub fn subscriber(&mut self, user: &str) -> Result<sae_proto::v1::Subscriber, tonic::Status> {
+        use sae_proto::v1 as pb;
+        let req = pb::GetSubscriberRequest {
+            subscriber: Some(pb::SubscriberRef {
+                key: Some(pb::subscriber_ref::Key::UserName(user.into())),
+            }),
+        };
+        self.rt
+            .block_on(self.client.get_subscriber(req))
+            .map(|r| r.into_inner())
+    }
+
+    /// Usage records of a user.
+    pub fn usage(&mut self, user: &str) -> Vec<sae_proto::v1::UsageRecord> {
+        let req = sae_proto::v1::ListUsageRecordsRequest {
+            user_name: user.into(),
+            ..Default::default()
+        };
+        self.rt
+            .block_on(self.client.list_usage_records(req))
+            .expect("ListUsageRecords")
+            .into_inner()
+            .records
+    }
+}

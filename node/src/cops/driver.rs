@@ -350,6 +350,16 @@ impl CopsDriver {
             .map_err(|e| e.to_string())
     }
 
+    /// The one instance of class `C` in the request's named ClientSI.
+    fn instance<C: UsageClass>(request: &Request, missing: &str) -> Result<C, String> {
+        let instances = Self::named_instances(request)?;
+        match sae_cops::pib::find::<C>(&instances) {
+            Some(Ok(c)) => Ok(c),
+            Some(Err(e)) => Err(e.to_string()),
+            None => Err(missing.to_owned()),
+        }
+    }
+
     fn admission_request(
         &mut self,
         client_type: u16,
@@ -357,13 +367,7 @@ impl CopsDriver {
         handle: Handle,
         request: Request,
     ) {
-        let call = match Self::named_instances(&request).and_then(|i| {
-            match sae_cops::pib::find::<CallRequest>(&i) {
-                Some(Ok(c)) => Ok(c),
-                Some(Err(e)) => Err(e.to_string()),
-                None => Err("no call instance".into()),
-            }
-        }) {
+        let call = match Self::instance::<CallRequest>(&request, "no call instance") {
             Ok(c) => c,
             Err(why) => {
                 self.decision_error(
@@ -409,13 +413,10 @@ impl CopsDriver {
         request: Request,
         update: bool,
     ) {
-        let iface = match Self::named_instances(&request).and_then(|i| {
-            match sae_cops::pib::find::<SubscriberInterface>(&i) {
-                Some(Ok(c)) => Ok(c),
-                Some(Err(e)) => Err(e.to_string()),
-                None => Err("no subscriber interface instance".into()),
-            }
-        }) {
+        let iface = match Self::instance::<SubscriberInterface>(
+            &request,
+            "no subscriber interface instance",
+        ) {
             Ok(i) => i,
             Err(why) => {
                 self.decision_error(
