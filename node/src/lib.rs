@@ -23,6 +23,7 @@ pub mod sae;
 pub mod store;
 pub mod subscriber;
 pub mod telemetry;
+pub mod timer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -16,7 +16,6 @@ use std::collections::HashSet;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix::io::{WriteHandler, Writer};
 use actix::prelude::*;
@@ -40,10 +39,7 @@ use crate::config::CopsProfile;
 use crate::events::{EventKind, SessionEvent};
 use crate::model::{ServiceSession, ServiceState, SessionState, SubscriberRecord, now_ms};
 use crate::subscriber::session::{CopsReport, EndSession};
-
-fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
+use crate::timer::{DeadlineTimer, now};
 
 /// Close now: another connection of the same PEP and client type took over.
 #[derive(Message)]
@@ -73,7 +69,7 @@ pub struct CopsDriver {
     remote: SocketAddr,
     pdp: PdpConnection,
     writer: Writer<OwnedWriteHalf, io::Error>,
-    timer: Option<(Instant, SpawnHandle)>,
+    timer: DeadlineTimer,
     /// Accepted client types and their PEPID.
     clients: Vec<(u16, String)>,
     span: tracing::Span,
@@ -102,7 +98,7 @@ impl CopsDriver {
                 remote,
                 pdp,
                 writer,
-                timer: None,
+                timer: DeadlineTimer::default(),
                 clients: Vec::new(),
                 closed: false,
             }
@@ -128,27 +124,16 @@ impl CopsDriver {
         if self.closed {
             return;
         }
-        match self.pdp.poll_timeout() {
-            Some(deadline) => {
-                if self.timer.as_ref().is_none_or(|(d, _)| *d != deadline) {
-                    if let Some((_, h)) = self.timer.take() {
-                        ctx.cancel_future(h);
-                    }
-                    let delay = deadline.saturating_duration_since(now());
-                    let h = ctx.run_later(delay, |act, ctx| {
-                        act.timer = None;
-                        act.pdp.handle_timeout(now());
-                        act.step(ctx);
-                    });
-                    self.timer = Some((deadline, h));
-                }
-            }
-            None => {
-                if let Some((_, h)) = self.timer.take() {
-                    ctx.cancel_future(h);
-                }
-            }
-        }
+        let deadline = self.pdp.poll_timeout();
+        self.timer.arm(
+            ctx,
+            deadline,
+            |act: &mut Self| &mut act.timer,
+            |act, ctx| {
+                act.pdp.handle_timeout(now());
+                act.step(ctx);
+            },
+        );
     }
 
     fn on_event(&mut self, event: PdpEvent, ctx: &mut Context<Self>) {
@@ -241,9 +226,7 @@ impl CopsDriver {
                         ));
                     }
                 }
-                if let Some((_, h)) = self.timer.take() {
-                    ctx.cancel_future(h);
-                }
+                self.timer.cancel(ctx);
                 self.writer.close();
             }
         }

@@ -28,11 +28,7 @@ use crate::events::{EventKind, SessionEvent};
 use crate::sae::{PeerStatus, Sae, SendError};
 use crate::subscriber::messages;
 use crate::subscriber::session::RouterRequest;
-
-/// The clock the peer state machine runs on: tokio's, so tests can pause and advance it.
-fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
+use crate::timer::{DeadlineTimer, now};
 
 /// What every driver of a listener shares.
 pub struct DriverShared {
@@ -77,7 +73,7 @@ pub struct RouterDriver {
     remote: SocketAddr,
     peer: Peer,
     writer: Writer<OwnedWriteHalf, io::Error>,
-    timer: Option<(Instant, SpawnHandle)>,
+    timer: DeadlineTimer,
     waiting: HashMap<RequestId, Waiting>,
     /// Lower-cased Origin-Host once the connection is open.
     router: Option<String>,
@@ -109,7 +105,7 @@ impl RouterDriver {
                 remote,
                 peer,
                 writer,
-                timer: None,
+                timer: DeadlineTimer::default(),
                 waiting: HashMap::new(),
                 router: None,
                 router_realm: String::new(),
@@ -142,27 +138,16 @@ impl RouterDriver {
         if self.closed {
             return;
         }
-        match self.peer.poll_timeout() {
-            Some(deadline) => {
-                if self.timer.as_ref().is_none_or(|(d, _)| *d != deadline) {
-                    if let Some((_, h)) = self.timer.take() {
-                        ctx.cancel_future(h);
-                    }
-                    let delay = deadline.saturating_duration_since(now());
-                    let h = ctx.run_later(delay, |act, ctx| {
-                        act.timer = None;
-                        act.peer.handle_timeout(now());
-                        act.step(ctx);
-                    });
-                    self.timer = Some((deadline, h));
-                }
-            }
-            None => {
-                if let Some((_, h)) = self.timer.take() {
-                    ctx.cancel_future(h);
-                }
-            }
-        }
+        let deadline = self.peer.poll_timeout();
+        self.timer.arm(
+            ctx,
+            deadline,
+            |act: &mut Self| &mut act.timer,
+            |act, ctx| {
+                act.peer.handle_timeout(now());
+                act.step(ctx);
+            },
+        );
     }
 
     fn on_event(&mut self, event: Event, ctx: &mut Context<Self>) {
@@ -459,9 +444,7 @@ impl RouterDriver {
                 ));
             }
         }
-        if let Some((_, h)) = self.timer.take() {
-            ctx.cancel_future(h);
-        }
+        self.timer.cancel(ctx);
         // Flushes what is queued (a CEA refusal, a DPA) and then stops the actor.
         self.writer.close();
     }
