@@ -6,13 +6,20 @@
 //!   installs them and is answered by RPT success, or RPT failure with a CPERR per policy whose
 //!   name matches a `--fail-policy` glob (those are not installed). DEC Remove (or a DEC Error)
 //!   refuses the subscriber; the state is deleted with DRQ.
-//! - Usage: each accounted policy counts synthetic octets (`--usage-octets-per-s`, packets =
-//!   octets / 1000) in a [`ReportSchedule`] with a local linkage (one Accounting Timer
-//!   interval, cumulative counters) inside the subscriber's [`ContextSchedule`]; unsolicited
-//!   accounting RPTs ([`TrafficUsage`], `selected` = the PolicyInstance PRID) come as the
-//!   schedule says, never more often than the CAT Accounting Timer, never with timer 0.
+//! - Usage (RFC 3483): the PDP's usage policies in the install decision are honoured: per
+//!   [`Linkage`] (with its [`SelectionCriteria`] and optional [`Threshold`] from the same DEC)
+//!   every installed policy the selection selects gets a [`ReportSchedule`] following the
+//!   linkage (interval count, threshold, report-on-change, clear-on-report) inside the
+//!   subscriber's [`ContextSchedule`]. A DEC with accounted policies but no Linkage falls back
+//!   to a local linkage per accounted policy (`LINKAGE_ENTRY.<policy id>`, one Accounting Timer
+//!   interval, cumulative counters). Every scheduled policy counts synthetic octets
+//!   (`--usage-octets-per-s`, packets = octets / 1000); unsolicited accounting RPTs
+//!   ([`TrafficUsage`], `linkage` = the linkage PRID, `selected` = the PolicyInstance PRID)
+//!   come as the schedules say, never more often than the CAT Accounting Timer, never with
+//!   timer 0.
 //! - FeedbackAction in an unsolicited DEC: solicit (solicited RPT at once), suspend/resume
-//!   reporting, suspend/resume monitoring (with the report the PDP asks for on suspension).
+//!   reporting, suspend/resume monitoring (with the report the PDP asks for on suspension);
+//!   a target (a linkage PRID) limits it to that linkage's schedules, none means all.
 //! - Logout: the final accounting RPT, then DRQ (RFC 3483 §9); a logout while down is sent
 //!   after reconnecting. A DEC Remove of an installed subscriber does the same (by the PDP);
 //!   a named DEC Remove of some policies reports their final usage and RPT success.
@@ -39,7 +46,8 @@ use sae_cops::pr::{
 };
 use sae_cops::usage::{
     ActionKind, ContextSchedule, FeedbackAction, LINKAGE_ENTRY, Linkage, ReportSchedule,
-    ReportTrigger, TRAFFIC_USAGE_ENTRY, TrafficUsage, Usage, UsageClass, UsageReport,
+    ReportTrigger, SelectionCriteria, TRAFFIC_USAGE_ENTRY, Threshold, TrafficUsage, Usage,
+    UsageClass, UsageReport,
 };
 
 use crate::cops_driver::{Directive, PepRole};
@@ -247,7 +255,11 @@ pub struct Subscriber {
     pub iface: SubscriberInterface,
     pub state: SubState,
     pub policies: BTreeMap<u32, Policy>,
+    /// Report schedules by key (see `bindings`).
     schedule: ContextSchedule,
+    /// What each schedule key reports on.
+    bindings: BTreeMap<u32, Binding>,
+    next_key: u32,
     accrued_at: Instant,
     carry: u128,
     octets_total: u64,
@@ -257,19 +269,44 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    /// Octets counted (and not cleared) over the accounted policies.
+    /// Octets counted (and not cleared) over the report schedules.
     pub fn usage(&mut self) -> u64 {
-        let ids: Vec<u32> = self.accounted().collect();
-        ids.iter()
-            .filter_map(|id| self.schedule.get_mut(*id).map(|s| s.usage().octets))
+        let keys: Vec<u32> = self.bindings.keys().copied().collect();
+        keys.iter()
+            .filter_map(|k| self.schedule.get_mut(*k).map(|s| s.usage().octets))
             .sum()
     }
 
-    fn accounted(&self) -> impl Iterator<Item = u32> + '_ {
-        self.policies
-            .values()
-            .filter(|p| p.accounting)
-            .map(|p| p.id)
+    /// The schedule keys a feedback action target (a linkage PRID) names; none: all.
+    fn keys_for(&self, target: Option<&Prid>) -> Vec<u32> {
+        self.bindings
+            .iter()
+            .filter(|(_, b)| target.is_none_or(|t| *t == b.linkage))
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// Removes a schedule: its binding and final report.
+    fn remove_schedule(&mut self, key: u32) -> Option<(Binding, UsageReport)> {
+        let b = self.bindings.remove(&key)?;
+        let r = self.schedule.remove(key)?;
+        Some((b, r))
+    }
+
+    /// Labels reports by schedule key with their bindings.
+    fn labelled(&self, reports: Vec<(u32, UsageReport)>) -> Vec<(Binding, UsageReport)> {
+        reports
+            .into_iter()
+            .filter_map(|(k, r)| Some((self.bindings.get(&k)?.clone(), r)))
+            .collect()
+    }
+
+    /// Final reports of every schedule; the schedules are gone.
+    fn final_reports(&mut self) -> Vec<(Binding, UsageReport)> {
+        let reports = self.schedule.final_reports();
+        let out = self.labelled(reports);
+        self.bindings.clear();
+        out
     }
 
     fn policy_names(&self) -> Vec<String> {
@@ -292,7 +329,106 @@ struct Plan {
 #[derive(Debug, Clone)]
 struct PendingLogout {
     sub: Subscriber,
-    reports: Vec<(u32, UsageReport)>,
+    reports: Vec<(Binding, UsageReport)>,
+}
+
+/// What one report schedule of a subscriber reports on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Binding {
+    /// The linkage PRID the usage instances name: the PDP's, or `LINKAGE_ENTRY.<policy id>`
+    /// for the local fallback.
+    linkage: Prid,
+    /// The PDP's linkage and its threshold (`None`: the local fallback).
+    pdp: Option<(Linkage, Option<Threshold>)>,
+    /// The selected policy.
+    policy: u32,
+}
+
+impl Binding {
+    /// The linkage the schedule follows.
+    fn linkage(&self) -> Option<Linkage> {
+        match &self.pdp {
+            Some((l, _)) => Some(l.clone()),
+            None => linkage_for(self.policy),
+        }
+    }
+
+    fn threshold(&self) -> Option<&Threshold> {
+        self.pdp.as_ref().and_then(|(_, t)| t.as_ref())
+    }
+}
+
+/// The RFC 3483 usage policies of an install decision.
+#[derive(Debug, Clone, Default)]
+struct UsagePolicies {
+    selections: Vec<SelectionCriteria>,
+    linkages: Vec<Linkage>,
+    thresholds: Vec<Threshold>,
+}
+
+impl UsagePolicies {
+    fn from_instances(instances: &[sae_cops::pr::PrInstance]) -> Result<Self, String> {
+        let err = |e: sae_cops::usage::UsageError| e.to_string();
+        Ok(UsagePolicies {
+            selections: sae_cops::pib::all(instances).map_err(err)?,
+            linkages: sae_cops::pib::all(instances).map_err(err)?,
+            thresholds: sae_cops::pib::all(instances).map_err(err)?,
+        })
+    }
+
+    /// The schedules wanted for `policies`: per PDP linkage, each policy its selection
+    /// selects; without linkages, the local linkage of each accounted policy.
+    fn bindings(&self, policies: &BTreeMap<u32, Policy>) -> Vec<Binding> {
+        if self.linkages.is_empty() {
+            return policies
+                .values()
+                .filter(|p| p.accounting)
+                .filter_map(|p| {
+                    Some(Binding {
+                        linkage: linkage_prid(p.id)?,
+                        pdp: None,
+                        policy: p.id,
+                    })
+                })
+                .collect();
+        }
+        let mut out = Vec::new();
+        for l in &self.linkages {
+            let Ok(prid) = l.prid() else { continue };
+            if l.usage_prc.arcs() != TRAFFIC_USAGE_ENTRY {
+                tracing::warn!(linkage = %prid, usage = %l.usage_prc, "unsupported usage class");
+                continue;
+            }
+            let Some(selection) = self
+                .selections
+                .iter()
+                .find(|s| s.prid().is_ok_and(|p| p == l.selection))
+            else {
+                tracing::warn!(linkage = %prid, "selection criteria not in the decision");
+                continue;
+            };
+            let threshold = l.threshold.as_ref().and_then(|t| {
+                let found = self
+                    .thresholds
+                    .iter()
+                    .find(|x| x.prid().is_ok_and(|p| p == *t));
+                if found.is_none() {
+                    tracing::warn!(linkage = %prid, "threshold not in the decision");
+                }
+                found.cloned()
+            });
+            for p in policies.values() {
+                if policy_prid(p.id).is_some_and(|pp| selection.selects(&pp)) {
+                    out.push(Binding {
+                        linkage: prid.clone(),
+                        pdp: Some((l.clone(), threshold.clone())),
+                        policy: p.id,
+                    });
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The router: subscriber interfaces, policies, usage.
@@ -402,9 +538,9 @@ impl PrState {
             let before = sub.octets_total;
             sub.octets_total = before.saturating_add(octets);
             let packets = sub.octets_total / 1000 - before / 1000;
-            let ids: Vec<u32> = sub.accounted().collect();
-            for id in ids {
-                if let Some(s) = sub.schedule.get_mut(id) {
+            let keys: Vec<u32> = sub.bindings.keys().copied().collect();
+            for key in keys {
+                if let Some(s) = sub.schedule.get_mut(key) {
                     s.record(Usage { packets, octets });
                 }
             }
@@ -443,6 +579,8 @@ impl PrState {
             state: SubState::Waiting,
             policies: BTreeMap::new(),
             schedule: ContextSchedule::new(),
+            bindings: BTreeMap::new(),
+            next_key: 1,
             accrued_at: now,
             carry: 0,
             octets_total: 0,
@@ -489,7 +627,7 @@ impl PrState {
             return;
         };
         self.by_handle.remove(&sub.handle);
-        let reports = sub.schedule.final_reports();
+        let reports = sub.final_reports();
         if sub.state == SubState::Waiting {
             self.logout_event(&sub, "local");
             return;
@@ -534,7 +672,7 @@ impl PrState {
         now: Instant,
         pep: &mut PepConnection,
         sub: &mut Subscriber,
-        reports: Vec<(u32, UsageReport)>,
+        reports: Vec<(Binding, UsageReport)>,
         solicited: bool,
     ) {
         let trigger = reports
@@ -543,13 +681,13 @@ impl PrState {
         let mut instances = Vec::new();
         let mut names = Vec::new();
         let mut octets = 0u64;
-        for (id, r) in &reports {
-            let (Some(linkage), Some(selected)) = (linkage_prid(*id), policy_prid(*id)) else {
+        for (b, r) in &reports {
+            let Some(selected) = policy_prid(b.policy) else {
                 continue;
             };
             let usage = TrafficUsage {
                 id: sub.next_usage_id,
-                linkage,
+                linkage: b.linkage.clone(),
                 selected,
                 assignment: Bytes::copy_from_slice(sub.iface.if_name.as_bytes()),
                 packets: r.usage.packets,
@@ -564,12 +702,12 @@ impl PrState {
                 }
             }
             octets = octets.saturating_add(r.usage.octets);
-            sub.reported.insert(*id, r.usage.octets);
+            sub.reported.insert(b.policy, r.usage.octets);
             names.push(
                 sub.policies
-                    .get(id)
+                    .get(&b.policy)
                     .map(|p| p.name.clone())
-                    .unwrap_or_else(|| id.to_string()),
+                    .unwrap_or_else(|| b.policy.to_string()),
             );
         }
         let client_si = if instances.is_empty() {
@@ -614,6 +752,7 @@ impl PrState {
         pep: &mut PepConnection,
         sub: &mut Subscriber,
         policies: Vec<PolicyInstance>,
+        usage: &UsagePolicies,
         solicited: bool,
     ) {
         let was_requested = matches!(sub.state, SubState::Requested(_));
@@ -640,28 +779,40 @@ impl PrState {
                 )
             })
             .collect();
-        // Policies replaced or gone report their final usage.
+        // Schedules of policies or linkages replaced or gone report their final usage; the
+        // unchanged ones go on.
+        let mut wanted = usage.bindings(&new);
         let gone: Vec<u32> = sub
-            .policies
+            .bindings
             .iter()
-            .filter(|(id, p)| new.get(id) != Some(p))
-            .map(|(id, _)| *id)
+            .filter(|(_, b)| {
+                let same_policy = sub.policies.get(&b.policy) == new.get(&b.policy);
+                match wanted.iter().position(|w| w == *b) {
+                    Some(i) if same_policy => {
+                        wanted.swap_remove(i);
+                        false
+                    }
+                    _ => true,
+                }
+            })
+            .map(|(k, _)| *k)
             .collect();
-        let finals: Vec<(u32, UsageReport)> = gone
-            .iter()
-            .filter_map(|id| sub.schedule.remove(*id).map(|r| (*id, r)))
+        let finals: Vec<(Binding, UsageReport)> = gone
+            .into_iter()
+            .filter_map(|k| sub.remove_schedule(k))
             .collect();
         if !finals.is_empty() {
             self.send_accounting(now, pep, sub, finals, false);
         }
-        for (id, p) in &new {
-            if p.accounting
-                && sub.policies.get(id) != Some(p)
-                && let Some(l) = linkage_for(*id)
-            {
-                sub.schedule
-                    .insert(*id, ReportSchedule::new(now, self.acct_timer, &l, None));
-            }
+        for b in wanted {
+            let Some(l) = b.linkage() else { continue };
+            let key = sub.next_key;
+            sub.next_key = sub.next_key.wrapping_add(1).max(1);
+            sub.schedule.insert(
+                key,
+                ReportSchedule::new(now, self.acct_timer, &l, b.threshold()),
+            );
+            sub.bindings.insert(key, b);
         }
         sub.policies = new;
         sub.state = SubState::Installed;
@@ -786,7 +937,23 @@ impl PrState {
                 handle: handle_hex(&sub.handle),
                 action: action_name(action.action).into(),
             });
-            let reports = sub.schedule.apply(now, &action);
+            let reports = match &action.target {
+                None => sub.schedule.apply(now, &action),
+                // The schedules are keyed by our own keys: apply per key of the linkage.
+                Some(target) => sub
+                    .keys_for(Some(target))
+                    .into_iter()
+                    .filter_map(|key| {
+                        let keyed = FeedbackAction {
+                            target: Some(linkage_prid(key)?),
+                            ..action.clone()
+                        };
+                        Some(sub.schedule.apply(now, &keyed))
+                    })
+                    .flatten()
+                    .collect(),
+            };
+            let reports = sub.labelled(reports);
             let solicited = action.action == ActionKind::Solicit;
             if !reports.is_empty() || solicited {
                 self.send_accounting(now, pep, sub, reports, solicited);
@@ -876,14 +1043,15 @@ impl PepRole for PrState {
             match sub.state {
                 SubState::Installed => {
                     // RFC 3483 §10: report all cached usage, restart the schedule.
-                    let ids: Vec<u32> = sub.accounted().collect();
-                    let reports: Vec<(u32, UsageReport)> = ids
+                    let keys: Vec<u32> = sub.bindings.keys().copied().collect();
+                    let reports: Vec<(u32, UsageReport)> = keys
                         .into_iter()
-                        .filter_map(|id| {
-                            let s = sub.schedule.get_mut(id)?;
-                            Some((id, s.reconnected(now, self.acct_timer)))
+                        .filter_map(|key| {
+                            let s = sub.schedule.get_mut(key)?;
+                            Some((key, s.reconnected(now, self.acct_timer)))
                         })
                         .collect();
+                    let reports = sub.labelled(reports);
                     if !reports.is_empty() {
                         self.send_accounting(now, pep, &mut sub, reports, false);
                     }
@@ -963,18 +1131,29 @@ impl PepRole for PrState {
                 } else {
                     let policies =
                         sae_cops::pib::all::<PolicyInstance>(&instances).unwrap_or_default();
-                    self.install(now, pep, &mut sub, policies, solicited);
+                    let usage = UsagePolicies::from_instances(&instances).unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "usage policies");
+                        UsagePolicies::default()
+                    });
+                    self.install(now, pep, &mut sub, policies, &usage, solicited);
                 }
                 self.put(sub);
             }
             (Command::Install, None) => {
-                self.install(now, pep, &mut sub, Vec::new(), solicited);
+                self.install(
+                    now,
+                    pep,
+                    &mut sub,
+                    Vec::new(),
+                    &UsagePolicies::default(),
+                    solicited,
+                );
                 self.put(sub);
             }
             (Command::Remove, None) => match sub.state {
                 SubState::Installed => {
                     self.by_handle.remove(&sub.handle);
-                    let reports = sub.schedule.final_reports();
+                    let reports = sub.final_reports();
                     self.finish_logout(now, pep, PendingLogout { sub, reports }, "pdp");
                 }
                 _ => self.refuse(now, pep, sub, None),
@@ -983,22 +1162,28 @@ impl PepRole for PrState {
                 let targets = decode_remove_decision(&named)
                     .map(|r| r.0)
                     .unwrap_or_default();
+                let removed = |p: &Prid| {
+                    targets.iter().any(|t| match t {
+                        RemoveTarget::Instance(i) => i == p,
+                        RemoveTarget::Prefix(x) => p.starts_with(x),
+                    })
+                };
                 let gone: Vec<u32> = sub
                     .policies
                     .keys()
                     .copied()
-                    .filter(|id| {
-                        policy_prid(*id).is_some_and(|p| {
-                            targets.iter().any(|t| match t {
-                                RemoveTarget::Instance(i) => *i == p,
-                                RemoveTarget::Prefix(x) => p.starts_with(x),
-                            })
-                        })
-                    })
+                    .filter(|id| policy_prid(*id).is_some_and(|p| removed(&p)))
                     .collect();
-                let finals: Vec<(u32, UsageReport)> = gone
+                // Schedules of removed policies or removed linkages.
+                let keys: Vec<u32> = sub
+                    .bindings
                     .iter()
-                    .filter_map(|id| sub.schedule.remove(*id).map(|r| (*id, r)))
+                    .filter(|(_, b)| gone.contains(&b.policy) || removed(&b.linkage))
+                    .map(|(k, _)| *k)
+                    .collect();
+                let finals: Vec<(Binding, UsageReport)> = keys
+                    .into_iter()
+                    .filter_map(|k| sub.remove_schedule(k))
                     .collect();
                 if !finals.is_empty() {
                     self.send_accounting(now, pep, &mut sub, finals, false);
@@ -1101,6 +1286,7 @@ impl PepRole for PrState {
                 };
                 if sub.state == SubState::Installed {
                     let reports = sub.schedule.poll(now);
+                    let reports = sub.labelled(reports);
                     if !reports.is_empty() {
                         self.send_accounting(now, pep, &mut sub, reports, false);
                     }
@@ -1355,6 +1541,11 @@ mod tests {
         assert_eq!(usage[0].octets, 10_000);
         assert_eq!(usage[0].packets, 10);
         assert_eq!(usage[0].selected, policy_prid(1).unwrap());
+        assert_eq!(
+            usage[0].linkage,
+            linkage_prid(1).unwrap(),
+            "no PDP linkage: the local fallback"
+        );
         assert_eq!(usage[0].assignment.as_ref(), b"if0");
 
         // Solicited at 12 s: answered at once, the next periodic report stays at 20 s.
@@ -1540,6 +1731,215 @@ mod tests {
         );
         let rpt = msgs.iter().position(|m| matches!(&m.body, Body::Report(_)));
         assert!(rpt < drq && drq.is_some());
+    }
+
+    fn selection(id: u32, policy: u32) -> SelectionCriteria {
+        SelectionCriteria {
+            id,
+            target: policy_prid(policy).unwrap(),
+            all_instances: false,
+        }
+    }
+
+    fn pdp_linkage(id: u32, interval_count: u32, threshold: Option<Prid>) -> Linkage {
+        Linkage {
+            id,
+            selection: selection(id, 1).prid().unwrap(),
+            usage_prc: Prid::new(TRAFFIC_USAGE_ENTRY).unwrap(),
+            interval_count,
+            threshold,
+            report_on_change: false,
+            clear_on_report: false,
+        }
+    }
+
+    /// Policies 1 (accounted) and 2 (not) with PDP linkages 7 (every 2 intervals, policy 1)
+    /// and 8 (every 3 intervals, policy 2, clear on report).
+    fn policies_with_linkages() -> DecisionContent {
+        install(vec![
+            policy(1, "gold-in", true).to_instance().unwrap(),
+            policy(2, "gold-out", false).to_instance().unwrap(),
+            selection(7, 1).to_instance().unwrap(),
+            pdp_linkage(7, 2, None).to_instance().unwrap(),
+            selection(8, 2).to_instance().unwrap(),
+            Linkage {
+                selection: selection(8, 2).prid().unwrap(),
+                clear_on_report: true,
+                ..pdp_linkage(8, 3, None)
+            }
+            .to_instance()
+            .unwrap(),
+        ])
+    }
+
+    fn installed_with(t0: Instant, acct: u16, dec: DecisionContent) -> (PrState, PepConnection) {
+        let mut pep = up_pep(t0, acct);
+        let mut s = PrState::new(PrConfig::default(), 1);
+        s.up(t0, &mut pep);
+        s.login(t0, Some(&mut pep), "if0", None, None);
+        sent(&mut pep);
+        s.decision(t0, &mut pep, Handle::from_u32(1), dec, true);
+        let r = reports(&sent(&mut pep));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].0, ReportType::Success);
+        events(&mut s);
+        (s, pep)
+    }
+
+    fn linkage_prid_of(id: u32) -> Prid {
+        pdp_linkage(id, 1, None).prid().unwrap()
+    }
+
+    #[test]
+    fn pdp_linkages_name_the_reports_and_set_the_interval_count() {
+        let t0 = Instant::now();
+        let (mut s, mut pep) = installed_with(t0, 10, policies_with_linkages());
+        // No local schedule per accounted policy: linkage 7 reports every 20 s, 8 every 30 s.
+        assert_eq!(s.poll_timeout(), Some(t0 + 20 * SEC));
+        s.timeout(t0 + 10 * SEC, Some(&mut pep));
+        assert!(sent(&mut pep).is_empty());
+        s.timeout(t0 + 20 * SEC, Some(&mut pep));
+        let r = reports(&sent(&mut pep));
+        assert_eq!(r.len(), 1);
+        let usage = &r[0].2;
+        assert_eq!(usage.len(), 1);
+        assert_eq!(usage[0].linkage, linkage_prid_of(7));
+        assert_eq!(usage[0].selected, policy_prid(1).unwrap());
+        assert_eq!(usage[0].octets, 20_000);
+        assert_eq!(s.poll_timeout(), Some(t0 + 30 * SEC));
+        s.timeout(t0 + 30 * SEC, Some(&mut pep));
+        let r = reports(&sent(&mut pep));
+        let usage = &r[0].2;
+        assert_eq!(usage.len(), 1);
+        assert_eq!(usage[0].linkage, linkage_prid_of(8));
+        assert_eq!(usage[0].selected, policy_prid(2).unwrap());
+        assert_eq!(usage[0].octets, 30_000);
+        // At 60 s both: 7 cumulative, 8 cleared at 30 s.
+        s.timeout(t0 + 40 * SEC, Some(&mut pep));
+        sent(&mut pep);
+        s.timeout(t0 + 60 * SEC, Some(&mut pep));
+        let r = reports(&sent(&mut pep));
+        let mut got: Vec<(Prid, u64)> = r[0]
+            .2
+            .iter()
+            .map(|u| (u.linkage.clone(), u.octets))
+            .collect();
+        got.sort();
+        let mut want = vec![(linkage_prid_of(7), 60_000), (linkage_prid_of(8), 30_000)];
+        want.sort();
+        assert_eq!(got, want);
+
+        // The same linkages again keep their schedules; a named remove of linkage 8 ends it
+        // with its final report.
+        s.decision(
+            t0 + 61 * SEC,
+            &mut pep,
+            Handle::from_u32(1),
+            policies_with_linkages(),
+            false,
+        );
+        assert_eq!(reports(&sent(&mut pep)).len(), 1, "only RPT success");
+        let remove = sae_cops::pr::encode_remove_decision(&sae_cops::pr::RemoveDecision(vec![
+            RemoveTarget::Instance(linkage_prid_of(8)),
+        ]))
+        .unwrap();
+        let remove = DecisionContent::Decisions(vec![
+            Decision::new(
+                Context::configuration(),
+                DecisionFlags::new(Command::Remove),
+            )
+            .with_named(remove),
+        ]);
+        s.decision(t0 + 62 * SEC, &mut pep, Handle::from_u32(1), remove, false);
+        let r = reports(&sent(&mut pep));
+        assert_eq!(r[0].0, ReportType::Accounting);
+        assert_eq!(r[0].2.len(), 1);
+        assert_eq!(r[0].2[0].linkage, linkage_prid_of(8));
+        assert_eq!(r[0].2[0].octets, 2_000);
+        assert_eq!(s.subscribers()["if0"].bindings.len(), 1);
+    }
+
+    #[test]
+    fn a_pdp_threshold_gives_an_early_report() {
+        let t0 = Instant::now();
+        let threshold = Threshold {
+            id: 3,
+            packets: None,
+            octets: Some(5_000),
+        };
+        let dec = install(vec![
+            policy(1, "gold-in", true).to_instance().unwrap(),
+            selection(7, 1).to_instance().unwrap(),
+            pdp_linkage(7, 3, Some(threshold.prid().unwrap()))
+                .to_instance()
+                .unwrap(),
+            threshold.to_instance().unwrap(),
+        ]);
+        let (mut s, mut pep) = installed_with(t0, 10, dec);
+        s.timeout(t0 + 10 * SEC, Some(&mut pep));
+        let r = reports(&sent(&mut pep));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].2[0].linkage, linkage_prid_of(7));
+        assert_eq!(r[0].2[0].octets, 10_000);
+        assert!(
+            events(&mut s).iter().any(
+                |e| matches!(e, CopsEvent::Report { trigger: Some(t), .. } if t == "threshold")
+            )
+        );
+    }
+
+    #[test]
+    fn a_feedback_action_with_a_linkage_target_applies_to_that_linkage_only() {
+        let t0 = Instant::now();
+        let (mut s, mut pep) = installed_with(t0, 10, policies_with_linkages());
+        let suspend = install(vec![
+            FeedbackAction {
+                id: 1,
+                action: ActionKind::SuspendReporting,
+                target: Some(linkage_prid_of(7)),
+                report_now: true,
+            }
+            .to_instance()
+            .unwrap(),
+        ]);
+        s.decision(t0 + 5 * SEC, &mut pep, Handle::from_u32(1), suspend, false);
+        let r = reports(&sent(&mut pep));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].2.len(), 1, "only the targeted linkage reports");
+        assert_eq!(r[0].2[0].linkage, linkage_prid_of(7));
+        assert_eq!(r[0].2[0].octets, 5_000);
+        // Linkage 7 is suspended, 8 goes on.
+        assert_eq!(s.poll_timeout(), Some(t0 + 30 * SEC));
+        s.timeout(t0 + 20 * SEC, Some(&mut pep));
+        assert!(sent(&mut pep).is_empty());
+        s.timeout(t0 + 30 * SEC, Some(&mut pep));
+        let r = reports(&sent(&mut pep));
+        assert_eq!(r[0].2.len(), 1);
+        assert_eq!(r[0].2[0].linkage, linkage_prid_of(8));
+        // Solicit without a target: both.
+        s.decision(
+            t0 + 31 * SEC,
+            &mut pep,
+            Handle::from_u32(1),
+            action(ActionKind::Solicit),
+            false,
+        );
+        let r = reports(&sent(&mut pep));
+        assert!(r[0].1, "solicited");
+        assert_eq!(r[0].2.len(), 2);
+        // A target naming no linkage of ours touches nothing.
+        let other = install(vec![
+            FeedbackAction {
+                id: 2,
+                action: ActionKind::SuspendMonitoring,
+                target: Some(linkage_prid_of(99)),
+                report_now: true,
+            }
+            .to_instance()
+            .unwrap(),
+        ]);
+        s.decision(t0 + 32 * SEC, &mut pep, Handle::from_u32(1), other, false);
+        assert!(sent(&mut pep).is_empty());
     }
 
     #[test]
