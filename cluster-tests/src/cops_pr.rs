@@ -1304,51 +1304,23 @@ impl PepRole for PrState {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
-    use bytes::BytesMut;
-    use sae_cops::message::{Body, ClientAccept, Decision, Message};
+    use sae_cops::message::{Body, Decision, Message};
     use sae_cops::object::DecisionFlags;
-    use sae_cops::pep::PepConfig;
     use sae_cops::pr::{
         InstallDecision, decode_accounting_report, decode_request_client_si,
         encode_install_decision,
     };
-    use sae_cops::{Frame, FrameDecoder};
 
     use super::*;
 
     const SEC: Duration = Duration::from_secs(1);
 
     fn up_pep(t0: Instant, acct: u16) -> PepConnection {
-        let mut pep = PepConnection::new(Arc::new(PepConfig::new(0x800B, "erx1")), 1);
-        pep.connected(t0);
-        let cat = Message::new(
-            0x800B,
-            Body::ClientAccept(ClientAccept {
-                ka_timer: 0,
-                acct_timer: Some(acct),
-            }),
-        );
-        pep.handle_frame(t0, Frame::Message(cat));
-        assert!(pep.is_up());
-        while pep.poll_event().is_some() {}
-        sent(&mut pep);
-        pep
+        crate::cops_test_support::up_pep(t0, 0x800B, "erx1", 0, Some(acct))
     }
 
-    fn sent(pep: &mut PepConnection) -> Vec<Message> {
-        let mut buf = BytesMut::new();
-        while let Some(b) = pep.poll_transmit() {
-            buf.extend_from_slice(&b);
-        }
-        let mut dec = FrameDecoder::default();
-        let mut out = Vec::new();
-        while let Some(Frame::Message(m)) = dec.decode(&mut buf).unwrap() {
-            out.push(m);
-        }
-        out
-    }
+    use crate::cops_test_support::sent;
 
     fn events(s: &mut PrState) -> Vec<CopsEvent> {
         std::iter::from_fn(|| s.poll_event()).collect()

@@ -597,47 +597,19 @@ impl PepRole for SbcState {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
-    use bytes::BytesMut;
-    use sae_cops::message::{Body, ClientAccept, Decision, Message};
+    use sae_cops::Backoff;
+    use sae_cops::message::{Body, Decision};
     use sae_cops::object::DecisionFlags;
-    use sae_cops::pep::PepConfig;
     use sae_cops::pr::decode_request_client_si;
-    use sae_cops::{Backoff, Frame, FrameDecoder};
 
     use super::*;
 
     fn up_pep(t0: Instant) -> PepConnection {
-        let mut pep = PepConnection::new(Arc::new(PepConfig::new(0x800A, "sbc1")), 1);
-        pep.connected(t0);
-        let cat = Message::new(
-            0x800A,
-            Body::ClientAccept(ClientAccept {
-                ka_timer: 30,
-                acct_timer: None,
-            }),
-        );
-        pep.handle_frame(t0, Frame::Message(cat));
-        assert!(pep.is_up());
-        while pep.poll_event().is_some() {}
-        sent(&mut pep);
-        pep
+        crate::cops_test_support::up_pep(t0, 0x800A, "sbc1", 30, None)
     }
 
-    /// Messages the PEP wrote.
-    fn sent(pep: &mut PepConnection) -> Vec<Message> {
-        let mut buf = BytesMut::new();
-        while let Some(b) = pep.poll_transmit() {
-            buf.extend_from_slice(&b);
-        }
-        let mut dec = FrameDecoder::default();
-        let mut out = Vec::new();
-        while let Some(Frame::Message(m)) = dec.decode(&mut buf).unwrap() {
-            out.push(m);
-        }
-        out
-    }
+    use crate::cops_test_support::sent;
 
     fn events(s: &mut SbcState) -> Vec<CopsEvent> {
         std::iter::from_fn(|| s.poll_event()).collect()

@@ -27,6 +27,8 @@ pub mod sim;
 pub mod subscribers;
 
 #[cfg(test)]
+mod cops_test_support;
+#[cfg(test)]
 mod cops_tests;
 #[cfg(test)]
 mod sim_tests;

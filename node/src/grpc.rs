@@ -230,6 +230,20 @@ fn catalog_status(e: CatalogError) -> Status {
     }
 }
 
+impl ManagementService {
+    /// A catalog change, off the async workers (it writes to disk).
+    async fn catalog_write<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&crate::catalog::Catalog) -> Result<T, CatalogError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let catalog = self.sae.catalog.clone();
+        tokio::task::spawn_blocking(move || change(&catalog))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(catalog_status)
+    }
+}
+
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
@@ -299,12 +313,9 @@ impl Management for ManagementService {
             .into_inner()
             .service
             .ok_or_else(|| Status::invalid_argument("service is required"))?;
-        let catalog = self.sae.catalog.clone();
-        let stored =
-            tokio::task::spawn_blocking(move || catalog.put_service(service_from_pb(service)))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?
-                .map_err(catalog_status)?;
+        let stored = self
+            .catalog_write(move |c| c.put_service(service_from_pb(service)))
+            .await?;
         Ok(Response::new(service_to_pb(stored)))
     }
 
@@ -313,11 +324,7 @@ impl Management for ManagementService {
         request: Request<pb::DeleteServiceRequest>,
     ) -> Result<Response<pb::DeleteServiceResponse>, Status> {
         let name = request.into_inner().name;
-        let catalog = self.sae.catalog.clone();
-        tokio::task::spawn_blocking(move || catalog.delete_service(&name))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(catalog_status)?;
+        self.catalog_write(move |c| c.delete_service(&name)).await?;
         Ok(Response::new(pb::DeleteServiceResponse {}))
     }
 
@@ -344,11 +351,9 @@ impl Management for ManagementService {
             .into_inner()
             .rule
             .ok_or_else(|| Status::invalid_argument("rule is required"))?;
-        let catalog = self.sae.catalog.clone();
-        let stored = tokio::task::spawn_blocking(move || catalog.put_rule(rule_from_pb(rule)))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(catalog_status)?;
+        let stored = self
+            .catalog_write(move |c| c.put_rule(rule_from_pb(rule)))
+            .await?;
         Ok(Response::new(rule_to_pb(stored)))
     }
 
@@ -357,11 +362,7 @@ impl Management for ManagementService {
         request: Request<pb::DeleteRuleRequest>,
     ) -> Result<Response<pb::DeleteRuleResponse>, Status> {
         let name = request.into_inner().name;
-        let catalog = self.sae.catalog.clone();
-        tokio::task::spawn_blocking(move || catalog.delete_rule(&name))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(catalog_status)?;
+        self.catalog_write(move |c| c.delete_rule(&name)).await?;
         Ok(Response::new(pb::DeleteRuleResponse {}))
     }
 

@@ -134,7 +134,9 @@ impl SledStore {
     /// Opens (or creates) the database in `dir` and starts the writer thread. Usage ids
     /// continue after the last stored one.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
-        let db = open_db(dir)?;
+        // The page cache is bounded well below sled's 1 GiB default: sessions live in the actors,
+        // the store is read at start.
+        let db = open_db(dir, CACHE_BYTES)?;
         let sessions = db.open_tree("sessions")?;
         let usage = db.open_tree("usage")?;
         let catalog = db.open_tree("catalog")?;
@@ -357,15 +359,15 @@ impl CatalogStore for SledStore {
     }
 }
 
-/// Opens the database, waiting up to [`LOCK_WAIT`] for its file lock: sled releases it from a
-/// background thread shortly after the previous `Db` in this process is dropped.
-fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
-    // The writer flushes; sled's own periodic flusher is not needed. The page cache is bounded
-    // well below sled's 1 GiB default: sessions live in the actors, the store is read at start.
+/// Opens a sled database with a page cache of `cache_bytes`, waiting up to [`LOCK_WAIT`] for its
+/// file lock: sled releases it from a background thread shortly after the previous `Db` in this
+/// process is dropped. sled's own periodic flusher is off: the callers flush where durability
+/// matters.
+pub(crate) fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
     let config = sled::Config::new()
         .path(dir)
         .flush_every_ms(None)
-        .cache_capacity(CACHE_BYTES);
+        .cache_capacity(cache_bytes);
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
         match config.open() {

@@ -469,7 +469,7 @@ mod tests {
     async fn log_vote_and_committed_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let db = super::super::open_db(dir.path()).unwrap();
+            let db = crate::store::open_db(dir.path(), super::super::CACHE_BYTES).unwrap();
             let mut store = LogStore::open(&db).unwrap();
             store.save_vote(&Vote::new(2, 1)).await.unwrap();
             let entries: Vec<Entry> = (1..=5).map(|i| blank(2, i)).collect();
@@ -480,7 +480,7 @@ mod tests {
             store.purge(log_id(2, 1)).await.unwrap();
             store.truncate(log_id(2, 5)).await.unwrap();
         }
-        let db = super::super::open_db(dir.path()).unwrap();
+        let db = crate::store::open_db(dir.path(), super::super::CACHE_BYTES).unwrap();
         let mut store = LogStore::open(&db).unwrap();
         assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new(2, 1)));
         assert_eq!(store.read_committed().await.unwrap(), Some(log_id(2, 4)));

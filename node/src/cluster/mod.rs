@@ -23,7 +23,6 @@ pub mod types;
 mod suite_tests;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 pub use log_store::{LogReader, LogStore};
 pub use state::{Command, ControlState, Refusal, Response, RouterEntry};
@@ -35,34 +34,9 @@ use crate::store::StoreError;
 /// sled's page cache for the Raft database.
 pub const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// How long [`open`] waits for the database's file lock.
-const LOCK_WAIT: Duration = Duration::from_secs(2);
-
 /// Opens (or creates) the Raft database in `dir`: the log store (with its writer thread) and
 /// the state machine, with the applied state loaded.
 pub fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), StoreError> {
-    let db = open_db(dir)?;
+    let db = crate::store::open_db(dir, CACHE_BYTES)?;
     Ok((LogStore::open(&db)?, StateMachineStore::open(&db)?))
-}
-
-/// Opens the database, waiting up to [`LOCK_WAIT`] for its file lock (sled releases it from
-/// a background thread shortly after the previous `Db` in this process is dropped). sled's own
-/// periodic flusher is off: the stores flush where durability matters.
-fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
-    let config = sled::Config::new()
-        .path(dir)
-        .flush_every_ms(None)
-        .cache_capacity(CACHE_BYTES);
-    let deadline = Instant::now() + LOCK_WAIT;
-    loop {
-        match config.open() {
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            other => return Ok(other?),
-        }
-    }
 }
