@@ -8,15 +8,14 @@
 //! tried by ascending priority, ties broken by name; the first match wins; when none matches,
 //! the login is accepted with no services.
 //!
-//! The catalog lives in memory behind a `RwLock` (decisions are cheap concurrent reads) and is
-//! persisted through the narrow [`CatalogStore`] trait. At start, [`Catalog::open`] takes the
-//! catalog from the store when the store holds one (run-time changes survive a restart, and
-//! the configuration's catalog is then ignored); otherwise the configuration's catalog (the
-//! seed) is validated and written to the store. An empty catalog written by the operator still
-//! counts as held: the seed applies only to a store that was never initialized.
+//! The catalog lives in memory behind a `RwLock` (decisions are cheap concurrent reads). Its
+//! source of truth is the cluster's replicated control state (`cluster::state`): the
+//! configuration's catalog seeds it once, when the cluster is created; run-time changes are
+//! Raft commands; every node rebuilds its [`Catalog`] from the applied state
+//! ([`Catalog::replace`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 use wildmatch::WildMatch;
@@ -164,23 +163,6 @@ impl CatalogFile {
     pub fn validate(&self) -> Result<(), CatalogError> {
         State::build(self).map(|_| ())
     }
-}
-
-/// Persistence of the catalog. Kept narrow so that the engine can be swapped (a Raft state
-/// machine later).
-pub trait CatalogStore: Send + Sync + 'static {
-    /// The stored catalog, or `None` when the store was never initialized.
-    fn load_catalog(&self) -> Result<Option<CatalogFile>, StoreError>;
-    /// Replaces the whole stored catalog and marks the store initialized.
-    fn init_catalog(&self, catalog: &CatalogFile) -> Result<(), StoreError>;
-    /// Inserts or replaces a service.
-    fn save_service(&self, def: &ServiceDef) -> Result<(), StoreError>;
-    /// Deletes a service (no error when absent).
-    fn delete_service(&self, name: &str) -> Result<(), StoreError>;
-    /// Inserts or replaces a rule.
-    fn save_rule(&self, rule: &Rule) -> Result<(), StoreError>;
-    /// Deletes a rule (no error when absent).
-    fn delete_rule(&self, name: &str) -> Result<(), StoreError>;
 }
 
 /// What a rule is matched against at login.
@@ -343,7 +325,6 @@ impl State {
 
 /// The service catalog and rules, shared by every actor.
 pub struct Catalog {
-    store: Arc<dyn CatalogStore>,
     state: RwLock<State>,
     /// Serializes changes so that validation, the store write and the update are one step,
     /// without holding the state's write lock during the store write.
@@ -361,37 +342,25 @@ impl std::fmt::Debug for Catalog {
 }
 
 impl Catalog {
-    /// Loads the catalog from `store`, or validates `seed` and writes it there when the store
-    /// was never initialized (see the module documentation).
-    pub fn open(store: Arc<dyn CatalogStore>, seed: CatalogFile) -> Result<Catalog, CatalogError> {
-        let state = match store.load_catalog()? {
-            Some(stored) => {
-                let state = State::build(&stored)?;
-                match State::build(&seed) {
-                    Ok(seeded) if seeded.to_file() != state.to_file() => tracing::info!(
-                        "the stored catalog differs from the configuration's; the stored one is used"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!("ignoring the configuration's invalid catalog: {e}"),
-                }
-                state
-            }
-            None => {
-                let state = State::build(&seed)?;
-                store.init_catalog(&state.to_file())?;
-                state
-            }
-        };
+    /// A catalog holding `file` (validated).
+    pub fn new(file: &CatalogFile) -> Result<Catalog, CatalogError> {
+        Ok(Catalog {
+            state: RwLock::new(State::build(file)?),
+            changes: Mutex::new(()),
+        })
+    }
+
+    /// Replaces the whole catalog (the replicated state changed).
+    pub fn replace(&self, file: &CatalogFile) -> Result<(), CatalogError> {
+        let state = State::build(file)?;
+        let _changes = self.changes.lock().expect("catalog changes lock");
         tracing::debug!(
             services = state.services.len(),
             rules = state.rules.len(),
-            "catalog loaded"
+            "catalog replaced"
         );
-        Ok(Catalog {
-            store,
-            state: RwLock::new(state),
-            changes: Mutex::new(()),
-        })
+        *self.state.write().expect("catalog lock") = state;
+        Ok(())
     }
 
     /// Applies the rules to a login.
@@ -468,7 +437,6 @@ impl Catalog {
     pub fn put_service(&self, def: ServiceDef) -> Result<ServiceDef, CatalogError> {
         let def = def.validated()?;
         let _changes = self.changes.lock().expect("catalog changes lock");
-        self.store.save_service(&def)?;
         let mut state = self.state.write().expect("catalog lock");
         state.services.insert(def.name.clone(), def.clone());
         Ok(def)
@@ -493,7 +461,6 @@ impl Catalog {
                 });
             }
         }
-        self.store.delete_service(name)?;
         self.state
             .write()
             .expect("catalog lock")
@@ -509,7 +476,6 @@ impl Catalog {
             let state = self.state.read().expect("catalog lock");
             check_rule(&rule, &state.services)?;
         }
-        self.store.save_rule(&rule)?;
         let mut state = self.state.write().expect("catalog lock");
         state.rules.retain(|r| r.rule.name != rule.name);
         state.rules.push(CompiledRule::new(rule.clone()));
@@ -533,7 +499,6 @@ impl Catalog {
                 name: name.to_owned(),
             });
         }
-        self.store.delete_rule(name)?;
         self.state
             .write()
             .expect("catalog lock")
@@ -643,7 +608,6 @@ fn check_substitutions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SledStore;
 
     fn service(name: &str, subs: &[(&str, &str)]) -> ServiceDef {
         ServiceDef {
@@ -681,10 +645,8 @@ mod tests {
         }
     }
 
-    /// A catalog on a fresh sled store in `dir`.
-    fn catalog(dir: &tempfile::TempDir, seed: CatalogFile) -> Catalog {
-        let store = Arc::new(SledStore::open(dir.path()).expect("open store"));
-        Catalog::open(store, seed).expect("open catalog")
+    fn catalog(_dir: &tempfile::TempDir, seed: CatalogFile) -> Catalog {
+        Catalog::new(&seed).expect("valid catalog")
     }
 
     fn seed() -> CatalogFile {
@@ -876,35 +838,9 @@ mod tests {
         assert_eq!(session.activated_ms, 42);
     }
 
-    /// A store whose catalog was written by hand (or an older version): a rule naming a
-    /// service that does not exist.
-    struct Fixed(CatalogFile);
-
-    impl CatalogStore for Fixed {
-        fn load_catalog(&self) -> Result<Option<CatalogFile>, StoreError> {
-            Ok(Some(self.0.clone()))
-        }
-        fn init_catalog(&self, _: &CatalogFile) -> Result<(), StoreError> {
-            Ok(())
-        }
-        fn save_service(&self, _: &ServiceDef) -> Result<(), StoreError> {
-            Ok(())
-        }
-        fn delete_service(&self, _: &str) -> Result<(), StoreError> {
-            Ok(())
-        }
-        fn save_rule(&self, _: &Rule) -> Result<(), StoreError> {
-            Ok(())
-        }
-        fn delete_rule(&self, _: &str) -> Result<(), StoreError> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn unknown_service_is_skipped_at_decide_time() {
         let c = Catalog {
-            store: Arc::new(Fixed(CatalogFile::default())),
             state: RwLock::new(State {
                 services: BTreeMap::from([("gold".to_string(), service("gold", &[]))]),
                 rules: vec![CompiledRule::new(rule("r", 1, &["gone", "gold"]))],
@@ -918,7 +854,7 @@ mod tests {
             file.validate(),
             Err(CatalogError::Invalid { ref reason, .. }) if reason.contains("gone")
         ));
-        assert!(Catalog::open(Arc::new(Fixed(file)), CatalogFile::default()).is_err());
+        assert!(Catalog::new(&file).is_err());
     }
 
     #[test]
@@ -1039,58 +975,18 @@ mod tests {
     }
 
     #[test]
-    fn changes_survive_reopen_through_sled() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let c = catalog(&dir, with_rules(vec![rule("r1", 1, &["gold"])]));
-            c.put_service(service("bronze", &[("rate", "1M")]))
-                .expect("put service");
-            c.put_rule(Rule {
-                domain: Some("isp.net".into()),
-                substitutions: BTreeMap::from([("rate".to_string(), "2M".to_string())]),
-                ..rule("r0", 0, &["bronze"])
-            })
-            .expect("put rule");
-            c.delete_rule("r1").expect("delete rule");
-            c.delete_service("video").expect("delete service");
-        }
-        // Reopened with an empty seed: the store holds the catalog and wins.
-        let c = catalog(&dir, CatalogFile::default());
-        let services: Vec<String> = c.services().into_iter().map(|s| s.name).collect();
-        assert_eq!(services, vec!["bronze", "gold", "silver"]);
-        let rules: Vec<String> = c.rules().into_iter().map(|r| r.name).collect();
-        assert_eq!(rules, vec!["r0"]);
-        let Decision::Services(chosen) = c.decide(&login(Some("a@isp.net"), None, "r")) else {
-            panic!("services expected");
-        };
-        assert_eq!(chosen[0].substitutions["rate"], "2M");
-    }
-
-    #[test]
-    fn store_wins_over_seed_even_when_emptied() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let c = catalog(&dir, seed());
-            for s in ["gold", "silver", "video"] {
-                c.delete_service(s).expect("delete");
-            }
-        }
-        let c = catalog(&dir, seed());
-        assert!(c.services().is_empty());
-        assert!(c.rules().is_empty());
-    }
-
-    #[test]
-    fn invalid_seed_is_refused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(SledStore::open(dir.path()).expect("open"));
-        let seed = with_rules(vec![rule("r", 1, &["nope"])]);
+    fn invalid_catalog_is_refused_and_replace_keeps_the_old_one() {
+        let bad = with_rules(vec![rule("r", 1, &["nope"])]);
         assert!(matches!(
-            Catalog::open(store.clone(), seed),
+            Catalog::new(&bad),
             Err(CatalogError::Invalid { .. })
         ));
-        // Nothing was written: a later valid seed applies.
-        assert_eq!(store.load_catalog().expect("load"), None);
+        let c = Catalog::new(&seed()).expect("valid");
+        assert!(c.replace(&bad).is_err());
+        assert_eq!(c.services().len(), 3);
+        c.replace(&with_rules(vec![rule("r", 1, &["gold"])]))
+            .expect("valid");
+        assert_eq!(c.rules().len(), 1);
     }
 
     #[test]

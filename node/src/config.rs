@@ -51,12 +51,116 @@ pub struct FileConfig {
     pub metrics: MetricsSection,
     pub sessions: SessionsSection,
     pub cops: CopsSection,
+    pub cluster: ClusterSection,
     /// The service catalog seed (`[[service]]` tables); the stored catalog wins once it exists.
     #[serde(rename = "service")]
     pub services: Vec<crate::catalog::ServiceDef>,
     /// Subscriber rules (`[[rule]]` tables), seeded like the services.
     #[serde(rename = "rule")]
     pub rules: Vec<crate::catalog::Rule>,
+}
+
+/// `[cluster]`: membership, Raft timing and router leases.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// gRPC addresses (`host:port`) of members to ask for admission; empty: start a
+    /// single-node cluster (or restart as the member the data directory says).
+    pub join: Vec<String>,
+    /// Host or IP other nodes and routers reach this node at. Default: the listen address
+    /// when it is a specific one, else the address this machine's hostname resolves to.
+    pub advertise: Option<String>,
+    /// How many members vote; later members are learners (which serve routers too).
+    pub voters: usize,
+    /// Router and node lease length.
+    pub lease_ms: u64,
+    /// How often a node renews its leases through Raft.
+    pub renew_ms: u64,
+    /// Clock difference between nodes the leases tolerate.
+    pub clock_skew_ms: u64,
+    /// Raft heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// Raft election timeout (the lower bound; the upper is twice this).
+    pub election_timeout_ms: u64,
+    /// Build a Raft snapshot after this many log entries.
+    pub snapshot_after: u64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            join: Vec::new(),
+            advertise: None,
+            voters: 3,
+            lease_ms: 2000,
+            renew_ms: 400,
+            clock_skew_ms: 250,
+            heartbeat_ms: 100,
+            election_timeout_ms: 750,
+            snapshot_after: 5000,
+        }
+    }
+}
+
+/// Validated `[cluster]` configuration.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub join: Vec<String>,
+    pub advertise: Option<String>,
+    pub voters: usize,
+    pub lease: Duration,
+    pub renew: Duration,
+    pub clock_skew: Duration,
+    pub heartbeat: Duration,
+    pub election_timeout: Duration,
+    pub snapshot_after: u64,
+}
+
+impl ClusterSection {
+    fn validate(self) -> Result<ClusterConfig, ConfigError> {
+        if self.voters == 0 || self.voters > 9 {
+            return Err(invalid("cluster.voters", "between 1 and 9"));
+        }
+        if self.renew_ms == 0 || self.renew_ms * 2 > self.lease_ms {
+            return Err(invalid(
+                "cluster.renew_ms",
+                "at least 1 and at most half of cluster.lease_ms",
+            ));
+        }
+        if self.clock_skew_ms >= self.lease_ms {
+            return Err(invalid(
+                "cluster.clock_skew_ms",
+                "less than cluster.lease_ms",
+            ));
+        }
+        if self.heartbeat_ms == 0 || self.heartbeat_ms * 3 > self.election_timeout_ms {
+            return Err(invalid(
+                "cluster.heartbeat_ms",
+                "at least 1 and at most a third of cluster.election_timeout_ms",
+            ));
+        }
+        if self.snapshot_after == 0 {
+            return Err(invalid("cluster.snapshot_after", "at least 1"));
+        }
+        for j in &self.join {
+            if j.rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+            {
+                return Err(invalid("cluster.join", format!("{j:?} is not host:port")));
+            }
+        }
+        Ok(ClusterConfig {
+            join: self.join,
+            advertise: self.advertise.filter(|a| !a.is_empty()),
+            voters: self.voters,
+            lease: Duration::from_millis(self.lease_ms),
+            renew: Duration::from_millis(self.renew_ms),
+            clock_skew: Duration::from_millis(self.clock_skew_ms),
+            heartbeat: Duration::from_millis(self.heartbeat_ms),
+            election_timeout: Duration::from_millis(self.election_timeout_ms),
+            snapshot_after: self.snapshot_after,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -521,9 +625,10 @@ pub struct Config {
     pub sessions: crate::sae::Settings,
     /// Subscriber session arbiters (at least 1).
     pub session_arbiters: usize,
-    /// The catalog seed.
+    /// The catalog seed (written to the control state when the cluster is created).
     pub catalog: crate::catalog::CatalogFile,
     pub cops: CopsConfig,
+    pub cluster: ClusterConfig,
 }
 
 /// Validated Diameter configuration.
@@ -594,10 +699,12 @@ impl FileConfig {
             metrics,
             sessions,
             cops,
+            cluster,
             services,
             rules,
         } = self;
         let cops = cops.validate()?;
+        let cluster = cluster.validate()?;
         let metrics_listen: SocketAddr = metrics.listen.parse().map_err(|_| {
             invalid(
                 "metrics.listen",
@@ -783,6 +890,7 @@ impl FileConfig {
             session_arbiters,
             catalog,
             cops,
+            cluster,
             diameter: DiameterConfig {
                 listen,
                 origin_host,

@@ -13,7 +13,8 @@ use sae_proto::v1::management_server::{Management, ManagementServer};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
-use crate::catalog::{CatalogError, Rule, ServiceDef};
+use crate::catalog::{Rule, ServiceDef};
+use crate::cluster::{Command, Refusal, Response as ControlResponse};
 use crate::diameter::{DiameterServer, PeerStatus};
 use crate::events::SessionEvent;
 use crate::model::{SubscriberRecord, UsageFilter, UsageRecord};
@@ -29,6 +30,7 @@ pub struct ManagementService {
     pub diameter: DiameterServer,
     pub sae: Arc<Sae>,
     pub cops: Arc<crate::cops::CopsShared>,
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 fn peer_to_pb(p: PeerStatus, sessions: usize) -> pb::DiameterPeer {
@@ -211,7 +213,9 @@ fn subscriber_status(e: SubscriberError) -> Status {
         SubscriberError::UnknownService(_) | SubscriberError::ServiceNotActive(..) => {
             Status::not_found(e.to_string())
         }
-        SubscriberError::Router(SendError::NotConnected(_)) => Status::unavailable(e.to_string()),
+        SubscriberError::Router(SendError::NotConnected(_) | SendError::NotServed(_)) => {
+            Status::unavailable(e.to_string())
+        }
         SubscriberError::Router(SendError::Failed { .. }) => {
             Status::deadline_exceeded(e.to_string())
         }
@@ -219,28 +223,86 @@ fn subscriber_status(e: SubscriberError) -> Status {
     }
 }
 
-fn catalog_status(e: CatalogError) -> Status {
-    match &e {
-        CatalogError::NotFound { .. } => Status::not_found(e.to_string()),
-        CatalogError::Invalid { .. } | CatalogError::Parse(_) => {
-            Status::invalid_argument(e.to_string())
-        }
-        CatalogError::InUse { .. } => Status::failed_precondition(e.to_string()),
-        CatalogError::Store(_) => Status::internal(e.to_string()),
+fn refusal_status(r: Refusal) -> Status {
+    match r {
+        Refusal::NotFound { .. } => Status::not_found(r.to_string()),
+        Refusal::Invalid(_) => Status::invalid_argument(r.to_string()),
+        _ => Status::failed_precondition(r.to_string()),
     }
 }
 
 impl ManagementService {
-    /// A catalog change, off the async workers (it writes to disk).
-    async fn catalog_write<T: Send + 'static>(
-        &self,
-        change: impl FnOnce(&crate::catalog::Catalog) -> Result<T, CatalogError> + Send + 'static,
-    ) -> Result<T, Status> {
-        let catalog = self.sae.catalog.clone();
-        tokio::task::spawn_blocking(move || change(&catalog))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(catalog_status)
+    /// A catalog change: a control-state command through the cluster's leader; once it
+    /// returns, this node's catalog holds the change.
+    async fn catalog_write(&self, cmd: Command) -> Result<(), Status> {
+        match self.cluster.write(cmd).await {
+            Ok((ControlResponse::Refused(r), _)) => Err(refusal_status(r)),
+            Ok(_) => Ok(()),
+            Err(e) => Err(crate::cluster::service::status(e)),
+        }
+    }
+}
+
+/// The cluster as the management API shows it.
+fn cluster_to_pb(v: crate::cluster::ClusterView) -> pb::ClusterStatus {
+    let membership = v.membership.membership();
+    let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+    let name_of = |id: u64| {
+        membership
+            .get_node(&id)
+            .map(|m| m.name.clone())
+            .unwrap_or_default()
+    };
+    let members = membership
+        .nodes()
+        .map(|(id, m)| {
+            let entry = v.state.nodes.get(id).cloned().unwrap_or_default();
+            pb::ClusterMember {
+                id: *id,
+                name: m.name.clone(),
+                grpc_address: m.grpc.clone(),
+                diameter_address: m.diameter.clone(),
+                cops_address: m.cops.clone(),
+                origin_host: m.origin_host.clone(),
+                role: if voters.contains(id) {
+                    "voter"
+                } else {
+                    "learner"
+                }
+                .into(),
+                leader: v.leader == Some(*id),
+                alive: entry.lease_until_ms > v.now_ms,
+                lease_until_ms: entry.lease_until_ms,
+                routers_owned: v
+                    .state
+                    .routers
+                    .values()
+                    .filter(|r| r.owner_at(v.now_ms) == Some(*id))
+                    .count() as u32,
+                connected_routers: entry.connected.into_iter().collect(),
+            }
+        })
+        .collect();
+    let routers = v
+        .state
+        .routers
+        .iter()
+        .map(|(name, r)| pb::RouterOwner {
+            router: name.clone(),
+            owner: r.active.unwrap_or(0),
+            owner_name: r.active.map(name_of).unwrap_or_default(),
+            epoch: r.epoch,
+            lease_until_ms: r.lease_until_ms,
+            last_origin_host: r.last_origin_host.clone().unwrap_or_default(),
+        })
+        .collect();
+    pb::ClusterStatus {
+        node_id: v.id,
+        leader_id: v.leader.unwrap_or(0),
+        term: v.term,
+        last_applied: v.last_applied,
+        members,
+        routers,
     }
 }
 
@@ -313,9 +375,13 @@ impl Management for ManagementService {
             .into_inner()
             .service
             .ok_or_else(|| Status::invalid_argument("service is required"))?;
-        let stored = self
-            .catalog_write(move |c| c.put_service(service_from_pb(service)))
-            .await?;
+        let def = service_from_pb(service);
+        let name = def.name.clone();
+        self.catalog_write(Command::PutService(def)).await?;
+        let stored =
+            self.sae.catalog.service(&name).ok_or_else(|| {
+                Status::aborted(format!("service {name:?} was changed meanwhile"))
+            })?;
         Ok(Response::new(service_to_pb(stored)))
     }
 
@@ -324,7 +390,7 @@ impl Management for ManagementService {
         request: Request<pb::DeleteServiceRequest>,
     ) -> Result<Response<pb::DeleteServiceResponse>, Status> {
         let name = request.into_inner().name;
-        self.catalog_write(move |c| c.delete_service(&name)).await?;
+        self.catalog_write(Command::DeleteService { name }).await?;
         Ok(Response::new(pb::DeleteServiceResponse {}))
     }
 
@@ -351,9 +417,14 @@ impl Management for ManagementService {
             .into_inner()
             .rule
             .ok_or_else(|| Status::invalid_argument("rule is required"))?;
+        let rule = rule_from_pb(rule);
+        let name = rule.name.clone();
+        self.catalog_write(Command::PutRule(rule)).await?;
         let stored = self
-            .catalog_write(move |c| c.put_rule(rule_from_pb(rule)))
-            .await?;
+            .sae
+            .catalog
+            .rule(&name)
+            .ok_or_else(|| Status::aborted(format!("rule {name:?} was changed meanwhile")))?;
         Ok(Response::new(rule_to_pb(stored)))
     }
 
@@ -362,8 +433,78 @@ impl Management for ManagementService {
         request: Request<pb::DeleteRuleRequest>,
     ) -> Result<Response<pb::DeleteRuleResponse>, Status> {
         let name = request.into_inner().name;
-        self.catalog_write(move |c| c.delete_rule(&name)).await?;
+        self.catalog_write(Command::DeleteRule { name }).await?;
         Ok(Response::new(pb::DeleteRuleResponse {}))
+    }
+
+    async fn get_cluster(
+        &self,
+        _request: Request<pb::GetClusterRequest>,
+    ) -> Result<Response<pb::ClusterStatus>, Status> {
+        Ok(Response::new(cluster_to_pb(self.cluster.view())))
+    }
+
+    async fn move_router(
+        &self,
+        request: Request<pb::MoveRouterRequest>,
+    ) -> Result<Response<pb::RouterOwner>, Status> {
+        let req = request.into_inner();
+        if req.router.is_empty() || req.node_id == 0 {
+            return Err(Status::invalid_argument("router and node_id are required"));
+        }
+        let router = req.router.to_ascii_lowercase();
+        if self.cluster.is_leader() {
+            self.cluster
+                .move_router(&router, req.node_id)
+                .await
+                .map_err(crate::cluster::service::status)?;
+        } else {
+            // The leader decides moves: ask it through its management API.
+            let (_, leader) = self
+                .cluster
+                .leader()
+                .ok_or_else(|| Status::unavailable("no leader is known"))?;
+            let mut client =
+                pb::management_client::ManagementClient::connect(format!("http://{}", leader.grpc))
+                    .await
+                    .map_err(|e| Status::unavailable(format!("leader {}: {e}", leader.grpc)))?;
+            client
+                .move_router(pb::MoveRouterRequest {
+                    router: router.clone(),
+                    node_id: req.node_id,
+                })
+                .await?;
+        }
+        let view = self.cluster.view();
+        let owner = cluster_to_pb(view)
+            .routers
+            .into_iter()
+            .find(|r| r.router == router)
+            .ok_or_else(|| Status::not_found(format!("router {router:?}")))?;
+        Ok(Response::new(owner))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<pb::RemoveNodeRequest>,
+    ) -> Result<Response<pb::RemoveNodeResponse>, Status> {
+        let node_id = request.into_inner().node_id;
+        if node_id == 0 {
+            return Err(Status::invalid_argument("node_id is required"));
+        }
+        if self.cluster.is_leader() {
+            self.cluster
+                .remove(node_id)
+                .await
+                .map_err(crate::cluster::service::status)?;
+        } else {
+            let mut leader = self
+                .cluster
+                .leader_client()
+                .map_err(crate::cluster::service::status)?;
+            leader.leave(pb::LeaveRequest { node_id }).await?;
+        }
+        Ok(Response::new(pb::RemoveNodeResponse {}))
     }
 
     async fn list_subscribers(
@@ -707,6 +848,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves the management API, health and reflection on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, service: ManagementService) -> anyhow::Result<()> {
+    let cluster = crate::cluster::service::server(service.cluster.clone());
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<ManagementServer<ManagementService>>()
@@ -719,6 +861,7 @@ pub async fn serve(listener: TcpListener, service: ManagementService) -> anyhow:
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ManagementServer::new(service))
+        .add_service(cluster)
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
         .await?;
     Ok(())

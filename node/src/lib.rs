@@ -25,7 +25,7 @@ pub mod subscriber;
 pub mod telemetry;
 pub mod timer;
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use actix::{Arbiter, ArbiterHandle};
@@ -39,6 +39,7 @@ use store::{SessionStore, SledStore};
 
 /// A running node.
 pub struct Node {
+    cluster: Arc<cluster::Cluster>,
     diameter: DiameterServer,
     cops: cops::CopsServer,
     sae: Arc<Sae>,
@@ -66,10 +67,12 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
     let store = Arc::new(
         SledStore::open(&data).map_err(|e| anyhow::anyhow!("store in {}: {e}", data.display()))?,
     );
+    // Filled from the cluster's replicated state once it is applied.
     let catalog = Arc::new(
-        catalog::Catalog::open(store.clone(), config.catalog.clone())
+        catalog::Catalog::new(&catalog::CatalogFile::default())
             .map_err(|e| anyhow::anyhow!("catalog: {e}"))?,
     );
+    let ownership = Arc::new(cluster::Ownership::clustered());
     let metrics = Arc::new(metrics::Metrics::new());
     let arbiters: Vec<Arbiter> = (0..config.session_arbiters)
         .map(|_| Arbiter::new())
@@ -86,6 +89,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         config.sessions.clone(),
         config.diameter.dictionary.clone(),
         shards,
+        ownership.clone(),
     ));
     // Sessions kept from the previous run wait for their router's replay.
     let recovered = store
@@ -132,12 +136,28 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         .await
         .map_err(|e| anyhow::anyhow!("metrics listener on {}: {e}", config.metrics_listen))?;
     let metrics_addr = metrics_listener.local_addr()?;
+    let host = advertise_host(&config);
+    let member = cluster::Member {
+        name: config.name.clone(),
+        grpc: host_port(&host, grpc_addr.port()),
+        diameter: host_port(&host, diameter.local_addr().port()),
+        cops: host_port(&host, cops.local_addr().port()),
+        origin_host: config.diameter.origin_host.clone(),
+    };
+    let raft_dir = config.data_dir.join("sae-raft");
+    std::fs::create_dir_all(&raft_dir)
+        .map_err(|e| anyhow::anyhow!("data directory {}: {e}", raft_dir.display()))?;
+    let cluster = cluster::Cluster::open(&raft_dir, member, config.cluster.clone(), ownership)
+        .await
+        .map_err(|e| anyhow::anyhow!("cluster: {e}"))?;
+    let _ = sae.cluster.set(cluster.clone());
     let management = grpc::ManagementService {
         node_name: config.name.clone(),
         started: std::time::Instant::now(),
         diameter: diameter.clone(),
         sae: sae.clone(),
         cops: cops_shared,
+        cluster: cluster.clone(),
     };
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(async move {
@@ -145,6 +165,11 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
             tracing::error!("management API stopped: {e:#}");
         }
     }));
+    cluster
+        .bootstrap(config.catalog.clone(), sae.catalog.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("cluster: {e}"))?;
+    tracing::info!(node = cluster.id, member = ?cluster.member, "cluster member ready");
     tasks.push(tokio::spawn(async move {
         if let Err(e) = metrics::serve(metrics_listener, metrics).await {
             tracing::error!("metrics endpoint stopped: {e}");
@@ -153,6 +178,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
     tasks.push(actix::spawn(diameter.clone().serve(listener)));
     tasks.push(actix::spawn(cops.clone().serve(cops_listener)));
     Ok(Node {
+        cluster,
         diameter,
         cops,
         sae,
@@ -197,14 +223,20 @@ impl Node {
         self.cops.shared()
     }
 
+    /// This node's part of the cluster.
+    pub fn cluster(&self) -> &Arc<cluster::Cluster> {
+        &self.cluster
+    }
+
     /// The subscriber engine.
     pub fn sae(&self) -> &Arc<Sae> {
         &self.sae
     }
 
-    /// Graceful stop: no new connections, DPR to every open peer, wait for them to close,
-    /// write what the store has queued.
+    /// Graceful stop: hand the routers over and leave the cluster, no new connections, DPR
+    /// to every open peer, wait for them to close, write what the store has queued.
     pub async fn shutdown(self) {
+        self.cluster.leave().await;
         for t in &self.tasks {
             t.abort();
         }
@@ -221,5 +253,44 @@ impl Node {
         for a in &self.arbiters {
             a.stop();
         }
+    }
+}
+
+/// The host other nodes and routers reach this node at: configured, else the gRPC listen
+/// address when it is a specific one, else what this machine's hostname resolves to (a
+/// container's address), else loopback.
+fn advertise_host(config: &Config) -> String {
+    if let Some(a) = &config.cluster.advertise {
+        return a.clone();
+    }
+    let ip = config.grpc_listen.ip();
+    if !ip.is_unspecified() {
+        return ip.to_string();
+    }
+    let hostname = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty());
+    if let Some(name) = hostname
+        && let Ok(addrs) = (name.as_str(), 0).to_socket_addrs()
+    {
+        let addrs: Vec<SocketAddr> = addrs.collect();
+        if let Some(a) = addrs
+            .iter()
+            .find(|a| a.is_ipv4() && !a.ip().is_loopback())
+            .or_else(|| addrs.iter().find(|a| !a.ip().is_loopback()))
+        {
+            return a.ip().to_string();
+        }
+    }
+    "127.0.0.1".into()
+}
+
+/// `host:port`, with brackets around an IPv6 address.
+fn host_port(host: &str, port: u16) -> String {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port).to_string(),
+        Err(_) => format!("{host}:{port}"),
     }
 }

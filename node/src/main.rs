@@ -10,10 +10,12 @@ use sae_node::config::{Config, LogFormat};
 /// Exit status for a configuration that cannot be used (EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
 
-/// SAE cluster node: the policy server for Diameter (JSRC/PTSP) routers.
+/// SAE cluster node: the policy server for Diameter (JSRC/PTSP) and COPS routers.
 ///
-/// Prints `listening <protocol> <address>` per bound listener (diameter, grpc, metrics), then
-/// `ready`. SIGTERM or Ctrl-C: DPR to every router, data flushed, exit 0.
+/// Prints `listening <protocol> <address>` per bound listener (diameter, cops, grpc,
+/// metrics), then `node <id>` (its cluster node id), then `ready` once it is a cluster member.
+/// SIGTERM or Ctrl-C: routers handed to other nodes, the cluster left, DPR to every router,
+/// data flushed, exit 0.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -35,6 +37,18 @@ struct Cli {
     /// Data directory (sessions, usage, catalog), overriding the configuration.
     #[arg(long, env = "SAE_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Join an existing cluster through these members' gRPC addresses (host:port,
+    /// comma-separated), overriding the configuration. Without it the node starts a
+    /// single-node cluster (or restarts as the member its data says).
+    #[arg(long, env = "SAE_JOIN", value_delimiter = ',')]
+    join: Vec<String>,
+    /// Host or IP other nodes and routers reach this node at, overriding the configuration.
+    #[arg(long, env = "SAE_ADVERTISE")]
+    advertise: Option<String>,
+    /// Node name, overriding the configuration (`auto`: this machine's hostname). The
+    /// Diameter Origin-Host defaults to `<name>.sae.localdomain`.
+    #[arg(long, env = "SAE_NODE_NAME")]
+    name: Option<String>,
     /// Log format, overriding the configuration.
     #[arg(long, env = "SAE_LOG_FORMAT", value_parser = ["plain", "json"])]
     log_format: Option<String>,
@@ -67,6 +81,51 @@ fn load(cli: &Cli) -> Result<Config, String> {
         config.metrics_listen = listen
             .parse()
             .map_err(|_| format!("--metrics-listen: {listen:?} is not an address:port"))?;
+    }
+    if !cli.join.is_empty() {
+        let join: Vec<String> = cli
+            .join
+            .iter()
+            .map(|j| j.trim().to_owned())
+            .filter(|j| !j.is_empty())
+            .collect();
+        for j in &join {
+            if j.rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+            {
+                return Err(format!("--join: {j:?} is not host:port"));
+            }
+        }
+        config.cluster.join = join;
+    }
+    if let Some(a) = &cli.advertise {
+        config.cluster.advertise = Some(a.clone()).filter(|a| !a.is_empty());
+    }
+    if let Some(name) = &cli.name {
+        let name = if name == "auto" {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .ok_or("--name auto: this machine has no hostname")?
+        } else {
+            name.clone()
+        };
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        {
+            return Err(format!(
+                "--name: {name:?} must be letters, digits, '.', '-' or '_'"
+            ));
+        }
+        // The Origin-Host follows the name unless the file set one.
+        if config.diameter.origin_host == format!("{}.sae.localdomain", config.name) {
+            config.diameter.origin_host = format!("{name}.sae.localdomain");
+        }
+        config.name = name;
     }
     if let Some(dir) = &cli.data_dir {
         config.data_dir = dir.clone();
@@ -125,11 +184,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         for l in node.listeners() {
             writeln!(out, "listening {} {}", l.protocol, l.addr)?;
         }
+        writeln!(out, "node {}", node.cluster().id)?;
         writeln!(out, "ready")?;
         out.flush()?;
     }
     shutdown_signal().await;
-    tracing::info!("shutting down: disconnecting peers");
+    tracing::info!("shutting down: leaving the cluster, disconnecting peers");
     node.shutdown().await;
     Ok(())
 }

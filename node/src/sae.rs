@@ -85,6 +85,8 @@ pub struct Routers {
 pub enum SendError {
     #[error("router {0} is not connected")]
     NotConnected(String),
+    #[error("router {0} is served by another node of the cluster")]
+    NotServed(String),
     #[error("router {router} did not answer: {reason}")]
     Failed { router: String, reason: String },
 }
@@ -181,6 +183,10 @@ pub struct Sae {
     next_acct_number: AtomicU64,
     /// The COPS side, for decisions on COPS-PR sessions (set once at start).
     pub cops: std::sync::OnceLock<std::sync::Weak<crate::cops::CopsShared>>,
+    /// Which routers this node may act on.
+    pub ownership: Arc<crate::cluster::Ownership>,
+    /// The cluster this node is a member of (set once at start).
+    pub cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl Sae {
@@ -192,6 +198,7 @@ impl Sae {
         settings: Settings,
         dictionary: Arc<Dictionary>,
         shards: Vec<ArbiterHandle>,
+        ownership: Arc<crate::cluster::Ownership>,
     ) -> Sae {
         Sae {
             local,
@@ -206,7 +213,28 @@ impl Sae {
             shards,
             next_acct_number: AtomicU64::new(1),
             cops: std::sync::OnceLock::new(),
+            ownership,
+            cluster: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A router connected or went away: the cluster should hear of it soon.
+    pub fn router_presence_changed(&self) {
+        if let Some(c) = self.cluster.get() {
+            c.nudge();
+        }
+    }
+
+    /// Ends this node's sessions of a router it no longer serves, without a word to the
+    /// router (its new owner rebuilds them from the router's replay).
+    pub fn hand_over(&self, router: &str, detail: &str) -> usize {
+        let sessions = self.sessions.of_router(router);
+        for e in &sessions {
+            e.addr.do_send(crate::subscriber::session::EndSession {
+                detail: detail.to_owned(),
+            });
+        }
+        sessions.len()
     }
 
     /// A fresh Accounting-Record-Number for an ACR the SAE sends.
@@ -264,6 +292,14 @@ impl Sae {
         let Some((_, addr)) = self.routers.get(router) else {
             return Err(SendError::NotConnected(router.to_owned()));
         };
+        if self
+            .ownership
+            .view(router)
+            .serving_at(crate::model::now_ms())
+            .is_none()
+        {
+            return Err(SendError::NotServed(router.to_owned()));
+        }
         let failed = |reason: String| SendError::Failed {
             router: router.to_owned(),
             reason,

@@ -1,5 +1,6 @@
-//! Subscriber sessions, usage records and the service catalog on disk, in sled, behind the
-//! [`SessionStore`] and [`CatalogStore`] traits so the engine can be swapped.
+//! Subscriber sessions and usage records on disk, in sled, behind the [`SessionStore`] trait
+//! so the engine can be swapped. (The service catalog is replicated control state: see
+//! `cluster`.)
 //!
 //! Session and usage writes never block the caller: they are encoded on the caller's thread and
 //! queued to one background writer thread. The writer drains its queue, coalesces it (the last
@@ -10,9 +11,7 @@
 //! [`SledStore::close`]) writes and flushes what is queued and stops the writer.
 //!
 //! Trees: `sessions` (key: Session-Id, value: JSON [`SubscriberRecord`]), `usage` (key: the
-//! record id as big-endian `u64`, so iteration follows ids; value: JSON [`UsageRecord`]) and
-//! `catalog` (keys `service/<name>`, `rule/<name>` and the marker `meta/initialized`; catalog
-//! writes are rare and flushed synchronously).
+//! record id as big-endian `u64`, so iteration follows ids; value: JSON [`UsageRecord`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,7 +21,6 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::catalog::{CatalogFile, CatalogStore, Rule, ServiceDef};
 use crate::model::{SubscriberRecord, UsageFilter, UsageRecord};
 
 /// The longest a write applied by the writer waits before it is flushed to disk.
@@ -40,10 +38,6 @@ pub const MAX_USAGE_LIMIT: usize = 10_000;
 
 /// How long [`SledStore::open`] waits for the database's file lock.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
-
-const SERVICE_PREFIX: &str = "service/";
-const RULE_PREFIX: &str = "rule/";
-const CATALOG_MARKER: &str = "meta/initialized";
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -109,12 +103,12 @@ enum Op {
     Close(mpsc::SyncSender<Result<(), StoreError>>),
 }
 
-/// [`SessionStore`] and [`CatalogStore`] on a sled database, with one writer thread.
+/// [`SessionStore`] on a sled database, with one writer thread.
 pub struct SledStore {
-    db: sled::Db,
+    /// Kept open for as long as the store is.
+    _db: sled::Db,
     sessions: sled::Tree,
     usage: sled::Tree,
-    catalog: sled::Tree,
     next_usage_id: AtomicU64,
     usage_count: AtomicU64,
     tx: mpsc::Sender<Op>,
@@ -139,7 +133,6 @@ impl SledStore {
         let db = open_db(dir, CACHE_BYTES)?;
         let sessions = db.open_tree("sessions")?;
         let usage = db.open_tree("usage")?;
-        let catalog = db.open_tree("catalog")?;
         let last_id = match usage.last()? {
             Some((key, _)) => usage_id(&key)?,
             None => 0,
@@ -162,10 +155,9 @@ impl SledStore {
             .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
         tracing::debug!(dir = %dir.display(), last_usage_id = last_id, usage_records = count, "store opened");
         Ok(SledStore {
-            db,
+            _db: db,
             sessions,
             usage,
-            catalog,
             next_usage_id: AtomicU64::new(last_id + 1),
             usage_count: AtomicU64::new(count),
             tx,
@@ -297,68 +289,6 @@ impl SessionStore for SledStore {
     }
 }
 
-impl CatalogStore for SledStore {
-    fn load_catalog(&self) -> Result<Option<CatalogFile>, StoreError> {
-        if self.catalog.get(CATALOG_MARKER)?.is_none() {
-            return Ok(None);
-        }
-        let mut file = CatalogFile::default();
-        for item in self.catalog.scan_prefix(SERVICE_PREFIX) {
-            let (key, value) = item?;
-            file.services.push(decode_catalog(&key, &value)?);
-        }
-        for item in self.catalog.scan_prefix(RULE_PREFIX) {
-            let (key, value) = item?;
-            file.rules.push(decode_catalog(&key, &value)?);
-        }
-        Ok(Some(file))
-    }
-
-    fn init_catalog(&self, catalog: &CatalogFile) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for item in self.catalog.iter() {
-            let (key, _) = item?;
-            batch.remove(key);
-        }
-        for def in &catalog.services {
-            batch.insert(service_key(&def.name), encode(def, "a service")?);
-        }
-        for rule in &catalog.rules {
-            batch.insert(rule_key(&rule.name), encode(rule, "a rule")?);
-        }
-        batch.insert(CATALOG_MARKER, &b"1"[..]);
-        self.catalog.apply_batch(batch)?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    fn save_service(&self, def: &ServiceDef) -> Result<(), StoreError> {
-        self.catalog
-            .insert(service_key(&def.name), encode(def, "a service")?)?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    fn delete_service(&self, name: &str) -> Result<(), StoreError> {
-        self.catalog.remove(service_key(name))?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    fn save_rule(&self, rule: &Rule) -> Result<(), StoreError> {
-        self.catalog
-            .insert(rule_key(&rule.name), encode(rule, "a rule")?)?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    fn delete_rule(&self, name: &str) -> Result<(), StoreError> {
-        self.catalog.remove(rule_key(name))?;
-        self.db.flush()?;
-        Ok(())
-    }
-}
-
 /// Opens a sled database with a page cache of `cache_bytes`, waiting up to [`LOCK_WAIT`] for its
 /// file lock: sled releases it from a background thread shortly after the previous `Db` in this
 /// process is dropped. sled's own periodic flusher is off: the callers flush where durability
@@ -380,29 +310,6 @@ pub(crate) fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreErr
             other => return Ok(other?),
         }
     }
-}
-
-fn service_key(name: &str) -> Vec<u8> {
-    format!("{SERVICE_PREFIX}{name}").into_bytes()
-}
-
-fn rule_key(name: &str) -> Vec<u8> {
-    format!("{RULE_PREFIX}{name}").into_bytes()
-}
-
-fn encode<T: serde::Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|source| StoreError::Encode { what, source })
-}
-
-fn decode_catalog<T: serde::de::DeserializeOwned>(
-    key: &[u8],
-    value: &[u8],
-) -> Result<T, StoreError> {
-    serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
-        tree: "catalog",
-        key: String::from_utf8_lossy(key).into_owned(),
-        reason: e.to_string(),
-    })
 }
 
 fn usage_id(key: &[u8]) -> Result<u64, StoreError> {

@@ -443,6 +443,7 @@ fn listener_addrs(proc: &Proc) -> Vec<(String, SocketAddr)> {
         .text()
         .into_iter()
         .take_while(|l| l != "ready")
+        .filter(|l| !l.starts_with("node "))
         .collect();
     lines
         .iter()

@@ -9,12 +9,21 @@
 //!   are acknowledged to openraft only after a sled flush.
 //! - [`state_machine`]: the applied state and snapshots in sled ([`StateMachineStore`]).
 //!
+//! - [`network`] and [`service`]: openraft's RPCs over tonic (one cached channel per peer).
+//! - [`runtime`]: the running member ([`Cluster`]): membership, writes through the leader,
+//!   leases, router assignment, and publication of the state to the node.
+//! - [`ownership`]: the router views drivers act on ([`Ownership`]).
+//!
 //! Both halves share one sled database, opened by [`open`] in its own directory (not the
 //! session store's). They are openraft's `RaftLogStorage` and `RaftStateMachine`, the traits
 //! `openraft::Raft::new` takes, so another engine can replace sled behind them; the sled
 //! implementation passes openraft's storage test suite (`suite_tests`).
 
 pub mod log_store;
+pub mod network;
+pub mod ownership;
+pub mod runtime;
+pub mod service;
 pub mod state;
 pub mod state_machine;
 pub mod types;
@@ -25,9 +34,11 @@ mod suite_tests;
 use std::path::Path;
 
 pub use log_store::{LogReader, LogStore};
+pub use ownership::{Ownership, RouterView};
+pub use runtime::{Cluster, ClusterError, ClusterView};
 pub use state::{Command, ControlState, Refusal, Response, RouterEntry};
 pub use state_machine::{Applied, SnapshotBuilder, StateMachineStore};
-pub use types::{NodeId, TypeConfig};
+pub use types::{Member, NodeId, TypeConfig};
 
 use crate::store::StoreError;
 

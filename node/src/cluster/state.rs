@@ -13,7 +13,7 @@
 //! can be assigned only once the current owner's lease has run out (at the proposer's
 //! `now_ms`), so a node cut off from the majority loses the router only after its lease ends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +61,33 @@ pub enum Command {
     },
     /// Records the Juniper-Last-Origin-Host the router remembers.
     SetLastOriginHost { router: String, host: String },
+    /// Moves the router to `node` while its owner may still hold a lease: a new epoch whose
+    /// owner acts only from `not_before_ms` (past the previous lease) to `until_ms`. Refused
+    /// unless `epoch` is the current epoch.
+    MoveRouter {
+        router: String,
+        node: NodeId,
+        epoch: u64,
+        not_before_ms: UnixMs,
+        until_ms: UnixMs,
+    },
+    /// Hands out a node id (never the same twice; 1 is the node that started the cluster).
+    AllocateNodeId,
+    /// A node's periodic renewal: its own lease (it is alive until `until_ms`), the routers
+    /// connected to it, and the leases of the routers it owns at the given epochs (routers
+    /// it no longer owns at that epoch are skipped). `leaving`: it is handing its routers
+    /// over and must not be given new ones.
+    Heartbeat {
+        node: NodeId,
+        until_ms: UnixMs,
+        connected: BTreeSet<String>,
+        owned: Vec<(String, u64)>,
+        leaving: bool,
+    },
+    /// Forgets a node that left the membership; the routers it owned have no owner.
+    ForgetNode { node: NodeId },
+    /// Writes the configured catalog once, when the cluster is created; a no-op afterwards.
+    SeedCatalog(CatalogFile),
 }
 
 /// What became of a command.
@@ -71,6 +98,8 @@ pub enum Response {
     Applied,
     /// [`Command::AssignRouter`] applied: the router's new epoch.
     Assigned { epoch: u64 },
+    /// [`Command::AllocateNodeId`] applied.
+    NodeId { id: NodeId },
     /// Not applied; the state is unchanged.
     Refused(Refusal),
 }
@@ -122,6 +151,10 @@ pub struct RouterEntry {
     pub lease_until_ms: UnixMs,
     /// The Juniper-Last-Origin-Host the router remembers.
     pub last_origin_host: Option<String>,
+    /// The active node must not act before then: the previous owner's lease (a move while
+    /// it ran).
+    #[serde(default)]
+    pub not_before_ms: UnixMs,
 }
 
 impl RouterEntry {
@@ -131,12 +164,36 @@ impl RouterEntry {
     }
 }
 
+/// What the cluster knows of one node beyond the membership.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEntry {
+    /// The node is alive until then (Unix ms), as long as it renews.
+    pub lease_until_ms: UnixMs,
+    /// Routers connected to the node.
+    pub connected: BTreeSet<String>,
+    /// Handing its routers over: not to be given new ones.
+    pub leaving: bool,
+}
+
+/// Cluster-wide counters and flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    /// The next id [`Command::AllocateNodeId`] hands out (at least 2).
+    pub next_node_id: NodeId,
+    /// The configured catalog was written ([`Command::SeedCatalog`]).
+    pub catalog_seeded: bool,
+}
+
 /// The replicated control state (what a snapshot holds, with the membership).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ControlState {
     pub services: BTreeMap<String, ServiceDef>,
     pub rules: BTreeMap<String, Rule>,
     pub routers: BTreeMap<String, RouterEntry>,
+    #[serde(default)]
+    pub nodes: BTreeMap<NodeId, NodeEntry>,
+    #[serde(default)]
+    pub meta: Meta,
 }
 
 /// The one entry of the state a command can change (how the state is stored: one value per
@@ -146,18 +203,24 @@ pub(crate) enum Key {
     Service(String),
     Rule(String),
     Router(String),
+    Node(NodeId),
+    Meta,
 }
 
 impl Key {
     const SERVICE: &'static str = "service/";
     const RULE: &'static str = "rule/";
     const ROUTER: &'static str = "router/";
+    const NODE: &'static str = "node/";
+    const META: &'static str = "cluster/meta";
 
     pub(crate) fn encode(&self) -> Vec<u8> {
         let (prefix, name) = match self {
-            Key::Service(n) => (Key::SERVICE, n),
-            Key::Rule(n) => (Key::RULE, n),
-            Key::Router(n) => (Key::ROUTER, n),
+            Key::Service(n) => (Key::SERVICE, n.clone()),
+            Key::Rule(n) => (Key::RULE, n.clone()),
+            Key::Router(n) => (Key::ROUTER, n.clone()),
+            Key::Node(id) => (Key::NODE, format!("{id:020}")),
+            Key::Meta => (Key::META, String::new()),
         };
         format!("{prefix}{name}").into_bytes()
     }
@@ -165,29 +228,17 @@ impl Key {
     /// `None` for keys that are not state entries.
     pub(crate) fn decode(key: &[u8]) -> Option<Key> {
         let key = std::str::from_utf8(key).ok()?;
-        if let Some(n) = key.strip_prefix(Key::SERVICE) {
+        if key == Key::META {
+            Some(Key::Meta)
+        } else if let Some(n) = key.strip_prefix(Key::SERVICE) {
             Some(Key::Service(n.to_owned()))
         } else if let Some(n) = key.strip_prefix(Key::RULE) {
             Some(Key::Rule(n.to_owned()))
+        } else if let Some(n) = key.strip_prefix(Key::NODE) {
+            n.parse().ok().map(Key::Node)
         } else {
             key.strip_prefix(Key::ROUTER)
                 .map(|n| Key::Router(n.to_owned()))
-        }
-    }
-}
-
-impl Command {
-    /// The entry of the state this command may change.
-    pub(crate) fn key(&self) -> Key {
-        match self {
-            Command::PutService(def) => Key::Service(def.name.clone()),
-            Command::DeleteService { name } => Key::Service(name.clone()),
-            Command::PutRule(rule) => Key::Rule(rule.name.clone()),
-            Command::DeleteRule { name } => Key::Rule(name.clone()),
-            Command::AssignRouter { router, .. }
-            | Command::RenewLease { router, .. }
-            | Command::ReleaseRouter { router, .. }
-            | Command::SetLastOriginHost { router, .. } => Key::Router(router.clone()),
         }
     }
 }
@@ -202,9 +253,25 @@ fn not_found(kind: &str, name: &str) -> Response {
 impl ControlState {
     /// Applies one command.
     pub fn apply(&mut self, cmd: &Command) -> Response {
+        self.apply_tracked(cmd, &mut Vec::new())
+    }
+
+    /// Applies one command and lists the entries it may have changed in `touched` (nothing
+    /// when refused).
+    pub(crate) fn apply_tracked(&mut self, cmd: &Command, touched: &mut Vec<Key>) -> Response {
+        let mark = touched.len();
+        let response = self.apply_inner(cmd, touched);
+        if matches!(response, Response::Refused(_)) {
+            touched.truncate(mark);
+        }
+        response
+    }
+
+    fn apply_inner(&mut self, cmd: &Command, touched: &mut Vec<Key>) -> Response {
         match cmd {
             Command::PutService(def) => match def.validated() {
                 Ok(def) => {
+                    touched.push(Key::Service(def.name.clone()));
                     self.services.insert(def.name.clone(), def);
                     Response::Applied
                 }
@@ -227,6 +294,7 @@ impl ControlState {
                     });
                 }
                 self.services.remove(name);
+                touched.push(Key::Service(name.clone()));
                 Response::Applied
             }
             Command::PutRule(rule) => {
@@ -239,10 +307,14 @@ impl ControlState {
                     return Response::Refused(Refusal::Invalid(e.to_string()));
                 }
                 self.rules.insert(rule.name.clone(), rule.clone());
+                touched.push(Key::Rule(rule.name.clone()));
                 Response::Applied
             }
             Command::DeleteRule { name } => match self.rules.remove(name) {
-                Some(_) => Response::Applied,
+                Some(_) => {
+                    touched.push(Key::Rule(name.clone()));
+                    Response::Applied
+                }
                 None => not_found("rule", name),
             },
             Command::AssignRouter {
@@ -252,6 +324,7 @@ impl ControlState {
                 now_ms,
                 until_ms,
             } => {
+                touched.push(Key::Router(router.clone()));
                 let entry = self.routers.entry(router.clone()).or_default();
                 if let Some(given) = *epoch
                     && given != entry.epoch
@@ -274,6 +347,7 @@ impl ControlState {
                 entry.epoch += 1;
                 entry.active = Some(*node);
                 entry.lease_until_ms = *until_ms;
+                entry.not_before_ms = 0;
                 Response::Assigned { epoch: entry.epoch }
             }
             Command::RenewLease {
@@ -284,6 +358,7 @@ impl ControlState {
             } => match self.owned_entry(router, *node, *epoch) {
                 Ok(entry) => {
                     entry.lease_until_ms = entry.lease_until_ms.max(*until_ms);
+                    touched.push(Key::Router(router.clone()));
                     Response::Applied
                 }
                 Err(refusal) => refusal,
@@ -296,6 +371,7 @@ impl ControlState {
                 Ok(entry) => {
                     entry.active = None;
                     entry.lease_until_ms = 0;
+                    touched.push(Key::Router(router.clone()));
                     Response::Applied
                 }
                 Err(refusal) => refusal,
@@ -305,9 +381,113 @@ impl ControlState {
                     .entry(router.clone())
                     .or_default()
                     .last_origin_host = Some(host.clone());
+                touched.push(Key::Router(router.clone()));
+                Response::Applied
+            }
+            Command::MoveRouter {
+                router,
+                node,
+                epoch,
+                not_before_ms,
+                until_ms,
+            } => {
+                let Some(entry) = self.routers.get_mut(router) else {
+                    return not_found("router", router);
+                };
+                if *epoch != entry.epoch {
+                    return Response::Refused(Refusal::StaleEpoch {
+                        router: router.clone(),
+                        given: *epoch,
+                        current: entry.epoch,
+                    });
+                }
+                entry.epoch += 1;
+                entry.active = Some(*node);
+                entry.not_before_ms = *not_before_ms;
+                entry.lease_until_ms = *until_ms;
+                touched.push(Key::Router(router.clone()));
+                Response::Assigned { epoch: entry.epoch }
+            }
+            Command::AllocateNodeId => {
+                let id = self.meta.next_node_id.max(2);
+                self.meta.next_node_id = id + 1;
+                touched.push(Key::Meta);
+                Response::NodeId { id }
+            }
+            Command::Heartbeat {
+                node,
+                until_ms,
+                connected,
+                owned,
+                leaving,
+            } => {
+                let entry = self.nodes.entry(*node).or_default();
+                entry.lease_until_ms = entry.lease_until_ms.max(*until_ms);
+                entry.connected = connected.clone();
+                entry.leaving = *leaving;
+                touched.push(Key::Node(*node));
+                for (router, epoch) in owned {
+                    if let Some(r) = self.routers.get_mut(router)
+                        && r.active == Some(*node)
+                        && r.epoch == *epoch
+                    {
+                        r.lease_until_ms = r.lease_until_ms.max(*until_ms);
+                        touched.push(Key::Router(router.clone()));
+                    }
+                }
+                Response::Applied
+            }
+            Command::ForgetNode { node } => {
+                if self.nodes.remove(node).is_some() {
+                    touched.push(Key::Node(*node));
+                }
+                for (name, r) in &mut self.routers {
+                    if r.active == Some(*node) {
+                        r.active = None;
+                        r.lease_until_ms = 0;
+                        touched.push(Key::Router(name.clone()));
+                    }
+                }
+                Response::Applied
+            }
+            Command::SeedCatalog(file) => {
+                if self.meta.catalog_seeded {
+                    return Response::Applied;
+                }
+                if let Err(e) = file.validate() {
+                    return Response::Refused(Refusal::Invalid(e.to_string()));
+                }
+                for def in &file.services {
+                    if let Ok(def) = def.validated() {
+                        touched.push(Key::Service(def.name.clone()));
+                        self.services.insert(def.name.clone(), def);
+                    }
+                }
+                for rule in &file.rules {
+                    touched.push(Key::Rule(rule.name.clone()));
+                    self.rules.insert(rule.name.clone(), rule.clone());
+                }
+                self.meta.catalog_seeded = true;
+                touched.push(Key::Meta);
                 Response::Applied
             }
         }
+    }
+
+    /// The routers `node` owns at `now_ms`, with their epochs.
+    pub fn owned_by(&self, node: NodeId, now_ms: UnixMs) -> Vec<(String, u64)> {
+        self.routers
+            .iter()
+            .filter(|(_, r)| r.owner_at(now_ms) == Some(node))
+            .map(|(n, r)| (n.clone(), r.epoch))
+            .collect()
+    }
+
+    /// Whether `node` renewed its lease past `now_ms`.
+    pub fn node_alive(&self, node: NodeId, now_ms: UnixMs) -> bool {
+        self.nodes
+            .get(&node)
+            .is_some_and(|n| n.lease_until_ms > now_ms)
     }
 
     /// The router's entry when `node` is its active node at `epoch`.
@@ -343,6 +523,8 @@ impl ControlState {
             Key::Service(n) => self.services.get(n).map(serde_json::to_vec).transpose(),
             Key::Rule(n) => self.rules.get(n).map(serde_json::to_vec).transpose(),
             Key::Router(n) => self.routers.get(n).map(serde_json::to_vec).transpose(),
+            Key::Node(id) => self.nodes.get(id).map(serde_json::to_vec).transpose(),
+            Key::Meta => serde_json::to_vec(&self.meta).map(Some),
         }
     }
 
@@ -358,6 +540,10 @@ impl ControlState {
             Key::Router(n) => {
                 self.routers.insert(n, serde_json::from_slice(value)?);
             }
+            Key::Node(id) => {
+                self.nodes.insert(id, serde_json::from_slice(value)?);
+            }
+            Key::Meta => self.meta = serde_json::from_slice(value)?,
         }
         Ok(())
     }
@@ -367,7 +553,12 @@ impl ControlState {
         let services = self.services.keys().map(|n| Key::Service(n.clone()));
         let rules = self.rules.keys().map(|n| Key::Rule(n.clone()));
         let routers = self.routers.keys().map(|n| Key::Router(n.clone()));
-        services.chain(rules).chain(routers)
+        let nodes = self.nodes.keys().map(|id| Key::Node(*id));
+        services
+            .chain(rules)
+            .chain(routers)
+            .chain(nodes)
+            .chain(std::iter::once(Key::Meta))
     }
 
     /// The catalog in the configuration's form.

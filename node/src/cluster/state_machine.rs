@@ -59,6 +59,8 @@ struct Shared {
     snapshot_write: Mutex<()>,
     /// Makes snapshot ids unique.
     snapshot_seq: AtomicU64,
+    /// Bumped after every applied batch and installed snapshot (for [`StateMachineStore::subscribe`]).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// The state machine in sled. Cloning gives another handle on the same state (for reads
@@ -140,8 +142,18 @@ impl StateMachineStore {
                 applied: RwLock::new(applied),
                 snapshot_write: Mutex::new(()),
                 snapshot_seq: AtomicU64::new(0),
+                changes: tokio::sync::watch::channel(0).0,
             }),
         })
+    }
+
+    /// Wakes the receiver whenever the applied state changed (after the change is stored).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.shared.changes.send_modify(|n| *n += 1);
     }
 
     /// Reads the applied state (a cheap read lock: do not block inside `f`).
@@ -238,9 +250,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 let response = match entry.payload {
                     EntryPayload::Blank => Response::Applied,
                     EntryPayload::Normal(cmd) => {
-                        let response = applied.state.apply(&cmd);
-                        if !matches!(response, Response::Refused(_)) {
-                            let key = cmd.key();
+                        let mut touched = Vec::new();
+                        let response = applied.state.apply_tracked(&cmd, &mut touched);
+                        for key in touched {
                             match applied.state.encode_entry(&key).map_err(sm_write_err)? {
                                 Some(value) => batch.insert(key.encode(), value),
                                 None => batch.remove(key.encode()),
@@ -278,6 +290,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         })
         .await
         .map_err(sm_write_err)?;
+        self.changed();
         Ok(responses)
     }
 
@@ -336,6 +349,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         .map_err(|e| snapshot_write_err(meta, e))?;
         tracing::info!(snapshot = %meta.snapshot_id, last_log_id = ?meta.last_log_id, "raft snapshot installed");
         *self.shared.applied.write().expect("state machine lock") = applied;
+        self.changed();
         Ok(())
     }
 
@@ -350,7 +364,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
 #[cfg(test)]
 mod tests {
-    use openraft::{BasicNode, CommittedLeaderId, Membership};
+    use openraft::{CommittedLeaderId, Membership};
 
     use super::*;
     use crate::catalog::{Rule, ServiceDef};
@@ -373,8 +387,8 @@ mod tests {
 
     fn commands() -> Vec<Entry> {
         let nodes = [
-            (1, BasicNode::new("10.0.0.1:50051")),
-            (2, BasicNode::new("10.0.0.2:50051")),
+            (1, crate::cluster::types::Member::at("10.0.0.1:50051")),
+            (2, crate::cluster::types::Member::at("10.0.0.2:50051")),
         ];
         let membership = Membership::new(
             vec![[1, 2].into()],
@@ -445,7 +459,7 @@ mod tests {
             before
                 .membership
                 .nodes()
-                .map(|(id, n)| (*id, n.addr.clone()))
+                .map(|(id, n)| (*id, n.grpc.clone()))
                 .collect::<Vec<_>>(),
             vec![
                 (1, "10.0.0.1:50051".to_owned()),

@@ -2,21 +2,46 @@
 
 use std::io::Cursor;
 
-use openraft::BasicNode;
+use serde::{Deserialize, Serialize};
 
 use super::state::{Command, Response};
 
 /// A node's Raft id.
 pub type NodeId = u64;
 
+/// How the cluster reaches a node and how routers see it: the membership's node data.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The node's name (logs, the management API).
+    pub name: String,
+    /// `host:port` of its gRPC listener (Raft, membership, management API).
+    pub grpc: String,
+    /// `host:port` routers use for Diameter.
+    pub diameter: String,
+    /// `host:port` PEPs use for COPS.
+    pub cops: String,
+    /// Its Diameter Origin-Host.
+    pub origin_host: String,
+}
+
+impl Member {
+    /// A member known only by its gRPC address (tests).
+    pub fn at(grpc: &str) -> Member {
+        Member {
+            grpc: grpc.to_owned(),
+            ..Member::default()
+        }
+    }
+}
+
 openraft::declare_raft_types!(
-    /// The cluster's Raft types: [`Command`] in, [`Response`] out, nodes known by a
-    /// [`BasicNode`] holding their gRPC address, snapshots as in-memory JSON.
+    /// The cluster's Raft types: [`Command`] in, [`Response`] out, nodes known by their
+    /// [`Member`] addresses, snapshots as in-memory JSON.
     pub TypeConfig:
         D = Command,
         R = Response,
         NodeId = NodeId,
-        Node = BasicNode,
+        Node = Member,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
         AsyncRuntime = openraft::TokioRuntime,
@@ -29,9 +54,9 @@ pub type LogId = openraft::LogId<NodeId>;
 /// A vote.
 pub type Vote = openraft::Vote<NodeId>;
 /// The membership and the log id where it was set.
-pub type StoredMembership = openraft::StoredMembership<NodeId, BasicNode>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, Member>;
 /// A snapshot's metadata.
-pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, BasicNode>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, Member>;
 /// A snapshot: metadata and data.
 pub type Snapshot = openraft::Snapshot<TypeConfig>;
 /// A storage failure as openraft sees it.

@@ -4,7 +4,7 @@
 //! their answers, and keeps the router registry up to date. Its first request on every new
 //! connection is SRQ: the router replays its sessions and the node rebuilds or ends its own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,9 +20,11 @@ use sae_diameter::{CloseReason, Event, Frame, Message, Peer, PeerConfig, PeerInf
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::oneshot;
+use tokio_stream::wrappers::WatchStream;
 use tokio_util::codec::FramedRead;
 
 use super::codec::{CodecError, DiameterCodec};
+use crate::cluster::RouterView;
 use crate::config::DuplicatePeer;
 use crate::events::{EventKind, SessionEvent};
 use crate::sae::{PeerStatus, Sae, SendError};
@@ -60,6 +62,11 @@ pub struct Replace;
 #[rtype(result = "Result<u32, SendError>")]
 pub struct Resync;
 
+/// Router requests held at most this long while the cluster decides who serves the router.
+const HOLD_FOR: Duration = Duration::from_secs(4);
+/// Router requests held at most (beyond: 3004 DIAMETER_TOO_BUSY).
+const MAX_HELD: usize = 8192;
+
 struct Waiting {
     reply: Option<oneshot::Sender<Result<Message, RequestFailure>>>,
     command: u32,
@@ -81,6 +88,12 @@ pub struct RouterDriver {
     applications: Vec<u32>,
     span: tracing::Span,
     closed: bool,
+    /// The router as the cluster sees it.
+    view: RouterView,
+    /// The epoch this driver serves the router in (it sent SRQ in it).
+    serving: Option<u64>,
+    /// Router requests waiting for the cluster to decide who serves the router.
+    held: VecDeque<(Message, Instant)>,
 }
 
 impl RouterDriver {
@@ -111,6 +124,9 @@ impl RouterDriver {
                 router_realm: String::new(),
                 applications: Vec::new(),
                 closed: false,
+                view: RouterView::default(),
+                serving: None,
+                held: VecDeque::new(),
             }
         })
     }
@@ -244,8 +260,99 @@ impl RouterDriver {
             &host,
             format!("connected from {}", self.remote),
         ));
-        // The SAE's first message to a router on a new connection is SRQ.
-        self.send_resync(ctx, None);
+        // Serve the router once the cluster says this node owns it; the first message to it
+        // is then SRQ.
+        ctx.add_stream(WatchStream::new(sae.ownership.watch(&host)));
+        sae.router_presence_changed();
+    }
+
+    /// Whether this driver may act on the router now (owner, epoch, lease).
+    fn acting(&self) -> bool {
+        match (self.serving, &self.router) {
+            (Some(epoch), Some(router)) => self.sae().ownership.may_act(router, epoch),
+            _ => false,
+        }
+    }
+
+    /// The cluster's view of the router changed.
+    fn on_view(&mut self, view: RouterView, ctx: &mut Context<Self>) {
+        let _enter = self.span.clone().entered();
+        self.view = view;
+        let Some(router) = self.router.clone() else {
+            return;
+        };
+        match self.view.serving_at(crate::model::now_ms()) {
+            Some(epoch) => {
+                if self.serving != Some(epoch) {
+                    tracing::info!(%router, epoch, "serving the router");
+                    self.serving = Some(epoch);
+                    // The SAE's first message to a router it becomes active for is SRQ.
+                    self.send_resync(ctx, None);
+                    self.release_held(ctx);
+                }
+            }
+            None => {
+                if let Some(epoch) = self.serving.take() {
+                    if self.view.mine {
+                        tracing::warn!(%router, epoch, "lease lapsed: not acting on the router");
+                    } else {
+                        let n = self.sae().hand_over(
+                            &router,
+                            &format!("router handed over to node {:?}", self.view.owner),
+                        );
+                        tracing::info!(%router, epoch, owner = ?self.view.owner, sessions = n, "router handed over");
+                    }
+                }
+                if self.owner_elsewhere().is_some() {
+                    self.release_held(ctx);
+                }
+            }
+        }
+    }
+
+    /// The DiameterURI of the node that serves the router, when another live node does.
+    fn owner_elsewhere(&self) -> Option<String> {
+        let v = &self.view;
+        if v.mine || v.owner.is_none() || v.until_ms <= crate::model::now_ms() {
+            return None;
+        }
+        let host = v.owner_origin_host.as_deref().filter(|h| !h.is_empty())?;
+        let port = v
+            .owner_diameter
+            .as_deref()
+            .and_then(|a| a.rsplit_once(':'))
+            .map(|(_, p)| p)
+            .unwrap_or("3868");
+        Some(format!("aaa://{host}:{port}"))
+    }
+
+    /// Handles the held requests again (the cluster decided).
+    fn release_held(&mut self, ctx: &mut Context<Self>) {
+        let held: Vec<_> = self.held.drain(..).collect();
+        for (request, started) in held {
+            self.handle_request(request, started, ctx);
+        }
+    }
+
+    /// Answers 3004 to requests held too long.
+    fn expire_held(&mut self, ctx: &mut Context<Self>) {
+        while let Some((_, started)) = self.held.front() {
+            if started.elapsed() < HOLD_FOR {
+                break;
+            }
+            let (request, started) = self.held.pop_front().expect("front exists");
+            let answer = messages::refusal(
+                &request,
+                &self.sae().local,
+                result::TOO_BUSY,
+                "no SAE of the cluster serves this router yet",
+            );
+            self.send_answer(answer, started, ctx);
+        }
+        if let Some((_, started)) = self.held.front() {
+            let left = HOLD_FOR.saturating_sub(started.elapsed());
+            ctx.run_later(left, |act, ctx| act.expire_held(ctx));
+        }
     }
 
     /// Marks the router's sessions as waiting for replay and sends SRQ.
@@ -260,6 +367,12 @@ impl RouterDriver {
             }
             return;
         };
+        if !self.acting() {
+            if let Some(r) = reply {
+                let _ = r.send(Err(SendError::NotServed(router)));
+            }
+            return;
+        }
         let sae = self.sae().clone();
         sae.start_resync(&router);
         let app = messages::preferred_application(&self.applications);
@@ -350,12 +463,41 @@ impl RouterDriver {
 
     fn on_request(&mut self, request: Message, ctx: &mut Context<Self>) {
         let started = now();
+        let cmd = request.header.command_code;
+        self.sae()
+            .metrics
+            .message("in", &self.name(cmd, true), None);
+        self.handle_request(request, started, ctx);
+    }
+
+    fn handle_request(&mut self, request: Message, started: Instant, ctx: &mut Context<Self>) {
         let sae = self.sae().clone();
         let cmd = request.header.command_code;
-        sae.metrics.message("in", &self.name(cmd, true), None);
         let Some(router) = self.router.clone() else {
             return;
         };
+        if !self.acting() {
+            // Another node serves the router: redirect. Nobody yet (or this node, not yet
+            // live): hold the request until the cluster decides.
+            let answer = if let Some(uri) = self.owner_elsewhere() {
+                messages::redirect(&request, &sae.local, &uri)
+            } else if self.held.len() < MAX_HELD {
+                if self.held.is_empty() {
+                    ctx.run_later(HOLD_FOR, |act, ctx| act.expire_held(ctx));
+                }
+                self.held.push_back((request, started));
+                return;
+            } else {
+                messages::refusal(
+                    &request,
+                    &sae.local,
+                    result::TOO_BUSY,
+                    "no SAE of the cluster serves this router yet",
+                )
+            };
+            self.send_answer(answer, started, ctx);
+            return;
+        }
         if let Some(last) = request.last_origin_host() {
             let last = last.to_owned();
             sae.routers.update(&router, self.connection, |s| {
@@ -437,6 +579,7 @@ impl RouterDriver {
             sae.pending_requests(&host, 0);
             if sae.routers.remove(&host, self.connection) {
                 sae.metrics.diameter_peers.set(sae.routers.len() as i64);
+                sae.router_presence_changed();
                 sae.events.publish(SessionEvent::router(
                     EventKind::RouterDown,
                     &host,
@@ -491,10 +634,24 @@ impl WriteHandler<io::Error> for RouterDriver {
     }
 }
 
+impl StreamHandler<RouterView> for RouterDriver {
+    fn handle(&mut self, view: RouterView, ctx: &mut Context<Self>) {
+        self.on_view(view, ctx);
+        self.step(ctx);
+    }
+
+    /// The ownership channel closes only when the node stops; the connection goes on.
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}
+
 impl Handler<SendRequest> for RouterDriver {
     type Result = ResponseFuture<Result<Message, RequestFailure>>;
 
     fn handle(&mut self, msg: SendRequest, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.acting() {
+            // The lease ran out or the router moved since the caller looked.
+            return Box::pin(async { Err(RequestFailure::ConnectionClosed) });
+        }
         let rx = self.send_request(msg.request, msg.timeout);
         self.step(ctx);
         Box::pin(async move { rx.await.unwrap_or(Err(RequestFailure::ConnectionClosed)) })

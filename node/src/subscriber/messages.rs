@@ -103,6 +103,18 @@ pub fn refusal(request: &Message, local: &Local, code: u32, message: &str) -> Me
     a
 }
 
+/// 3006 DIAMETER_REDIRECT_INDICATION: another SAE (`owner_uri`, a DiameterURI such as
+/// `aaa://sae-2.example.net:3868`) serves this router.
+pub fn redirect(request: &Message, local: &Local, owner_uri: &str) -> Message {
+    let mut a = answer(request, local, result::REDIRECT_INDICATION);
+    a.push(Avp::mandatory(
+        avp::REDIRECT_HOST,
+        &Value::DiameterUri(owner_uri.to_owned()),
+    ));
+    a.push(error_message("another SAE serves this router"));
+    a
+}
+
 /// AAA for an accepted login: 2001 with a Juniper-Policy-Install per service.
 pub fn login_answer(request: &Message, local: &Local, services: &[ServiceSession]) -> Message {
     let mut a = answer(request, local, result::SUCCESS);

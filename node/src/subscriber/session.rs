@@ -137,8 +137,8 @@ async fn push_with_retry(
                 sae.metrics.round_trip("PPR", started.elapsed());
                 return (last, attempt);
             }
-            // Not connected: retrying will not help within this request.
-            Err(SendError::NotConnected(_)) => return (last, attempt),
+            // Not connected or not ours: retrying will not help within this request.
+            Err(SendError::NotConnected(_) | SendError::NotServed(_)) => return (last, attempt),
             Err(SendError::Failed { reason, .. }) => {
                 tracing::info!(%router, attempt, %reason, "PPR not answered");
                 if attempt < attempts {
@@ -537,10 +537,18 @@ impl SubscriberSession {
             format!("PPA {code} {message}")
         };
         self.event(kind, name, detail);
-        if let Err(SendError::NotConnected(_)) = outcome {
-            return Err(SubscriberError::Router(SendError::NotConnected(
-                self.record.router.clone(),
-            )));
+        match outcome {
+            Err(SendError::NotConnected(_)) => {
+                return Err(SubscriberError::Router(SendError::NotConnected(
+                    self.record.router.clone(),
+                )));
+            }
+            Err(SendError::NotServed(_)) => {
+                return Err(SubscriberError::Router(SendError::NotServed(
+                    self.record.router.clone(),
+                )));
+            }
+            _ => {}
         }
         Ok(ChangeOutcome {
             session_id,

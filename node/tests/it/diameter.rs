@@ -366,9 +366,10 @@ async fn shutdown_sends_dpr_to_every_peer() {
 
 #[actix::test]
 async fn watchdog_probes_an_idle_router_and_drops_a_silent_one() {
-    tokio::time::pause();
+    // Virtual time once the router is served (the cluster decides that on real time).
     let (node, addr) = start("").await;
     let mut c = open_client(addr, "router1.test.realm").await;
+    tokio::time::pause();
     let start = tokio::time::Instant::now();
     // Idle for Tw (6 s ± 2 s): the node sends DWR.
     let dwr = c.expect_message().await;

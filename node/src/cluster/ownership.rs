@@ -1,0 +1,247 @@
+//! Which routers this node may act on, as router drivers see it.
+//!
+//! The cluster publishes one [`RouterView`] per router from the applied control state
+//! ([`Ownership::publish`]) and re-publishes views whose lease ran out ([`Ownership::expire`]);
+//! drivers watch their router's view ([`Ownership::watch`]) to serve or stand by, and check
+//! [`Ownership::may_act`] (owner, epoch, lease at this instant) before each message they send.
+//! A node outside a cluster ([`Ownership::standalone`]) owns every router.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use tokio::sync::watch;
+
+use super::types::NodeId;
+use crate::model::{UnixMs, now_ms};
+
+/// One router as this node sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouterView {
+    /// The active node, if any.
+    pub owner: Option<NodeId>,
+    /// The router's current epoch.
+    pub epoch: u64,
+    /// The owner's lease runs until then (Unix ms).
+    pub until_ms: UnixMs,
+    /// The owner must not act before then (a router moved while its previous owner's lease
+    /// was still running).
+    pub not_before_ms: UnixMs,
+    /// This node is the owner.
+    pub mine: bool,
+    /// This node is the owner and its lease runs (as of the last publication).
+    pub live: bool,
+    /// The owner's Diameter Origin-Host and addresses, when known.
+    pub owner_origin_host: Option<String>,
+    pub owner_diameter: Option<String>,
+    pub owner_cops: Option<String>,
+}
+
+impl RouterView {
+    /// The epoch this node may act in at `now`, if any.
+    pub fn serving_at(&self, now: UnixMs) -> Option<u64> {
+        (self.mine && self.not_before_ms <= now && now < self.until_ms).then_some(self.epoch)
+    }
+
+    fn with_live(mut self, now: UnixMs) -> RouterView {
+        self.live = self.serving_at(now).is_some();
+        self
+    }
+}
+
+/// The views, one watch channel per router.
+#[derive(Debug)]
+pub struct Ownership {
+    standalone: bool,
+    routers: Mutex<HashMap<String, watch::Sender<RouterView>>>,
+}
+
+impl Ownership {
+    /// Views published by a cluster.
+    pub fn clustered() -> Ownership {
+        Ownership {
+            standalone: false,
+            routers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Every router is this node's, in epoch 0, for ever.
+    pub fn standalone() -> Ownership {
+        Ownership {
+            standalone: true,
+            routers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn default_view(&self) -> RouterView {
+        if self.standalone {
+            RouterView {
+                mine: true,
+                live: true,
+                until_ms: UnixMs::MAX,
+                ..RouterView::default()
+            }
+        } else {
+            RouterView::default()
+        }
+    }
+
+    /// Watches a router's view (a driver, while its connection is open).
+    pub fn watch(&self, router: &str) -> watch::Receiver<RouterView> {
+        let mut map = self.routers.lock().expect("ownership lock");
+        map.entry(router.to_owned())
+            .or_insert_with(|| watch::channel(self.default_view()).0)
+            .subscribe()
+    }
+
+    /// The router's view now.
+    pub fn view(&self, router: &str) -> RouterView {
+        let map = self.routers.lock().expect("ownership lock");
+        map.get(router)
+            .map(|tx| tx.borrow().clone())
+            .unwrap_or_else(|| self.default_view())
+    }
+
+    /// Whether this node may act on the router in `epoch` right now.
+    pub fn may_act(&self, router: &str, epoch: u64) -> bool {
+        self.view(router).serving_at(now_ms()) == Some(epoch)
+    }
+
+    /// Routers a driver currently watches (connected to this node).
+    pub fn connected(&self) -> BTreeSet<String> {
+        let map = self.routers.lock().expect("ownership lock");
+        map.iter()
+            .filter(|(_, tx)| tx.receiver_count() > 0)
+            .map(|(r, _)| r.clone())
+            .collect()
+    }
+
+    /// Publishes the views computed from the control state; routers absent from `views` keep
+    /// theirs (a router the state does not know has no owner yet).
+    pub fn publish(&self, views: impl IntoIterator<Item = (String, RouterView)>) {
+        if self.standalone {
+            return;
+        }
+        let now = now_ms();
+        let mut map = self.routers.lock().expect("ownership lock");
+        for (router, view) in views {
+            let view = view.with_live(now);
+            match map.get(&router) {
+                Some(tx) => {
+                    tx.send_if_modified(|v| {
+                        let changed = *v != view;
+                        if changed {
+                            *v = view;
+                        }
+                        changed
+                    });
+                }
+                None => {
+                    map.insert(router, watch::channel(view).0);
+                }
+            }
+        }
+    }
+
+    /// Re-publishes views whose liveness changed with time (a lease that ran out, a
+    /// not-before that passed).
+    pub fn expire(&self) {
+        let now = now_ms();
+        let map = self.routers.lock().expect("ownership lock");
+        for tx in map.values() {
+            tx.send_if_modified(|v| {
+                let live = v.serving_at(now).is_some();
+                let changed = live != v.live;
+                v.live = live;
+                changed
+            });
+        }
+    }
+
+    /// This node stops acting on every router (graceful leave): every view says "not mine".
+    pub fn relinquish_all(&self) {
+        let map = self.routers.lock().expect("ownership lock");
+        for tx in map.values() {
+            tx.send_if_modified(|v| {
+                let changed = v.mine || v.live;
+                v.mine = false;
+                v.live = false;
+                changed
+            });
+        }
+    }
+
+    /// Routers this node owns (any lease state), with epochs.
+    pub fn owned(&self) -> Vec<(String, u64)> {
+        let map = self.routers.lock().expect("ownership lock");
+        map.iter()
+            .filter_map(|(r, tx)| {
+                let v = tx.borrow();
+                v.mine.then(|| (r.clone(), v.epoch))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standalone_owns_everything() {
+        let o = Ownership::standalone();
+        assert!(o.may_act("r1", 0));
+        let rx = o.watch("r1");
+        assert!(rx.borrow().live);
+        assert_eq!(o.connected().len(), 1, "a watched router is connected");
+        drop(rx);
+        assert!(o.connected().is_empty());
+    }
+
+    #[test]
+    fn a_view_is_live_only_inside_its_lease_and_epoch() {
+        let o = Ownership::clustered();
+        let rx = o.watch("r1");
+        assert!(!rx.borrow().live);
+        let now = now_ms();
+        o.publish([(
+            "r1".to_owned(),
+            RouterView {
+                owner: Some(1),
+                epoch: 3,
+                until_ms: now + 60_000,
+                mine: true,
+                ..RouterView::default()
+            },
+        )]);
+        assert!(rx.borrow().live);
+        assert!(o.may_act("r1", 3));
+        assert!(!o.may_act("r1", 2), "a stale epoch is refused");
+        o.publish([(
+            "r1".to_owned(),
+            RouterView {
+                owner: Some(1),
+                epoch: 3,
+                until_ms: now - 1,
+                mine: true,
+                ..RouterView::default()
+            },
+        )]);
+        assert!(!rx.borrow().live, "an expired lease is not served");
+        assert!(!o.may_act("r1", 3));
+    }
+
+    #[test]
+    fn not_before_delays_a_moved_router() {
+        let now = now_ms();
+        let v = RouterView {
+            owner: Some(2),
+            epoch: 5,
+            until_ms: now + 10_000,
+            not_before_ms: now + 5_000,
+            mine: true,
+            ..RouterView::default()
+        };
+        assert_eq!(v.serving_at(now), None);
+        assert_eq!(v.serving_at(now + 5_000), Some(5));
+    }
+}
