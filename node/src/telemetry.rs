@@ -8,7 +8,14 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber. Safe to call once per process.
 pub fn init(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // openraft reports every election and snapshot step at info; its warnings are what an
+    // operator needs unless the level names openraft itself.
+    let directives = if level.contains("openraft") {
+        level.to_owned()
+    } else {
+        format!("{level},openraft=warn")
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -385,6 +385,8 @@ pub struct SaeNode {
     pub cops: SocketAddr,
     pub grpc: SocketAddr,
     pub metrics: SocketAddr,
+    /// The cluster node id it printed (`node N`).
+    pub node_id: u64,
     config_path: PathBuf,
     dir: tempfile::TempDir,
 }
@@ -400,6 +402,8 @@ pub struct NodeConfig {
     pub extra: String,
     /// Raw TOML appended to the `[cops]` section.
     pub cops: String,
+    /// The loopback address every listener binds (port 0).
+    pub listen_ip: &'static str,
 }
 
 impl Default for NodeConfig {
@@ -411,6 +415,7 @@ impl Default for NodeConfig {
             watchdog_interval_secs: 6,
             extra: String::new(),
             cops: String::new(),
+            listen_ip: "127.0.0.1",
         }
     }
 }
@@ -420,10 +425,11 @@ impl NodeConfig {
     /// ports on all interfaces, which parallel tests cannot share) and the data directory is the
     /// test's own.
     fn toml(&self, data_dir: &Path) -> String {
+        let ip = self.listen_ip;
         let mut s = format!(
-            "[node]\ndata_dir = {data_dir:?}\n\n[grpc]\nlisten = \"127.0.0.1:0\"\n\n\
-             [metrics]\nlisten = \"127.0.0.1:0\"\n\n[cops]\nlisten = \"127.0.0.1:0\"\n{}\n\n\
-             [diameter]\nlisten = \"127.0.0.1:0\"\norigin_host = \"{}\"\norigin_realm = \"{}\"\n\
+            "[node]\ndata_dir = {data_dir:?}\n\n[grpc]\nlisten = \"{ip}:0\"\n\n\
+             [metrics]\nlisten = \"{ip}:0\"\n\n[cops]\nlisten = \"{ip}:0\"\n{}\n\n\
+             [diameter]\nlisten = \"{ip}:0\"\norigin_host = \"{}\"\norigin_realm = \"{}\"\n\
              watchdog_interval_secs = {}\n",
             self.cops, self.origin_host, self.origin_realm, self.watchdog_interval_secs
         );
@@ -467,10 +473,15 @@ impl SaeNode {
     /// Starts `sae-node --config <file>` and waits for `ready`, reading the addresses from its
     /// `listening <protocol> ADDR` lines.
     pub fn start(config: &NodeConfig) -> SaeNode {
+        Self::start_with(config, &[])
+    }
+
+    /// [`SaeNode::start`] with extra command-line arguments (e.g. `--join ADDR`).
+    pub fn start_with(config: &NodeConfig, args: &[String]) -> SaeNode {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("sae-node.toml");
         std::fs::write(&config_path, config.toml(dir.path())).expect("write config");
-        Self::launch(config_path, dir, &[])
+        Self::launch(config_path, dir, args)
     }
 
     fn launch(config_path: PathBuf, dir: tempfile::TempDir, args: &[String]) -> SaeNode {
@@ -479,7 +490,7 @@ impl SaeNode {
         let proc = Proc::spawn("sae-node", cmd);
         let ready = proc
             .stdout
-            .wait_line(0, Duration::from_secs(20), "`ready`", |l| l == "ready");
+            .wait_line(0, Duration::from_secs(60), "`ready`", |l| l == "ready");
         if let Err(e) = ready {
             panic!("sae-node did not get ready: {e}\n{}", proc.transcript());
         }
@@ -497,7 +508,14 @@ impl SaeNode {
             );
             found[0]
         };
+        let node_id = proc
+            .stdout
+            .text()
+            .iter()
+            .find_map(|l| l.strip_prefix("node ").and_then(|n| n.parse().ok()))
+            .unwrap_or_else(|| panic!("no `node N` line before `ready`\n{}", proc.transcript()));
         SaeNode {
+            node_id,
             diameter: one("diameter"),
             cops: one("cops"),
             grpc: one("grpc"),

@@ -90,6 +90,8 @@ pub struct Cluster {
     leaving: AtomicBool,
     /// Wakes the heartbeat loop at once (a router connected).
     nudge: Arc<Notify>,
+    /// The last log index whose state the node published (router views, catalog).
+    published: tokio::sync::watch::Sender<u64>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -157,7 +159,7 @@ impl Cluster {
             election_timeout_max: election * 2,
             install_snapshot_timeout: 2000,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_after),
-            max_in_snapshot_log_to_keep: 500,
+            max_in_snapshot_log_to_keep: settings.snapshot_after / 2,
             ..Default::default()
         }
         .validate()
@@ -184,6 +186,7 @@ impl Cluster {
             db,
             leaving: AtomicBool::new(false),
             nudge: Arc::new(Notify::new()),
+            published: tokio::sync::watch::channel(0).0,
             tasks: Mutex::new(Vec::new()),
         }))
     }
@@ -333,14 +336,18 @@ impl Cluster {
         Ok((response, reply.index))
     }
 
-    /// Waits until the local state machine applied log index `index`.
+    /// Waits until this node applied log index `index` and published the result (its
+    /// catalog and router views show it).
     pub async fn wait_applied(&self, index: u64) -> Result<(), ClusterError> {
-        self.raft
-            .wait(Some(Duration::from_secs(10)))
-            .applied_index_at_least(Some(index), "write applied locally")
-            .await
-            .map(|_| ())
-            .map_err(|e| ClusterError::Timeout(e.to_string()))
+        let mut rx = self.published.subscribe();
+        let wait = rx.wait_for(|p| *p >= index);
+        match tokio::time::timeout(Duration::from_secs(10), wait).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(ClusterError::Raft("the node is stopping".into())),
+            Err(_) => Err(ClusterError::Timeout(format!(
+                "log index {index} not applied here"
+            ))),
+        }
     }
 
     /// A router connected or went away: renew soon so the leader hears of it.
@@ -481,9 +488,22 @@ impl Cluster {
         }
     }
 
-    /// One round of the leader's duties.
+    /// One round of the leader's duties; on followers, an election when the leader left the
+    /// membership (a removed leader steps down without naming a successor).
     async fn balance(&self) {
         if !self.is_leader() {
+            let m = self.raft.metrics().borrow().clone();
+            let voters: BTreeSet<NodeId> = m.membership_config.membership().voter_ids().collect();
+            if let Some(leader) = m.current_leader
+                && !voters.contains(&leader)
+                && voters.contains(&self.id)
+            {
+                tracing::info!(
+                    left = leader,
+                    "the leader left the cluster: calling an election"
+                );
+                let _ = self.raft.trigger().elect().await;
+            }
             return;
         }
         let (membership, state) = self.sm.read(|a| (a.membership.clone(), a.state.clone()));
@@ -650,7 +670,7 @@ impl Cluster {
     }
 
     fn publish(&self, catalog: &Catalog, last_catalog: &mut Option<CatalogFile>) {
-        let (views, file) = self.sm.read(|a| {
+        let (views, file, index) = self.sm.read(|a| {
             let members = a.membership.membership();
             let views: Vec<(String, RouterView)> = a
                 .state
@@ -673,7 +693,7 @@ impl Cluster {
                 })
                 .collect();
             let file = a.state.catalog();
-            (views, file)
+            (views, file, a.last_applied.map_or(0, |l| l.index))
         });
         self.ownership.publish(views);
         if last_catalog.as_ref() != Some(&file) {
@@ -682,6 +702,13 @@ impl Cluster {
             }
             *last_catalog = Some(file);
         }
+        self.published.send_if_modified(|p| {
+            let newer = index > *p;
+            if newer {
+                *p = index;
+            }
+            newer
+        });
     }
 
     // ------------------------------------------------------------------ leaving

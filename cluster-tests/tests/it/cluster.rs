@@ -1,0 +1,430 @@
+//! The cluster with real processes: three to five `sae-node`s on 127.0.0.x joined over gRPC,
+//! `sae-sim` as a router connected to every node, nodes killed (SIGKILL), stopped (SIGTERM),
+//! added and restarted while the router keeps logging subscribers in.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use sae_cluster_tests::events::check_single_active;
+use sae_proto::v1 as pb;
+
+use crate::support::{Api, NodeConfig, SaeNode, Sim};
+
+const ROUTER: &str = "client.test.realm";
+
+const CATALOG: &str = r#"
+[[service]]
+name = "internet"
+policy_name = "internet-10M"
+
+[[rule]]
+name = "default"
+priority = 10
+services = ["internet"]
+"#;
+
+/// How long cluster conditions may take (elections, lease expiry, resync of hundreds of
+/// sessions on a loaded 2-core machine).
+const CLUSTER_WAIT: Duration = Duration::from_secs(60);
+
+fn node_config(ip: &'static str, host: &'static str, cluster: &str) -> NodeConfig {
+    NodeConfig {
+        origin_host: host,
+        listen_ip: ip,
+        allowed_peers: Some(vec![ROUTER]),
+        extra: format!("\n[cluster]\n{cluster}\n{CATALOG}"),
+        ..Default::default()
+    }
+}
+
+fn host(i: usize) -> &'static str {
+    Box::leak(format!("sae{i}.test.realm").into_boxed_str())
+}
+
+fn ip(base: u8, i: usize) -> &'static str {
+    Box::leak(format!("127.0.{base}.{i}").into_boxed_str())
+}
+
+fn join_args(to: &SaeNode) -> Vec<String> {
+    vec!["--join".into(), to.grpc.to_string()]
+}
+
+/// Starts `n` nodes on 127.0.BASE.1..n: the first creates the cluster, the others join it.
+fn start_cluster(base: u8, n: usize, cluster: &str) -> Vec<SaeNode> {
+    let first = SaeNode::start(&node_config(ip(base, 1), host(1), cluster));
+    let mut nodes = vec![first];
+    for i in 2..=n {
+        let args = join_args(&nodes[0]);
+        nodes.push(SaeNode::start_with(
+            &node_config(ip(base, i), host(i), cluster),
+            &args,
+        ));
+    }
+    nodes
+}
+
+fn status(node: &SaeNode) -> Option<pb::ClusterStatus> {
+    let mut api = Api::connect(node);
+    api.rt
+        .block_on(api.client.get_cluster(pb::GetClusterRequest {}))
+        .ok()
+        .map(|r| r.into_inner())
+}
+
+/// Polls until `f` holds, at most [`CLUSTER_WAIT`].
+fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + CLUSTER_WAIT;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until every given node sees the same leader and `members` members; returns the
+/// leader's id.
+fn converged(nodes: &[&SaeNode], members: usize) -> u64 {
+    until(
+        &format!("{} nodes agreeing on a leader", nodes.len()),
+        || {
+            let all: Vec<pb::ClusterStatus> =
+                nodes.iter().map(|n| status(n)).collect::<Option<_>>()?;
+            let leader = all[0].leader_id;
+            (leader != 0
+                && all
+                    .iter()
+                    .all(|s| s.leader_id == leader && s.members.len() == members))
+            .then_some(leader)
+        },
+    )
+}
+
+fn services(node: &SaeNode) -> Vec<String> {
+    let mut api = Api::connect(node);
+    api.rt
+        .block_on(api.client.list_services(pb::ListServicesRequest {}))
+        .expect("ListServices")
+        .into_inner()
+        .services
+        .into_iter()
+        .map(|s| s.name)
+        .collect()
+}
+
+fn put_service(node: &SaeNode, name: &str) {
+    let mut api = Api::connect(node);
+    let req = pb::PutServiceRequest {
+        service: Some(pb::Service {
+            name: name.into(),
+            policy_name: format!("{name}-policy"),
+            ..Default::default()
+        }),
+    };
+    api.rt
+        .block_on(api.client.put_service(req))
+        .unwrap_or_else(|e| panic!("PutService {name} on {}: {e}", node.grpc));
+}
+
+/// User names of every session a node holds.
+fn users(node: &SaeNode) -> BTreeSet<String> {
+    let mut api = Api::connect(node);
+    let mut out = BTreeSet::new();
+    let mut token = String::new();
+    loop {
+        let req = pb::ListSubscribersRequest {
+            page_size: 1000,
+            page_token: token.clone(),
+            ..Default::default()
+        };
+        let page = api
+            .rt
+            .block_on(api.client.list_subscribers(req))
+            .expect("ListSubscribers")
+            .into_inner();
+        out.extend(page.subscribers.into_iter().map(|s| s.user_name));
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// The router's owner as the given node sees it.
+fn owner_of(node: &SaeNode, router: &str) -> Option<pb::RouterOwner> {
+    status(node)?
+        .routers
+        .into_iter()
+        .find(|r| r.router == router && r.owner != 0)
+}
+
+fn router_sim(nodes: &[&SaeNode], subscribers: u64, rate: f64) -> Sim {
+    let mut args: Vec<String> = vec!["router".into()];
+    for n in nodes {
+        args.extend(["--connect".into(), n.diameter.to_string()]);
+    }
+    args.extend(
+        [
+            "--origin-host",
+            ROUTER,
+            "--origin-realm",
+            "test.realm",
+            "--watchdog-secs",
+            "6",
+            "--no-confirm",
+            "--timeout-secs",
+            "3",
+            "--subscribers",
+        ]
+        .map(String::from),
+    );
+    args.push(subscribers.to_string());
+    args.extend(["--rate".into(), rate.to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Sim::spawn(&args)
+}
+
+fn events(sim: &Sim) -> Vec<serde_json::Value> {
+    sim.proc
+        .stdout
+        .text()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Users the router saw logged in (AAA 2001) and not logged out since.
+fn logged_in(events: &[serde_json::Value]) -> BTreeSet<String> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "login" && e["result"] == 2001)
+        .filter_map(|e| e["user"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Waits until the simulator reported the outcome of every planned login.
+fn all_logins_done(sim: &Sim, subscribers: usize) -> Vec<serde_json::Value> {
+    until("every planned login to finish", || {
+        let ev = events(sim);
+        let done = ev
+            .iter()
+            .filter(|e| e["event"] == "login" || e["event"] == "login-failed")
+            .count();
+        (done >= subscribers).then_some(ev)
+    })
+}
+
+#[test]
+fn leader_killed_new_leader_and_control_state_intact() {
+    let mut nodes = start_cluster(11, 3, "");
+    let refs: Vec<&SaeNode> = nodes.iter().collect();
+    let leader = converged(&refs, 3);
+    let st = status(&nodes[0]).expect("status");
+    assert_eq!(
+        st.members.iter().filter(|m| m.role == "voter").count(),
+        3,
+        "{st:?}"
+    );
+    // Node ids are assigned once: 1 created the cluster, the others got 2 and 3.
+    let ids: BTreeSet<u64> = nodes.iter().map(|n| n.node_id).collect();
+    assert_eq!(ids, BTreeSet::from([1, 2, 3]));
+    // A catalog write through a follower reaches every node (the seed is there too).
+    let follower = nodes
+        .iter()
+        .find(|n| n.node_id != leader)
+        .expect("follower");
+    put_service(follower, "gold");
+    for n in &nodes {
+        let names = until("the write on every node", || {
+            let s = services(n);
+            s.contains(&"gold".to_string()).then_some(s)
+        });
+        assert!(names.contains(&"internet".to_string()), "{names:?}");
+    }
+    // Kill the leader: the two others elect a new one and keep the state.
+    let at = nodes
+        .iter()
+        .position(|n| n.node_id == leader)
+        .expect("leader");
+    let mut dead = nodes.remove(at);
+    dead.proc.kill();
+    let refs: Vec<&SaeNode> = nodes.iter().collect();
+    let new_leader = until("a new leader", || {
+        let l = converged(&refs, 3);
+        (l != leader).then_some(l)
+    });
+    assert!(nodes.iter().any(|n| n.node_id == new_leader));
+    for n in &nodes {
+        let names = services(n);
+        assert!(
+            names.contains(&"gold".to_string()) && names.contains(&"internet".to_string()),
+            "{names:?}"
+        );
+    }
+    put_service(&nodes[0], "silver");
+    until("the write after the failover", || {
+        services(&nodes[1])
+            .contains(&"silver".to_string())
+            .then_some(())
+    });
+}
+
+#[test]
+fn owner_killed_while_logging_in_loses_no_subscriber() {
+    const SUBSCRIBERS: u64 = 400;
+    let mut nodes = start_cluster(12, 3, "");
+    let refs: Vec<&SaeNode> = nodes.iter().collect();
+    converged(&refs, 3);
+    let sim = router_sim(&refs, SUBSCRIBERS, 60.0);
+    // Logins are flowing through the owner.
+    until("100 logins", || {
+        (logged_in(&events(&sim)).len() >= 100).then_some(())
+    });
+    let owner = owner_of(&nodes[0], ROUTER).expect("the router has an owner");
+    let at = nodes
+        .iter()
+        .position(|n| n.node_id == owner.owner)
+        .expect("owner is one of ours");
+    let mut dead = nodes.remove(at);
+    dead.proc.kill();
+    let killed_at = Instant::now();
+    // Another node takes the router over (new epoch) and the router keeps logging in.
+    let new_owner = until("a new owner", || {
+        owner_of(&nodes[0], ROUTER).filter(|o| o.owner != owner.owner && o.epoch > owner.epoch)
+    });
+    eprintln!(
+        "router moved from node {} to node {} (epoch {} → {}) {:?} after the kill",
+        owner.owner,
+        new_owner.owner,
+        owner.epoch,
+        new_owner.epoch,
+        killed_at.elapsed()
+    );
+    let ev = all_logins_done(&sim, SUBSCRIBERS as usize);
+    let expected = logged_in(&ev);
+    let successor = nodes
+        .iter()
+        .find(|n| n.node_id == new_owner.owner)
+        .expect("successor");
+    let held = until("every logged-in subscriber on the new owner", || {
+        let held = users(successor);
+        expected.is_subset(&held).then_some(held)
+    });
+    assert_eq!(
+        held, expected,
+        "the new owner holds exactly the router's sessions"
+    );
+    assert_eq!(
+        expected.len() as u64,
+        SUBSCRIBERS,
+        "every login eventually succeeded"
+    );
+    // The new owner's first message to the router was SRQ, and no two SAEs acted on the
+    // router in the same epoch.
+    check_single_active(&events(&sim)).unwrap_or_else(|e| panic!("{e}"));
+    let first_from_successor = events(&sim)
+        .into_iter()
+        .find(|e| e["event"] == "request" && e["from"] == host(successor_index(&nodes, successor)));
+    assert_eq!(
+        first_from_successor.as_ref().map(|e| e["command"].clone()),
+        Some(serde_json::json!("SRQ")),
+        "{first_from_successor:?}"
+    );
+    // Juniper-Last-Origin-Host follows the owner.
+    until("the router's active SAE is the new owner", || {
+        events(&sim)
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "active-sae")
+            .filter(|e| e["sae"] == host(successor_index(&nodes, successor)))
+            .map(|_| ())
+    });
+}
+
+/// The index `i` of `sae{i}.test.realm` for a node (its 127.0.x.i address).
+fn successor_index(_nodes: &[SaeNode], node: &SaeNode) -> usize {
+    match node.grpc.ip() {
+        std::net::IpAddr::V4(v4) => v4.octets()[3] as usize,
+        std::net::IpAddr::V6(_) => unreachable!("loopback v4"),
+    }
+}
+
+#[test]
+fn nodes_added_and_removed_under_load() {
+    const SUBSCRIBERS: u64 = 400;
+    let mut nodes = start_cluster(13, 2, "");
+    let refs: Vec<&SaeNode> = nodes.iter().collect();
+    converged(&refs, 2);
+    let sim = router_sim(&refs, SUBSCRIBERS, 50.0);
+    until("50 logins", || {
+        (logged_in(&events(&sim)).len() >= 50).then_some(())
+    });
+    // A third node joins while logins flow; it becomes a voter (3 configured).
+    let third = SaeNode::start_with(&node_config(ip(13, 3), host(3), ""), &join_args(&nodes[0]));
+    nodes.push(third);
+    let refs: Vec<&SaeNode> = nodes.iter().collect();
+    converged(&refs, 3);
+    until("three voters", || {
+        let st = status(&nodes[0])?;
+        (st.members.iter().filter(|m| m.role == "voter").count() == 3).then_some(())
+    });
+    // The router's owner leaves gracefully (SIGTERM): it hands the router over and leaves.
+    let owner = owner_of(&nodes[0], ROUTER).expect("owner");
+    let at = nodes
+        .iter()
+        .position(|n| n.node_id == owner.owner)
+        .expect("owner is one of ours");
+    let mut leaving = nodes.remove(at);
+    let exit = leaving.stop();
+    assert!(exit.success(), "graceful leave exits 0: {exit:?}");
+    let refs: Vec<&SaeNode> = nodes.iter().collect();
+    converged(&refs, 2);
+    let new_owner = until("a new owner", || {
+        owner_of(&nodes[0], ROUTER).filter(|o| o.owner != owner.owner)
+    });
+    let ev = all_logins_done(&sim, SUBSCRIBERS as usize);
+    let expected = logged_in(&ev);
+    assert_eq!(expected.len() as u64, SUBSCRIBERS);
+    let successor = nodes
+        .iter()
+        .find(|n| n.node_id == new_owner.owner)
+        .expect("successor");
+    let held = until("every subscriber on the new owner", || {
+        let held = users(successor);
+        (held == expected).then_some(held)
+    });
+    assert_eq!(held.len() as u64, SUBSCRIBERS);
+    check_single_active(&events(&sim)).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_restarted_node_catches_up_from_a_snapshot() {
+    // Snapshots every 10 entries, so the restarted node is sent one.
+    let cluster = "snapshot_after = 10";
+    let mut nodes = start_cluster(14, 3, cluster);
+    let refs: Vec<&SaeNode> = nodes.iter().collect();
+    converged(&refs, 3);
+    let third = nodes.pop().expect("third");
+    let restart_args = join_args(&nodes[0]);
+    // Down with its data while the others move on.
+    let mut third = Some(third);
+    let mut stopped = third.take().expect("node");
+    stopped.proc.kill();
+    for i in 0..40 {
+        put_service(&nodes[i % 2], &format!("svc{i}"));
+    }
+    let third = stopped.kill_and_restart_with(&restart_args);
+    assert_eq!(third.node_id, 3, "the node id is kept across restarts");
+    nodes.push(third);
+    let refs: Vec<&SaeNode> = nodes.iter().collect();
+    converged(&refs, 3);
+    until("the restarted node's catalog", || {
+        let names = services(&nodes[2]);
+        (names.len() == 41).then_some(())
+    });
+    let leader_applied = status(&nodes[0]).expect("status").last_applied;
+    until("the restarted node applied as far as the leader", || {
+        (status(&nodes[2])?.last_applied >= leader_applied).then_some(())
+    });
+}
