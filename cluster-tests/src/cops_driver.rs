@@ -22,11 +22,11 @@ use sae_cops::object::{ErrorCode, ErrorObject, Handle};
 use sae_cops::pep::{CloseReason, PepConfig, PepConnection, PepEvent};
 use sae_cops::{FrameDecoder, PdpAddress};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
 use crate::cops_events::CopsEvent;
+use crate::endpoint::Endpoint;
 
 /// Where events go.
 pub type CopsSink = mpsc::UnboundedSender<CopsEvent>;
@@ -90,8 +90,9 @@ pub trait PepRole {
 /// How the driver connects.
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
-    /// PDP addresses: the first is tried first, each reconnect tries the next one.
-    pub connect: Vec<SocketAddr>,
+    /// PDP addresses (or `host:port` names, resolved at each attempt): the first is tried
+    /// first, each reconnect tries the next one.
+    pub connect: Vec<Endpoint>,
     /// PEPID, client type, accept timeout: the same for every connection.
     pub pep: Arc<PepConfig>,
     /// First reconnect delay (before jitter).
@@ -106,9 +107,9 @@ pub struct DriverConfig {
 
 impl DriverConfig {
     /// Back-off 1 s doubling to 5 minutes, 5 s connect timeout.
-    pub fn new(connect: Vec<SocketAddr>, pep: PepConfig) -> Self {
+    pub fn new<E: Into<Endpoint>>(connect: impl IntoIterator<Item = E>, pep: PepConfig) -> Self {
         DriverConfig {
-            connect,
+            connect: connect.into_iter().map(Into::into).collect(),
             pep: Arc::new(pep),
             backoff_initial: Backoff::DEFAULT_INITIAL,
             backoff_ceiling: Backoff::DEFAULT_CEILING,
@@ -190,7 +191,7 @@ struct Driver<R: PepRole> {
     link: Option<Link>,
     backoff: Backoff,
     /// Next attempt: when and where.
-    reconnect: Option<(Instant, SocketAddr)>,
+    reconnect: Option<(Instant, Endpoint)>,
     addr_index: usize,
     connections: u32,
     seeds: u64,
@@ -211,13 +212,13 @@ impl<R: PepRole> Driver<R> {
         link.as_mut().map(|l| &mut l.pep).filter(|p| p.is_up())
     }
 
-    async fn connect(&mut self, addr: SocketAddr) {
+    async fn connect(&mut self, to: Endpoint) {
         let now = now();
-        let res = tokio::time::timeout(self.cfg.connect_timeout, TcpStream::connect(addr)).await;
-        let stream = match res {
+        let res = tokio::time::timeout(self.cfg.connect_timeout, to.connect()).await;
+        let (stream, addr) = match res {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return self.connect_failed(addr, e.to_string()),
-            Err(_) => return self.connect_failed(addr, "connect timeout".into()),
+            Ok(Err(e)) => return self.connect_failed(&to, e.to_string()),
+            Err(_) => return self.connect_failed(&to, "connect timeout".into()),
         };
         let _ = stream.set_nodelay(true);
         let local = stream
@@ -246,7 +247,7 @@ impl<R: PepRole> Driver<R> {
         });
     }
 
-    fn connect_failed(&mut self, addr: SocketAddr, error: String) {
+    fn connect_failed(&mut self, addr: &Endpoint, error: String) {
         self.gate_open = true;
         self.emit(CopsEvent::ConnectFailed {
             addr: addr.to_string(),
@@ -261,13 +262,13 @@ impl<R: PepRole> Driver<R> {
         }
         if let Some(to) = redirect {
             self.emit(CopsEvent::Redirected { to: to.to_string() });
-            self.reconnect = Some((now, to));
+            self.reconnect = Some((now, to.into()));
             return;
         }
         if !self.cfg.connect.is_empty() {
             self.addr_index = (self.addr_index + 1) % self.cfg.connect.len();
         }
-        let Some(addr) = self.cfg.connect.get(self.addr_index).copied() else {
+        let Some(addr) = self.cfg.connect.get(self.addr_index).cloned() else {
             return;
         };
         let delay = self.backoff.next_delay();
@@ -402,7 +403,7 @@ impl<R: PepRole> Driver<R> {
         [
             self.link.as_ref().and_then(|l| l.pep.poll_timeout()),
             self.role.poll_timeout(),
-            self.reconnect.map(|(t, _)| t),
+            self.reconnect.as_ref().map(|(t, _)| *t),
         ]
         .into_iter()
         .flatten()
@@ -436,11 +437,11 @@ impl<R: PepRole> Driver<R> {
         }
         let pep = Self::up_pep(&mut self.link);
         self.role.timeout(now, pep);
-        if let Some((at, addr)) = self.reconnect
-            && at <= now
+        if let Some((at, _)) = &self.reconnect
+            && *at <= now
             && self.link.is_none()
+            && let Some((_, addr)) = self.reconnect.take()
         {
-            self.reconnect = None;
             self.connect(addr).await;
         }
     }
@@ -510,7 +511,7 @@ pub async fn run<R: PepRole>(
         Backoff::DEFAULT_JITTER_PERCENT,
         cfg.seed.rotate_left(17),
     );
-    let first = cfg.connect.first().copied();
+    let first = cfg.connect.first().cloned();
     let mut d = Driver {
         cfg,
         role,

@@ -8,7 +8,9 @@
 //! - [`load`]: logins at a rate over K router connections with a latency histogram;
 //!   `sae-sim load`.
 //! - [`control`], [`subscribers`], [`events`]: stdin commands, subscriber templates and
-//!   scenario files, the JSON events on stdout.
+//!   scenario files, the JSON events on stdout (and [`events::check_single_active`], the
+//!   one-active-SAE check over a router's event log).
+//! - [`endpoint`]: `--connect` arguments, socket addresses or `host:port` names.
 //!
 //! The command line, the events and the control commands are documented in `src/main.rs`.
 
@@ -20,6 +22,7 @@ pub mod cops_events;
 pub mod cops_pr;
 pub mod cops_sbc;
 pub mod diameter_router;
+pub mod endpoint;
 pub mod events;
 pub mod load;
 pub mod router_state;

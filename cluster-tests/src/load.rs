@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -15,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::diameter_router::RouterIdentity;
+use crate::endpoint::Endpoint;
 use crate::events::SimEvent;
 use crate::router_state::RouterConfig;
 use crate::sim::{self, Outcome, Plan, RouterHandle, SimConfig};
@@ -23,7 +23,7 @@ use crate::subscribers::Templates;
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
-    pub connect: SocketAddr,
+    pub connect: Endpoint,
     /// Router connections (distinct Origin-Hosts); subscriber `i` uses router `i % routers`.
     pub routers: usize,
     pub subscribers: u64,
@@ -109,7 +109,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<(LoadReport, LoadRun), String> {
         router.inactivity = cfg.inactivity;
         router.session_id_high = start_secs;
         let sim_cfg = SimConfig {
-            connect: vec![cfg.connect],
+            connect: vec![cfg.connect.clone()],
             identity: RouterIdentity {
                 origin_host,
                 origin_realm: cfg.origin_realm.clone(),

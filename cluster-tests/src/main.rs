@@ -14,7 +14,7 @@
 //! ## `sae-sim router` (alias `sae-sim jsrc`) — the router side of the JSRC/PTSP flows
 //!
 //! ```text
-//! sae-sim router --connect ADDR [--connect ADDR ...]
+//! sae-sim router --connect ADDR|HOST:PORT [--connect ADDR|HOST:PORT ...]
 //!     [--application jsrc|ptsp]        Application-Id 16777244 / 16777273, vendor 2636 (jsrc)
 //!     [--origin-host H] [--origin-realm R]          (sim.test.realm / test.realm)
 //!     [--watchdog-secs 30] [--reopen] [--timeout-secs 10]
@@ -31,11 +31,27 @@
 //!     [--control]                       read commands on stdin
 //!     [--run-secs S]                    DPR and exit after S seconds
 //!     [--reconnect-secs S]              reconnect S seconds after losing a connection
+//!     [--max-attempts 20]               sends of one request while redirected/busy/failing
+//!     [--retry-backoff-ms 250]          first back-off of a held request (doubling, ≤ 8×)
+//!     [--no-retry-failures]             timeouts and lost connections fail at once
 //! ```
 //!
 //! With several `--connect`, requests go to the active SAE (the remembered
 //! Juniper-Last-Origin-Host when connected to it, else the first connection that came up);
 //! answers to an SAE's request and their follow-ups go back over that SAE's connection.
+//! `HOST:PORT` names are resolved again at every connection attempt.
+//!
+//! Cluster behaviour: an answer 3006 (DIAMETER_REDIRECT_INDICATION) or 3004 (TOO_BUSY) to one
+//! of the router's requests (login, confirmation, ACR, STR, its own SRQ), a timeout or a
+//! closed connection does not end the request: it is sent again (`redirected`), at once to
+//! the connected SAE named by the Redirect-Host (a DiameterURI, `aaa://host:port`, matched
+//! on its host against the SAEs' Origin-Hosts) for the first redirects, otherwise held until
+//! an SAE becomes active by sending SRQ (then sent to it after the replay, `resent` reason
+//! `srq`) or until its back-off ends (`resent` reason `backoff`, to the Redirect-Host if
+//! connected, else to the active SAE). After `--max-attempts` sends, the last answer is
+//! reported as the outcome (`login-failed` with `result` 3006, …). A held SRQ of the router
+//! is reported answered (`srq-answered`, `error` "superseded…") when an SAE's SRQ comes.
+//! Replays (Request-Type 3) are never sent again: the next active SAE asks with its SRQ.
 //!
 //! Sequence: connect → `connected` → SRQ (`srq-sent` reason `startup`; it names a
 //! Juniper-Last-Origin-Host only if an SAE's own SRQ already set one) → `srq-answered` →
@@ -96,19 +112,25 @@
 //! | `ready` | `sae`: logins and commands run from now on |
 //! | `active-sae` | `sae`, `previous` (null at first): the remembered Juniper-Last-Origin-Host changed |
 //! | `login` | `session_id`, `user`, `ip`, `nas_port_id`, `result` (2001), `policies`, `accounting` (policies with Juniper-Acct-Collect), `sae`, `latency_us` |
-//! | `login-failed` | `session_id`, `user`, `result`, `error?`, `latency_us` (null without answer) |
-//! | `confirmed` | `session_id`, `user`, `result`, `error?` |
+//! | `login-failed` | `session_id`, `user`, `sae` (null if never sent), `result`, `error?`, `latency_us` (null without answer) |
+//! | `confirmed` | `session_id`, `user`, `sae`, `result`, `error?` |
 //! | `request` | `command` (`PPR`, `ASR`, `ACR`, `SRQ`, or another name answered 3001), `from` (the request's Origin-Host), `session_id`, `result` (null: not answered), `install?`/`remove?` (PPR policy names), `policies?` (ACR: policies reported in the ACA), `record_type?` (ACR), `dropped?` (true: `--drop-ppr`), `error?` |
 //! | `srq-sent` | `to`, `reason` (`startup`, `different-sae`, `control`), `last_origin_host` (null when none known) |
-//! | `srq-answered` | `to`, `reason`, `result`, `error?`, `sessions` (how many are replayed) |
+//! | `srq-answered` | `to`, `sae`, `reason`, `result`, `error?`, `sessions` (how many are replayed) |
 //! | `replayed` | `session_id`, `user`, `sae`, `result`, `error?` |
-//! | `acct` | `session_id`, `user`, `type` (`start`, `interim`, `stop`), `record_number`, `policies`, `result`, `error?` |
-//! | `logout` | `session_id`, `user`, `cause` (1, 4, 14), `result`, `error?`: the session is gone |
+//! | `acct` | `session_id`, `user`, `type` (`start`, `interim`, `stop`), `record_number`, `policies`, `sae`, `result`, `error?` |
+//! | `logout` | `session_id`, `user`, `cause` (1, 4, 14), `sae`, `result`, `error?`: the session is gone |
+//! | `redirected` | `command` (`AAR`, `ACR`, `STR`, `SRQ`), `session_id`, `from` (the answering SAE), `to` (where it goes now; null: held), `result` (3006, 3004; null for a timeout or closed connection), `redirect_host?`, `error?`, `attempt` (sends so far) |
+//! | `resent` | `command`, `session_id`, `to`, `reason` (`srq`, `backoff`), `attempt` (this send included) |
 //! | `session` | `session_id`, `user`, `ip`, `nas_port_id`, `policies`, `accounting`, `idle_s`, `ending` |
 //! | `listed` | `count` |
 //! | `logins-done` | `ok`, `failed`: every planned login has an outcome |
 //! | `control` | `command` (`touch`, `fail-ppr`, `drop-ppr`, `drop`, `dpr`, `quit`, `shutdown` for `--run-secs` or a signal), `detail?` |
 //! | `error` | `error` |
+//!
+//! In answer events, `sae` is the answer's Origin-Host (without an answer, the SAE the request
+//! went to last). `sae_cluster_tests::events::check_single_active` checks a log of these
+//! events for two SAEs acting on the router between two SRQs.
 //!
 //! Every request the router receives produces exactly one `request` event, printed before the
 //! events of what it caused (`active-sae`, `srq-sent`, …). A `request` event from a PPR
@@ -118,7 +140,7 @@
 //! ## `sae-sim load` — login throughput and latency
 //!
 //! ```text
-//! sae-sim load --connect ADDR --subscribers N (--rate PER_SEC | --saturate)
+//! sae-sim load --connect ADDR|HOST:PORT --subscribers N (--rate PER_SEC | --saturate)
 //!     [--concurrency C]                  most logins awaiting an AAA (default: none with
 //!                                        --rate, 256 with --saturate)
 //!     [--routers K]                      K router connections, Origin-Host from
@@ -144,7 +166,7 @@
 //! ## `sae-sim sbc` — an SBC playing the COPS PEP for call admission
 //!
 //! ```text
-//! sae-sim sbc --connect ADDR [--connect ADDR2 ...] --pepid ID
+//! sae-sim sbc --connect ADDR|HOST:PORT [--connect ADDR2 ...] --pepid ID
 //!     [--client-type 0x800A|0x7926|0x7929]   (0x800A)
 //!     [--allow-while-down]                   admit new calls while the PDP is unreachable
 //!     [--backoff-ceiling-secs 300] [--backoff-initial-secs 1]
@@ -173,7 +195,7 @@
 //! ## `sae-sim copspr` — a COPS-PR router (subscriber provisioning, RFC 3483 usage)
 //!
 //! ```text
-//! sae-sim copspr --connect ADDR [--connect ADDR2 ...] --pepid ID [--client-type 0x800B]
+//! sae-sim copspr --connect ADDR|HOST:PORT [--connect ADDR2 ...] --pepid ID [--client-type 0x800B]
 //!     [--subscribers N --rate R --first 0]
 //!     [--if-template 'fastEthernet 3/0.{n}'] [--user-template 'user{n}@example.net']
 //!     [--ip-base 10.2.0.1] [--fail-policy GLOB]... [--usage-octets-per-s 1000]
@@ -238,9 +260,10 @@ use sae_cluster_tests::cops_events::CopsEvent;
 use sae_cluster_tests::cops_pr::{PrCommand, PrConfig, PrState, PrTemplates};
 use sae_cluster_tests::cops_sbc::{SBC_CLIENT_TYPES, SbcCommand, SbcConfig, SbcState};
 use sae_cluster_tests::diameter_router::{RouterConnection, RouterEvent, RouterIdentity};
+use sae_cluster_tests::endpoint::Endpoint;
 use sae_cluster_tests::events::SimEvent;
 use sae_cluster_tests::load::{self, LoadConfig};
-use sae_cluster_tests::router_state::RouterConfig;
+use sae_cluster_tests::router_state::{DEFAULT_MAX_ATTEMPTS, RouterConfig};
 use sae_cluster_tests::sim::{self, Outcome, Plan, SimConfig};
 use sae_cluster_tests::subscribers::{Scenario, Templates};
 use sae_cops::pep::{AdmissionWhileDown, PepConfig};
@@ -305,9 +328,9 @@ fn client_type(s: &str) -> Result<u16, String> {
 /// Connection options of both COPS roles.
 #[derive(Debug, Clone, Args)]
 struct CopsConnectArgs {
-    /// PDP address (repeatable: each reconnect tries the next one).
+    /// PDP address or `host:port` name (repeatable: each reconnect tries the next one).
     #[arg(long, required = true)]
-    connect: Vec<SocketAddr>,
+    connect: Vec<Endpoint>,
     /// PEPID sent in every OPN.
     #[arg(long)]
     pepid: String,
@@ -428,9 +451,10 @@ impl TemplateArgs {
 
 #[derive(Debug, Args)]
 struct RouterArgs {
-    /// SAE address (repeatable: one connection per SAE).
+    /// SAE address or `host:port` name, resolved at each connection attempt (repeatable:
+    /// one connection per SAE).
     #[arg(long, required = true)]
-    connect: Vec<SocketAddr>,
+    connect: Vec<Endpoint>,
     #[arg(long, value_enum, default_value = "jsrc")]
     application: Application,
     #[arg(long, default_value = "sim.test.realm")]
@@ -485,14 +509,25 @@ struct RouterArgs {
     /// the sessions; without it the router exits with its last connection.
     #[arg(long)]
     reconnect_secs: Option<f64>,
+    /// Most sends of one request of the router while it is redirected (3006), refused as
+    /// too busy (3004), times out or loses its connection (1: never send again).
+    #[arg(long, default_value_t = DEFAULT_MAX_ATTEMPTS, value_parser = clap::value_parser!(u32).range(1..))]
+    max_attempts: u32,
+    /// First back-off of a held request, milliseconds (doubling up to 8 times this).
+    #[arg(long, default_value_t = 250)]
+    retry_backoff_ms: u64,
+    /// Report requests that time out or lose their connection at once (as failed) instead
+    /// of sending them again.
+    #[arg(long)]
+    no_retry_failures: bool,
 }
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("pace").required(true).args(["rate", "saturate"])))]
 struct LoadArgs {
-    /// SAE address.
+    /// SAE address or `host:port` name.
     #[arg(long)]
-    connect: SocketAddr,
+    connect: Endpoint,
     /// Subscribers to log in.
     #[arg(long)]
     subscribers: u64,
@@ -854,6 +889,9 @@ async fn run_router(args: RouterArgs) -> ExitCode {
     router.fail_ppr = args.fail_ppr.clone();
     router.drop_ppr = args.drop_ppr.clone();
     router.session_id_high = unix_seconds() as u32;
+    router.max_attempts = args.max_attempts;
+    router.retry_backoff = Duration::from_millis(args.retry_backoff_ms);
+    router.retry_failures = !args.no_retry_failures;
     let cfg = SimConfig {
         connect: args.connect.clone(),
         identity: RouterIdentity {

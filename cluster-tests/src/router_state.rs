@@ -32,6 +32,16 @@
 //!   is answered, then the router sends an SRQ to that SAE (Juniper-Last-Origin-Host = the old
 //!   one) and replays after its SRR 2001. The remembered host is set by a received SRQ, by an
 //!   SRR 2001 to the router's SRQ, or, when none is known yet, by the first successful AAA.
+//! - Cluster (the SAE nodes not owning the router refuse its requests): an answer 3006
+//!   (DIAMETER_REDIRECT_INDICATION, Redirect-Host a DiameterURI naming the owner's
+//!   Origin-Host) or 3004 (TOO_BUSY, no owner yet) to a login or confirmation AAR, an ACR, an
+//!   STR or an SRQ of the router keeps the request ([`RouterConfig::max_attempts`] sends at
+//!   most, then the last answer is its outcome): a 3006 naming a connected SAE re-sends it
+//!   there at once (the first two times), anything else holds it until an SAE sends SRQ
+//!   (then, after the replay, it goes to that SAE; a held SRQ of the router is superseded)
+//!   or its back-off ends (then to the Redirect-Host if connected, else to
+//!   [`RouterState::target`]). With [`RouterConfig::retry_failures`], timeouts and closed
+//!   connections are held the same way. Replays are never re-sent.
 //! - Activity (for `inactivity`): the login, every PPR applied to the session and
 //!   [`RouterState::touch`]. A session idle for `inactivity` ends with Termination-Cause 14.
 //! - Counters grow with the time since a policy was installed: 12.5 kB/s in, 50 kB/s out,
@@ -42,7 +52,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sae_diameter::codes::{avp, command, result};
+use sae_diameter::codes::{avp, command, juniper, result, vendor};
 use sae_diameter::jsrc::{self, AcctRecord, PolicyInstall, RequestType, SubscriberMessage};
 use sae_diameter::peer::RequestFailure;
 use sae_diameter::{Avp, Message, ProtocolError, Value};
@@ -56,6 +66,10 @@ pub const CAUSE_LOGOUT: i32 = 1;
 pub const CAUSE_ADMINISTRATIVE: i32 = 4;
 /// Termination-Cause IDLE_TIMEOUT (RFC 7155).
 pub const CAUSE_IDLE_TIMEOUT: i32 = 14;
+/// [`RouterConfig::max_attempts`] by default.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 20;
+/// [`RouterConfig::retry_backoff`] by default.
+pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(250);
 
 /// How the router behaves.
 #[derive(Debug, Clone)]
@@ -76,11 +90,20 @@ pub struct RouterConfig {
     pub drop_ppr: Vec<String>,
     /// The high 32 bits of every Session-Id (RFC 6733 suggests the start time).
     pub session_id_high: u32,
+    /// Most sends of one request of the router (the first included) while its answers are
+    /// 3006 (redirect) or 3004 (too busy) or, with `retry_failures`, it times out or its
+    /// connection closes; then that last outcome is reported as usual. 1: no retries.
+    pub max_attempts: u32,
+    /// Back-off of a held request before it is sent to the active SAE anyway (unless an SRQ
+    /// releases it first): this, doubled per attempt up to 8 times this.
+    pub retry_backoff: Duration,
+    /// Also retry requests that time out or whose connection closes.
+    pub retry_failures: bool,
 }
 
 impl RouterConfig {
     /// A configuration with the defaults of `sae-sim router` (confirm on, no interims, 30
-    /// minutes of inactivity).
+    /// minutes of inactivity, 20 attempts on redirects) but for `retry_failures` (off).
     pub fn new(origin_host: &str, origin_realm: &str, application: u32) -> Self {
         RouterConfig {
             origin_host: origin_host.to_owned(),
@@ -92,6 +115,9 @@ impl RouterConfig {
             fail_ppr: Vec::new(),
             drop_ppr: Vec::new(),
             session_id_high: 0,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            retry_backoff: DEFAULT_RETRY_BACKOFF,
+            retry_failures: false,
         }
     }
 }
@@ -265,6 +291,77 @@ enum Pending {
     },
 }
 
+impl Pending {
+    /// Worth sending again after a redirect: everything but replays (a new active SAE asks
+    /// for those itself with its SRQ).
+    fn retryable(&self) -> bool {
+        !matches!(self, Pending::Replay { .. })
+    }
+
+    /// The request now goes to `host`: follow-ups go there too.
+    fn set_to(&mut self, host: &str) {
+        match self {
+            Pending::Login { to, .. }
+            | Pending::Confirm { to, .. }
+            | Pending::Replay { to, .. }
+            | Pending::Srq { to, .. } => host.clone_into(to),
+            Pending::Acct { .. } | Pending::Terminate { .. } | Pending::StrOnly { .. } => {}
+        }
+    }
+}
+
+/// A request of the router awaiting its answer.
+#[derive(Debug)]
+struct InFlight {
+    what: Pending,
+    /// As sent; re-addressed and sent again on a retry.
+    request: Message,
+    /// The SAE it went to last.
+    to: String,
+    /// Sends so far.
+    attempts: u32,
+}
+
+/// A request waiting for an SAE to become active (SRQ) or for its back-off to end.
+#[derive(Debug)]
+struct Held {
+    flight: InFlight,
+    /// Send it to `hint` (when connected) or the active SAE at this time.
+    retry_at: Instant,
+    /// The Redirect-Host of the last 3006.
+    hint: Option<String>,
+    /// What the last attempt got: reported if no attempt is left.
+    last: Result<Message, RequestFailure>,
+}
+
+/// What to do after an answer that did not serve a request.
+enum Retry {
+    /// Send it to this (connected) SAE now.
+    To(String),
+    /// Hold it; the Redirect-Host of a 3006 if any.
+    Hold(Option<String>),
+}
+
+/// The host part of a DiameterURI (`aaa://host:port;transport=tcp`), or the text itself when
+/// it is a plain host name.
+pub fn uri_host(uri: &str) -> &str {
+    let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
+    let end = rest.find([':', ';', '/']).unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// The hosts of an answer's Redirect-Host AVPs, in order.
+pub fn redirect_hosts(answer: &Message) -> Vec<String> {
+    answer
+        .avps
+        .iter()
+        .filter(|a| a.is(avp::REDIRECT_HOST, 0))
+        .filter_map(|a| a.as_str().ok())
+        .map(|u| uri_host(u).to_owned())
+        .filter(|h| !h.is_empty())
+        .collect()
+}
+
 /// The simulated router.
 #[derive(Debug)]
 pub struct RouterState {
@@ -285,7 +382,11 @@ pub struct RouterState {
     wake_at: Option<Instant>,
     session_counter: u32,
     next_token: u64,
-    pending: HashMap<u64, Pending>,
+    pending: HashMap<u64, InFlight>,
+    /// Requests waiting for an active SAE, in the order they were held.
+    held: Vec<Held>,
+    /// [`RouterState::abandon_held`] was called: no more retries.
+    give_up: bool,
     events: VecDeque<SimEvent>,
     outgoing: VecDeque<Outgoing>,
 }
@@ -375,6 +476,8 @@ impl RouterState {
             session_counter: 0,
             next_token: 1,
             pending: HashMap::new(),
+            held: Vec::new(),
+            give_up: false,
             events: VecDeque::new(),
             outgoing: VecDeque::new(),
         }
@@ -410,9 +513,14 @@ impl RouterState {
         self.by_user.get(user).map(String::as_str)
     }
 
-    /// Requests of ours awaiting answers.
+    /// Requests of ours awaiting answers (sent, or held for a retry).
     pub fn pending_requests(&self) -> usize {
-        self.pending.len()
+        self.pending.len() + self.held.len()
+    }
+
+    /// Requests of ours held for a retry.
+    pub fn held_requests(&self) -> usize {
+        self.held.len()
     }
 
     /// The remembered active SAE (Juniper-Last-Origin-Host).
@@ -477,15 +585,61 @@ impl RouterState {
     }
 
     fn send(&mut self, to: &str, request: Message, pending: Pending) -> u64 {
+        self.dispatch(InFlight {
+            what: pending,
+            request,
+            to: to.to_owned(),
+            attempts: 0,
+        })
+    }
+
+    /// Sends (again) to `flight.to`.
+    fn dispatch(&mut self, mut flight: InFlight) -> u64 {
         let token = self.next_token;
         self.next_token += 1;
-        self.pending.insert(token, pending);
+        flight.attempts = flight.attempts.saturating_add(1);
         self.outgoing.push_back(Outgoing {
             token,
-            to: to.to_owned(),
-            request,
+            to: flight.to.clone(),
+            request: flight.request.clone(),
         });
+        self.pending.insert(token, flight);
         token
+    }
+
+    /// Points a request at `to`: Destination-Realm (and Destination-Host when present) name
+    /// it, a Juniper-Last-Origin-Host names the SAE remembered now.
+    fn readdress(&mut self, flight: &mut InFlight, to: &str) {
+        let realm = self.realm_of(to);
+        for a in &mut flight.request.avps {
+            if a.is(avp::DESTINATION_REALM, 0) {
+                *a = identity(avp::DESTINATION_REALM, &realm);
+            } else if a.is(avp::DESTINATION_HOST, 0) {
+                *a = identity(avp::DESTINATION_HOST, to);
+            } else if a.is(juniper::LAST_ORIGIN_HOST, vendor::JUNIPER)
+                && let Some(last) = &self.active_sae
+            {
+                *a = jsrc::last_origin_host(last);
+            }
+        }
+        to.clone_into(&mut flight.to);
+        flight.what.set_to(to);
+        if let Pending::Srq { .. } = flight.what {
+            self.srq_in_flight = Some(to.to_owned());
+        }
+    }
+
+    /// The connected SAE named `host` (as its CEA spells it).
+    fn connected(&self, host: &str) -> Option<String> {
+        self.saes
+            .iter()
+            .find(|(h, _)| h.eq_ignore_ascii_case(host))
+            .map(|(h, _)| h.clone())
+    }
+
+    /// The back-off after `attempts` sends.
+    fn backoff(&self, attempts: u32) -> Duration {
+        self.cfg.retry_backoff * (1u32 << attempts.saturating_sub(1).min(3))
     }
 
     fn wake_by(&mut self, deadline: Instant) {
@@ -560,6 +714,7 @@ impl RouterState {
         let failed = |error: String| SimEvent::LoginFailed {
             session_id: sid.clone(),
             user: spec.user.clone(),
+            sae: None,
             result: None,
             error: Some(error),
             latency_us: None,
@@ -879,8 +1034,10 @@ impl RouterState {
         start
     }
 
-    /// Time-driven decisions: inactivity logouts and interim accounting due at `now`.
+    /// Time-driven decisions: held requests whose back-off ended, inactivity logouts and
+    /// interim accounting due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.retry_due(now);
         if self.wake_at.is_none_or(|w| now < w) {
             return;
         }
@@ -954,17 +1111,198 @@ impl RouterState {
 
     // ------------------------------------------------------------------ answers
 
-    /// The answer (or failure) of the request sent with `token`.
+    /// The answer (or failure) of the request sent with `token`. A 3006 or 3004 answer (and,
+    /// with [`RouterConfig::retry_failures`], a timeout or a closed connection) sends the
+    /// request again while attempts are left: a 3006 naming a connected SAE at once to it,
+    /// anything else once an SAE sends SRQ (to that SAE) or after the back-off (to
+    /// [`RouterState::target`]).
     pub fn handle_answer(
         &mut self,
         now: Instant,
         token: u64,
         answer: Result<Message, RequestFailure>,
     ) {
-        let Some(pending) = self.pending.remove(&token) else {
+        let Some(mut flight) = self.pending.remove(&token) else {
             return;
         };
-        match pending {
+        let Some(retry) = self.retry_decision(&flight, &answer) else {
+            return self.complete(now, flight, answer);
+        };
+        let (result, error, from) = match &answer {
+            Ok(m) => (
+                m.result_code(),
+                m.error_message().map(str::to_owned),
+                m.origin_host().unwrap_or(&flight.to).to_owned(),
+            ),
+            Err(f) => (None, Some(failure_text(f)), flight.to.clone()),
+        };
+        let redirect_host = match &answer {
+            Ok(m) if result == Some(result::REDIRECT_INDICATION) => {
+                redirect_hosts(m).into_iter().next()
+            }
+            _ => None,
+        };
+        self.events.push_back(SimEvent::Redirected {
+            command: command_name(flight.request.header.command_code, true),
+            session_id: flight.request.session_id().map(str::to_owned),
+            from,
+            to: match &retry {
+                Retry::To(h) => Some(h.clone()),
+                Retry::Hold(_) => None,
+            },
+            result,
+            redirect_host,
+            error,
+            attempt: flight.attempts,
+        });
+        match retry {
+            Retry::To(host) => {
+                self.readdress(&mut flight, &host);
+                self.dispatch(flight);
+            }
+            Retry::Hold(hint) => {
+                if matches!(flight.what, Pending::Srq { .. })
+                    && self.srq_in_flight.as_deref() == Some(flight.to.as_str())
+                {
+                    self.srq_in_flight = None;
+                }
+                let retry_at = now + self.backoff(flight.attempts);
+                self.held.push(Held {
+                    flight,
+                    retry_at,
+                    hint,
+                    last: answer,
+                });
+            }
+        }
+    }
+
+    /// Whether (and where) to send a request again after `answer`.
+    fn retry_decision(
+        &self,
+        flight: &InFlight,
+        answer: &Result<Message, RequestFailure>,
+    ) -> Option<Retry> {
+        if self.give_up || !flight.what.retryable() || flight.attempts >= self.cfg.max_attempts {
+            return None;
+        }
+        match answer {
+            Ok(m) => match m.result_code()? {
+                result::REDIRECT_INDICATION => {
+                    let answered_by = m.origin_host().unwrap_or(&flight.to);
+                    let hosts = redirect_hosts(m);
+                    let now_to = hosts
+                        .iter()
+                        .filter(|h| !h.eq_ignore_ascii_case(answered_by))
+                        .find_map(|h| self.connected(h));
+                    // At once while that cannot ping-pong for long; then with a back-off.
+                    match now_to {
+                        Some(to) if flight.attempts < 3 => Some(Retry::To(to)),
+                        _ => Some(Retry::Hold(hosts.into_iter().next())),
+                    }
+                }
+                result::TOO_BUSY => Some(Retry::Hold(None)),
+                _ => None,
+            },
+            Err(RequestFailure::Timeout | RequestFailure::ConnectionClosed)
+                if self.cfg.retry_failures =>
+            {
+                Some(Retry::Hold(None))
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Sends every held request to `to`, which just became the active SAE (its SRQ, or its
+    /// SRR 2001 to ours). A held SRQ of ours is superseded: reported as answered.
+    fn release_held(&mut self, to: &str) {
+        for held in std::mem::take(&mut self.held) {
+            let Held {
+                mut flight, last, ..
+            } = held;
+            if let Pending::Srq { to: srq_to, reason } = &flight.what {
+                let (result, _) = check_answer(&last, None);
+                self.events.push_back(SimEvent::SrqAnswered {
+                    to: srq_to.clone(),
+                    sae: to.to_owned(),
+                    reason: reason.name().into(),
+                    result,
+                    error: Some(format!("superseded: {to} is active")),
+                    sessions: 0,
+                });
+                continue;
+            }
+            self.readdress(&mut flight, to);
+            self.resend(flight, "srq");
+        }
+    }
+
+    fn resend(&mut self, flight: InFlight, reason: &str) {
+        self.events.push_back(SimEvent::Resent {
+            command: command_name(flight.request.header.command_code, true),
+            session_id: flight.request.session_id().map(str::to_owned),
+            to: flight.to.clone(),
+            reason: reason.into(),
+            attempt: flight.attempts.saturating_add(1),
+        });
+        self.dispatch(flight);
+    }
+
+    /// Held requests whose back-off has ended: to their Redirect-Host when connected, else to
+    /// [`RouterState::target`]; with no SAE to send to, the wait counts as an attempt.
+    fn retry_due(&mut self, now: Instant) {
+        if self.held.iter().all(|h| h.retry_at > now) {
+            return;
+        }
+        let (due, wait): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|h| h.retry_at <= now);
+        self.held = wait;
+        for mut held in due {
+            let to = held
+                .hint
+                .as_deref()
+                .and_then(|h| self.connected(h))
+                .or_else(|| self.target().map(str::to_owned));
+            match to {
+                Some(to) if !self.give_up => {
+                    let mut flight = held.flight;
+                    self.readdress(&mut flight, &to);
+                    self.resend(flight, "backoff");
+                }
+                _ if !self.give_up && held.flight.attempts < self.cfg.max_attempts => {
+                    held.flight.attempts += 1;
+                    held.retry_at = now + self.backoff(held.flight.attempts);
+                    self.held.push(held);
+                }
+                _ => self.complete(now, held.flight, held.last),
+            }
+        }
+    }
+
+    /// Reports every held request with the last outcome it got, and retries nothing from now
+    /// on (the router is ending, or has no connection left).
+    pub fn abandon_held(&mut self, now: Instant) {
+        self.give_up = true;
+        for held in std::mem::take(&mut self.held) {
+            self.complete(now, held.flight, held.last);
+        }
+    }
+
+    /// A request's final outcome.
+    fn complete(
+        &mut self,
+        now: Instant,
+        flight: InFlight,
+        answer: Result<Message, RequestFailure>,
+    ) {
+        let sae = answer
+            .as_ref()
+            .ok()
+            .and_then(Message::origin_host)
+            .unwrap_or(&flight.to)
+            .to_owned();
+        match flight.what {
             Pending::Login {
                 session,
                 sent_at,
@@ -975,6 +1313,7 @@ impl RouterState {
                 self.events.push_back(SimEvent::Confirmed {
                     session_id: sid.clone(),
                     user,
+                    sae,
                     result,
                     error: error.clone(),
                 });
@@ -987,7 +1326,7 @@ impl RouterState {
                 self.events.push_back(SimEvent::Replayed {
                     session_id: sid.clone(),
                     user,
-                    sae: to.clone(),
+                    sae,
                     result,
                     error: error.clone(),
                 });
@@ -1009,6 +1348,7 @@ impl RouterState {
                     kind: kind.name().into(),
                     record_number: number,
                     policies,
+                    sae,
                     result,
                     error,
                 });
@@ -1023,6 +1363,7 @@ impl RouterState {
                     session_id: sid,
                     user,
                     cause,
+                    sae,
                     result,
                     error,
                 });
@@ -1033,6 +1374,7 @@ impl RouterState {
                     session_id: sid,
                     user,
                     cause: CAUSE_LOGOUT,
+                    sae,
                     result,
                     error,
                 });
@@ -1060,6 +1402,7 @@ impl RouterState {
                 }
                 self.events.push_back(SimEvent::SrqAnswered {
                     to: to.clone(),
+                    sae,
                     reason: reason.name().into(),
                     result,
                     error,
@@ -1067,6 +1410,7 @@ impl RouterState {
                 });
                 if ok {
                     self.replay_all(&to);
+                    self.release_held(&to);
                 }
             }
         }
@@ -1116,6 +1460,12 @@ impl RouterState {
                 Err(e) => error = Some(format!("bad Juniper-Policy-Install: {e}")),
             }
         }
+        let origin = answer
+            .as_ref()
+            .ok()
+            .and_then(Message::origin_host)
+            .unwrap_or(to)
+            .to_owned();
         if result != Some(result::SUCCESS) || error.is_some() {
             if self.by_user.get(&session.user) == Some(&session.id) {
                 self.by_user.remove(&session.user);
@@ -1123,6 +1473,7 @@ impl RouterState {
             self.events.push_back(SimEvent::LoginFailed {
                 session_id: session.id,
                 user: session.user,
+                sae: Some(origin),
                 result,
                 error,
                 latency_us: answer.is_ok().then_some(latency_us),
@@ -1131,12 +1482,6 @@ impl RouterState {
         }
         session.last_activity = now;
         let sid = session.id.clone();
-        let origin = answer
-            .as_ref()
-            .ok()
-            .and_then(Message::origin_host)
-            .unwrap_or(to)
-            .to_owned();
         self.events.push_back(SimEvent::Login {
             session_id: sid.clone(),
             user: session.user.clone(),
@@ -1395,6 +1740,7 @@ impl RouterState {
             self.srq_in_flight = None;
         }
         self.replay_all(via);
+        self.release_held(via);
         srr
     }
 }
@@ -1412,7 +1758,7 @@ struct RequestEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sae_diameter::codes::{app, juniper, vendor};
+    use sae_diameter::codes::app;
 
     const SAE1: &str = "sae-1.sae.localdomain";
     const SAE2: &str = "sae-2.sae.localdomain";
@@ -2132,5 +2478,299 @@ mod tests {
         assert!(r.send_srq(SrqReason::Control).is_err());
         // Answers for unknown tokens are ignored.
         r.handle_answer(now, 999, Err(RequestFailure::ConnectionClosed));
+    }
+
+    // ------------------------------------------------------------- cluster: redirects
+
+    /// An answer refusing `req`: 3006 naming `to` in a Redirect-Host (DiameterURI), or 3004.
+    fn refusal(req: &Message, from: &str, code: u32, to: Option<&str>) -> Message {
+        let mut a = answer_to(req, from, code);
+        if let Some(to) = to {
+            a.push(Avp::mandatory(
+                avp::REDIRECT_HOST,
+                &Value::DiameterUri(format!("aaa://{to}:3868;transport=tcp")),
+            ));
+        }
+        a
+    }
+
+    fn srq_from(r: &mut RouterState, now: Instant, sae: &str) {
+        let srr = r
+            .handle_request(now, sae, &sae_request(command::SESSION_RESYNC, sae, None))
+            .unwrap();
+        assert_eq!(srr.result_code(), Some(2001));
+    }
+
+    fn realm_of(m: &Message) -> &str {
+        m.find(avp::DESTINATION_REALM, 0).unwrap().as_str().unwrap()
+    }
+
+    #[test]
+    fn redirect_host_uris_name_hosts() {
+        assert_eq!(
+            uri_host("aaa://sae-2.sae.localdomain:3868"),
+            "sae-2.sae.localdomain"
+        );
+        assert_eq!(uri_host("aaas://sae-2;transport=tcp"), "sae-2");
+        assert_eq!(uri_host("aaa://sae-2/x"), "sae-2");
+        assert_eq!(uri_host("sae-2.sae.localdomain"), "sae-2.sae.localdomain");
+    }
+
+    #[test]
+    fn a_3006_sends_the_login_to_the_connected_owner() {
+        let now = Instant::now();
+        let mut r = router(true);
+        r.sae_up(SAE2, "other.realm");
+        r.login(now, spec("alice"));
+        let out = outgoing(&mut r);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].to, SAE1, "no SRQ yet: the first connected SAE");
+        let sid = out[0].request.session_id().unwrap().to_owned();
+        let redirect = refusal(&out[0].request, SAE1, 3006, Some("SAE-2.sae.localdomain"));
+        assert!(redirect.header.flags.is_error(), "3006 has the E bit");
+        r.handle_answer(now, out[0].token, Ok(redirect));
+        let ev = events(&mut r);
+        assert!(
+            matches!(&ev[..], [SimEvent::Redirected { command, session_id: Some(s), from, to: Some(to), result: Some(3006), redirect_host: Some(h), attempt: 1, .. }]
+            if command == "AAR" && *s == sid && from == SAE1 && to == SAE2 && h == "SAE-2.sae.localdomain"),
+            "{ev:?}"
+        );
+        assert!(r.session(&sid).is_none());
+        assert_eq!(
+            r.session_of("alice"),
+            Some(sid.as_str()),
+            "still logging in"
+        );
+        // The same AAR, now for SAE2 (its realm).
+        let out = outgoing(&mut r);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].to, SAE2);
+        assert_eq!(out[0].request.session_id(), Some(sid.as_str()));
+        assert_eq!(
+            out[0].request.request_type(),
+            Some(RequestType::AddressAuthorization)
+        );
+        assert_eq!(realm_of(&out[0].request), "other.realm");
+        let mut aaa = answer_to(&out[0].request, SAE2, 2001);
+        aaa.push(install("gold", true).to_avp());
+        r.handle_answer(now, out[0].token, Ok(aaa));
+        let ev = events(&mut r);
+        assert!(
+            matches!(&ev[0], SimEvent::Login { sae, session_id, .. } if sae == SAE2 && *session_id == sid)
+        );
+        assert_eq!(r.active_sae(), Some(SAE2));
+        // Confirmation and ACR START follow the login to SAE2. The ACR is redirected too.
+        let out = outgoing(&mut r);
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|o| o.to == SAE2));
+        r.handle_answer(
+            now,
+            out[1].token,
+            Ok(refusal(&out[1].request, SAE2, 3006, Some(SAE1))),
+        );
+        let again = outgoing(&mut r);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].to, SAE1);
+        assert_eq!(again[0].request.accounting_record_type(), Some(2));
+        r.handle_answer(
+            now,
+            again[0].token,
+            Ok(answer_to(&again[0].request, SAE1, 2001)),
+        );
+        let ev = events(&mut r);
+        assert!(matches!(&ev[0], SimEvent::Redirected { command, .. } if command == "ACR"));
+        assert!(
+            matches!(&ev[1], SimEvent::Acct { sae, result: Some(2001), record_number: 0, .. } if sae == SAE1)
+        );
+        // A redirect to an SAE that is not connected holds the request.
+        r.handle_answer(
+            now,
+            out[0].token,
+            Ok(refusal(&out[0].request, SAE2, 3006, Some("sae-9.nowhere"))),
+        );
+        assert!(outgoing(&mut r).is_empty());
+        assert_eq!(r.held_requests(), 1);
+        assert!(matches!(
+            &events(&mut r)[..],
+            [SimEvent::Redirected { to: None, .. }]
+        ));
+    }
+
+    #[test]
+    fn a_3004_is_held_until_an_srq_then_sent_to_its_sender() {
+        let now = Instant::now();
+        let mut r = router(true);
+        r.sae_up(SAE2, "sae.localdomain");
+        r.login(now, spec("alice"));
+        let aar = outgoing(&mut r).pop().unwrap();
+        let sid = aar.request.session_id().unwrap().to_owned();
+        r.handle_answer(now, aar.token, Ok(refusal(&aar.request, SAE1, 3004, None)));
+        assert!(
+            matches!(&events(&mut r)[..], [SimEvent::Redirected { from, to: None, result: Some(3004), attempt: 1, .. }] if from == SAE1)
+        );
+        assert!(outgoing(&mut r).is_empty(), "held");
+        assert_eq!(r.pending_requests(), 1);
+        // Before its back-off ends nothing is sent.
+        r.handle_timeout(now + Duration::from_millis(100));
+        assert!(outgoing(&mut r).is_empty());
+        // SAE2 takes the router over: SRQ → SRR, then the held AAR goes to SAE2.
+        srq_from(&mut r, now, SAE2);
+        let ev = events(&mut r);
+        assert!(matches!(&ev[0], SimEvent::Request { command, .. } if command == "SRQ"));
+        assert!(matches!(&ev[1], SimEvent::ActiveSae { sae, .. } if sae == SAE2));
+        assert!(
+            matches!(&ev[2], SimEvent::Resent { to, reason, attempt: 2, .. } if to == SAE2 && reason == "srq")
+        );
+        let out = outgoing(&mut r);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].to, SAE2);
+        assert_eq!(out[0].request.session_id(), Some(sid.as_str()));
+        assert_eq!(
+            out[0].request.request_type(),
+            Some(RequestType::AddressAuthorization)
+        );
+        r.handle_answer(
+            now,
+            out[0].token,
+            Ok(answer_to(&out[0].request, SAE2, 2001)),
+        );
+        assert!(matches!(&events(&mut r)[..], [SimEvent::Login { sae, .. }] if sae == SAE2));
+        assert!(r.session(&sid).is_some());
+        assert_eq!(r.held_requests(), 0);
+
+        // Without an SRQ, the back-off sends it to the active SAE anyway.
+        r.login(now, spec("bob"));
+        let aar = outgoing(&mut r).pop().unwrap();
+        assert_eq!(aar.to, SAE2);
+        r.handle_answer(now, aar.token, Ok(refusal(&aar.request, SAE2, 3004, None)));
+        events(&mut r);
+        r.handle_timeout(now + DEFAULT_RETRY_BACKOFF);
+        let out = outgoing(&mut r);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].to, SAE2);
+        assert!(
+            matches!(&events(&mut r)[..], [SimEvent::Resent { reason, attempt: 2, .. }] if reason == "backoff")
+        );
+    }
+
+    #[test]
+    fn a_held_router_srq_is_superseded_by_the_owner_srq() {
+        let now = Instant::now();
+        let mut r = router(false);
+        r.sae_up(SAE2, "sae.localdomain");
+        r.send_srq(SrqReason::Startup).unwrap();
+        let srq = outgoing(&mut r).pop().unwrap();
+        assert_eq!(srq.to, SAE1);
+        r.handle_answer(
+            now,
+            srq.token,
+            Ok(refusal(&srq.request, SAE1, 3006, Some("sae-3"))),
+        );
+        assert!(outgoing(&mut r).is_empty());
+        events(&mut r);
+        srq_from(&mut r, now, SAE2);
+        let ev = events(&mut r);
+        assert!(
+            ev.iter().any(|e| matches!(e, SimEvent::SrqAnswered { reason, sae, error: Some(_), .. } if reason == "startup" && sae == SAE2)),
+            "{ev:?}"
+        );
+        assert_eq!(r.held_requests(), 0);
+        assert!(
+            outgoing(&mut r).is_empty(),
+            "nothing to replay, SRQ not re-sent"
+        );
+    }
+
+    #[test]
+    fn the_retry_bound_fails_the_login() {
+        let now = Instant::now();
+        let mut r = router(false);
+        r.cfg.max_attempts = 4;
+        r.sae_up(SAE2, "sae.localdomain");
+        r.login(now, spec("alice"));
+        let mut o = outgoing(&mut r).pop().unwrap();
+        // Two SAEs that keep naming each other: at once twice, then with back-off.
+        let mut redirects = 0;
+        loop {
+            let other = if o.to == SAE1 { SAE2 } else { SAE1 };
+            r.handle_answer(
+                now,
+                o.token,
+                Ok(refusal(&o.request, &o.to, 3006, Some(other))),
+            );
+            let ev = events(&mut r);
+            if let [SimEvent::LoginFailed { result, sae, .. }] = &ev[..] {
+                assert_eq!(*result, Some(3006));
+                assert_eq!(sae.as_deref(), Some(o.to.as_str()));
+                break;
+            }
+            redirects += 1;
+            assert!(redirects < 10, "unbounded: {ev:?}");
+            o = match outgoing(&mut r).pop() {
+                Some(o) => o,
+                None => {
+                    r.handle_timeout(now + Duration::from_secs(60));
+                    assert!(matches!(&events(&mut r)[..], [SimEvent::Resent { .. }]));
+                    outgoing(&mut r).pop().expect("sent after the back-off")
+                }
+            };
+        }
+        assert_eq!(
+            redirects, 3,
+            "4 attempts: 3 redirects followed, the 4th answer reported"
+        );
+        assert!(r.session_of("alice").is_none());
+        assert_eq!(r.sessions().count(), 0);
+        assert_eq!(r.pending_requests(), 0);
+    }
+
+    #[test]
+    fn failures_retry_only_when_asked_and_replays_never() {
+        let now = Instant::now();
+        let mut r = router(false);
+        r.login(now, spec("alice"));
+        let aar = outgoing(&mut r).pop().unwrap();
+        r.handle_answer(now, aar.token, Err(RequestFailure::Timeout));
+        assert!(matches!(
+            &events(&mut r)[..],
+            [SimEvent::LoginFailed { .. }]
+        ));
+
+        r.cfg.retry_failures = true;
+        r.login(now, spec("bob"));
+        let aar = outgoing(&mut r).pop().unwrap();
+        r.handle_answer(now, aar.token, Err(RequestFailure::ConnectionClosed));
+        assert!(
+            matches!(&events(&mut r)[..], [SimEvent::Redirected { result: None, error: Some(e), to: None, .. }] if e == "connection-closed")
+        );
+        // No SAE left: the back-off passes without a send, then the router gives up.
+        r.sae_down(SAE1);
+        r.handle_timeout(now + Duration::from_secs(60));
+        assert!(outgoing(&mut r).is_empty());
+        assert_eq!(r.held_requests(), 1);
+        r.abandon_held(now);
+        assert!(
+            matches!(&events(&mut r)[..], [SimEvent::LoginFailed { user, error: Some(_), .. }] if user == "bob")
+        );
+        assert_eq!(r.pending_requests(), 0);
+
+        // A replay refused with 3006 is reported, not re-sent.
+        let mut r = router(false);
+        logged_in(&mut r, now, "carol", &[]);
+        srq_from(&mut r, now, SAE1);
+        let replay = outgoing(&mut r).pop().unwrap();
+        r.handle_answer(
+            now,
+            replay.token,
+            Ok(refusal(&replay.request, SAE1, 3006, Some(SAE1))),
+        );
+        assert!(outgoing(&mut r).is_empty());
+        assert!(events(&mut r).iter().any(|e| matches!(
+            e,
+            SimEvent::Replayed {
+                result: Some(3006),
+                ..
+            }
+        )));
     }
 }

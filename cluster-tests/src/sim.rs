@@ -16,7 +16,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -25,13 +24,13 @@ use sae_diameter::peer::RequestFailure;
 use sae_diameter::watchdog::WatchdogState;
 use sae_diameter::{CloseReason, Message, Peer, PeerInfo};
 use sae_node::diameter::connection::{self, Command, ConnectionHandle, ConnectionHooks};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::control::Control;
 use crate::diameter_router::{RouterIdentity, peer_config};
+use crate::endpoint::Endpoint;
 use crate::events::SimEvent;
 use crate::router_state::{
     AcctType, CAUSE_IDLE_TIMEOUT, CAUSE_LOGOUT, LoginSpec, Outgoing, RouterConfig, RouterState,
@@ -45,9 +44,10 @@ pub type EventSink = mpsc::UnboundedSender<SimEvent>;
 /// How the simulated router connects and behaves.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
-    /// The SAEs to connect to. Requests go to the active one (the remembered
-    /// Juniper-Last-Origin-Host when connected, else the first connection that came up).
-    pub connect: Vec<SocketAddr>,
+    /// The SAEs to connect to (`host:port` names are resolved at each attempt). Requests go
+    /// to the active one (the remembered Juniper-Last-Origin-Host when connected, else the
+    /// first connection that came up).
+    pub connect: Vec<Endpoint>,
     /// Origin-Host/Realm, the one announced application, the watchdog interval.
     pub identity: RouterIdentity,
     pub router: RouterConfig,
@@ -190,7 +190,8 @@ pub fn close_reason_text(reason: &CloseReason) -> String {
 /// The hooks of one SAE connection.
 struct LinkHooks {
     link: usize,
-    addr: SocketAddr,
+    /// The `--connect` argument, as events name it.
+    addr: String,
     application: u32,
     state: Arc<Mutex<RouterState>>,
     sink: EventSink,
@@ -221,7 +222,7 @@ impl ConnectionHooks for LinkHooks {
             let _ = self.sink.send(SimEvent::Connected {
                 sae: host.clone(),
                 realm: info.capabilities.origin_realm.clone(),
-                addr: self.addr.to_string(),
+                addr: self.addr.clone(),
                 application: self.application,
             });
             if let Some(state) = self.early_watchdog.take() {
@@ -283,7 +284,7 @@ impl ConnectionHooks for LinkHooks {
                     }
                 }
                 None => SimEvent::ConnectFailed {
-                    addr: self.addr.to_string(),
+                    addr: self.addr.clone(),
                     error: close_reason_text(reason),
                 },
             };
@@ -294,7 +295,7 @@ impl ConnectionHooks for LinkHooks {
 }
 
 struct Link {
-    addr: SocketAddr,
+    addr: Endpoint,
     handle: Option<ConnectionHandle>,
     host: Option<String>,
     /// When to try connecting again.
@@ -390,14 +391,14 @@ impl Driver {
     async fn connect(
         &mut self,
         link: usize,
-        addr: SocketAddr,
+        to: &Endpoint,
         reopen: bool,
     ) -> Option<ConnectionHandle> {
-        let stream = match TcpStream::connect(addr).await {
+        let (stream, addr) = match to.connect().await {
             Ok(s) => s,
             Err(e) => {
                 let _ = self.sink.send(SimEvent::ConnectFailed {
-                    addr: addr.to_string(),
+                    addr: to.to_string(),
                     error: e.to_string(),
                 });
                 return None;
@@ -407,7 +408,7 @@ impl Driver {
             Ok(a) => a.ip(),
             Err(e) => {
                 let _ = self.sink.send(SimEvent::ConnectFailed {
-                    addr: addr.to_string(),
+                    addr: to.to_string(),
                     error: e.to_string(),
                 });
                 return None;
@@ -422,7 +423,7 @@ impl Driver {
         let peer = Peer::new(Arc::new(config), seed, reopen);
         let hooks = LinkHooks {
             link,
-            addr,
+            addr: to.to_string(),
             application: self.cfg.router.application,
             state: self.state.clone(),
             sink: self.sink.clone(),
@@ -438,7 +439,7 @@ impl Driver {
     async fn run(mut self) -> Outcome {
         let addrs = self.cfg.connect.clone();
         for (i, addr) in addrs.into_iter().enumerate() {
-            let handle = self.connect(i, addr, self.cfg.reopen).await;
+            let handle = self.connect(i, &addr, self.cfg.reopen).await;
             self.links.push(Link {
                 addr,
                 handle,
@@ -459,8 +460,13 @@ impl Driver {
             if self.links.iter().all(|l| l.handle.is_none())
                 && (self.close_requested || self.cfg.reconnect.is_none())
             {
-                // Every connection is gone: wait (briefly) for the failures of the requests
-                // that were in flight, so that their events are reported.
+                // Every connection is gone: held requests have nowhere to go (reported as
+                // they are now); wait (briefly) for the failures of the requests that were
+                // in flight, so that their events are reported.
+                if lock(&self.state).held_requests() > 0 {
+                    lock(&self.state).abandon_held(now_std());
+                    self.flush().await;
+                }
                 let pending = lock(&self.state).pending_requests();
                 let deadline =
                     *grace.get_or_insert_with(|| Instant::now() + Duration::from_secs(1));
@@ -586,10 +592,10 @@ impl Driver {
             if self.close_requested {
                 continue;
             }
-            let addr = self.links[i].addr;
+            let addr = self.links[i].addr.clone();
             // A new connection after a failed one: RFC 3539 would start it in REOPEN, but the
             // SAE's first message (SRQ) must be served at once, so the watchdog starts afresh.
-            let handle = self.connect(i, addr, false).await;
+            let handle = self.connect(i, &addr, false).await;
             let failed = handle.is_none();
             self.links[i].handle = handle;
             if failed {
@@ -840,11 +846,12 @@ impl Driver {
                 }
                 None
             }
-            SimEvent::SrqAnswered { to, reason, .. }
+            // `sae`: the SAE that answered, or the one whose SRQ superseded a held SRQ.
+            SimEvent::SrqAnswered { sae, reason, .. }
                 if reason == SrqReason::Startup.name() && self.startup_srq_pending =>
             {
                 self.startup_srq_pending = false;
-                (!self.ready).then(|| to.clone())
+                (!self.ready).then(|| sae.clone())
             }
             _ => None,
         }

@@ -4,6 +4,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sae_diameter::codes::{app, avp, command, vendor};
@@ -218,7 +219,7 @@ fn config(connect: Vec<SocketAddr>) -> SimConfig {
     router.inactivity = None;
     router.session_id_high = 1;
     SimConfig {
-        connect,
+        connect: connect.into_iter().map(Into::into).collect(),
         identity: RouterIdentity {
             origin_host: RTR.into(),
             origin_realm: "test.realm".into(),
@@ -764,7 +765,7 @@ async fn startup_srq_then_a_scenario() {
 async fn load_run_over_two_routers() {
     let sae = Sae::start("sae-1.sae.localdomain", Arc::new(cooperative)).await;
     let cfg = crate::load::LoadConfig {
-        connect: sae.addr,
+        connect: sae.addr.into(),
         routers: 2,
         subscribers: 40,
         first: 0,
@@ -853,4 +854,115 @@ async fn reconnects_keeping_the_sessions_and_replays_on_the_saes_srq() {
             ever_up: true
         }
     );
+}
+
+/// An SAE of a cluster: serves the router while `owner` is set; otherwise answers 3006 with a
+/// Redirect-Host naming `redirect` or, without one, 3004.
+fn cluster_member(owner: Arc<AtomicBool>, redirect: Option<&'static str>) -> Answerer {
+    Arc::new(move |host: &str, req: &Message| {
+        if owner.load(Ordering::SeqCst) {
+            return cooperative(host, req);
+        }
+        let mut a = Message::answer_to(req);
+        a.push_origin(host, "sae.localdomain");
+        match redirect {
+            Some(to) => {
+                a.set_result_code(3006);
+                a.push(Avp::mandatory(
+                    avp::REDIRECT_HOST,
+                    &Value::DiameterUri(format!("aaa://{to}:3868;transport=tcp")),
+                ));
+            }
+            None => a.set_result_code(3004),
+        }
+        a
+    })
+}
+
+#[tokio::test]
+async fn a_login_refused_by_non_owners_goes_through_once_the_owner_sends_srq() {
+    const SAE1: &str = "sae-1.sae.localdomain";
+    const SAE2: &str = "sae-2.sae.localdomain";
+    let owner1 = Arc::new(AtomicBool::new(false));
+    let owner2 = Arc::new(AtomicBool::new(false));
+    let mut sae1 = Sae::start(SAE1, cluster_member(owner1.clone(), Some(SAE2))).await;
+    let mut sae2 = Sae::start(SAE2, cluster_member(owner2.clone(), None)).await;
+    let mut cfg = config(vec![sae1.addr, sae2.addr]);
+    // Only an SRQ releases a held request in this test.
+    cfg.router.retry_backoff = Duration::from_secs(30);
+    let (h, task, mut ev) = start(cfg);
+    for _ in 0..2 {
+        ev.wait("connected", |e| matches!(e, SimEvent::Connected { .. }))
+            .await;
+    }
+    // No SRQ yet: the AAR goes to a non-owner (SAE1 redirects to SAE2, SAE2 has no owner
+    // yet: 3004) and is held.
+    h.control(login("alice"));
+    ev.wait(
+        "held AAR",
+        |e| matches!(e, SimEvent::Redirected { to: None, command, .. } if command == "AAR"),
+    )
+    .await;
+    // SAE2 becomes the owner: its SRQ first, then the AAR reaches it.
+    owner2.store(true, Ordering::SeqCst);
+    let srr = sae2
+        .send(sae2.request(command::SESSION_RESYNC, None))
+        .await
+        .expect("SRR");
+    assert_eq!(srr.result_code(), Some(2001));
+    ev.wait(
+        "resent",
+        |e| matches!(e, SimEvent::Resent { to, reason, .. } if to == SAE2 && reason == "srq"),
+    )
+    .await;
+    let login_event = ev
+        .wait("login", |e| {
+            matches!(e, SimEvent::Login { .. } | SimEvent::LoginFailed { .. })
+        })
+        .await;
+    let SimEvent::Login {
+        sae, session_id, ..
+    } = login_event
+    else {
+        panic!("{login_event:?}");
+    };
+    assert_eq!(sae, SAE2);
+    ev.wait(
+        "confirmed",
+        |e| matches!(e, SimEvent::Confirmed { sae, result: Some(2001), .. } if sae == SAE2),
+    )
+    .await;
+    ev.wait(
+        "ACR START",
+        |e| matches!(e, SimEvent::Acct { sae, result: Some(2001), .. } if sae == SAE2),
+    )
+    .await;
+
+    // Handover to SAE1: SAE2 stops serving, SAE1's SRQ makes it active; the session is
+    // replayed to it and the logout goes to it.
+    owner2.store(false, Ordering::SeqCst);
+    owner1.store(true, Ordering::SeqCst);
+    let srr = sae1
+        .send(sae1.request(command::SESSION_RESYNC, None))
+        .await
+        .expect("SRR");
+    assert_eq!(srr.result_code(), Some(2001));
+    ev.wait(
+        "replayed",
+        |e| matches!(e, SimEvent::Replayed { sae, result: Some(2001), .. } if sae == SAE1),
+    )
+    .await;
+    h.control(Control::Logout(session_id.clone()));
+    ev.wait(
+        "logout",
+        |e| matches!(e, SimEvent::Logout { sae, result: Some(2001), .. } if sae == SAE1),
+    )
+    .await;
+    assert_eq!(
+        crate::events::check_single_active_events(&ev.seen),
+        Ok(()),
+        "{:#?}",
+        ev.seen
+    );
+    finish(h, task).await;
 }

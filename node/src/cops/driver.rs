@@ -12,7 +12,7 @@
 //! A PEP that reconnects with the same PEPID and client type takes over the request states of
 //! its previous connection.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,12 +29,15 @@ use sae_cops::usage::UsageClass;
 use sae_cops::{Frame, object::ReportType};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::WatchStream;
 use tokio_util::codec::FramedRead;
 
 use super::admission::{CallAsk, Verdict};
 use super::codec::{CodecError, CopsCodec};
 use super::{CopsShared, CopsStatus, session_id_for};
 use crate::catalog::{Decision as RuleDecision, LoginInfo};
+use crate::cluster::RouterView;
 use crate::config::CopsProfile;
 use crate::events::{EventKind, SessionEvent};
 use crate::model::{ServiceSession, ServiceState, SessionState, SubscriberRecord, now_ms};
@@ -63,6 +66,59 @@ pub struct SendDecision {
 pub struct Shutdown;
 
 /// The actor.
+/// An OPN waits at most this long for the cluster to decide who serves the PEP.
+const HOLD_FOR: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// The key of a PEP in the cluster's router table.
+pub fn ownership_key(pepid: &str) -> String {
+    format!("cops:{}", pepid.to_ascii_lowercase())
+}
+
+/// The cluster's view of a PEP changed.
+struct PepView {
+    pepid: String,
+    view: RouterView,
+}
+
+impl Message for PepView {
+    type Result = ();
+}
+
+/// Where the cluster says a PEP belongs.
+enum Placement {
+    /// This node, in this epoch.
+    Here(u64),
+    /// Another live node, at this COPS address.
+    Elsewhere(sae_cops::object::PdpAddress),
+    /// Not decided yet (or this node's lease lapsed).
+    Undecided,
+}
+
+fn placement(view: &RouterView) -> Placement {
+    let now = now_ms();
+    if let Some(epoch) = view.serving_at(now) {
+        return Placement::Here(epoch);
+    }
+    if !view.mine
+        && view.owner.is_some()
+        && view.until_ms > now
+        && let Some(addr) = view.owner_cops.as_deref().and_then(resolve)
+    {
+        return Placement::Elsewhere(sae_cops::object::PdpAddress {
+            address: addr.ip(),
+            port: addr.port(),
+        });
+    }
+    Placement::Undecided
+}
+
+fn resolve(addr: &str) -> Option<SocketAddr> {
+    use std::net::ToSocketAddrs as _;
+    addr.parse()
+        .ok()
+        .or_else(|| addr.to_socket_addrs().ok()?.next())
+}
+
 pub struct CopsDriver {
     shared: Arc<CopsShared>,
     connection: u64,
@@ -72,6 +128,12 @@ pub struct CopsDriver {
     timer: DeadlineTimer,
     /// Accepted client types and their PEPID.
     clients: Vec<(u16, String)>,
+    /// OPNs waiting for the cluster: client type, PEPID, when.
+    pending: Vec<(u16, String, std::time::Instant)>,
+    /// PEPIDs whose ownership this driver watches.
+    watched: HashSet<String>,
+    /// PEPIDs this driver serves, with the epoch.
+    serving: HashMap<String, u64>,
     span: tracing::Span,
     closed: bool,
 }
@@ -100,6 +162,9 @@ impl CopsDriver {
                 writer,
                 timer: DeadlineTimer::default(),
                 clients: Vec::new(),
+                pending: Vec::new(),
+                watched: HashSet::new(),
+                serving: HashMap::new(),
                 closed: false,
             }
         })
@@ -254,6 +319,139 @@ impl CopsDriver {
                 .reject(now, client_type, ErrorCode::AuthenticationFailure, 0);
             return;
         }
+        // Only the node the cluster gives the PEP to serves it.
+        let sae = self.shared.sae.clone();
+        let key = ownership_key(&pep_id);
+        if self.watched.insert(pep_id.clone()) {
+            let p = pep_id.clone();
+            ctx.add_stream(
+                WatchStream::new(sae.ownership.watch(&key)).map(move |view| PepView {
+                    pepid: p.clone(),
+                    view,
+                }),
+            );
+            sae.router_presence_changed();
+        }
+        match placement(&sae.ownership.view(&key)) {
+            Placement::Here(epoch) => {
+                self.serving.insert(pep_id.clone(), epoch);
+                self.accept(client_type, pep_id, ctx);
+            }
+            Placement::Elsewhere(address) => self.redirect(client_type, &pep_id, address),
+            Placement::Undecided => {
+                if self.pending.is_empty() {
+                    ctx.run_later(HOLD_FOR, |act, ctx| {
+                        act.expire_pending();
+                        act.step(ctx);
+                    });
+                }
+                self.pending.push((client_type, pep_id, std::time::Instant::now()));
+            }
+        }
+    }
+
+    /// CC with PDP-Redirect: another node serves this PEP.
+    fn redirect(&mut self, client_type: u16, pep_id: &str, address: sae_cops::object::PdpAddress) {
+        tracing::info!(client_type, %pep_id, to = %address.address, port = address.port, "PEP redirected to its PDP");
+        self.shared.sae.metrics.cops("out", "CC", "redirect");
+        if let Err(e) = self.pdp.redirect(now(), client_type, address) {
+            tracing::debug!(error = %e, "redirect");
+        }
+    }
+
+    /// Closes OPNs the cluster did not place in time.
+    fn expire_pending(&mut self) {
+        let now = now();
+        let (old, keep): (Vec<_>, Vec<_>) = self
+            .pending
+            .drain(..)
+            .partition(|(_, _, at)| at.elapsed() >= HOLD_FOR);
+        self.pending = keep;
+        for (client_type, pep_id, _) in old {
+            tracing::warn!(client_type, %pep_id, "no node of the cluster serves this PEP yet");
+            self.shared.sae.metrics.cops("out", "CC", "unplaced");
+            let _ = self.pdp.close_client_type(
+                now,
+                client_type,
+                ErrorObject::new(ErrorCode::UnableToProcess),
+                None,
+            );
+        }
+    }
+
+    /// The cluster's view of a PEP changed: serve it, send it elsewhere, or stop.
+    fn on_pep_view(&mut self, pepid: String, view: RouterView, ctx: &mut Context<Self>) {
+        let _enter = self.span.clone().entered();
+        match placement(&view) {
+            Placement::Here(epoch) => {
+                let was = self.serving.insert(pepid.clone(), epoch);
+                if was != Some(epoch) {
+                    tracing::info!(%pepid, epoch, "serving the PEP");
+                }
+                let ready: Vec<_> = self
+                    .pending
+                    .iter()
+                    .filter(|(_, p, _)| *p == pepid)
+                    .map(|(ct, p, _)| (*ct, p.clone()))
+                    .collect();
+                self.pending.retain(|(_, p, _)| *p != pepid);
+                for (ct, p) in ready {
+                    self.accept(ct, p, ctx);
+                }
+            }
+            placed => {
+                let was = self.serving.remove(&pepid);
+                let mine: Vec<u16> = self
+                    .clients
+                    .iter()
+                    .filter(|(_, p)| *p == pepid)
+                    .map(|(ct, _)| *ct)
+                    .chain(
+                        self.pending
+                            .iter()
+                            .filter(|(_, p, _)| *p == pepid)
+                            .map(|(ct, _, _)| *ct),
+                    )
+                    .collect();
+                match placed {
+                    Placement::Elsewhere(address) => {
+                        self.pending.retain(|(_, p, _)| *p != pepid);
+                        self.clients.retain(|(_, p)| *p != pepid);
+                        for ct in mine {
+                            self.redirect(ct, &pepid, address);
+                        }
+                        if was.is_some() {
+                            let n = self.shared.sae.hand_over(
+                                &pepid.to_ascii_lowercase(),
+                                &format!("PEP handed over to node {:?}", view.owner),
+                            );
+                            tracing::info!(%pepid, sessions = n, "PEP handed over");
+                        }
+                    }
+                    _ if was.is_some() => {
+                        // The lease lapsed: stop serving; the PEP reconnects to a node that can.
+                        tracing::warn!(%pepid, "lease lapsed: closing the PEP's client types");
+                        self.clients.retain(|(_, p)| *p != pepid);
+                        for ct in mine {
+                            let _ = self.pdp.close_client_type(
+                                now(),
+                                ct,
+                                ErrorObject::new(ErrorCode::UnableToProcess),
+                                None,
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Accepts a client type (CAT), takes over its state from an earlier connection, and asks
+    /// the PEP to synchronize (SSQ).
+    fn accept(&mut self, client_type: u16, pep_id: String, ctx: &mut Context<Self>) {
+        let now = now();
+        let metrics = self.shared.sae.metrics.clone();
         // The same PEP and client type on another connection (failure or HA switch-over): that
         // connection is closed and this one takes its request states over.
         let (previous, handles) = self.shared.take_over(&pep_id, client_type);
@@ -690,10 +888,29 @@ impl Handler<Replace> for CopsDriver {
     }
 }
 
+impl StreamHandler<PepView> for CopsDriver {
+    fn handle(&mut self, item: PepView, ctx: &mut Context<Self>) {
+        self.on_pep_view(item.pepid, item.view, ctx);
+        self.step(ctx);
+    }
+
+    /// The ownership channel closes only when the node stops; the connection goes on.
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}
+
 impl Handler<SendDecision> for CopsDriver {
     type Result = bool;
 
     fn handle(&mut self, msg: SendDecision, ctx: &mut Context<Self>) -> bool {
+        let served = self
+            .clients
+            .iter()
+            .find(|(ct, _)| *ct == msg.client_type)
+            .and_then(|(_, p)| Some((ownership_key(p), *self.serving.get(p)?)))
+            .is_some_and(|(key, epoch)| self.shared.sae.ownership.may_act(&key, epoch));
+        if !served {
+            return false;
+        }
         let ok = self
             .pdp
             .send_decisions(now(), msg.client_type, msg.handle, msg.decisions, false)
