@@ -13,8 +13,17 @@
 //!   a subscriber interface that becomes a session with its policies; SBC: each REQ is a call
 //!   admitted from the budget).
 //!
+//! - `failover`: three nodes, a router (`sae-sim router`) connected to all of them with N
+//!   logged-in sessions; the owner is killed (SIGKILL): the time until the successor's first
+//!   SRQ reaches the router, and until the successor holds all N sessions again (for 1,000 and
+//!   SAE_BENCH_FAILOVER_SESSIONS, default 100,000);
+//! - `control-writes`: catalog writes (PutService) one after the other through the leader's and
+//!   a follower's management API: each a Raft commit on a three-node cluster, applied locally
+//!   before the call returns.
+//!
 //! Run: `cargo build --release -p sae-node && cargo bench -p sae-cluster-tests --bench sae_flows`.
-//! Sizes can be changed with SAE_BENCH_{RATE,RATE_LOGINS,SAT_LOGINS,PPRS,IDLE_SESSIONS}.
+//! Sizes can be changed with SAE_BENCH_{RATE,RATE_LOGINS,SAT_LOGINS,PPRS,IDLE_SESSIONS,
+//! FAILOVER_SESSIONS,CONTROL_WRITES}.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -88,13 +97,30 @@ struct Node {
 
 impl Node {
     fn start() -> Node {
+        Node::start_member(CONFIG.to_owned(), &[])
+    }
+
+    /// A node with its own Origin-Host, joining `join` (a gRPC address) when given.
+    fn start_clustered(i: usize, join: Option<&str>) -> Node {
+        let config = CONFIG.replace(
+            "origin_host = \"sae-bench.test.realm\"",
+            &format!("origin_host = \"sae-bench{i}.test.realm\""),
+        );
+        let args: Vec<String> = join
+            .map(|j| vec!["--join".to_owned(), j.to_owned()])
+            .unwrap_or_default();
+        Node::start_member(config, &args)
+    }
+
+    fn start_member(config_text: String, args: &[String]) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("node.toml");
-        let text = format!("[node]\ndata_dir = {:?}\n{CONFIG}", dir.path());
+        let text = format!("[node]\ndata_dir = {:?}\n{config_text}", dir.path());
         std::fs::write(&config, text).expect("config");
         let mut child = Command::new(node_bin())
             .arg("--config")
             .arg(&config)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -412,6 +438,215 @@ fn cops_decisions(
     })
 }
 
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn cluster_status(rt: &tokio::runtime::Runtime, grpc: &str) -> Option<pb::ClusterStatus> {
+    rt.block_on(async {
+        let mut c = ManagementClient::connect(format!("http://{grpc}"))
+            .await
+            .ok()?;
+        c.get_cluster(pb::GetClusterRequest {})
+            .await
+            .ok()
+            .map(|r| r.into_inner())
+    })
+}
+
+/// Three nodes, the first created the cluster, all agreeing on a leader.
+fn three_nodes(rt: &tokio::runtime::Runtime) -> Vec<Node> {
+    let first = Node::start_clustered(1, None);
+    let join = first.grpc.clone();
+    let nodes = vec![
+        first,
+        Node::start_clustered(2, Some(&join)),
+        Node::start_clustered(3, Some(&join)),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let all: Option<Vec<pb::ClusterStatus>> =
+            nodes.iter().map(|n| cluster_status(rt, &n.grpc)).collect();
+        if let Some(all) = all
+            && all[0].leader_id != 0
+            && all
+                .iter()
+                .all(|s| s.leader_id == all[0].leader_id && s.members.len() == 3)
+        {
+            return nodes;
+        }
+        assert!(Instant::now() < deadline, "the cluster did not form");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn session_total(rt: &tokio::runtime::Runtime, grpc: &str) -> Option<u64> {
+    rt.block_on(async {
+        let mut c = ManagementClient::connect(format!("http://{grpc}"))
+            .await
+            .ok()?;
+        c.list_subscribers(pb::ListSubscribersRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .ok()
+        .map(|r| r.into_inner().total)
+    })
+}
+
+/// Kill -9 of a router's owner with `sessions` logged in: time to the successor's first SRQ
+/// and to all sessions rebuilt on it.
+fn failover(sessions: u64) -> Json {
+    const ROUTER: &str = "bench-router.test.realm";
+    let rt = rt();
+    let mut nodes = three_nodes(&rt);
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_sae-sim"));
+    sim.arg("router");
+    for n in &nodes {
+        sim.args(["--connect", &n.diameter]);
+    }
+    let rate = sessions.min(5000).to_string();
+    let mut child = sim
+        .args(["--origin-host", ROUTER, "--origin-realm", "test.realm"])
+        .args([
+            "--no-confirm",
+            "--timeout-secs",
+            "60",
+            "--watchdog-secs",
+            "30",
+        ])
+        .args(["--subscribers", &sessions.to_string(), "--rate", &rate])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start sae-sim router");
+    // The simulator's events, read as they come: logins, and SRQs with the time they arrived.
+    let out = BufReader::new(child.stdout.take().expect("stdout"));
+    let (tx, rx) = mpsc::channel::<(Instant, String, bool)>();
+    std::thread::spawn(move || {
+        for line in out.lines() {
+            let Ok(line) = line else { break };
+            let at = Instant::now();
+            if line.contains("\"event\":\"login\"") {
+                let _ = tx.send((at, String::new(), false));
+            } else if line.contains("\"event\":\"request\"") && line.contains("\"SRQ\"") {
+                let v: Json = serde_json::from_str(&line).unwrap_or_default();
+                let from = v["from"].as_str().unwrap_or_default().to_owned();
+                let _ = tx.send((at, from, true));
+            }
+        }
+    });
+    let mut logged_in = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while logged_in < sessions {
+        let (_, _, srq) = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("logins finish");
+        if !srq {
+            logged_in += 1;
+        }
+    }
+    let status = cluster_status(&rt, &nodes[0].grpc).expect("cluster status");
+    let owner = status
+        .routers
+        .iter()
+        .find(|r| r.router == ROUTER)
+        .expect("the router has an owner")
+        .owner;
+    let owner_at = nodes
+        .iter()
+        .position(|n| {
+            status
+                .members
+                .iter()
+                .any(|m| m.id == owner && m.grpc_address == n.grpc)
+        })
+        .expect("owner node");
+    let owner_host = format!("sae-bench{}.test.realm", owner_at + 1);
+    while rx.try_recv().is_ok() {}
+    let mut dead = nodes.remove(owner_at);
+    let killed = Instant::now();
+    let _ = dead.child.kill();
+    let _ = dead.child.wait();
+    // First SRQ from another SAE.
+    let (first_srq_at, successor_host) = loop {
+        let (at, from, srq) = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("an SRQ from the successor");
+        if srq && from != owner_host {
+            break (at, from);
+        }
+    };
+    let successor = nodes
+        .iter()
+        .find(|n| {
+            let i = successor_host
+                .trim_start_matches("sae-bench")
+                .trim_end_matches(".test.realm");
+            cluster_status(&rt, &n.grpc).is_some_and(|s| {
+                s.members
+                    .iter()
+                    .any(|m| m.grpc_address == n.grpc && m.origin_host.contains(i))
+            })
+        })
+        .expect("successor node");
+    let rebuilt_at = loop {
+        if session_total(&rt, &successor.grpc) == Some(sessions) {
+            break Instant::now();
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(600),
+            "sessions not rebuilt"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(dead);
+    json!({
+        "measurement": "failover",
+        "what": "SIGKILL of the router's owner → successor's first SRQ at the router, and → all sessions held by the successor (3 release nodes + sae-sim on loopback; lease 2 s, clock-skew margin 250 ms)",
+        "sessions": sessions,
+        "first_srq_ms": (first_srq_at - killed).as_secs_f64() * 1e3,
+        "all_rebuilt_ms": (rebuilt_at - killed).as_secs_f64() * 1e3,
+        "rebuild_after_srq_ms": (rebuilt_at - first_srq_at).as_secs_f64() * 1e3,
+    })
+}
+
+/// `count` PutService calls one after the other through `grpc`.
+fn control_writes(rt: &tokio::runtime::Runtime, grpc: &str, count: u64, tag: &str) -> Json {
+    let mut h = Histogram::<u64>::new(3).expect("histogram");
+    let started = Instant::now();
+    rt.block_on(async {
+        let mut c = ManagementClient::connect(format!("http://{grpc}"))
+            .await
+            .expect("connect");
+        for i in 0..count {
+            let t = Instant::now();
+            c.put_service(pb::PutServiceRequest {
+                service: Some(pb::Service {
+                    name: format!("{tag}{i}"),
+                    policy_name: format!("{tag}-policy-{i}"),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("PutService");
+            h.record(t.elapsed().as_micros() as u64).expect("record");
+        }
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    json!({
+        "writes": count,
+        "writes_per_s": count as f64 / elapsed,
+        "latency_us": percentiles(&h),
+    })
+}
+
 fn print(v: &Json) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{v}");
@@ -486,6 +721,40 @@ fn main() {
                 "latency_us": percentiles(&h),
             }));
         }
+    }
+
+    if wanted("failover") {
+        for n in [1_000, env_or("SAE_BENCH_FAILOVER_SESSIONS", 100_000)] {
+            print(&failover(n));
+        }
+    }
+
+    if wanted("control") {
+        let rt = rt();
+        let nodes = three_nodes(&rt);
+        let leader = cluster_status(&rt, &nodes[0].grpc)
+            .expect("status")
+            .leader_id;
+        let by_id = |leader_side: bool| {
+            nodes
+                .iter()
+                .find(|n| {
+                    cluster_status(&rt, &n.grpc)
+                        .is_some_and(|s| (s.node_id == leader) == leader_side)
+                })
+                .expect("node")
+        };
+        let count = env_or("SAE_BENCH_CONTROL_WRITES", 1000);
+        let mut r = control_writes(&rt, &by_id(true).grpc, count, "lw");
+        r["measurement"] = "control-writes-leader".into();
+        r["what"] =
+            "PutService through the leader, sequential: Raft commit on 3 nodes + local apply"
+                .into();
+        print(&r);
+        let mut r = control_writes(&rt, &by_id(false).grpc, count, "fw");
+        r["measurement"] = "control-writes-follower".into();
+        r["what"] = "PutService through a follower, sequential: forwarded to the leader, committed, applied on the follower".into();
+        print(&r);
     }
 
     if wanted("memory") {

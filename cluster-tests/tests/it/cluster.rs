@@ -428,3 +428,102 @@ fn a_restarted_node_catches_up_from_a_snapshot() {
         (status(&nodes[2])?.last_applied >= leader_applied).then_some(())
     });
 }
+
+fn move_router(node: &SaeNode, router: &str, to: u64) -> pb::RouterOwner {
+    let mut api = Api::connect(node);
+    api.rt
+        .block_on(api.client.move_router(pb::MoveRouterRequest {
+            router: router.into(),
+            node_id: to,
+        }))
+        .unwrap_or_else(|e| panic!("MoveRouter {router} → {to}: {e}"))
+        .into_inner()
+}
+
+#[test]
+fn an_operator_moves_a_router_and_its_sessions_follow() {
+    const SUBSCRIBERS: u64 = 100;
+    let nodes = start_cluster(15, 2, "");
+    let refs: Vec<&SaeNode> = nodes.iter().collect();
+    converged(&refs, 2);
+    let sim = router_sim(&refs, SUBSCRIBERS, 200.0);
+    let ev = all_logins_done(&sim, SUBSCRIBERS as usize);
+    let expected = logged_in(&ev);
+    assert_eq!(expected.len() as u64, SUBSCRIBERS);
+    let before = owner_of(&nodes[0], ROUTER).expect("owner");
+    let (from, to) = if before.owner == nodes[0].node_id {
+        (&nodes[0], &nodes[1])
+    } else {
+        (&nodes[1], &nodes[0])
+    };
+    // Asked through the node that loses the router (it forwards to the leader if need be).
+    let moved = move_router(from, ROUTER, to.node_id);
+    assert_eq!(moved.owner, to.node_id);
+    assert!(moved.epoch > before.epoch);
+    let held = until("the sessions on the new owner", || {
+        let held = users(to);
+        (held == expected).then_some(held)
+    });
+    assert_eq!(held.len() as u64, SUBSCRIBERS);
+    until("no session left on the old owner", || {
+        users(from).is_empty().then_some(())
+    });
+    check_single_active(&events(&sim)).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_cops_pep_is_redirected_to_the_node_that_serves_it() {
+    let cops = "keepalive_secs = 5\nbudgets = [{ pepid = \"sbc1\", calls = 10 }]\n";
+    let config = |i: usize| {
+        let mut c = node_config(ip(16, i), host(i), "");
+        c.cops = cops.into();
+        c
+    };
+    let first = SaeNode::start(&config(1));
+    let second = SaeNode::start_with(&config(2), &join_args(&first));
+    converged(&[&first, &second], 2);
+    let mut sbc = Sim::spawn(&[
+        "sbc",
+        "--connect",
+        &first.cops.to_string(),
+        "--pepid",
+        "sbc1",
+        "--control",
+        "--backoff-initial-secs",
+        "0.2",
+    ]);
+    sbc.wait(0, "CAT", |e| e["event"] == "accepted");
+    let from = sbc.mark();
+    sbc.send("call c1 64");
+    sbc.wait(from, "c1", |e| {
+        e["event"] == "call" && e["result"] == "admitted"
+    });
+    let key = "cops:sbc1";
+    let owner = owner_of(&first, key).expect("the PEP is placed");
+    assert_eq!(owner.owner, first.node_id);
+    // Moved to the second node: the first closes the PEP with a PDP-Redirect to it, and the
+    // second accepts it once the first node's lease is over.
+    let from = sbc.mark();
+    move_router(&first, key, second.node_id);
+    let (_, redirected) = sbc.wait(from, "PDP-Redirect", |e| e["event"] == "redirected");
+    assert_eq!(redirected["to"], second.cops.to_string(), "{redirected}");
+    sbc.wait(from, "CAT from the second node", |e| {
+        e["event"] == "accepted"
+    });
+    let from = sbc.mark();
+    sbc.send("call c2 64");
+    sbc.wait(from, "c2", |e| {
+        e["event"] == "call" && e["result"] == "admitted"
+    });
+    let mut api = Api::connect(&second);
+    let conns = api
+        .rt
+        .block_on(
+            api.client
+                .list_cops_connections(pb::ListCopsConnectionsRequest {}),
+        )
+        .expect("ListCopsConnections")
+        .into_inner()
+        .connections;
+    assert!(conns.iter().any(|c| c.pepid == "sbc1"), "{conns:?}");
+}
