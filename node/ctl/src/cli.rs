@@ -17,7 +17,8 @@ pub const EXIT_STATUS_HELP: &str = "\
 Exit status:
   0   success
   1   any other failure: the server failed (INTERNAL, UNAVAILABLE, UNIMPLEMENTED, ...), no
-      answer within --timeout, or the router refused the change (its Result-Code is printed)
+      answer within --timeout, the router refused the change (its Result-Code is printed),
+      or `health` got another status than SERVING
   2   the command line is wrong, or the server refused the request: NOT_FOUND,
       INVALID_ARGUMENT, FAILED_PRECONDITION (e.g. a REF matching several sessions)
   69  the server cannot be reached
@@ -88,6 +89,12 @@ pub enum Command {
     /// COPS: the connected PEPs, call admission budgets and usage feedback (RFC 3483).
     #[command(subcommand)]
     Cops(CopsCommand),
+    /// The cluster: members, leader and term, and which node owns each router (without a
+    /// subcommand: `cluster status`).
+    Cluster(ClusterArgs),
+    /// Whether the node serves (gRPC health check): prints SERVING and exits 0, or prints the
+    /// status and exits 1. For container health checks.
+    Health(HealthArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -367,6 +374,44 @@ pub struct CopsUsageArgs {
     pub handle: Option<String>,
 }
 
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub command: Option<ClusterCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// This node's id, the leader and term, the members and the router owners (the default).
+    Status,
+    /// Only the router owners: owner, epoch, lease and Last-Origin-Host of each router.
+    Routers,
+    /// Move a router to another node: a new epoch in which that node owns it (once the previous
+    /// owner's lease is over) and resynchronizes it with SRQ; prints the new owner.
+    Move {
+        /// The router: its Diameter Origin-Host, or `cops:PEPID` for a COPS PEP.
+        router: String,
+        /// The id of the node to own it (as in `saectl cluster`).
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        node_id: u64,
+    },
+    /// Remove a node from the cluster; its routers move to live nodes.
+    #[command(visible_alias = "rm")]
+    Remove {
+        /// The id of the node to remove (as in `saectl cluster`).
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        node_id: u64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The gRPC service to check (e.g. sae.v1.Management); default: the whole server.
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub service: String,
+}
+
 /// The usage feedback actions of `cops usage`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum UsageAction {
@@ -558,6 +603,45 @@ mod tests {
         assert_eq!(args.action, UsageAction::SuspendMonitoring);
         assert_eq!(args.client_type, 0x800B);
         assert_eq!(args.handle, None);
+    }
+
+    #[test]
+    fn cluster_defaults_to_status_and_checks_node_ids() {
+        let cli = Cli::try_parse_from(["saectl", "cluster"]).unwrap();
+        let Command::Cluster(args) = cli.command else {
+            panic!("{cli:?}")
+        };
+        assert!(args.command.is_none());
+        let cli = Cli::try_parse_from(["saectl", "cluster", "move", "mx1", "2"]).unwrap();
+        let Command::Cluster(ClusterArgs {
+            command: Some(ClusterCommand::Move { router, node_id }),
+        }) = cli.command
+        else {
+            panic!("{cli:?}")
+        };
+        assert_eq!((router.as_str(), node_id), ("mx1", 2));
+        for args in [
+            &["saectl", "cluster", "move", "mx1", "0"][..],
+            &["saectl", "cluster", "move", "mx1", "-1"][..],
+            &["saectl", "cluster", "remove", "x"][..],
+        ] {
+            let e = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+        }
+        let e = Cli::try_parse_from(["saectl", "cluster", "move", "mx1"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        let e = Cli::try_parse_from(["saectl", "cluster", "frobnicate"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn health_checks_the_whole_server_by_default() {
+        let cli = Cli::try_parse_from(["saectl", "--server", "127.0.0.1:50051", "health"]).unwrap();
+        let Command::Health(args) = cli.command else {
+            panic!("{cli:?}")
+        };
+        assert_eq!(args.service, "");
+        assert_eq!(cli.server, "127.0.0.1:50051");
     }
 
     #[test]

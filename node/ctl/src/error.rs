@@ -25,6 +25,8 @@ pub enum CtlError {
     Timeout(Duration),
     /// The router refused the change or did not answer; its answer was printed.
     Router(String),
+    /// `health`: the node answered with another status than SERVING (printed).
+    NotServing(String),
     /// Writing the output failed.
     Output(std::io::Error),
 }
@@ -51,7 +53,10 @@ impl CtlError {
                 Code::NotFound | Code::InvalidArgument | Code::FailedPrecondition => EXIT_REFUSED,
                 _ => EXIT_FAILURE,
             },
-            CtlError::Timeout(_) | CtlError::Router(_) | CtlError::Output(_) => EXIT_FAILURE,
+            CtlError::Timeout(_)
+            | CtlError::Router(_)
+            | CtlError::NotServing(_)
+            | CtlError::Output(_) => EXIT_FAILURE,
         }
     }
 
@@ -85,6 +90,7 @@ impl fmt::Display for CtlError {
                 d.as_secs_f64()
             ),
             CtlError::Router(m) => write!(f, "{m}"),
+            CtlError::NotServing(status) => write!(f, "the node is not serving: {status}"),
             CtlError::Output(e) => write!(f, "cannot write the output: {e}"),
         }
     }
@@ -143,6 +149,7 @@ mod tests {
         assert_eq!(CtlError::Usage("x".into()).exit_code(), 2);
         assert_eq!(CtlError::Timeout(Duration::from_secs(1)).exit_code(), 1);
         assert_eq!(CtlError::Router("x".into()).exit_code(), 1);
+        assert_eq!(CtlError::NotServing("NOT_SERVING".into()).exit_code(), 1);
     }
 
     #[test]

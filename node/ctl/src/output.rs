@@ -9,12 +9,13 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use sae_proto::v1::{
-    AdmissionBudget, CollectUsageResponse, ControlUsageRequest, ControlUsageResponse,
-    CopsConnection, DiameterPeer, ListSubscribersResponse, LogoutResponse, NodeStatus,
-    ResyncRouterResponse, Rule, Service, ServiceChangeResult, SessionEvent, Subscriber,
-    UsageRecord,
+    AdmissionBudget, ClusterStatus, CollectUsageResponse, ControlUsageRequest,
+    ControlUsageResponse, CopsConnection, DiameterPeer, ListSubscribersResponse, LogoutResponse,
+    NodeStatus, ResyncRouterResponse, RouterOwner, Rule, Service, ServiceChangeResult,
+    SessionEvent, Subscriber, UsageRecord,
 };
 use serde::Serialize;
+use tonic_health::pb::health_check_response::ServingStatus;
 
 /// A table: a header row and aligned columns separated by two spaces.
 #[derive(Debug, Clone)]
@@ -678,6 +679,155 @@ pub fn control_usage(request: &ControlUsageRequest, r: &ControlUsageResponse) ->
     )
 }
 
+/// A node id, or `none` for 0 (no leader, no owner).
+fn node_id(id: u64) -> String {
+    if id == 0 {
+        "none".into()
+    } else {
+        id.to_string()
+    }
+}
+
+/// What is left of a lease at `now_ms`: `4500` (ms), `expired`, or empty (shown as `-`) when
+/// there never was one.
+pub fn lease_remaining(lease_until_ms: i64, now_ms: i64) -> String {
+    if lease_until_ms == 0 {
+        String::new()
+    } else if lease_until_ms > now_ms {
+        (lease_until_ms - now_ms).to_string()
+    } else {
+        "expired".into()
+    }
+}
+
+/// `cluster` (`cluster status`): this node and the leader, the members, then the routers and
+/// their owners. Leases are shown as what is left of them at `now_ms` (this host's clock).
+pub fn cluster(s: &ClusterStatus, now_ms: i64) -> String {
+    let mut out = block(&[
+        ("node", node_id(s.node_id)),
+        ("leader", node_id(s.leader_id)),
+        ("term", s.term.to_string()),
+        ("last applied", s.last_applied.to_string()),
+        ("members", s.members.len().to_string()),
+        ("routers", s.routers.len().to_string()),
+    ]);
+    let mut t = Table::new(&[
+        ">ID",
+        "NAME",
+        "ROLE",
+        "LEADER",
+        "ALIVE",
+        "GRPC",
+        "DIAMETER",
+        "COPS",
+        "ORIGIN-HOST",
+        ">ROUTERS",
+    ]);
+    for m in &s.members {
+        t.row(vec![
+            m.id.to_string(),
+            m.name.clone(),
+            m.role.clone(),
+            if m.leader { "*".into() } else { String::new() },
+            yes_no(m.alive),
+            m.grpc_address.clone(),
+            m.diameter_address.clone(),
+            m.cops_address.clone(),
+            m.origin_host.clone(),
+            m.routers_owned.to_string(),
+        ]);
+    }
+    out.push('\n');
+    out.push_str(&t.render());
+    if !s.routers.is_empty() {
+        out.push('\n');
+        out.push_str(&cluster_routers(&s.routers, now_ms));
+    }
+    out
+}
+
+/// `cluster routers`: each router, its owner, epoch and lease (ms left at `now_ms`).
+pub fn cluster_routers(routers: &[RouterOwner], now_ms: i64) -> String {
+    let mut t = Table::new(&[
+        "ROUTER",
+        ">OWNER",
+        "OWNER-NAME",
+        ">EPOCH",
+        ">LEASE-MS",
+        "LAST-ORIGIN-HOST",
+    ]);
+    for r in routers {
+        t.row(vec![
+            r.router.clone(),
+            node_id(r.owner),
+            r.owner_name.clone(),
+            r.epoch.to_string(),
+            lease_remaining(r.lease_until_ms, now_ms),
+            r.last_origin_host.clone(),
+        ]);
+    }
+    t.render()
+}
+
+/// `cluster move`: the router's owner after the move.
+pub fn router_owner(r: &RouterOwner, now_ms: i64) -> String {
+    let owner = if r.owner == 0 {
+        "none".to_string()
+    } else if r.owner_name.is_empty() {
+        format!("node {}", r.owner)
+    } else {
+        format!("node {} ({})", r.owner, cell(&r.owner_name))
+    };
+    let lease = match lease_remaining(r.lease_until_ms, now_ms).as_str() {
+        "" => "none".to_string(),
+        "expired" => "expired".to_string(),
+        ms => format!("{ms} ms left"),
+    };
+    format!(
+        "router {}: owner {owner}, epoch {}, lease {lease}, last origin host {}\n",
+        cell(&r.router),
+        r.epoch,
+        cell(&r.last_origin_host)
+    )
+}
+
+/// `cluster remove`.
+pub fn node_removed(node_id: u64) -> String {
+    format!("node {node_id} removed from the cluster\n")
+}
+
+/// The result of `health`, for people (`SERVING`) and for `--json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// The service checked; empty for the whole server.
+    pub service: String,
+    /// `SERVING`, `NOT_SERVING`, `UNKNOWN`, `SERVICE_UNKNOWN` (or the number of a status this
+    /// client does not know).
+    pub status: String,
+}
+
+impl Health {
+    pub fn new(service: &str, status: i32) -> Health {
+        let status = match ServingStatus::try_from(status) {
+            Ok(s) => s.as_str_name().to_owned(),
+            Err(_) => format!("status {status}"),
+        };
+        Health {
+            service: service.to_owned(),
+            status,
+        }
+    }
+
+    pub fn serving(&self) -> bool {
+        self.status == ServingStatus::Serving.as_str_name()
+    }
+}
+
+/// `health`: the status alone on its line.
+pub fn health(h: &Health) -> String {
+    format!("{}\n", h.status)
+}
+
 /// A response as a JSON document (pretty, keys sorted, with a final newline). Field names are
 /// those of the .proto; 64-bit integers are numbers.
 pub fn json<T: Serialize>(value: &T) -> String {
@@ -1147,6 +1297,153 @@ pep    sbc1            0/10               0/-
             "suspend-reporting sent to 1 request state (handle 0000002a) of PEP bras1, client \
              type 0x800B\n"
         );
+    }
+
+    fn cluster_status() -> ClusterStatus {
+        use sae_proto::v1::ClusterMember;
+        ClusterStatus {
+            node_id: 1,
+            leader_id: 2,
+            term: 7,
+            last_applied: 42,
+            members: vec![
+                ClusterMember {
+                    id: 1,
+                    name: "sae-1".into(),
+                    grpc_address: "10.0.0.1:50051".into(),
+                    diameter_address: "10.0.0.1:3868".into(),
+                    cops_address: "10.0.0.1:3288".into(),
+                    origin_host: "sae1.example.net".into(),
+                    role: "voter".into(),
+                    leader: false,
+                    alive: true,
+                    lease_until_ms: 1_000_000,
+                    routers_owned: 1,
+                    connected_routers: vec!["mx1.example.net".into()],
+                },
+                ClusterMember {
+                    id: 2,
+                    name: "sae-2".into(),
+                    grpc_address: "10.0.0.2:50051".into(),
+                    diameter_address: "10.0.0.2:3868".into(),
+                    cops_address: String::new(),
+                    origin_host: "sae2.example.net".into(),
+                    role: "voter".into(),
+                    leader: true,
+                    alive: true,
+                    lease_until_ms: 1_000_000,
+                    routers_owned: 0,
+                    connected_routers: vec![],
+                },
+                ClusterMember {
+                    id: 3,
+                    name: "sae-3".into(),
+                    role: "learner".into(),
+                    alive: false,
+                    ..Default::default()
+                },
+            ],
+            routers: vec![
+                RouterOwner {
+                    router: "mx1.example.net".into(),
+                    owner: 1,
+                    owner_name: "sae-1".into(),
+                    epoch: 3,
+                    lease_until_ms: 1_004_500,
+                    last_origin_host: "sae1.example.net".into(),
+                },
+                RouterOwner {
+                    router: "cops:bras1".into(),
+                    owner: 0,
+                    owner_name: String::new(),
+                    epoch: 1,
+                    lease_until_ms: 999_000,
+                    last_origin_host: String::new(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn cluster_tables() {
+        assert_eq!(
+            cluster(&cluster_status(), 1_000_000),
+            "\
+node:          1
+leader:        2
+term:          7
+last applied:  42
+members:       3
+routers:       2
+
+ID  NAME   ROLE     LEADER  ALIVE  GRPC            DIAMETER       COPS           ORIGIN-HOST       ROUTERS
+ 1  sae-1  voter    -       yes    10.0.0.1:50051  10.0.0.1:3868  10.0.0.1:3288  sae1.example.net        1
+ 2  sae-2  voter    *       yes    10.0.0.2:50051  10.0.0.2:3868  -              sae2.example.net        0
+ 3  sae-3  learner  -       no     -               -              -              -                       0
+
+ROUTER           OWNER  OWNER-NAME  EPOCH  LEASE-MS  LAST-ORIGIN-HOST
+mx1.example.net      1  sae-1           3      4500  sae1.example.net
+cops:bras1        none  -               1   expired  -
+"
+        );
+        let lonely = ClusterStatus {
+            leader_id: 0,
+            routers: vec![],
+            members: vec![],
+            ..cluster_status()
+        };
+        let text = cluster(&lonely, 0);
+        assert!(
+            text.starts_with("node:          1\nleader:        none\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "\nID  NAME  ROLE  LEADER  ALIVE  GRPC  DIAMETER  COPS  ORIGIN-HOST  ROUTERS\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            cluster_routers(&[], 0),
+            "ROUTER  OWNER  OWNER-NAME  EPOCH  LEASE-MS  LAST-ORIGIN-HOST\n"
+        );
+    }
+
+    #[test]
+    fn router_owner_lines() {
+        let routers = cluster_status().routers;
+        assert_eq!(
+            router_owner(&routers[0], 1_000_000),
+            "router mx1.example.net: owner node 1 (sae-1), epoch 3, lease 4500 ms left, last \
+             origin host sae1.example.net\n"
+        );
+        assert_eq!(
+            router_owner(&routers[1], 1_000_000),
+            "router cops:bras1: owner none, epoch 1, lease expired, last origin host -\n"
+        );
+        assert_eq!(lease_remaining(0, 5), "");
+        assert_eq!(lease_remaining(5, 5), "expired");
+        assert_eq!(lease_remaining(6, 5), "1");
+        assert_eq!(node_removed(3), "node 3 removed from the cluster\n");
+    }
+
+    #[test]
+    fn health_statuses() {
+        let h = Health::new("", 1);
+        assert!(h.serving());
+        assert_eq!(health(&h), "SERVING\n");
+        let doc: serde_json::Value = serde_json::from_str(&json(&h)).unwrap();
+        assert_eq!(doc, serde_json::json!({"service": "", "status": "SERVING"}));
+        for (code, name) in [
+            (0, "UNKNOWN"),
+            (2, "NOT_SERVING"),
+            (3, "SERVICE_UNKNOWN"),
+            (9, "status 9"),
+        ] {
+            let h = Health::new("sae.v1.Management", code);
+            assert!(!h.serving(), "{code}");
+            assert_eq!(h.status, name);
+        }
     }
 
     #[test]

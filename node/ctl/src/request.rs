@@ -9,18 +9,19 @@ use std::path::Path;
 use sae_proto::v1::subscriber_ref::Key;
 use sae_proto::v1::{
     ActivateServiceRequest, CollectUsageRequest, ControlUsageRequest, DeactivateServiceRequest,
-    DeleteRuleRequest, DeleteServiceRequest, GetNodeStatusRequest, GetServiceRequest,
-    GetSubscriberRequest, ListAdmissionBudgetsRequest, ListCopsConnectionsRequest,
-    ListRulesRequest, ListServicesRequest, ListSubscribersRequest, ListUsageRecordsRequest,
-    LogoutRequest, PutRuleRequest, PutServiceRequest, ResyncRouterRequest, Rule, Service,
-    SubscriberRef, WatchEventsRequest,
+    DeleteRuleRequest, DeleteServiceRequest, GetClusterRequest, GetNodeStatusRequest,
+    GetServiceRequest, GetSubscriberRequest, ListAdmissionBudgetsRequest,
+    ListCopsConnectionsRequest, ListRulesRequest, ListServicesRequest, ListSubscribersRequest,
+    ListUsageRecordsRequest, LogoutRequest, MoveRouterRequest, PutRuleRequest, PutServiceRequest,
+    RemoveNodeRequest, ResyncRouterRequest, Rule, Service, SubscriberRef, WatchEventsRequest,
 };
 use serde::Deserialize;
+use tonic_health::pb::HealthCheckRequest;
 
 use crate::cli::{
-    Command, CopsCommand, CopsUsageArgs, EventsArgs, RouterCommand, RuleCommand, RulePutArgs,
-    ServiceCommand, ServicePutArgs, SubscriberCommand, SubscriberListArgs, UsageCommand,
-    UsageListArgs,
+    ClusterArgs, ClusterCommand, Command, CopsCommand, CopsUsageArgs, EventsArgs, RouterCommand,
+    RuleCommand, RulePutArgs, ServiceCommand, ServicePutArgs, SubscriberCommand,
+    SubscriberListArgs, UsageCommand, UsageListArgs,
 };
 use crate::error::CtlError;
 
@@ -170,6 +171,15 @@ pub enum Call {
     CopsConnections(ListCopsConnectionsRequest),
     AdmissionBudgets(ListAdmissionBudgetsRequest),
     ControlUsage(ControlUsageRequest),
+    /// `cluster` (`routers_only`: `cluster routers`).
+    Cluster {
+        request: GetClusterRequest,
+        routers_only: bool,
+    },
+    MoveRouter(MoveRouterRequest),
+    RemoveNode(RemoveNodeRequest),
+    /// The standard gRPC health check (`grpc.health.v1.Health/Check`).
+    Health(HealthCheckRequest),
 }
 
 /// Builds the call of a command; reads the `--file` of `service put` and `rule put`.
@@ -246,6 +256,32 @@ pub fn build(command: &Command) -> Result<Call, CtlError> {
             CopsCommand::Budgets => Call::AdmissionBudgets(ListAdmissionBudgetsRequest {}),
             CopsCommand::Usage(args) => Call::ControlUsage(control_usage(args)),
         },
+        Command::Cluster(ClusterArgs { command }) => match command {
+            None | Some(ClusterCommand::Status) => Call::Cluster {
+                request: GetClusterRequest {},
+                routers_only: false,
+            },
+            Some(ClusterCommand::Routers) => Call::Cluster {
+                request: GetClusterRequest {},
+                routers_only: true,
+            },
+            Some(ClusterCommand::Move { router, node_id }) => {
+                let router = router.trim();
+                if router.is_empty() {
+                    return Err(CtlError::Usage("cluster move: empty ROUTER".into()));
+                }
+                Call::MoveRouter(MoveRouterRequest {
+                    router: router.to_owned(),
+                    node_id: *node_id,
+                })
+            }
+            Some(ClusterCommand::Remove { node_id }) => {
+                Call::RemoveNode(RemoveNodeRequest { node_id: *node_id })
+            }
+        },
+        Command::Health(args) => Call::Health(HealthCheckRequest {
+            service: args.service.clone(),
+        }),
     })
 }
 
@@ -1091,6 +1127,55 @@ mod tests {
                 client_type: 0x800B,
                 handle: "0000002a".into(),
                 action: "resume-reporting".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn cluster_and_health_commands() {
+        let status = Call::Cluster {
+            request: GetClusterRequest {},
+            routers_only: false,
+        };
+        assert_eq!(call(&["cluster"]).unwrap(), status);
+        assert_eq!(call(&["cluster", "status"]).unwrap(), status);
+        assert_eq!(
+            call(&["cluster", "routers"]).unwrap(),
+            Call::Cluster {
+                request: GetClusterRequest {},
+                routers_only: true,
+            }
+        );
+        assert_eq!(
+            call(&["cluster", "move", "MX1.example.net", "3"]).unwrap(),
+            Call::MoveRouter(MoveRouterRequest {
+                router: "MX1.example.net".into(),
+                node_id: 3,
+            })
+        );
+        assert_eq!(
+            call(&["cluster", "move", "cops:bras1", "2"]).unwrap(),
+            Call::MoveRouter(MoveRouterRequest {
+                router: "cops:bras1".into(),
+                node_id: 2,
+            })
+        );
+        let e = call(&["cluster", "move", " ", "2"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            call(&["cluster", "rm", "2"]).unwrap(),
+            Call::RemoveNode(RemoveNodeRequest { node_id: 2 })
+        );
+        assert_eq!(
+            call(&["health"]).unwrap(),
+            Call::Health(HealthCheckRequest {
+                service: String::new()
+            })
+        );
+        assert_eq!(
+            call(&["health", "--service", "sae.v1.Management"]).unwrap(),
+            Call::Health(HealthCheckRequest {
+                service: "sae.v1.Management".into()
             })
         );
     }

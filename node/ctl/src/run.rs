@@ -2,11 +2,12 @@
 
 use std::future::Future;
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sae_proto::v1::management_client::ManagementClient;
 use sae_proto::v1::{ListSubscribersRequest, ListSubscribersResponse};
 use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_client::HealthClient;
 
 use crate::cli::Cli;
 use crate::error::CtlError;
@@ -18,8 +19,10 @@ pub async fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     // Everything that can be wrong on the command line is found before connecting.
     let call = request::build(&cli.command)?;
     let server = request::server_uri(&cli.server)?;
+    let channel = connect_channel(&server, cli.timeout).await?;
     let mut session = Session {
-        client: connect(&server, cli.timeout).await?,
+        client: ManagementClient::new(channel.clone()),
+        channel,
         server,
         timeout: cli.timeout,
         json: cli.json,
@@ -34,6 +37,14 @@ pub async fn connect(
     server: &str,
     timeout: Duration,
 ) -> Result<ManagementClient<Channel>, CtlError> {
+    Ok(ManagementClient::new(
+        connect_channel(server, timeout).await?,
+    ))
+}
+
+/// Connects to the node's gRPC server (management API, health): the server is unreachable
+/// when this fails.
+pub async fn connect_channel(server: &str, timeout: Duration) -> Result<Channel, CtlError> {
     let endpoint = Endpoint::from_shared(server.to_owned())
         .map_err(|e| CtlError::Usage(format!("--server {server:?}: {e}")))?
         .connect_timeout(timeout);
@@ -45,7 +56,14 @@ pub async fn connect(
         .await
         .map_err(|_| unreachable(format!("no connection within {} s", timeout.as_secs_f64())))?
         .map_err(|e| unreachable(error_chain(&e)))?;
-    Ok(ManagementClient::new(channel))
+    Ok(channel)
+}
+
+/// This host's clock as Unix milliseconds (leases are shown as what is left of them).
+fn now_unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// An error and its sources: `transport error: tcp connect error: Connection refused (os error
@@ -66,6 +84,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 struct Session {
     client: ManagementClient<Channel>,
+    /// The connection `client` uses, for the other services (health).
+    channel: Channel,
     server: String,
     timeout: Duration,
     json: bool,
@@ -249,6 +269,44 @@ impl Session {
                 let mut c = self.client.clone();
                 let s = self.answer(c.control_usage(request(r, t))).await?;
                 self.show(out, &s, |s| output::control_usage(&asked, s))
+            }
+            Call::Cluster {
+                request: r,
+                routers_only,
+            } => {
+                let mut c = self.client.clone();
+                let s = self.answer(c.get_cluster(request(r, t))).await?;
+                let now = now_unix_ms();
+                if routers_only {
+                    // JSON: the routers of the status, in the same shape as `cluster`.
+                    let routers = serde_json::json!({ "routers": s.routers });
+                    self.show(out, &routers, |_| output::cluster_routers(&s.routers, now))
+                } else {
+                    self.show(out, &s, |s| output::cluster(s, now))
+                }
+            }
+            Call::MoveRouter(r) => {
+                let mut c = self.client.clone();
+                let s = self.answer(c.move_router(request(r, t))).await?;
+                self.show(out, &s, |s| output::router_owner(s, now_unix_ms()))
+            }
+            Call::RemoveNode(r) => {
+                let node_id = r.node_id;
+                let mut c = self.client.clone();
+                let s = self.answer(c.remove_node(request(r, t))).await?;
+                self.show(out, &s, |_| output::node_removed(node_id))
+            }
+            Call::Health(r) => {
+                let service = r.service.clone();
+                let mut c = HealthClient::new(self.channel.clone());
+                let s = self.answer(c.check(request(r, t))).await?;
+                let health = output::Health::new(&service, s.status);
+                self.show(out, &health, output::health)?;
+                if health.serving() {
+                    Ok(())
+                } else {
+                    Err(CtlError::NotServing(health.status))
+                }
             }
             Call::Watch(r) => {
                 // No deadline on the stream itself: only on its start.

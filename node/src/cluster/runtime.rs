@@ -215,6 +215,8 @@ impl Cluster {
         }
         let leader = self.wait_leader(Duration::from_secs(60)).await?;
         tracing::info!(node = self.id, leader, "cluster has a leader");
+        // Alive in the control state before the node says it is ready.
+        self.heartbeat().await;
         if self.settings.join.is_empty() && !self.sm.read(|a| a.state.meta.catalog_seeded) {
             match self.write(Command::SeedCatalog(seed)).await {
                 Ok((Response::Refused(r), _)) => return Err(r.into()),

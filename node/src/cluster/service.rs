@@ -41,6 +41,7 @@ pub fn status(e: ClusterError) -> Status {
     match e {
         ClusterError::NoLeader | ClusterError::Timeout(_) => Status::unavailable(e.to_string()),
         ClusterError::Invalid(_) => Status::invalid_argument(e.to_string()),
+        ClusterError::Refused(super::Refusal::NotFound { .. }) => Status::not_found(e.to_string()),
         ClusterError::Refused(_) => Status::failed_precondition(e.to_string()),
         _ => Status::internal(e.to_string()),
     }

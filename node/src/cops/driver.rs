@@ -345,7 +345,8 @@ impl CopsDriver {
                         act.step(ctx);
                     });
                 }
-                self.pending.push((client_type, pep_id, std::time::Instant::now()));
+                self.pending
+                    .push((client_type, pep_id, std::time::Instant::now()));
             }
         }
     }

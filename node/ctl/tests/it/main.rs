@@ -650,3 +650,149 @@ fn cops_usage_with_an_unknown_action_is_a_usage_error() {
     }
     assert!(out.stdout.is_empty(), "{out:#?}");
 }
+
+// ---- The cluster: a node started without --join is a single-node cluster (node 1). ----
+
+#[test]
+fn cluster_of_a_single_node_as_a_table_and_as_json() {
+    let node = Node::start();
+    // The node's own lease is renewed through Raft shortly after `ready`: until then the
+    // member is not alive yet.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let doc = node.ctl(&["--json", "cluster"]).json();
+        if doc["members"][0]["alive"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 1 never alive: {doc}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for args in [&["cluster"][..], &["cluster", "status"][..]] {
+        let out = node.ctl(args);
+        let text = out.ok();
+        for line in [
+            "node:          1",
+            "leader:        1",
+            "term:",
+            "last applied:",
+            "members:       1",
+            "routers:       0",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(line)),
+                "{args:?}: no {line:?} line in:\n{text}"
+            );
+        }
+        let header = text
+            .lines()
+            .position(|l| l.starts_with("ID  NAME"))
+            .unwrap_or_else(|| panic!("{args:?}: no members table in:\n{text}"));
+        let members: Vec<&str> = text.lines().skip(header + 1).collect();
+        assert_eq!(members.len(), 1, "{args:?}: one member in:\n{text}");
+        let cells: Vec<&str> = members[0].split_whitespace().collect();
+        // ID NAME ROLE LEADER ALIVE GRPC DIAMETER COPS ORIGIN-HOST ROUTERS
+        assert_eq!(cells.len(), 10, "{args:?}: {cells:?}");
+        assert_eq!(cells[0], "1", "{cells:?}");
+        assert_eq!(cells[2], "voter", "{cells:?}");
+        assert_eq!(cells[3], "*", "{cells:?}");
+        assert_eq!(cells[4], "yes", "{cells:?}");
+        assert_eq!(cells[9], "0", "{cells:?}");
+        assert!(out.stderr.is_empty(), "{out:#?}");
+    }
+
+    let doc = node.ctl(&["--json", "cluster"]).json();
+    assert_eq!(doc["node_id"], 1, "{doc}");
+    assert_eq!(doc["leader_id"], 1, "{doc}");
+    assert!(doc["term"].as_u64().is_some_and(|t| t >= 1), "{doc}");
+    assert!(doc["last_applied"].is_u64(), "{doc}");
+    let members = doc["members"].as_array().expect("members");
+    assert_eq!(members.len(), 1, "{doc}");
+    assert_eq!(members[0]["id"], 1, "{doc}");
+    assert_eq!(members[0]["role"], "voter", "{doc}");
+    assert_eq!(members[0]["leader"], true, "{doc}");
+    assert_eq!(members[0]["alive"], true, "{doc}");
+    // The member's gRPC address is the one saectl talks to.
+    let grpc = members[0]["grpc_address"].as_str().expect("grpc_address");
+    assert!(node.server.ends_with(grpc), "{grpc} vs {}", node.server);
+    assert_eq!(doc["routers"], json!([]), "{doc}");
+}
+
+#[test]
+fn cluster_routers_without_routers() {
+    let node = Node::start();
+    assert_eq!(
+        node.ctl(&["cluster", "routers"]).ok(),
+        "ROUTER  OWNER  OWNER-NAME  EPOCH  LEASE-MS  LAST-ORIGIN-HOST\n"
+    );
+    assert_eq!(
+        node.ctl(&["--json", "cluster", "routers"]).json(),
+        json!({ "routers": [] })
+    );
+}
+
+#[test]
+fn cluster_move_of_an_unknown_router_is_refused() {
+    let node = Node::start();
+    let out = node.ctl(&["cluster", "move", "no-such-router", "1"]);
+    let err = out.fails_with(2);
+    assert!(err.starts_with("saectl: "), "{out:#?}");
+    assert!(err.contains("no-such-router"), "{out:#?}");
+    assert!(out.stdout.is_empty(), "{out:#?}");
+    // A node id of 0 never reaches the node.
+    let out = node.ctl(&["cluster", "move", "no-such-router", "0"]);
+    assert!(out.fails_with(2).contains("0"), "{out:#?}");
+}
+
+#[test]
+fn cluster_remove_of_the_only_voter_is_refused() {
+    let node = Node::start();
+    let out = node.ctl(&["cluster", "remove", "1"]);
+    let err = out.fails_with(2);
+    assert!(
+        err.starts_with("saectl: INVALID_ARGUMENT: ")
+            || err.starts_with("saectl: FAILED_PRECONDITION: "),
+        "{out:#?}"
+    );
+    assert!(err.contains("only voter"), "{out:#?}");
+    assert!(out.stdout.is_empty(), "{out:#?}");
+    // Still a cluster of one, led by node 1.
+    let doc = node.ctl(&["--json", "cluster"]).json();
+    assert_eq!(doc["leader_id"], 1, "{doc}");
+    assert_eq!(doc["members"].as_array().map(Vec::len), Some(1), "{doc}");
+}
+
+#[test]
+fn health_is_serving() {
+    let node = Node::start();
+    let out = node.ctl(&["health"]);
+    assert_eq!(out.ok(), "SERVING\n");
+    assert!(out.stderr.is_empty(), "{out:#?}");
+    assert_eq!(
+        node.ctl(&["--json", "health"]).json(),
+        json!({ "service": "", "status": "SERVING" })
+    );
+    // As a container health check runs it: a bare HOST:PORT.
+    let bare = node.server.trim_start_matches("http://");
+    let out = saectl(&["--server", bare, "health"]);
+    assert_eq!(out.ok(), "SERVING\n");
+    assert_eq!(
+        node.ctl(&["health", "--service", "sae.v1.Management"]).ok(),
+        "SERVING\n"
+    );
+    // A service the node does not have: refused by the health service.
+    let out = node.ctl(&["health", "--service", "no.such.Service"]);
+    assert_ne!(out.code, Some(0), "{out:#?}");
+    assert!(out.stderr.starts_with("saectl: "), "{out:#?}");
+}
+
+#[test]
+fn health_of_an_unreachable_node_exits_69() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = saectl(&["--server", &format!("127.0.0.1:{port}"), "health"]);
+    out.fails_with(69);
+    assert!(out.stdout.is_empty(), "{out:#?}");
+}
