@@ -847,12 +847,42 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Serves the management API, health and reflection on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, service: ManagementService) -> anyhow::Result<()> {
+/// The gRPC health service and its reporter: the whole server ("") is NOT_SERVING until
+/// [`set_ready`] (the node is a cluster member), and again while it leaves.
+pub fn health() -> (
+    tonic_health::server::HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) {
+    tonic_health::server::health_reporter()
+}
+
+/// Marks the node ready (or not) in the health service.
+pub async fn set_ready(reporter: &tonic_health::server::HealthReporter, ready: bool) {
+    let status = if ready {
+        tonic_health::ServingStatus::Serving
+    } else {
+        tonic_health::ServingStatus::NotServing
+    };
+    reporter.set_service_status("", status).await;
+    if ready {
+        reporter
+            .set_serving::<ManagementServer<ManagementService>>()
+            .await;
+    } else {
+        reporter
+            .set_not_serving::<ManagementServer<ManagementService>>()
+            .await;
+    }
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    service: ManagementService,
+    health_service: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+) -> anyhow::Result<()> {
     let cluster = crate::cluster::service::server(service.cluster.clone());
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<ManagementServer<ManagementService>>()
-        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(sae_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

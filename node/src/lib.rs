@@ -40,6 +40,7 @@ use store::{SessionStore, SledStore};
 /// A running node.
 pub struct Node {
     cluster: Arc<cluster::Cluster>,
+    health: tonic_health::server::HealthReporter,
     diameter: DiameterServer,
     cops: cops::CopsServer,
     sae: Arc<Sae>,
@@ -160,8 +161,10 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         cluster: cluster.clone(),
     };
     let mut tasks = Vec::new();
+    let (health, health_service) = grpc::health();
+    grpc::set_ready(&health, false).await;
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = grpc::serve(grpc_listener, management).await {
+        if let Err(e) = grpc::serve(grpc_listener, management, health_service).await {
             tracing::error!("management API stopped: {e:#}");
         }
     }));
@@ -170,6 +173,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         .await
         .map_err(|e| anyhow::anyhow!("cluster: {e}"))?;
     tracing::info!(node = cluster.id, member = ?cluster.member, "cluster member ready");
+    grpc::set_ready(&health, true).await;
     tasks.push(tokio::spawn(async move {
         if let Err(e) = metrics::serve(metrics_listener, metrics).await {
             tracing::error!("metrics endpoint stopped: {e}");
@@ -179,6 +183,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
     tasks.push(actix::spawn(cops.clone().serve(cops_listener)));
     Ok(Node {
         cluster,
+        health,
         diameter,
         cops,
         sae,
@@ -236,6 +241,7 @@ impl Node {
     /// Graceful stop: hand the routers over and leave the cluster, no new connections, DPR
     /// to every open peer, wait for them to close, write what the store has queued.
     pub async fn shutdown(self) {
+        grpc::set_ready(&self.health, false).await;
         self.cluster.leave().await;
         for t in &self.tasks {
             t.abort();
