@@ -205,12 +205,24 @@ impl Cluster {
             let members = BTreeMap::from([(self.id, self.member.clone())]);
             self.raft.initialize(members).await.map_err(raft_err)?;
             tracing::info!(node = self.id, "created a single-node cluster");
-        } else if !self.settings.join.is_empty() {
-            let known = self
-                .sm
-                .read(|a| a.membership.membership().get_node(&self.id).cloned());
-            if known.as_ref() != Some(&self.member) {
-                self.join(&self.settings.join.clone()).await?;
+        } else {
+            // Restarted (or first start with `join`): ask to be a member again — admission is
+            // idempotent, and a node that left gracefully, or whose addresses changed, is
+            // otherwise not one. Without `join`, the other members it knew are asked.
+            let candidates: Vec<String> = if self.settings.join.is_empty() {
+                self.sm.read(|a| {
+                    a.membership
+                        .membership()
+                        .nodes()
+                        .filter(|(id, _)| **id != self.id)
+                        .map(|(_, m)| m.grpc.clone())
+                        .collect()
+                })
+            } else {
+                self.settings.join.clone()
+            };
+            if !candidates.is_empty() {
+                self.join(&candidates).await?;
             }
         }
         let leader = self.wait_leader(Duration::from_secs(60)).await?;
