@@ -988,6 +988,11 @@ mod tests {
                 "[diameter]\nduplicate_peer = \"maybe\"",
                 "diameter.duplicate_peer",
             ),
+            ("[cluster]\nvoters = 0", "cluster.voters"),
+            ("[cluster]\nrenew_ms = 1500", "cluster.renew_ms"),
+            ("[cluster]\nclock_skew_ms = 2000", "cluster.clock_skew_ms"),
+            ("[cluster]\nheartbeat_ms = 500", "cluster.heartbeat_ms"),
+            ("[cluster]\njoin = [\"no-port\"]", "cluster.join"),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.starts_with(field), "{text}: {err}");
