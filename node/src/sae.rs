@@ -225,6 +225,34 @@ impl Sae {
         }
     }
 
+    /// Records in the control state that this node is the router's Juniper-Last-Origin-Host
+    /// (after the router accepted its SRQ), unless it is already recorded.
+    pub fn record_last_origin_host(&self, router: &str) {
+        let Some(cluster) = self.cluster.get().cloned() else {
+            return;
+        };
+        let host = self.local.origin_host.clone();
+        let known = cluster.sm.read(|a| {
+            a.state
+                .routers
+                .get(router)
+                .and_then(|r| r.last_origin_host.clone())
+        });
+        if known.as_deref() == Some(host.as_str()) {
+            return;
+        }
+        let router = router.to_owned();
+        tokio::spawn(async move {
+            let cmd = crate::cluster::Command::SetLastOriginHost {
+                router: router.clone(),
+                host,
+            };
+            if let Err(e) = cluster.write_on_leader(cmd).await {
+                tracing::warn!(%router, "Last-Origin-Host not recorded: {e}");
+            }
+        });
+    }
+
     /// Ends this node's sessions of a router it no longer serves, without a word to the
     /// router (its new owner rebuilds them from the router's replay).
     pub fn hand_over(&self, router: &str, detail: &str) -> usize {

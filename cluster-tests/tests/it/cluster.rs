@@ -331,7 +331,15 @@ fn owner_killed_while_logging_in_loses_no_subscriber() {
         Some(serde_json::json!("SRQ")),
         "{first_from_successor:?}"
     );
-    // Juniper-Last-Origin-Host follows the owner.
+    // Juniper-Last-Origin-Host follows the owner, at the router and in the control state.
+    until(
+        "the control state's Last-Origin-Host is the new owner",
+        || {
+            owner_of(&nodes[0], ROUTER)
+                .filter(|o| o.last_origin_host == host(successor_index(&nodes, successor)))
+                .map(|_| ())
+        },
+    );
     until("the router's active SAE is the new owner", || {
         events(&sim)
             .iter()

@@ -382,11 +382,16 @@ impl RouterDriver {
         ctx.spawn(
             async move { rx.await.unwrap_or(Err(RequestFailure::ConnectionClosed)) }
                 .into_actor(self)
-                .map(move |outcome, _act, _ctx| {
+                .map(move |outcome, act, _ctx| {
                     let res = match outcome {
                         Ok(answer) => {
                             let code = answer.result_code().unwrap_or(0);
                             tracing::info!(router = %r2, code, "SRR");
+                            if code == sae_diameter::codes::result::SUCCESS {
+                                // The router now remembers this node as its
+                                // Juniper-Last-Origin-Host; so does the cluster.
+                                act.sae().record_last_origin_host(&r2);
+                            }
                             Ok(code)
                         }
                         Err(e) => {
