@@ -297,6 +297,17 @@ impl Cluster {
         Some((id, member))
     }
 
+    /// The voters of the membership this node knows.
+    pub fn voters(&self) -> BTreeSet<NodeId> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    }
+
     /// Whether this node leads.
     pub fn is_leader(&self) -> bool {
         let m = self.raft.metrics();
@@ -406,14 +417,7 @@ impl Cluster {
                 .await
                 .map_err(raft_err)?;
         }
-        let voters: BTreeSet<NodeId> = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .collect();
+        let voters = self.voters();
         if voters.contains(&id) {
             return Ok(true);
         }
@@ -732,14 +736,7 @@ impl Cluster {
     pub async fn leave(&self) {
         self.leaving.store(true, Ordering::SeqCst);
         let owned = self.ownership.owned();
-        let voters: BTreeSet<NodeId> = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .collect();
+        let voters = self.voters();
         let alone = voters.len() <= 1 && voters.contains(&self.id);
         if !alone {
             // Drivers stop first (their views say "not mine"), then the release is written.
