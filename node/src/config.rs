@@ -84,6 +84,9 @@ pub struct ClusterSection {
     pub election_timeout_ms: u64,
     /// Build a Raft snapshot after this many log entries.
     pub snapshot_after: u64,
+    /// The leader removes a member whose lease ran out this long ago (a node that died
+    /// without leaving); 0: never (operators remove nodes with `saectl cluster remove`).
+    pub remove_dead_after_ms: u64,
 }
 
 impl Default for ClusterSection {
@@ -98,6 +101,7 @@ impl Default for ClusterSection {
             heartbeat_ms: 100,
             election_timeout_ms: 750,
             snapshot_after: 5000,
+            remove_dead_after_ms: 300_000,
         }
     }
 }
@@ -114,6 +118,8 @@ pub struct ClusterConfig {
     pub heartbeat: Duration,
     pub election_timeout: Duration,
     pub snapshot_after: u64,
+    /// `None`: dead members stay until removed by hand.
+    pub remove_dead_after: Option<Duration>,
 }
 
 impl ClusterSection {
@@ -139,6 +145,12 @@ impl ClusterSection {
                 "at least 1 and at most a third of cluster.election_timeout_ms",
             ));
         }
+        if self.remove_dead_after_ms > 0 && self.remove_dead_after_ms < self.lease_ms {
+            return Err(invalid(
+                "cluster.remove_dead_after_ms",
+                "0 (never) or at least cluster.lease_ms",
+            ));
+        }
         if self.snapshot_after == 0 {
             return Err(invalid("cluster.snapshot_after", "at least 1"));
         }
@@ -159,6 +171,8 @@ impl ClusterSection {
             heartbeat: Duration::from_millis(self.heartbeat_ms),
             election_timeout: Duration::from_millis(self.election_timeout_ms),
             snapshot_after: self.snapshot_after,
+            remove_dead_after: (self.remove_dead_after_ms > 0)
+                .then(|| Duration::from_millis(self.remove_dead_after_ms)),
         })
     }
 }

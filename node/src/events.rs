@@ -22,6 +22,8 @@ pub enum EventKind {
     SessionReplayed,
     RouterUp,
     RouterDown,
+    /// The session's router moved to another node of the cluster, which rebuilds it.
+    HandedOver,
 }
 
 impl EventKind {
@@ -39,6 +41,7 @@ impl EventKind {
             EventKind::ResyncFinished => "resync-finished",
             EventKind::SessionReplayed => "session-replayed",
             EventKind::RouterUp => "router-up",
+            EventKind::HandedOver => "handed-over",
             EventKind::RouterDown => "router-down",
         }
     }

@@ -494,15 +494,22 @@ impl Management for ManagementService {
         }
         if self.cluster.is_leader() {
             self.cluster
-                .remove(node_id)
+                .remove(node_id, true)
                 .await
                 .map_err(crate::cluster::service::status)?;
         } else {
-            let mut leader = self
+            // The leader decides: ask it through its management API.
+            let (_, leader) = self
                 .cluster
-                .leader_client()
-                .map_err(crate::cluster::service::status)?;
-            leader.leave(pb::LeaveRequest { node_id }).await?;
+                .leader()
+                .ok_or_else(|| Status::unavailable("no leader is known"))?;
+            let mut client =
+                pb::management_client::ManagementClient::connect(format!("http://{}", leader.grpc))
+                    .await
+                    .map_err(|e| Status::unavailable(format!("leader {}: {e}", leader.grpc)))?;
+            client
+                .remove_node(pb::RemoveNodeRequest { node_id })
+                .await?;
         }
         Ok(Response::new(pb::RemoveNodeResponse {}))
     }

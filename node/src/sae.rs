@@ -258,7 +258,7 @@ impl Sae {
     pub fn hand_over(&self, router: &str, detail: &str) -> usize {
         let sessions = self.sessions.of_router(router);
         for e in &sessions {
-            e.addr.do_send(crate::subscriber::session::EndSession {
+            e.addr.do_send(crate::subscriber::session::HandOver {
                 detail: detail.to_owned(),
             });
         }

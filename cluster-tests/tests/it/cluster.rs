@@ -88,17 +88,19 @@ fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 fn converged(nodes: &[&SaeNode], members: usize) -> u64 {
     until(
         &format!("{} nodes agreeing on a leader", nodes.len()),
-        || {
-            let all: Vec<pb::ClusterStatus> =
-                nodes.iter().map(|n| status(n)).collect::<Option<_>>()?;
-            let leader = all[0].leader_id;
-            (leader != 0
-                && all
-                    .iter()
-                    .all(|s| s.leader_id == leader && s.members.len() == members))
-            .then_some(leader)
-        },
+        || agreed(nodes).filter(|(_, n)| *n == members).map(|(l, _)| l),
     )
+}
+
+/// The leader every given node names, and the member count they agree on, if they agree.
+fn agreed(nodes: &[&SaeNode]) -> Option<(u64, usize)> {
+    let all: Vec<pb::ClusterStatus> = nodes.iter().map(|n| status(n)).collect::<Option<_>>()?;
+    let (leader, members) = (all[0].leader_id, all[0].members.len());
+    (leader != 0
+        && all
+            .iter()
+            .all(|s| s.leader_id == leader && s.members.len() == members))
+    .then_some((leader, members))
 }
 
 fn services(node: &SaeNode) -> Vec<String> {
@@ -217,7 +219,8 @@ fn all_logins_done(sim: &Sim, subscribers: usize) -> Vec<serde_json::Value> {
 
 #[test]
 fn leader_killed_new_leader_and_control_state_intact() {
-    let mut nodes = start_cluster(11, 3, "");
+    // A member silent for 3 s is removed by the leader.
+    let mut nodes = start_cluster(11, 3, "remove_dead_after_ms = 3000");
     let refs: Vec<&SaeNode> = nodes.iter().collect();
     let leader = converged(&refs, 3);
     let st = status(&nodes[0]).expect("status");
@@ -251,8 +254,7 @@ fn leader_killed_new_leader_and_control_state_intact() {
     dead.proc.kill();
     let refs: Vec<&SaeNode> = nodes.iter().collect();
     let new_leader = until("a new leader", || {
-        let l = converged(&refs, 3);
-        (l != leader).then_some(l)
+        agreed(&refs).map(|(l, _)| l).filter(|l| *l != leader)
     });
     assert!(nodes.iter().any(|n| n.node_id == new_leader));
     for n in &nodes {
@@ -265,6 +267,26 @@ fn leader_killed_new_leader_and_control_state_intact() {
     put_service(&nodes[0], "silver");
     until("the write after the failover", || {
         services(&nodes[1])
+            .contains(&"silver".to_string())
+            .then_some(())
+    });
+    // The dead leader is removed from the membership after 3 s of silence.
+    converged(&refs, 2);
+    let st = status(&nodes[0]).expect("status");
+    assert!(
+        st.members
+            .iter()
+            .all(|m| m.id != leader && m.role == "voter"),
+        "{st:?}"
+    );
+    // Started again with its data, it is admitted again under its id.
+    let back = dead.kill_and_restart_with(&join_args(&nodes[0]));
+    assert_eq!(back.node_id, leader);
+    nodes.push(back);
+    let refs: Vec<&SaeNode> = nodes.iter().collect();
+    converged(&refs, 3);
+    until("the returning node's catalog", || {
+        services(&nodes[2])
             .contains(&"silver".to_string())
             .then_some(())
     });
@@ -534,4 +556,28 @@ fn a_cops_pep_is_redirected_to_the_node_that_serves_it() {
         .into_inner()
         .connections;
     assert!(conns.iter().any(|c| c.pepid == "sbc1"), "{conns:?}");
+}
+
+#[test]
+fn an_operator_removes_a_live_node_and_it_stays_out() {
+    let nodes = start_cluster(17, 3, "");
+    let refs: Vec<&SaeNode> = nodes.iter().collect();
+    converged(&refs, 3);
+    // Asked of a node that may not lead: the leader removes node 3.
+    let mut api = Api::connect(&nodes[1]);
+    api.rt
+        .block_on(api.client.remove_node(pb::RemoveNodeRequest { node_id: 3 }))
+        .expect("RemoveNode");
+    converged(&[&nodes[0], &nodes[1]], 2);
+    // Node 3 hears that it is no longer a member and is refused when it asks again.
+    until("node 3 to give up", || {
+        nodes[2]
+            .proc
+            .transcript()
+            .contains("removed from the cluster by an operator")
+            .then_some(())
+    });
+    let st = status(&nodes[0]).expect("status");
+    assert_eq!(st.members.len(), 2, "{st:?}");
+    assert!(st.members.iter().all(|m| m.id != 3));
 }

@@ -64,6 +64,14 @@ pub enum ClusterError {
     Invalid(String),
     #[error("timed out: {0}")]
     Timeout(String),
+    /// The leader does not count this node as a member (it was removed).
+    #[error("this node is not a member of the cluster")]
+    NotMember,
+    /// An operator removed this node: it is not admitted again under its id.
+    #[error(
+        "node {0} was removed from the cluster by an operator; start it with an empty data directory to add it again"
+    )]
+    Evicted(NodeId),
 }
 
 fn raft_err(e: impl std::fmt::Display) -> ClusterError {
@@ -250,6 +258,9 @@ impl Cluster {
                 };
                 match self.channels.client(addr) {
                     Ok(mut c) => match c.join(request).await {
+                        Err(status) if status.code() == tonic::Code::PermissionDenied => {
+                            return Err(ClusterError::Evicted(self.id));
+                        }
                         Ok(reply) => {
                             let reply = reply.into_inner();
                             tracing::info!(
@@ -297,6 +308,17 @@ impl Cluster {
         Some((id, member))
     }
 
+    /// Whether `id` is a member in the membership this node knows.
+    pub fn is_member(&self, id: NodeId) -> bool {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .is_some()
+    }
+
     /// The voters of the membership this node knows.
     pub fn voters(&self) -> BTreeSet<NodeId> {
         self.raft
@@ -333,6 +355,27 @@ impl Cluster {
                     if let Some(node) = f.leader_node {
                         return self.forward_write(&node.grpc, &cmd).await;
                     }
+                    // No leader known here (an election, or this node was cut off or removed
+                    // and hears from nobody): any other member forwards to the leader it knows.
+                    if attempts % 5 == 0 {
+                        let others: Vec<String> = self.sm.read(|a| {
+                            a.membership
+                                .membership()
+                                .nodes()
+                                .filter(|(id, _)| **id != self.id)
+                                .map(|(_, m)| m.grpc.clone())
+                                .collect()
+                        });
+                        for addr in others {
+                            match self.forward_write(&addr, &cmd).await {
+                                Ok(r) => return Ok(r),
+                                Err(ClusterError::NotMember) => {
+                                    return Err(ClusterError::NotMember);
+                                }
+                                Err(e) => tracing::debug!(via = %addr, "write: {e}"),
+                            }
+                        }
+                    }
                     if attempts >= 30 {
                         return Err(ClusterError::NoLeader);
                     }
@@ -354,7 +397,10 @@ impl Cluster {
         let reply = tokio::time::timeout(Duration::from_secs(5), call)
             .await
             .map_err(|_| ClusterError::Timeout(format!("write through {addr}")))?
-            .map_err(|s| peer_err(addr, s.message()))?
+            .map_err(|s| match s.code() {
+                tonic::Code::FailedPrecondition => ClusterError::NotMember,
+                _ => peer_err(addr, s.message()),
+            })?
             .into_inner();
         let response: Response =
             serde_json::from_slice(&reply.json).map_err(|e| peer_err(addr, e))?;
@@ -400,6 +446,9 @@ impl Cluster {
     /// Admits a node (on the leader; other members forward): learner, then voter while the
     /// cluster has fewer voters than configured. Returns whether it votes.
     pub async fn admit(&self, id: NodeId, member: Member) -> Result<bool, ClusterError> {
+        if self.sm.read(|a| a.state.meta.evicted.contains(&id)) {
+            return Err(ClusterError::Evicted(id));
+        }
         let membership = self.raft.metrics().borrow().membership_config.clone();
         let current = membership.membership();
         if let Some(known) = current.get_node(&id) {
@@ -433,7 +482,7 @@ impl Cluster {
 
     /// Removes a node (on the leader): its routers lose their owner, it leaves the
     /// membership, and a learner is promoted if voters are missing.
-    pub async fn remove(&self, id: NodeId) -> Result<(), ClusterError> {
+    pub async fn remove(&self, id: NodeId, evict: bool) -> Result<(), ClusterError> {
         let membership = self.raft.metrics().borrow().membership_config.clone();
         let current = membership.membership();
         if current.get_node(&id).is_none() {
@@ -445,7 +494,7 @@ impl Cluster {
                 "node {id} is the only voter; it cannot leave"
             )));
         }
-        self.write_on_leader(Command::ForgetNode { node: id })
+        self.write_on_leader(Command::ForgetNode { node: id, evict })
             .await?;
         let change = if voters.contains(&id) {
             ChangeMembers::RemoveVoters(BTreeSet::from([id]))
@@ -537,7 +586,10 @@ impl Cluster {
         for id in state.nodes.keys() {
             if !members.contains_key(id)
                 && let Err(e) = self
-                    .write_on_leader(Command::ForgetNode { node: *id })
+                    .write_on_leader(Command::ForgetNode {
+                        node: *id,
+                        evict: false,
+                    })
                     .await
             {
                 tracing::debug!(node = id, "forget node: {e}");
@@ -553,6 +605,21 @@ impl Cluster {
                     .is_some_and(|n| n.lease_until_ms > now && !n.leaving)
             })
             .collect();
+        // Members dead for long (no lease renewal) are removed; a learner takes a voter's
+        // place below.
+        if let Some(after) = self.settings.remove_dead_after {
+            let after = after.as_millis() as UnixMs;
+            for (id, entry) in &state.nodes {
+                if *id != self.id && members.contains_key(id) && entry.lease_until_ms + after < now
+                {
+                    tracing::warn!(node = id, "removing a member dead for {after} ms");
+                    if let Err(e) = self.remove(*id, false).await {
+                        tracing::warn!(node = id, "removing a dead member: {e}");
+                    }
+                    return;
+                }
+            }
+        }
         // Promote a live learner while voters are missing.
         let voters: BTreeSet<NodeId> = membership.membership().voter_ids().collect();
         if voters.len() < self.settings.voters
@@ -679,9 +746,40 @@ impl Cluster {
             owned,
             leaving: false,
         };
-        let write = tokio::time::timeout(self.settings.lease, self.write_on_leader(cmd));
-        match write.await {
+        // The membership this node applied may already say it was removed.
+        let outcome = if self.is_member(self.id) {
+            tokio::time::timeout(self.settings.lease, self.write_on_leader(cmd)).await
+        } else {
+            Ok(Err(ClusterError::NotMember))
+        };
+        match outcome {
             Ok(Ok(_)) => {}
+            Ok(Err(ClusterError::NotMember)) => {
+                // Removed while it was away (cut off, or silent for too long): ask again.
+                tracing::warn!(
+                    node = self.id,
+                    "no longer a member: asking to be admitted again"
+                );
+                let mut candidates = self.settings.join.clone();
+                candidates.extend(self.sm.read(|a| {
+                    a.membership
+                        .membership()
+                        .nodes()
+                        .filter(|(id, _)| **id != self.id)
+                        .map(|(_, m)| m.grpc.clone())
+                        .collect::<Vec<_>>()
+                }));
+                match self.join(&candidates).await {
+                    Ok(()) => {}
+                    Err(e @ ClusterError::Evicted(_)) => {
+                        // Stop renewing: this node serves nothing any more.
+                        tracing::error!(node = self.id, "{e}");
+                        self.leaving.store(true, Ordering::SeqCst);
+                        self.ownership.relinquish_all();
+                    }
+                    Err(e) => tracing::warn!(node = self.id, "admission: {e}"),
+                }
+            }
             Ok(Err(e)) => tracing::debug!("lease renewal: {e}"),
             Err(_) => tracing::debug!("lease renewal timed out"),
         }
@@ -783,7 +881,7 @@ impl Cluster {
 
     async fn request_leave(&self) -> Result<(), ClusterError> {
         if self.is_leader() {
-            return self.remove(self.id).await;
+            return self.remove(self.id, false).await;
         }
         let (_, leader) = self.leader().ok_or(ClusterError::NoLeader)?;
         let mut client = self

@@ -41,6 +41,8 @@ pub fn status(e: ClusterError) -> Status {
     match e {
         ClusterError::NoLeader | ClusterError::Timeout(_) => Status::unavailable(e.to_string()),
         ClusterError::Invalid(_) => Status::invalid_argument(e.to_string()),
+        ClusterError::NotMember => Status::failed_precondition(e.to_string()),
+        ClusterError::Evicted(_) => Status::permission_denied(e.to_string()),
         ClusterError::Refused(super::Refusal::NotFound { .. }) => Status::not_found(e.to_string()),
         ClusterError::Refused(_) => Status::failed_precondition(e.to_string()),
         _ => Status::internal(e.to_string()),
@@ -78,6 +80,16 @@ impl ClusterRpc for ClusterService {
         request: Request<pb::RaftPayload>,
     ) -> Result<GrpcResponse<pb::WriteReply>, Status> {
         let cmd: Command = decode(&request.into_inner().json)?;
+        // A removed node's renewals are refused, so it asks to be admitted again. (Only the
+        // leader judges: a follower forwarding the write may lag behind.)
+        if let Command::Heartbeat { node, .. } = &cmd
+            && self.cluster.is_leader()
+            && !self.cluster.is_member(*node)
+        {
+            return Err(Status::failed_precondition(format!(
+                "node {node} is not a member of the cluster"
+            )));
+        }
         let (response, index): (Response, u64) =
             self.cluster.write_on_leader(cmd).await.map_err(status)?;
         let json = serde_json::to_vec(&response).map_err(|e| Status::internal(e.to_string()))?;
@@ -136,8 +148,9 @@ impl ClusterRpc for ClusterService {
             let mut leader = self.cluster.leader_client().map_err(status)?;
             return leader.leave(request.into_inner()).await;
         }
+        // A node leaving by itself may come back later; see RemoveNode for evictions.
         self.cluster
-            .remove(request.into_inner().node_id)
+            .remove(request.into_inner().node_id, false)
             .await
             .map_err(status)?;
         Ok(GrpcResponse::new(pb::LeaveReply {}))

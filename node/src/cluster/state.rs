@@ -84,8 +84,13 @@ pub enum Command {
         owned: Vec<(String, u64)>,
         leaving: bool,
     },
-    /// Forgets a node that left the membership; the routers it owned have no owner.
-    ForgetNode { node: NodeId },
+    /// Forgets a node that left the membership; the routers it owned have no owner. `evict`:
+    /// an operator removed it, and it is not admitted again under this id.
+    ForgetNode {
+        node: NodeId,
+        #[serde(default)]
+        evict: bool,
+    },
     /// Writes the configured catalog once, when the cluster is created; a no-op afterwards.
     SeedCatalog(CatalogFile),
 }
@@ -182,6 +187,9 @@ pub struct Meta {
     pub next_node_id: NodeId,
     /// The configured catalog was written ([`Command::SeedCatalog`]).
     pub catalog_seeded: bool,
+    /// Node ids an operator removed: not admitted again.
+    #[serde(default)]
+    pub evicted: BTreeSet<NodeId>,
 }
 
 /// The replicated control state (what a snapshot holds, with the membership).
@@ -437,9 +445,12 @@ impl ControlState {
                 }
                 Response::Applied
             }
-            Command::ForgetNode { node } => {
+            Command::ForgetNode { node, evict } => {
                 if self.nodes.remove(node).is_some() {
                     touched.push(Key::Node(*node));
+                }
+                if *evict && self.meta.evicted.insert(*node) {
+                    touched.push(Key::Meta);
                 }
                 for (name, r) in &mut self.routers {
                     if r.active == Some(*node) {

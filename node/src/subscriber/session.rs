@@ -204,10 +204,15 @@ impl SubscriberSession {
 
     /// Ends the session: removed from the registry and the store, actor stopped.
     fn end(&mut self, ctx: &mut Context<Self>, detail: &str) {
+        self.end_as(ctx, EventKind::Logout, detail);
+    }
+
+    /// [`SubscriberSession::end`], announced as `kind`.
+    fn end_as(&mut self, ctx: &mut Context<Self>, kind: EventKind, detail: &str) {
         if self.ended {
             return;
         }
-        self.event(EventKind::Logout, "", detail);
+        self.event(kind, "", detail);
         self.ended = true;
         let addr = ctx.address();
         self.sae.sessions.remove(&self.record.session_id, &addr);
@@ -663,6 +668,22 @@ impl Handler<EndSession> for SubscriberSession {
 
     fn handle(&mut self, msg: EndSession, ctx: &mut Context<Self>) {
         self.end(ctx, &msg.detail);
+    }
+}
+
+/// The session's router moved to another node: end the session here without a word to the
+/// router (the new owner rebuilds it from the router's replay).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HandOver {
+    pub detail: String,
+}
+
+impl Handler<HandOver> for SubscriberSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: HandOver, ctx: &mut Context<Self>) {
+        self.end_as(ctx, EventKind::HandedOver, &msg.detail);
     }
 }
 
