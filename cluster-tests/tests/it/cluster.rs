@@ -581,3 +581,101 @@ fn an_operator_removes_a_live_node_and_it_stays_out() {
     assert_eq!(st.members.len(), 2, "{st:?}");
     assert!(st.members.iter().all(|m| m.id != 3));
 }
+
+/// A router simulator with its own Origin-Host, connected to every node.
+fn named_router_sim(nodes: &[&SaeNode], origin_host: &str, subscribers: u64) -> Sim {
+    let mut args: Vec<String> = vec!["router".into()];
+    for n in nodes {
+        args.extend(["--connect".into(), n.diameter.to_string()]);
+    }
+    args.extend(
+        [
+            "--origin-host",
+            origin_host,
+            "--origin-realm",
+            "test.realm",
+            "--no-confirm",
+            "--user-template",
+        ]
+        .map(String::from),
+    );
+    args.push(format!("{origin_host}-user{{n}}@example.net"));
+    args.extend([
+        "--subscribers".into(),
+        subscribers.to_string(),
+        "--rate".into(),
+        "100".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Sim::spawn(&args)
+}
+
+#[test]
+fn five_nodes_three_voters_and_every_node_serves_a_router() {
+    let routers = [
+        "r1.test.realm",
+        "r2.test.realm",
+        "r3.test.realm",
+        "r4.test.realm",
+        "r5.test.realm",
+    ];
+    let config = |i: usize| {
+        let mut c = node_config(ip(18, i), host(i), "");
+        c.allowed_peers = Some(routers.to_vec());
+        c
+    };
+    let first = SaeNode::start(&config(1));
+    let mut nodes = vec![first];
+    for i in 2..=5 {
+        let args = join_args(&nodes[0]);
+        nodes.push(SaeNode::start_with(&config(i), &args));
+    }
+    let refs: Vec<&SaeNode> = nodes.iter().collect();
+    converged(&refs, 5);
+    let st = status(&nodes[0]).expect("status");
+    let voters = st.members.iter().filter(|m| m.role == "voter").count();
+    assert_eq!((voters, st.members.len() - voters), (3, 2), "{st:?}");
+    // Five routers connected to every node: the least-loaded rule gives each node one,
+    // learners included.
+    let sims: Vec<Sim> = routers
+        .iter()
+        .map(|r| named_router_sim(&refs, r, 20))
+        .collect();
+    let owners = until("every router placed on its own node", || {
+        let st = status(&nodes[0])?;
+        let owners: BTreeSet<u64> = st
+            .routers
+            .iter()
+            .filter(|r| r.owner != 0)
+            .map(|r| r.owner)
+            .collect();
+        (st.routers.len() == 5 && owners.len() == 5).then_some(owners)
+    });
+    assert_eq!(owners, nodes.iter().map(|n| n.node_id).collect());
+    // Each node holds exactly the sessions of the router it serves.
+    for sim in &sims {
+        all_logins_done(sim, 20);
+    }
+    let st = status(&nodes[0]).expect("status");
+    for r in &st.routers {
+        let node = nodes
+            .iter()
+            .find(|n| n.node_id == r.owner)
+            .expect("owner node");
+        let held = until(
+            &format!("{}'s sessions on node {}", r.router, r.owner),
+            || {
+                let held = users(node);
+                (held.len() == 20).then_some(held)
+            },
+        );
+        assert!(
+            held.iter()
+                .all(|u| u.starts_with(&format!("{}-user", r.router))),
+            "{held:?}"
+        );
+    }
+    for sim in &sims {
+        check_single_active(&events(sim)).unwrap_or_else(|e| panic!("{e}"));
+    }
+}

@@ -100,6 +100,8 @@ pub struct Cluster {
     nudge: Arc<Notify>,
     /// The last log index whose state the node published (router views, catalog).
     published: tokio::sync::watch::Sender<u64>,
+    /// On the leader: when each unassigned router was first reported connected.
+    first_seen: Mutex<HashMap<String, std::time::Instant>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -195,6 +197,7 @@ impl Cluster {
             leaving: AtomicBool::new(false),
             nudge: Arc::new(Notify::new()),
             published: tokio::sync::watch::channel(0).0,
+            first_seen: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
         }))
     }
@@ -555,6 +558,34 @@ impl Cluster {
         }
     }
 
+    /// New routers not yet reported by every live node, seen for less than one renewal
+    /// period.
+    fn settling(
+        &self,
+        wanted: &BTreeSet<&String>,
+        live: &[NodeId],
+        state: &ControlState,
+    ) -> BTreeSet<String> {
+        let mut first_seen = self.first_seen.lock().expect("first-seen lock");
+        first_seen.retain(|r, _| wanted.contains(r) && !state.routers.contains_key(r));
+        let mut settling = BTreeSet::new();
+        for router in wanted {
+            if state.routers.contains_key(*router) {
+                continue;
+            }
+            let seen = *first_seen
+                .entry((*router).clone())
+                .or_insert_with(std::time::Instant::now);
+            let everywhere = live
+                .iter()
+                .all(|id| state.nodes[id].connected.contains(*router));
+            if !everywhere && seen.elapsed() < self.settings.renew {
+                settling.insert((*router).clone());
+            }
+        }
+        settling
+    }
+
     /// One round of the leader's duties; on followers, an election when the leader left the
     /// membership (a removed leader steps down without naming a successor).
     async fn balance(&self) {
@@ -645,7 +676,14 @@ impl Cluster {
             .filter_map(|id| state.nodes.get(id))
             .flat_map(|n| n.connected.iter())
             .collect();
+        // A router that was never placed waits (one renewal period at most) until every live
+        // node reports it, so that it goes to the least-loaded of all the nodes it connects
+        // to, not to the first that noticed it.
+        let settling = self.settling(&wanted, &live, &state);
         for router in wanted {
+            if settling.contains(router) {
+                continue;
+            }
             let entry = state.routers.get(router).cloned().unwrap_or_default();
             if entry.active.is_some() && entry.lease_until_ms > now - skew {
                 continue;
