@@ -152,6 +152,25 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         .await
         .map_err(|e| anyhow::anyhow!("cluster: {e}"))?;
     let _ = sae.cluster.set(cluster.clone());
+    // Sessions of routers that moved to another node end here (the new owner rebuilds them
+    // from the router's replay).
+    let mut lost = sae.ownership.subscribe_lost();
+    let s = sae.clone();
+    let hand_over = tokio::spawn(async move {
+        loop {
+            match lost.recv().await {
+                Ok(router) => {
+                    let sessions = router.strip_prefix("cops:").unwrap_or(&router);
+                    let n = s.hand_over(sessions, "the router moved to another node");
+                    tracing::info!(%router, sessions = n, "router handed over");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "router hand-overs missed");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
     let management = grpc::ManagementService {
         node_name: config.name.clone(),
         started: std::time::Instant::now(),
@@ -160,7 +179,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         cops: cops_shared,
         cluster: cluster.clone(),
     };
-    let mut tasks = Vec::new();
+    let mut tasks = vec![hand_over];
     let (health, health_service) = grpc::health();
     grpc::set_ready(&health, false).await;
     tasks.push(tokio::spawn(async move {

@@ -53,6 +53,9 @@ impl RouterView {
 pub struct Ownership {
     standalone: bool,
     routers: Mutex<HashMap<String, watch::Sender<RouterView>>>,
+    /// Routers this node owned and another node owns now (whether or not a driver is
+    /// connected): their sessions here end.
+    lost: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Ownership {
@@ -61,6 +64,7 @@ impl Ownership {
         Ownership {
             standalone: false,
             routers: Mutex::new(HashMap::new()),
+            lost: tokio::sync::broadcast::channel(1024).0,
         }
     }
 
@@ -69,6 +73,7 @@ impl Ownership {
         Ownership {
             standalone: true,
             routers: Mutex::new(HashMap::new()),
+            lost: tokio::sync::broadcast::channel(1).0,
         }
     }
 
@@ -83,6 +88,11 @@ impl Ownership {
         } else {
             RouterView::default()
         }
+    }
+
+    /// Routers this node loses to another node, as they are published.
+    pub fn subscribe_lost(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.lost.subscribe()
     }
 
     /// Watches a router's view (a driver, while its connection is open).
@@ -127,6 +137,10 @@ impl Ownership {
             let view = view.with_live(now);
             match map.get(&router) {
                 Some(tx) => {
+                    let was_mine = tx.borrow().mine;
+                    if was_mine && !view.mine && view.owner.is_some() {
+                        let _ = self.lost.send(router.clone());
+                    }
                     tx.send_if_modified(|v| {
                         let changed = *v != view;
                         if changed {
@@ -160,7 +174,10 @@ impl Ownership {
     /// This node stops acting on every router (graceful leave): every view says "not mine".
     pub fn relinquish_all(&self) {
         let map = self.routers.lock().expect("ownership lock");
-        for tx in map.values() {
+        for (router, tx) in map.iter() {
+            if tx.borrow().mine {
+                let _ = self.lost.send(router.clone());
+            }
             tx.send_if_modified(|v| {
                 let changed = v.mine || v.live;
                 v.mine = false;

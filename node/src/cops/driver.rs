@@ -422,11 +422,7 @@ impl CopsDriver {
                             self.redirect(ct, &pepid, address);
                         }
                         if was.is_some() {
-                            let n = self.shared.sae.hand_over(
-                                &pepid.to_ascii_lowercase(),
-                                &format!("PEP handed over to node {:?}", view.owner),
-                            );
-                            tracing::info!(%pepid, sessions = n, "PEP handed over");
+                            tracing::info!(%pepid, owner = ?view.owner, "PEP handed over");
                         }
                     }
                     _ if was.is_some() => {

@@ -296,11 +296,9 @@ impl RouterDriver {
                     if self.view.mine {
                         tracing::warn!(%router, epoch, "lease lapsed: not acting on the router");
                     } else {
-                        let n = self.sae().hand_over(
-                            &router,
-                            &format!("router handed over to node {:?}", self.view.owner),
-                        );
-                        tracing::info!(%router, epoch, owner = ?self.view.owner, sessions = n, "router handed over");
+                        // Its sessions here end as the cluster publishes the move
+                        // (`Sae::hand_over`).
+                        tracing::info!(%router, epoch, owner = ?self.view.owner, "router handed over");
                     }
                 }
                 if self.owner_elsewhere().is_some() {
