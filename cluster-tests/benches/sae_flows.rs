@@ -21,6 +21,10 @@
 //!   a follower's management API: each a Raft commit on a three-node cluster, applied locally
 //!   before the call returns.
 //!
+//! - `raft-disk`: the Raft database's size on disk (sled) on each of three nodes after N
+//!   catalog writes with a snapshot every 1,000 entries: growth stays bounded by the snapshot
+//!   and the kept log tail.
+//!
 //! Run: `cargo build --release -p sae-node && cargo bench -p sae-cluster-tests --bench sae_flows`.
 //! Sizes can be changed with SAE_BENCH_{RATE,RATE_LOGINS,SAT_LOGINS,PPRS,IDLE_SESSIONS,
 //! FAILOVER_SESSIONS,CONTROL_WRITES}.
@@ -100,12 +104,13 @@ impl Node {
         Node::start_member(CONFIG.to_owned(), &[])
     }
 
-    /// A node with its own Origin-Host, joining `join` (a gRPC address) when given.
-    fn start_clustered(i: usize, join: Option<&str>) -> Node {
+    /// A node with its own Origin-Host, joining `join` (a gRPC address) when given, with
+    /// extra TOML appended to its configuration.
+    fn start_clustered_with(i: usize, join: Option<&str>, extra: &str) -> Node {
         let config = CONFIG.replace(
             "origin_host = \"sae-bench.test.realm\"",
             &format!("origin_host = \"sae-bench{i}.test.realm\""),
-        );
+        ) + extra;
         let args: Vec<String> = join
             .map(|j| vec!["--join".to_owned(), j.to_owned()])
             .unwrap_or_default();
@@ -150,6 +155,23 @@ impl Node {
             grpc,
             _dir: dir,
         }
+    }
+
+    fn raft_disk_bytes(&self) -> u64 {
+        fn size(p: &std::path::Path) -> u64 {
+            std::fs::read_dir(p)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| match e.metadata() {
+                            Ok(m) if m.is_dir() => size(&e.path()),
+                            Ok(m) => m.len(),
+                            Err(_) => 0,
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        size(&self._dir.path().join("sae-raft"))
     }
 
     fn rss_bytes(&self) -> u64 {
@@ -459,12 +481,16 @@ fn cluster_status(rt: &tokio::runtime::Runtime, grpc: &str) -> Option<pb::Cluste
 
 /// Three nodes, the first created the cluster, all agreeing on a leader.
 fn three_nodes(rt: &tokio::runtime::Runtime) -> Vec<Node> {
-    let first = Node::start_clustered(1, None);
+    three_nodes_with(rt, "")
+}
+
+fn three_nodes_with(rt: &tokio::runtime::Runtime, extra: &str) -> Vec<Node> {
+    let first = Node::start_clustered_with(1, None, extra);
     let join = first.grpc.clone();
     let nodes = vec![
         first,
-        Node::start_clustered(2, Some(&join)),
-        Node::start_clustered(3, Some(&join)),
+        Node::start_clustered_with(2, Some(&join), extra),
+        Node::start_clustered_with(3, Some(&join), extra),
     ];
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -617,7 +643,7 @@ fn failover(sessions: u64) -> Json {
     })
 }
 
-/// `count` PutService calls one after the other through `grpc`.
+/// `count` PutService calls one after the other through `grpc` (over 200 service names).
 fn control_writes(rt: &tokio::runtime::Runtime, grpc: &str, count: u64, tag: &str) -> Json {
     let mut h = Histogram::<u64>::new(3).expect("histogram");
     let started = Instant::now();
@@ -629,7 +655,8 @@ fn control_writes(rt: &tokio::runtime::Runtime, grpc: &str, count: u64, tag: &st
             let t = Instant::now();
             c.put_service(pb::PutServiceRequest {
                 service: Some(pb::Service {
-                    name: format!("{tag}{i}"),
+                    // 200 services, each written again and again.
+                    name: format!("{tag}{}", i % 200),
                     policy_name: format!("{tag}-policy-{i}"),
                     ..Default::default()
                 }),
@@ -755,6 +782,26 @@ fn main() {
         r["measurement"] = "control-writes-follower".into();
         r["what"] = "PutService through a follower, sequential: forwarded to the leader, committed, applied on the follower".into();
         print(&r);
+    }
+
+    if wanted("raft-disk") {
+        let rt = rt();
+        let nodes = three_nodes_with(&rt, "\n[cluster]\nsnapshot_after = 1000\n");
+        let writes = env_or("SAE_BENCH_DISK_WRITES", 20_000);
+        let mut sizes = Vec::new();
+        let step = writes / 4;
+        for round in 0..4 {
+            control_writes(&rt, &nodes[0].grpc, step, &format!("d{round}-"));
+            sizes.push(json!({
+                "writes": step * (round + 1),
+                "bytes": nodes.iter().map(Node::raft_disk_bytes).collect::<Vec<_>>(),
+            }));
+        }
+        print(&json!({
+            "measurement": "raft-disk",
+            "what": "size of each node's Raft database (sled) after N catalog writes (over 200 service names), a snapshot every 1,000 entries, plus the lease renewals",
+            "sizes": sizes,
+        }));
     }
 
     if wanted("memory") {
