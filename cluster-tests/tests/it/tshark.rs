@@ -405,6 +405,18 @@ fn every_message() -> Vec<Captured> {
     );
     link.sae_answer(aaa);
 
+    // A node that does not serve the router redirects it to the one that does (3006 with
+    // Redirect-Host, a DiameterURI), as the SAE's answer builder writes it.
+    let req = link.router_request(aar(7));
+    let local = sae_node::subscriber::messages::Local {
+        origin_host: SAE.into(),
+        origin_realm: REALM.into(),
+    };
+    let redirect =
+        sae_node::subscriber::messages::redirect(&req, &local, "aaa://sae-2.test.realm:3868");
+    assert!(redirect.header.flags.is_error());
+    link.sae_answer(redirect);
+
     // SAE pushes a policy change: PPR with an install and a remove, PPA.
     let mut ppr = Message::request(command::PUSH_PROFILE, app::JSRC, true)
         .with(session(1))
