@@ -691,7 +691,9 @@ impl Cluster {
             let best = live
                 .iter()
                 .filter(|id| state.nodes[id].connected.contains(router))
-                .min_by_key(|id| (load[id], **id));
+                // Ties go to a node other than the leader, so that losing the leader does
+                // not also wait for an election before its routers move.
+                .min_by_key(|id| (load[id], **id == self.id, **id));
             let Some(&node) = best else { continue };
             let cmd = Command::AssignRouter {
                 router: router.clone(),
