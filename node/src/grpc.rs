@@ -232,6 +232,17 @@ fn refusal_status(r: Refusal) -> Status {
 }
 
 impl ManagementService {
+    /// The leader's management API, for what only the leader decides (router moves, node
+    /// removals), over the cluster's cached channel.
+    fn leader_management(
+        &self,
+    ) -> Result<pb::management_client::ManagementClient<tonic::transport::Channel>, Status> {
+        self.cluster
+            .leader_channel()
+            .map(pb::management_client::ManagementClient::new)
+            .map_err(crate::cluster::service::status)
+    }
+
     /// A catalog change: a control-state command through the cluster's leader; once it
     /// returns, this node's catalog holds the change.
     async fn catalog_write(&self, cmd: Command) -> Result<(), Status> {
@@ -459,16 +470,7 @@ impl Management for ManagementService {
                 .await
                 .map_err(crate::cluster::service::status)?;
         } else {
-            // The leader decides moves: ask it through its management API.
-            let (_, leader) = self
-                .cluster
-                .leader()
-                .ok_or_else(|| Status::unavailable("no leader is known"))?;
-            let mut client =
-                pb::management_client::ManagementClient::connect(format!("http://{}", leader.grpc))
-                    .await
-                    .map_err(|e| Status::unavailable(format!("leader {}: {e}", leader.grpc)))?;
-            client
+            self.leader_management()?
                 .move_router(pb::MoveRouterRequest {
                     router: router.clone(),
                     node_id: req.node_id,
@@ -498,16 +500,7 @@ impl Management for ManagementService {
                 .await
                 .map_err(crate::cluster::service::status)?;
         } else {
-            // The leader decides: ask it through its management API.
-            let (_, leader) = self
-                .cluster
-                .leader()
-                .ok_or_else(|| Status::unavailable("no leader is known"))?;
-            let mut client =
-                pb::management_client::ManagementClient::connect(format!("http://{}", leader.grpc))
-                    .await
-                    .map_err(|e| Status::unavailable(format!("leader {}: {e}", leader.grpc)))?;
-            client
+            self.leader_management()?
                 .remove_node(pb::RemoveNodeRequest { node_id })
                 .await?;
         }

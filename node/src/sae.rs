@@ -320,12 +320,7 @@ impl Sae {
         let Some((_, addr)) = self.routers.get(router) else {
             return Err(SendError::NotConnected(router.to_owned()));
         };
-        if self
-            .ownership
-            .view(router)
-            .serving_at(crate::model::now_ms())
-            .is_none()
-        {
+        if self.ownership.serving(router).is_none() {
             return Err(SendError::NotServed(router.to_owned()));
         }
         let failed = |reason: String| SendError::Failed {

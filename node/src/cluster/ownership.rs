@@ -7,7 +7,7 @@
 //! A node outside a cluster ([`Ownership::standalone`]) owns every router.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::RwLock;
 
 use tokio::sync::watch;
 
@@ -52,7 +52,7 @@ impl RouterView {
 #[derive(Debug)]
 pub struct Ownership {
     standalone: bool,
-    routers: Mutex<HashMap<String, watch::Sender<RouterView>>>,
+    routers: RwLock<HashMap<String, watch::Sender<RouterView>>>,
     /// Routers this node owned and another node owns now (whether or not a driver is
     /// connected): their sessions here end.
     lost: tokio::sync::broadcast::Sender<String>,
@@ -63,7 +63,7 @@ impl Ownership {
     pub fn clustered() -> Ownership {
         Ownership {
             standalone: false,
-            routers: Mutex::new(HashMap::new()),
+            routers: RwLock::new(HashMap::new()),
             lost: tokio::sync::broadcast::channel(1024).0,
         }
     }
@@ -72,7 +72,7 @@ impl Ownership {
     pub fn standalone() -> Ownership {
         Ownership {
             standalone: true,
-            routers: Mutex::new(HashMap::new()),
+            routers: RwLock::new(HashMap::new()),
             lost: tokio::sync::broadcast::channel(1).0,
         }
     }
@@ -97,7 +97,7 @@ impl Ownership {
 
     /// Watches a router's view (a driver, while its connection is open).
     pub fn watch(&self, router: &str) -> watch::Receiver<RouterView> {
-        let mut map = self.routers.lock().expect("ownership lock");
+        let mut map = self.routers.write().expect("ownership lock");
         map.entry(router.to_owned())
             .or_insert_with(|| watch::channel(self.default_view()).0)
             .subscribe()
@@ -105,20 +105,31 @@ impl Ownership {
 
     /// The router's view now.
     pub fn view(&self, router: &str) -> RouterView {
-        let map = self.routers.lock().expect("ownership lock");
+        let map = self.routers.read().expect("ownership lock");
         map.get(router)
             .map(|tx| tx.borrow().clone())
             .unwrap_or_else(|| self.default_view())
     }
 
+    /// The epoch this node may act on the router in right now, if any (checked before every
+    /// message to a router: no copy of the view).
+    pub fn serving(&self, router: &str) -> Option<u64> {
+        let now = now_ms();
+        let map = self.routers.read().expect("ownership lock");
+        match map.get(router) {
+            Some(tx) => tx.borrow().serving_at(now),
+            None => self.standalone.then_some(0),
+        }
+    }
+
     /// Whether this node may act on the router in `epoch` right now.
     pub fn may_act(&self, router: &str, epoch: u64) -> bool {
-        self.view(router).serving_at(now_ms()) == Some(epoch)
+        self.serving(router) == Some(epoch)
     }
 
     /// Routers a driver currently watches (connected to this node).
     pub fn connected(&self) -> BTreeSet<String> {
-        let map = self.routers.lock().expect("ownership lock");
+        let map = self.routers.read().expect("ownership lock");
         map.iter()
             .filter(|(_, tx)| tx.receiver_count() > 0)
             .map(|(r, _)| r.clone())
@@ -132,7 +143,7 @@ impl Ownership {
             return;
         }
         let now = now_ms();
-        let mut map = self.routers.lock().expect("ownership lock");
+        let mut map = self.routers.write().expect("ownership lock");
         for (router, view) in views {
             let view = view.with_live(now);
             match map.get(&router) {
@@ -160,7 +171,7 @@ impl Ownership {
     /// not-before that passed).
     pub fn expire(&self) {
         let now = now_ms();
-        let map = self.routers.lock().expect("ownership lock");
+        let map = self.routers.read().expect("ownership lock");
         for tx in map.values() {
             tx.send_if_modified(|v| {
                 let live = v.serving_at(now).is_some();
@@ -173,7 +184,7 @@ impl Ownership {
 
     /// This node stops acting on every router (graceful leave): every view says "not mine".
     pub fn relinquish_all(&self) {
-        let map = self.routers.lock().expect("ownership lock");
+        let map = self.routers.read().expect("ownership lock");
         for (router, tx) in map.iter() {
             if tx.borrow().mine {
                 let _ = self.lost.send(router.clone());
@@ -189,7 +200,7 @@ impl Ownership {
 
     /// Routers this node owns (any lease state), with epochs.
     pub fn owned(&self) -> Vec<(String, u64)> {
-        let map = self.routers.lock().expect("ownership lock");
+        let map = self.routers.read().expect("ownership lock");
         map.iter()
             .filter_map(|(r, tx)| {
                 let v = tx.borrow();

@@ -221,14 +221,7 @@ impl Cluster {
             // idempotent, and a node that left gracefully, or whose addresses changed, is
             // otherwise not one. Without `join`, the other members it knew are asked.
             let candidates: Vec<String> = if self.settings.join.is_empty() {
-                self.sm.read(|a| {
-                    a.membership
-                        .membership()
-                        .nodes()
-                        .filter(|(id, _)| **id != self.id)
-                        .map(|(_, m)| m.grpc.clone())
-                        .collect()
-                })
+                self.other_members()
             } else {
                 self.settings.join.clone()
             };
@@ -311,6 +304,18 @@ impl Cluster {
         Some((id, member))
     }
 
+    /// The gRPC addresses of the other members in the membership this node applied.
+    fn other_members(&self) -> Vec<String> {
+        self.sm.read(|a| {
+            a.membership
+                .membership()
+                .nodes()
+                .filter(|(id, _)| **id != self.id)
+                .map(|(_, m)| m.grpc.clone())
+                .collect()
+        })
+    }
+
     /// Whether `id` is a member in the membership this node knows.
     pub fn is_member(&self, id: NodeId) -> bool {
         self.raft
@@ -361,15 +366,7 @@ impl Cluster {
                     // No leader known here (an election, or this node was cut off or removed
                     // and hears from nobody): any other member forwards to the leader it knows.
                     if attempts % 5 == 0 {
-                        let others: Vec<String> = self.sm.read(|a| {
-                            a.membership
-                                .membership()
-                                .nodes()
-                                .filter(|(id, _)| **id != self.id)
-                                .map(|(_, m)| m.grpc.clone())
-                                .collect()
-                        });
-                        for addr in others {
+                        for addr in self.other_members() {
                             match self.forward_write(&addr, &cmd).await {
                                 Ok(r) => return Ok(r),
                                 Err(ClusterError::NotMember) => {
@@ -801,14 +798,7 @@ impl Cluster {
                     "no longer a member: asking to be admitted again"
                 );
                 let mut candidates = self.settings.join.clone();
-                candidates.extend(self.sm.read(|a| {
-                    a.membership
-                        .membership()
-                        .nodes()
-                        .filter(|(id, _)| **id != self.id)
-                        .map(|(_, m)| m.grpc.clone())
-                        .collect::<Vec<_>>()
-                }));
+                candidates.extend(self.other_members());
                 match self.join(&candidates).await {
                     Ok(()) => {}
                     Err(e @ ClusterError::Evicted(_)) => {
@@ -935,13 +925,13 @@ impl Cluster {
         Ok(())
     }
 
-    /// Stops the control loops and Raft without leaving (a crash-like stop, for tests).
-    pub async fn stop(&self) {
-        for t in self.tasks.lock().expect("tasks lock").drain(..) {
-            t.abort();
-        }
-        let _ = self.raft.shutdown().await;
-        let _ = self.db.flush();
+    /// The cached channel to the leader's gRPC listener (its cluster service and management
+    /// API), for calls only the leader serves.
+    pub fn leader_channel(&self) -> Result<tonic::transport::Channel, ClusterError> {
+        let (_, leader) = self.leader().ok_or(ClusterError::NoLeader)?;
+        self.channels
+            .get(&leader.grpc)
+            .map_err(|e| peer_err(&leader.grpc, e))
     }
 
     /// A client of the leader's cluster service, for forwarding membership calls.
@@ -949,10 +939,8 @@ impl Cluster {
         &self,
     ) -> Result<sae_proto::v1::cluster_client::ClusterClient<tonic::transport::Channel>, ClusterError>
     {
-        let (_, leader) = self.leader().ok_or(ClusterError::NoLeader)?;
-        self.channels
-            .client(&leader.grpc)
-            .map_err(|e| peer_err(&leader.grpc, e))
+        self.leader_channel()
+            .map(sae_proto::v1::cluster_client::ClusterClient::new)
     }
 }
 

@@ -9,7 +9,7 @@
 //!
 //! Router ownership: [`Command::AssignRouter`] makes a node the router's active SAE and bumps
 //! the router's epoch; only the active node, with the current epoch, can renew its lease
-//! ([`Command::RenewLease`]) or give the router up ([`Command::ReleaseRouter`]). Another node
+//! ([`Command::Heartbeat`]) or give the router up ([`Command::ReleaseRouter`]). Another node
 //! can be assigned only once the current owner's lease has run out (at the proposer's
 //! `now_ms`), so a node cut off from the majority loses the router only after its lease ends.
 
@@ -42,14 +42,6 @@ pub enum Command {
         node: NodeId,
         epoch: Option<u64>,
         now_ms: UnixMs,
-        until_ms: UnixMs,
-    },
-    /// Extends the active node's lease to `until_ms` (a lease never shrinks). Refused unless
-    /// `node` is the active node and `epoch` the current epoch.
-    RenewLease {
-        router: String,
-        node: NodeId,
-        epoch: u64,
         until_ms: UnixMs,
     },
     /// The active node gives the router up (graceful shutdown, hand-over). Refused unless
@@ -358,19 +350,6 @@ impl ControlState {
                 entry.not_before_ms = 0;
                 Response::Assigned { epoch: entry.epoch }
             }
-            Command::RenewLease {
-                router,
-                node,
-                epoch,
-                until_ms,
-            } => match self.owned_entry(router, *node, *epoch) {
-                Ok(entry) => {
-                    entry.lease_until_ms = entry.lease_until_ms.max(*until_ms);
-                    touched.push(Key::Router(router.clone()));
-                    Response::Applied
-                }
-                Err(refusal) => refusal,
-            },
             Command::ReleaseRouter {
                 router,
                 node,
@@ -422,6 +401,7 @@ impl ControlState {
                 touched.push(Key::Meta);
                 Response::NodeId { id }
             }
+            // A lease never shrinks; routers the node no longer owns in that epoch are skipped.
             Command::Heartbeat {
                 node,
                 until_ms,
@@ -611,6 +591,65 @@ mod tests {
     }
 
     #[test]
+    fn node_ids_moves_forgotten_nodes_and_the_seed() {
+        let mut st = ControlState::default();
+        assert_eq!(
+            st.apply(&Command::AllocateNodeId),
+            Response::NodeId { id: 2 }
+        );
+        assert_eq!(
+            st.apply(&Command::AllocateNodeId),
+            Response::NodeId { id: 3 }
+        );
+        // A move starts a new epoch whose owner waits for the old lease.
+        st.apply(&assign("r", 1, None, 0));
+        let moved = Command::MoveRouter {
+            router: "r".into(),
+            node: 2,
+            epoch: 1,
+            not_before_ms: 10_500,
+            until_ms: 12_500,
+        };
+        assert_eq!(st.apply(&moved), Response::Assigned { epoch: 2 });
+        assert_eq!(
+            (st.routers["r"].active, st.routers["r"].not_before_ms),
+            (Some(2), 10_500)
+        );
+        assert!(matches!(
+            st.apply(&moved),
+            Response::Refused(Refusal::StaleEpoch { .. })
+        ));
+        // A forgotten node owns nothing; an evicted one is remembered.
+        st.apply(&heartbeat(2, 12_000, &[("r", 2)]));
+        st.apply(&Command::ForgetNode {
+            node: 2,
+            evict: true,
+        });
+        assert!(!st.nodes.contains_key(&2));
+        assert_eq!(st.routers["r"].active, None);
+        assert!(st.meta.evicted.contains(&2));
+        // The seed is written once.
+        let seed = CatalogFile {
+            services: vec![service("gold")],
+            rules: vec![rule("default", &["gold"])],
+        };
+        assert_eq!(st.apply(&Command::SeedCatalog(seed)), Response::Applied);
+        assert!(st.meta.catalog_seeded && st.rules.contains_key("default"));
+        st.apply(&Command::DeleteRule {
+            name: "default".into(),
+        });
+        let again = CatalogFile {
+            services: vec![service("silver")],
+            rules: vec![],
+        };
+        assert_eq!(st.apply(&Command::SeedCatalog(again)), Response::Applied);
+        assert!(
+            !st.services.contains_key("silver"),
+            "a second seed is ignored"
+        );
+    }
+
+    #[test]
     fn services_are_validated_and_defaulted() {
         let mut st = ControlState::default();
         assert_eq!(
@@ -703,38 +742,41 @@ mod tests {
         );
     }
 
+    fn heartbeat(node: NodeId, until_ms: UnixMs, owned: &[(&str, u64)]) -> Command {
+        Command::Heartbeat {
+            node,
+            until_ms,
+            connected: BTreeSet::from(["r".to_owned()]),
+            owned: owned.iter().map(|(r, e)| ((*r).to_owned(), *e)).collect(),
+            leaving: false,
+        }
+    }
+
     #[test]
     fn renew_and_release_need_the_active_node_and_current_epoch() {
         let mut st = ControlState::default();
         st.apply(&assign("r", 1, None, 0));
-        let renew = |node, epoch, until_ms| Command::RenewLease {
-            router: "r".into(),
-            node,
-            epoch,
-            until_ms,
-        };
-        assert_eq!(st.apply(&renew(1, 1, 50_000)), Response::Applied);
+        assert_eq!(
+            st.apply(&heartbeat(1, 50_000, &[("r", 1)])),
+            Response::Applied
+        );
         assert_eq!(st.routers["r"].lease_until_ms, 50_000);
+        // The node is alive until then and the router is recorded as connected to it.
+        assert!(st.node_alive(1, 49_999) && !st.node_alive(1, 50_000));
+        assert!(st.nodes[&1].connected.contains("r"));
         // A lease never shrinks.
-        assert_eq!(st.apply(&renew(1, 1, 20_000)), Response::Applied);
+        assert_eq!(
+            st.apply(&heartbeat(1, 20_000, &[("r", 1)])),
+            Response::Applied
+        );
         assert_eq!(st.routers["r"].lease_until_ms, 50_000);
-        assert!(matches!(
-            st.apply(&renew(1, 0, 60_000)),
-            Response::Refused(Refusal::StaleEpoch { .. })
-        ));
-        assert!(matches!(
-            st.apply(&renew(2, 1, 60_000)),
-            Response::Refused(Refusal::NotActive { .. })
-        ));
-        assert!(matches!(
-            st.apply(&Command::RenewLease {
-                router: "other".into(),
-                node: 1,
-                epoch: 1,
-                until_ms: 1
-            }),
-            Response::Refused(Refusal::NotFound { .. })
-        ));
+        // A stale epoch, another node, or a router nobody knows: the router's lease stays.
+        st.apply(&heartbeat(1, 60_000, &[("r", 0)]));
+        st.apply(&heartbeat(2, 60_000, &[("r", 1)]));
+        st.apply(&heartbeat(1, 60_000, &[("other", 1)]));
+        assert_eq!(st.routers["r"].lease_until_ms, 50_000);
+        assert!(!st.routers.contains_key("other"));
+        assert_eq!(st.owned_by(1, 0), vec![("r".to_owned(), 1)]);
         let release = |node, epoch| Command::ReleaseRouter {
             router: "r".into(),
             node,

@@ -518,16 +518,22 @@ mod tests {
         let r = b
             .apply([normal(
                 7,
-                Command::RenewLease {
-                    router: "edge-1".into(),
+                Command::Heartbeat {
                     node: 2,
-                    epoch: 1,
                     until_ms: 20_000,
+                    connected: Default::default(),
+                    owned: vec![("edge-1".into(), 1)],
+                    leaving: false,
                 },
             )])
             .await
             .unwrap();
         assert_eq!(r, vec![Response::Applied]);
+        assert_eq!(
+            b.read(|a| a.state.routers["edge-1"].lease_until_ms),
+            20_000,
+            "the renewal applied on top of the installed snapshot"
+        );
     }
 
     #[tokio::test]
