@@ -547,8 +547,9 @@ pub struct DiameterSection {
     pub vendor_id: u32,
     /// Applications served: "jsrc", "ptsp".
     pub applications: Vec<String>,
-    /// Origin-Hosts allowed to connect. Empty: any peer (logged as a warning at start).
-    pub allowed_peers: Vec<String>,
+    /// Origin-Hosts allowed to connect. Absent: any peer (logged as a warning at start); an
+    /// empty list is refused, as it would turn every router away.
+    pub allowed_peers: Option<Vec<String>>,
     /// What to do when a second connection presents an Origin-Host that is already up:
     /// "replace" (the new connection takes over; the old one is closed) or "reject" (CEA 4003).
     pub duplicate_peer: String,
@@ -572,7 +573,7 @@ impl Default for DiameterSection {
             product_name: "SAE cluster".into(),
             vendor_id: 0,
             applications: vec!["jsrc".into(), "ptsp".into()],
-            allowed_peers: Vec::new(),
+            allowed_peers: None,
             duplicate_peer: "replace".into(),
             watchdog_interval_secs: 30,
             capabilities_timeout_secs: 10,
@@ -676,12 +677,8 @@ impl Config {
 
     /// Reads and validates a file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_toml(&text, path, base)
+        let (file, base) = FileConfig::read(path)?;
+        file.validate(&base)
     }
 
     /// Parses and validates TOML text; `path` names it in errors, relative paths in it are
@@ -692,6 +689,22 @@ impl Config {
             source: Box::new(e),
         })?;
         file.validate(base)
+    }
+}
+
+impl FileConfig {
+    /// Reads and parses a file without validating it (flags may still override fields), and
+    /// the directory relative paths in it are taken from.
+    pub fn read(path: &Path) -> Result<(FileConfig, PathBuf), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let file = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            source: Box::new(e),
+        })?;
+        Ok((file, path.parent().unwrap_or(Path::new(".")).to_path_buf()))
     }
 }
 
@@ -823,8 +836,14 @@ impl FileConfig {
                 "at least one application is needed",
             ));
         }
+        if d.allowed_peers.as_ref().is_some_and(Vec::is_empty) {
+            return Err(invalid(
+                "diameter.allowed_peers",
+                "an empty list would refuse every router; leave the key out to accept any peer",
+            ));
+        }
         let mut allowed = BTreeSet::new();
-        for host in &d.allowed_peers {
+        for host in d.allowed_peers.iter().flatten() {
             if !is_identity(host) {
                 return Err(invalid(
                     "diameter.allowed_peers",
@@ -885,6 +904,7 @@ impl FileConfig {
             })?;
             dictionary
                 .load_str(&text)
+                .and_then(|()| sae_diameter::JuniperCodes::from_dictionary(&dictionary).map(drop))
                 .map_err(|source| ConfigError::Dictionary { path, source })?;
         }
         Ok(Config {

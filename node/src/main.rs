@@ -1,11 +1,13 @@
 //! `sae-node` command line: flags, configuration, logging, then [`sae_node::start`].
 
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sae_node::config::{Config, LogFormat};
+use sae_node::config::{Config, FileConfig};
 
 /// Exit status for a configuration that cannot be used (EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
@@ -49,60 +51,73 @@ struct Cli {
     /// Diameter Origin-Host defaults to `<name>.sae.localdomain`.
     #[arg(long, env = "SAE_NODE_NAME")]
     name: Option<String>,
-    /// Log format, overriding the configuration.
-    #[arg(long, env = "SAE_LOG_FORMAT", value_parser = ["plain", "json"])]
+    /// Log format (`plain` or `json`), overriding the configuration.
+    #[arg(long, env = "SAE_LOG_FORMAT")]
     log_format: Option<String>,
     /// Check the configuration and exit.
     #[arg(long)]
     check_config: bool,
 }
 
+/// The file (or the embedded defaults) with the flags applied, validated as one: a flag's
+/// value meets the same checks as the field it overrides.
 fn load(cli: &Cli) -> Result<Config, String> {
-    let mut config = match &cli.config {
-        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
-        None => Config::defaults(),
+    let (mut file, base) = match &cli.config {
+        Some(path) => FileConfig::read(path).map_err(|e| e.to_string())?,
+        None => (FileConfig::default(), PathBuf::from(".")),
     };
-    if let Some(listen) = &cli.diameter_listen {
-        config.diameter.listen = listen
-            .parse()
-            .map_err(|_| format!("--diameter-listen: {listen:?} is not an address:port"))?;
-    }
-    if let Some(listen) = &cli.grpc_listen {
-        config.grpc_listen = listen
-            .parse()
-            .map_err(|_| format!("--grpc-listen: {listen:?} is not an address:port"))?;
-    }
-    if let Some(listen) = &cli.cops_listen {
-        config.cops.listen = listen
-            .parse()
-            .map_err(|_| format!("--cops-listen: {listen:?} is not an address:port"))?;
-    }
-    if let Some(listen) = &cli.metrics_listen {
-        config.metrics_listen = listen
-            .parse()
-            .map_err(|_| format!("--metrics-listen: {listen:?} is not an address:port"))?;
-    }
+    // (config field, flag) pairs set from the command line, to name the flag in errors.
+    let mut from_flags: Vec<(&str, &str)> = Vec::new();
+    let mut set = |field: &mut String, value: &Option<String>, name: &'static str, flag| {
+        if let Some(v) = value {
+            *field = v.clone();
+            from_flags.push((name, flag));
+        }
+    };
+    set(
+        &mut file.diameter.listen,
+        &cli.diameter_listen,
+        "diameter.listen",
+        "--diameter-listen",
+    );
+    set(
+        &mut file.grpc.listen,
+        &cli.grpc_listen,
+        "grpc.listen",
+        "--grpc-listen",
+    );
+    set(
+        &mut file.cops.listen,
+        &cli.cops_listen,
+        "cops.listen",
+        "--cops-listen",
+    );
+    set(
+        &mut file.metrics.listen,
+        &cli.metrics_listen,
+        "metrics.listen",
+        "--metrics-listen",
+    );
+    set(
+        &mut file.log.format,
+        &cli.log_format,
+        "log.format",
+        "--log-format",
+    );
     if !cli.join.is_empty() {
-        let join: Vec<String> = cli
+        file.cluster.join = cli
             .join
             .iter()
             .map(|j| j.trim().to_owned())
             .filter(|j| !j.is_empty())
             .collect();
-        for j in &join {
-            if j.rsplit_once(':')
-                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
-            {
-                return Err(format!("--join: {j:?} is not host:port"));
-            }
-        }
-        config.cluster.join = join;
+        from_flags.push(("cluster.join", "--join"));
     }
     if let Some(a) = &cli.advertise {
-        config.cluster.advertise = Some(a.clone()).filter(|a| !a.is_empty());
+        file.cluster.advertise = Some(a.clone());
     }
     if let Some(name) = &cli.name {
-        let name = if name == "auto" {
+        file.node.name = if name == "auto" {
             std::fs::read_to_string("/etc/hostname")
                 .ok()
                 .or_else(|| std::env::var("HOSTNAME").ok())
@@ -112,36 +127,36 @@ fn load(cli: &Cli) -> Result<Config, String> {
         } else {
             name.clone()
         };
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-        {
-            return Err(format!(
-                "--name: {name:?} must be letters, digits, '.', '-' or '_'"
-            ));
-        }
-        // The Origin-Host follows the name unless the file set one.
-        if config.diameter.origin_host == format!("{}.sae.localdomain", config.name) {
-            config.diameter.origin_host = format!("{name}.sae.localdomain");
-        }
-        config.name = name;
+        from_flags.push(("node.name", "--name"));
     }
     if let Some(dir) = &cli.data_dir {
-        config.data_dir = dir.clone();
+        file.node.data_dir = dir.clone();
     }
-    if let Some(format) = &cli.log_format {
-        config.log_format = if format == "json" {
-            LogFormat::Json
-        } else {
-            LogFormat::Plain
-        };
-    }
-    Ok(config)
+    file.validate(&base).map_err(|e| {
+        let text = e.to_string();
+        match from_flags
+            .iter()
+            .find(|(field, _)| text.starts_with(&format!("{field}:")))
+        {
+            Some((_, flag)) => format!("{text} (set by {flag})"),
+            None => text,
+        }
+    })
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print and exit 0; a bad flag is a configuration error.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let config = match load(&cli) {
         Ok(c) => c,
         Err(e) => {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Addr, ArbiterHandle};
-use sae_diameter::jsrc::{RequestType, SubscriberMessage};
+use sae_diameter::jsrc::{JuniperCodes, RequestType, SubscriberMessage};
 use sae_diameter::peer::RequestFailure;
 use sae_diameter::watchdog::WatchdogState;
 use sae_diameter::{Dictionary, Message};
@@ -179,6 +179,8 @@ pub struct Sae {
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
     pub dictionary: Arc<Dictionary>,
+    /// The codes `dictionary` gives the Juniper AVPs, for every message the flows build or read.
+    pub juniper_codes: JuniperCodes,
     shards: Vec<ArbiterHandle>,
     next_acct_number: AtomicU64,
     /// The COPS side, for decisions on COPS-PR sessions (set once at start).
@@ -190,6 +192,8 @@ pub struct Sae {
 }
 
 impl Sae {
+    /// Panics if `dictionary` cannot name the Juniper AVPs; [`crate::Config`] refuses such a
+    /// dictionary file.
     pub fn new(
         local: Local,
         catalog: Arc<Catalog>,
@@ -200,6 +204,8 @@ impl Sae {
         shards: Vec<ArbiterHandle>,
         ownership: Arc<crate::cluster::Ownership>,
     ) -> Sae {
+        let juniper_codes = JuniperCodes::from_dictionary(&dictionary)
+            .expect("the configuration checked the dictionary's Juniper AVPs");
         Sae {
             local,
             catalog,
@@ -210,6 +216,7 @@ impl Sae {
             metrics,
             settings,
             dictionary,
+            juniper_codes,
             shards,
             next_acct_number: AtomicU64::new(1),
             cops: std::sync::OnceLock::new(),
@@ -359,7 +366,8 @@ impl Sae {
         };
         let user_name = request.user_name().map(str::to_owned);
         let nas_port_id = request.nas_port_id().map(str::to_owned);
-        let replay = request.request_type() == Some(RequestType::Synchronization);
+        let replay =
+            request.request_type_with(&self.juniper_codes) == Some(RequestType::Synchronization);
         let mut record = SubscriberRecord {
             session_id,
             router: router.to_owned(),
@@ -377,7 +385,7 @@ impl Sae {
         if replay {
             // A session the router holds and the node does not (the node lost it): rebuild it
             // from what the router reports.
-            let installs = match request.policy_installs() {
+            let installs = match request.policy_installs_with(&self.juniper_codes) {
                 Ok(i) => i,
                 Err(e) => {
                     return messages::refusal(
@@ -443,7 +451,12 @@ impl Sae {
                         activated_ms: now,
                     })
                     .collect();
-                let answer = messages::login_answer(request, &self.local, &record.services);
+                let answer = messages::login_answer(
+                    request,
+                    &self.local,
+                    &self.juniper_codes,
+                    &record.services,
+                );
                 self.metrics.logins.inc();
                 let names: Vec<&str> = record.services.iter().map(|s| s.service.as_str()).collect();
                 self.session_event(EventKind::Login, &record, "", names.join(","));

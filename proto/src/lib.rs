@@ -7,6 +7,8 @@
 //! Feature `serde`: every message derives `serde::Serialize` (field names as in the .proto),
 //! for the JSON output of `saectl`.
 
+#![forbid(unsafe_code)]
+
 /// Version 1 of the SAE management API.
 pub mod v1 {
     #![allow(clippy::all, missing_docs, rust_2018_idioms)]

@@ -1,4 +1,5 @@
-//! sae-node's capabilities exchange and shutdown, driven over TCP by a minimal client that
+//! sae-node's command line (exit 64 on unusable configuration, environment overrides, JSON
+//! logs), its capabilities exchange and shutdown, driven over TCP by a minimal client that
 //! writes and reads raw Diameter messages (built with `sae_diameter`'s codec only, no state
 //! machine, so every octet the node sends is checked as it arrives), plus sae-sim against
 //! sae-node.
@@ -316,4 +317,164 @@ fn sae_sim_against_sae_node() {
         lines.last().is_some_and(|l| l.starts_with("disconnected ")),
         "{lines:?}"
     );
+}
+
+/// `sae-node --check-config` with `args` and `env`, its exit code and what it printed.
+fn check_config(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(crate::support::sae_node_bin());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SAE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.arg("--check-config")
+        .args(args)
+        .envs(env.iter().copied());
+    let out = cmd.output().expect("run sae-node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn an_unusable_configuration_exits_64_naming_the_field() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = |name: &str, toml: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, toml).expect("write config");
+        path.to_string_lossy().into_owned()
+    };
+    let unknown = file("unknown.toml", "[diameter]\nlisten_on = \"0.0.0.0:3868\"\n");
+    let bad_listen = file("listen.toml", "[diameter]\nlisten = \"nowhere\"\n");
+    let empty_allow = file("allow.toml", "[diameter]\nallowed_peers = []\n");
+    let not_toml = file("broken.toml", "[diameter\n");
+    let missing = dir
+        .path()
+        .join("absent.toml")
+        .to_string_lossy()
+        .into_owned();
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &[&str])> = vec![
+        (
+            vec!["--config", &unknown],
+            vec![],
+            &["unknown field", "listen_on"],
+        ),
+        (
+            vec!["--config", &bad_listen],
+            vec![],
+            &["diameter.listen", "nowhere"],
+        ),
+        (
+            vec!["--config", &empty_allow],
+            vec![],
+            &["diameter.allowed_peers"],
+        ),
+        (vec!["--config", &not_toml], vec![], &["broken.toml"]),
+        (
+            vec!["--config", &missing],
+            vec![],
+            &["cannot read", "absent.toml"],
+        ),
+        (
+            vec!["--diameter-listen", "nope"],
+            vec![],
+            &["diameter.listen", "--diameter-listen"],
+        ),
+        (
+            vec!["--log-format", "xml"],
+            vec![],
+            &["log.format", "--log-format"],
+        ),
+        (
+            vec!["--join", "no-port"],
+            vec![],
+            &["cluster.join", "--join"],
+        ),
+        (vec!["--name", "bad name"], vec![], &["node.name", "--name"]),
+        (vec![], vec![("SAE_GRPC_LISTEN", "x:y")], &["grpc.listen"]),
+        (vec!["--no-such-flag"], vec![], &["--no-such-flag"]),
+    ];
+    for (args, env, expected) in cases {
+        let (code, text) = check_config(&args, &env);
+        assert_eq!(code, Some(64), "{args:?} {env:?} → exit {code:?}:\n{text}");
+        for e in expected {
+            assert!(text.contains(e), "{args:?} {env:?}: {e:?} not in:\n{text}");
+        }
+    }
+    // Valid configurations pass the same check; --help is not an error.
+    let (code, text) = check_config(&[], &[]);
+    assert_eq!(code, Some(0), "embedded defaults:\n{text}");
+    assert!(text.contains("configuration ok"), "{text}");
+    let sample = crate::support::workspace_root().join("deploy/sae-node.toml");
+    let (code, text) = check_config(&["--config", &sample.to_string_lossy()], &[]);
+    assert_eq!(code, Some(0), "deploy/sae-node.toml:\n{text}");
+    let (code, text) = check_config(&["--help"], &[]);
+    assert_eq!(code, Some(0), "--help:\n{text}");
+    assert!(text.contains("--config"), "{text}");
+}
+
+#[test]
+fn environment_variables_override_the_file_and_json_logs_are_json() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("sae-node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\ndata_dir = {:?}\n[log]\nformat = \"plain\"\n[grpc]\nlisten = \"127.0.0.1:0\"\n\
+             [metrics]\nlisten = \"127.0.0.1:0\"\n[cops]\nlisten = \"127.0.0.1:0\"\n\
+             [diameter]\nlisten = \"127.0.0.1:0\"\n",
+            dir.path()
+        ),
+    )
+    .expect("write config");
+    let mut cmd = Command::new(crate::support::sae_node_bin());
+    cmd.arg("--config")
+        .arg(&config)
+        .env("SAE_DIAMETER_LISTEN", "127.0.0.3:0")
+        .env("SAE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info");
+    let mut proc = Proc::spawn("sae-node", cmd);
+    proc.stdout
+        .wait_line(0, Duration::from_secs(60), "`ready`", |l| l == "ready")
+        .unwrap_or_else(|e| panic!("{e}\n{}", proc.transcript()));
+    let diameter = proc
+        .stdout
+        .text()
+        .into_iter()
+        .find_map(|l| l.strip_prefix("listening diameter ").map(str::to_owned))
+        .expect("a diameter listener");
+    let addr: SocketAddr = diameter.parse().expect("address");
+    assert_eq!(
+        addr.ip().to_string(),
+        "127.0.0.3",
+        "SAE_DIAMETER_LISTEN overrides diameter.listen"
+    );
+    // The open-peer warning is logged at start; every log line is one JSON object.
+    proc.stderr
+        .wait_line(0, Duration::from_secs(10), "a log line", |l| {
+            l.contains("allowed_peers")
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", proc.transcript()));
+    proc.terminate();
+    let status = proc.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "exit {status}\n{}", proc.transcript());
+    let lines = proc.stderr.text();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+        assert!(
+            v.get("timestamp").is_some() && v.get("level").is_some() && v.get("target").is_some(),
+            "a JSON log event has timestamp, level and target: {line}"
+        );
+    }
+    let warning = lines
+        .iter()
+        .find(|l| l.contains("allowed_peers"))
+        .expect("warning");
+    let v: serde_json::Value = serde_json::from_str(warning).unwrap();
+    assert_eq!(v["level"], "WARN", "{warning}");
 }

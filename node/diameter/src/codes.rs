@@ -80,8 +80,11 @@ pub mod avp {
     pub const ACCOUNTING_RECORD_NUMBER: u32 = 485;
 }
 
-/// Juniper AVP codes (vendor 2636). Template-Name and the Substitution AVPs have no public code;
-/// the values here are the project's and can be overridden through the dictionary file.
+/// Juniper AVP codes (vendor 2636) of the built-in dictionary. Template-Name and the
+/// Substitution AVPs have no public code: the values here are the project's, and an operator's
+/// dictionary file can move them. Code that builds or reads these AVPs takes its codes from a
+/// [`JuniperCodes`](crate::jsrc::JuniperCodes) (these values are its default) rather than from
+/// here.
 pub mod juniper {
     pub const DHCP_OPTIONS: u32 = 2010;
     pub const DHCP_GI_ADDRESS: u32 = 2011;

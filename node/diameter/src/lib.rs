@@ -29,6 +29,7 @@ pub use capabilities::{Capabilities, VendorApplication};
 pub use dictionary::Dictionary;
 pub use error::{AvpDataError, DecodeError, Error};
 pub use frame::{Frame, FrameDecoder, FramingError, Limits};
+pub use jsrc::JuniperCodes;
 pub use message::{CommandFlags, Header, Message};
 pub use peer::{
     CloseReason, Event, Peer, PeerConfig, PeerFilter, PeerInfo, PeerState, RequestId, Role,

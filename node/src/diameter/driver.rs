@@ -374,7 +374,13 @@ impl RouterDriver {
         let sae = self.sae().clone();
         sae.start_resync(&router);
         let app = messages::preferred_application(&self.applications);
-        let srq = messages::session_resync(&sae.local, &router, &self.router_realm, app);
+        let srq = messages::session_resync_with(
+            &sae.local,
+            &sae.juniper_codes,
+            &router,
+            &self.router_realm,
+            app,
+        );
         let rx = self.send_request(srq, Some(sae.settings.request_timeout));
         let r2 = router.clone();
         ctx.spawn(
@@ -501,7 +507,7 @@ impl RouterDriver {
             self.send_answer(answer, started, ctx);
             return;
         }
-        if let Some(last) = request.last_origin_host() {
+        if let Some(last) = request.last_origin_host_with(&sae.juniper_codes) {
             let last = last.to_owned();
             sae.routers.update(&router, self.connection, |s| {
                 s.last_origin_host = Some(last)
@@ -532,7 +538,7 @@ impl RouterDriver {
                 );
                 return;
             }
-            (command::AA, None) => match request.request_type() {
+            (command::AA, None) => match request.request_type_with(&sae.juniper_codes) {
                 Some(RequestType::Provisioning) => messages::refusal(
                     &request,
                     local,

@@ -1,12 +1,13 @@
 //! The Diameter messages of the subscriber flows, built from domain values and read into them.
-//! Plain functions, no I/O: what the actors send is decided here and unit-tested here.
+//! Plain functions, no I/O: what the actors send is decided here and unit-tested here. The
+//! Juniper AVPs are written with the codes the node's dictionary gives them ([`JuniperCodes`]).
 
 use std::collections::BTreeMap;
 
 use sae_diameter::codes::{app, avp, command, result};
 use sae_diameter::jsrc::{
-    AcctRecord, PolicyDefinition, PolicyInstall, Substitution, error_message, last_origin_host,
-    policy_remove,
+    AcctRecord, JuniperCodes, PolicyDefinition, PolicyInstall, Substitution, error_message,
+    last_origin_host_with, policy_remove_with,
 };
 use sae_diameter::{Avp, Message, Value};
 
@@ -116,13 +117,18 @@ pub fn redirect(request: &Message, local: &Local, owner_uri: &str) -> Message {
 }
 
 /// AAA for an accepted login: 2001 with a Juniper-Policy-Install per service.
-pub fn login_answer(request: &Message, local: &Local, services: &[ServiceSession]) -> Message {
+pub fn login_answer(
+    request: &Message,
+    local: &Local,
+    codes: &JuniperCodes,
+    services: &[ServiceSession],
+) -> Message {
     let mut a = answer(request, local, result::SUCCESS);
     if let Some(u) = request.find(avp::USER_NAME, 0) {
         a.push(u.clone());
     }
     for s in services {
-        a.push(policy_install(s).to_avp());
+        a.push(policy_install(s).to_avp_with(codes));
     }
     a
 }
@@ -157,6 +163,7 @@ fn push_destination(m: &mut Message, local: &Local, record: &SubscriberRecord) {
 pub fn push_profile(
     record: &SubscriberRecord,
     local: &Local,
+    codes: &JuniperCodes,
     install: &[&ServiceSession],
     remove: &[&str],
 ) -> Message {
@@ -167,10 +174,10 @@ pub fn push_profile(
         m.push(utf8(avp::USER_NAME, u));
     }
     for s in install {
-        m.push(policy_install(s).to_avp());
+        m.push(policy_install(s).to_avp_with(codes));
     }
     for p in remove {
-        m.push(policy_remove(p));
+        m.push(policy_remove_with(p, codes));
     }
     m
 }
@@ -188,7 +195,12 @@ pub fn abort_session(record: &SubscriberRecord, local: &Local) -> Message {
 
 /// ACR from the SAE asking the router for the statistics of the session's accounted policies
 /// (Accounting-Record-Type EVENT).
-pub fn collect_usage(record: &SubscriberRecord, local: &Local, number: u32) -> Message {
+pub fn collect_usage(
+    record: &SubscriberRecord,
+    local: &Local,
+    codes: &JuniperCodes,
+    number: u32,
+) -> Message {
     let mut m = session_request(command::ACCOUNTING, record);
     push_destination(&mut m, local, record);
     m.push(enumerated(avp::ACCOUNTING_RECORD_TYPE, 1));
@@ -203,15 +215,32 @@ pub fn collect_usage(record: &SubscriberRecord, local: &Local, number: u32) -> M
                 policy_name: s.policy_name.clone(),
                 ..Default::default()
             }
-            .to_avp(),
+            .to_avp_with(codes),
         );
     }
     m
 }
 
-/// SRQ to a router: replay your sessions.
+/// SRQ to a router: replay your sessions (Juniper-Last-Origin-Host with the default code).
 pub fn session_resync(
     local: &Local,
+    router: &str,
+    router_realm: &str,
+    application_id: u32,
+) -> Message {
+    session_resync_with(
+        local,
+        &JuniperCodes::DEFAULT,
+        router,
+        router_realm,
+        application_id,
+    )
+}
+
+/// SRQ to a router: replay your sessions.
+pub fn session_resync_with(
+    local: &Local,
+    codes: &JuniperCodes,
     router: &str,
     router_realm: &str,
     application_id: u32,
@@ -221,7 +250,7 @@ pub fn session_resync(
     m.push(identity(avp::DESTINATION_REALM, router_realm));
     m.push(identity(avp::DESTINATION_HOST, router));
     m.push(unsigned(avp::AUTH_APPLICATION_ID, application_id));
-    m.push(last_origin_host(&local.origin_host));
+    m.push(last_origin_host_with(&local.origin_host, codes));
     m
 }
 
@@ -315,7 +344,12 @@ mod tests {
             .with(utf8(avp::SESSION_ID, "r1;1;2;3"))
             .with(unsigned(avp::AUTH_APPLICATION_ID, app::JSRC))
             .with(utf8(avp::USER_NAME, "alice"));
-        let aaa = round_trip(login_answer(&aar, &local(), &[service(true)]));
+        let aaa = round_trip(login_answer(
+            &aar,
+            &local(),
+            &JuniperCodes::DEFAULT,
+            &[service(true)],
+        ));
         assert_eq!(aaa.result_code(), Some(2001));
         assert_eq!(aaa.session_id(), Some("r1;1;2;3"));
         let p = aaa.policy_installs().unwrap();
@@ -335,7 +369,13 @@ mod tests {
     fn push_profile_names_the_router_and_the_policies() {
         let rec = record();
         let s = service(false);
-        let ppr = round_trip(push_profile(&rec, &local(), &[&s], &["old"]));
+        let ppr = round_trip(push_profile(
+            &rec,
+            &local(),
+            &JuniperCodes::DEFAULT,
+            &[&s],
+            &["old"],
+        ));
         assert!(ppr.is_request());
         assert_eq!(ppr.header.application_id, app::JSRC);
         assert_eq!(
@@ -356,7 +396,7 @@ mod tests {
             policy_name: "no-acct".into(),
             ..service(false)
         });
-        let acr = round_trip(collect_usage(&rec, &local(), 7));
+        let acr = round_trip(collect_usage(&rec, &local(), &JuniperCodes::DEFAULT, 7));
         let asked = acr.acct_records().unwrap();
         assert_eq!(asked.len(), 1);
         assert_eq!(asked[0].policy_name, "gold-policy");
@@ -387,5 +427,62 @@ mod tests {
         assert_eq!(srq.header.application_id, app::PTSP);
         assert_eq!(preferred_application(&[app::PTSP, app::JSRC]), app::JSRC);
         assert_eq!(preferred_application(&[app::PTSP]), app::PTSP);
+    }
+
+    /// The Juniper codes of an operator's dictionary: the project's own AVPs moved.
+    fn moved() -> JuniperCodes {
+        JuniperCodes {
+            template_name: 3023,
+            substitution: 3024,
+            substitution_name: 3025,
+            substitution_value: 3026,
+            policy_remove: 3027,
+            acct_record: 3053,
+            last_origin_host: 3055,
+            ..JuniperCodes::DEFAULT
+        }
+    }
+
+    #[test]
+    fn the_builders_write_the_codes_they_are_given() {
+        let codes = moved();
+        let aar = Message::request(command::AA, app::JSRC, true)
+            .with(utf8(avp::SESSION_ID, "r1;1;2;3"))
+            .with(utf8(avp::USER_NAME, "alice"));
+        let aaa = round_trip(login_answer(&aar, &local(), &codes, &[service(true)]));
+        let p = aaa.policy_installs_with(&codes).unwrap();
+        assert_eq!(p, vec![policy_install(&service(true))]);
+        assert!(
+            aaa.policy_installs().is_err(),
+            "read with the default codes"
+        );
+
+        let rec = record();
+        let s = service(false);
+        let ppr = round_trip(push_profile(&rec, &local(), &codes, &[&s], &["old"]));
+        assert_eq!(
+            ppr.policy_installs_with(&codes).unwrap()[0]
+                .definition
+                .as_ref()
+                .unwrap()
+                .template_name,
+            "rate"
+        );
+        assert_eq!(ppr.policy_removes_with(&codes).unwrap(), vec!["old"]);
+        assert!(ppr.policy_removes().unwrap().is_empty());
+
+        let acr = round_trip(collect_usage(&rec, &local(), &codes, 7));
+        assert_eq!(acr.acct_records_with(&codes).unwrap().len(), 1);
+        assert!(acr.acct_records().unwrap().is_empty());
+
+        let srq = round_trip(session_resync_with(
+            &local(),
+            &codes,
+            "r1.example",
+            "example",
+            app::JSRC,
+        ));
+        assert_eq!(srq.last_origin_host_with(&codes), Some("sae-1.example"));
+        assert_eq!(srq.last_origin_host(), None);
     }
 }

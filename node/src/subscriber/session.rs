@@ -251,7 +251,7 @@ impl SubscriberSession {
     }
 
     fn acct_records(&self, m: &Message, kind: UsageKind, number: u32) -> Vec<UsageRecord> {
-        match m.acct_records() {
+        match m.acct_records_with(&self.sae.juniper_codes) {
             Ok(r) => messages::usage_records(&r, &self.record, kind, number),
             Err(e) => {
                 tracing::warn!(session = %self.record.session_id, error = %e, "unreadable Juniper-Acct-Record");
@@ -263,7 +263,8 @@ impl SubscriberSession {
     fn on_aar(&mut self, request: &Message, ctx: &mut Context<Self>) -> Message {
         let sae = self.sae.clone();
         let local = &sae.local;
-        match request.request_type() {
+        let codes = &sae.juniper_codes;
+        match request.request_type_with(codes) {
             Some(RequestType::Provisioning) => {
                 let r = self.record_mut();
                 r.confirmed = true;
@@ -281,7 +282,7 @@ impl SubscriberSession {
                 messages::answer(request, local, result::SUCCESS)
             }
             Some(RequestType::Synchronization) => {
-                let installs = match request.policy_installs() {
+                let installs = match request.policy_installs_with(codes) {
                     Ok(i) => i,
                     Err(e) => {
                         return messages::refusal(
@@ -322,7 +323,7 @@ impl SubscriberSession {
             }
             _ => {
                 // The same Session-Id logging in again: answer with what it has.
-                messages::login_answer(request, local, &self.record.services)
+                messages::login_answer(request, local, codes, &self.record.services)
             }
         }
     }
@@ -332,10 +333,7 @@ impl SubscriberSession {
             .accounting_record_type()
             .and_then(UsageKind::from_record_type)
             .unwrap_or(UsageKind::Event);
-        let number = request
-            .find(sae_diameter::codes::avp::ACCOUNTING_RECORD_NUMBER, 0)
-            .and_then(|a| a.as_u32().ok())
-            .unwrap_or(0);
+        let number = request.accounting_record_number().unwrap_or(0);
         let records = self.acct_records(request, kind, number);
         self.store_usage(records);
         messages::accounting_answer(request, &self.sae.local, result::SUCCESS)
@@ -404,7 +402,13 @@ impl Handler<Activate> for SubscriberSession {
         }
         let service = msg.service;
         let name = service.service.clone();
-        let request = messages::push_profile(&self.record, &self.sae.local, &[&service], &[]);
+        let request = messages::push_profile(
+            &self.record,
+            &self.sae.local,
+            &self.sae.juniper_codes,
+            &[&service],
+            &[],
+        );
         let r = self.record_mut();
         match r.services.iter_mut().find(|s| s.service == name) {
             Some(existing) => *existing = service,
@@ -453,6 +457,7 @@ impl Handler<Deactivate> for SubscriberSession {
         let request = messages::push_profile(
             &self.record,
             &self.sae.local,
+            &self.sae.juniper_codes,
             &[],
             &[service.policy_name.as_str()],
         );
@@ -635,7 +640,12 @@ impl Handler<Collect> for SubscriberSession {
 
     fn handle(&mut self, _msg: Collect, _ctx: &mut Context<Self>) -> Self::Result {
         let number = self.sae.next_acct_number();
-        let request = messages::collect_usage(&self.record, &self.sae.local, number);
+        let request = messages::collect_usage(
+            &self.record,
+            &self.sae.local,
+            &self.sae.juniper_codes,
+            number,
+        );
         let sae = self.sae.clone();
         let router = self.record.router.clone();
         let timeout = sae.settings.request_timeout;

@@ -4,5 +4,6 @@
 mod client;
 mod cops;
 mod diameter;
+mod dictionary;
 mod grpc;
 mod sessions;
