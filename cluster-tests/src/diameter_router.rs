@@ -92,15 +92,21 @@ pub fn capabilities(identity: &RouterIdentity, local_ip: IpAddr) -> Capabilities
     }
 }
 
+/// Requests a simulated router may have awaiting answers on one connection: far above a real
+/// router's, since the simulator is also the load generator.
+pub const MAX_PENDING_REQUESTS: usize = 1 << 16;
+
 /// The peer configuration of a simulated router.
 pub fn peer_config(identity: &RouterIdentity, local_ip: IpAddr) -> PeerConfig {
     let caps = capabilities(identity, local_ip);
     let mut config = PeerConfig::new(Role::Initiator, caps, Arc::new(Dictionary::base()));
     config.watchdog_interval = identity.watchdog_interval;
+    config.max_pending_requests = MAX_PENDING_REQUESTS;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    config.end_to_end = Arc::new(EndToEndIds::new(now.as_secs(), now.subsec_nanos()));
+    // RFC 6733 section 3: the clock in the high 12 bits, the low 20 random.
+    config.end_to_end = Arc::new(EndToEndIds::with_time(now.as_secs()));
     config
 }
 
@@ -113,7 +119,8 @@ pub struct RouterConnection {
 
 impl RouterConnection {
     /// Connects and starts capabilities exchange. `reopen` starts the watchdog in REOPEN, as
-    /// after a failed connection (three DWAs before the connection counts as up).
+    /// after a failed connection (three DWAs before the connection counts as up; no request
+    /// of ours goes out before).
     pub async fn connect(
         server: SocketAddr,
         identity: &RouterIdentity,

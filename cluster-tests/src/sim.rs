@@ -13,6 +13,16 @@
 //!
 //! Events are sent to an [`EventSink`] while the state's lock is held, so their order is the
 //! order in which the router decided things.
+//!
+//! An SAE takes requests only while the connection's RFC 3539 watchdog is OKAY: the state
+//! forgets it (as if disconnected) when the watchdog turns SUSPECT or starts in REOPEN, and
+//! learns it again on OKAY, so that requests fail over to the other SAEs meanwhile.
+//!
+//! Reconnection (`reconnect`) honours the Disconnect-Cause of the SAE's DPR (RFC 6733 section
+//! 5.4.3): REBOOTING (what a node sends when it stops) and every other end of a connection are
+//! retried after the configured delay; BUSY after [`BUSY_BACKOFF`] at least;
+//! DO_NOT_WANT_TO_TALK_TO_YOU, which asks not to reconnect without a need, only after
+//! [`UNWANTED_BACKOFF`] or when told ([`RouterHandle::reconnect`]).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -63,8 +73,10 @@ pub struct SimConfig {
     pub plan: Plan,
     /// Plan pacing, logins per second; 0: all at once.
     pub rate: f64,
-    /// Reconnect this long after a connection ends (or fails) without being asked to; the
-    /// sessions are kept. `None`: the router ends with its last connection.
+    /// Reconnect this long after a connection ends (or fails) without being asked to (longer
+    /// after a DPR with Disconnect-Cause BUSY or DO_NOT_WANT_TO_TALK_TO_YOU, see
+    /// [`reconnect_delay`]); the sessions are kept. `None`: the router ends with its last
+    /// connection.
     pub reconnect: Option<Duration>,
 }
 
@@ -110,8 +122,10 @@ pub enum Input {
     },
     /// Connection `link` is open to the SAE `host`.
     Up { link: usize, host: String },
-    /// Connection `link` ended.
-    Closed { link: usize },
+    /// Connection `link` ended (or could not be opened), and why.
+    Closed { link: usize, reason: CloseReason },
+    /// Try every connection that is down now, whatever its back-off.
+    Reconnect,
     /// Log a subscriber in.
     Login(LoginSpec),
     /// A control command. Commands and logins that arrive before `ready` wait for it, in order.
@@ -156,6 +170,35 @@ impl RouterHandle {
     pub fn shutdown(&self) -> bool {
         self.send(Input::Shutdown)
     }
+
+    /// Reconnects every connection that is down now (also one an SAE asked not to come back
+    /// to); false if the router has ended.
+    pub fn reconnect(&self) -> bool {
+        self.send(Input::Reconnect)
+    }
+}
+
+/// Least back-off after a DPR with Disconnect-Cause BUSY.
+pub const BUSY_BACKOFF: Duration = Duration::from_secs(30);
+/// Least back-off after a DPR with Disconnect-Cause DO_NOT_WANT_TO_TALK_TO_YOU.
+pub const UNWANTED_BACKOFF: Duration = Duration::from_secs(600);
+
+/// How long to wait before reconnecting after a connection ended for `reason`, with `base`
+/// the configured delay. RFC 6733 section 5.4.3: after REBOOTING a peer may reconnect (at
+/// once: the node sends it when it stops, and is back soon); after BUSY and
+/// DO_NOT_WANT_TO_TALK_TO_YOU it should not, unless it has a need to. A router with
+/// subscribers always has one eventually, so these back off (ten and sixty times `base`, at
+/// least [`BUSY_BACKOFF`] and [`UNWANTED_BACKOFF`]) rather than give the SAE up.
+pub fn reconnect_delay(base: Duration, reason: Option<&CloseReason>) -> Duration {
+    match reason {
+        Some(CloseReason::PeerDisconnected(Some(DisconnectCause::Busy))) => {
+            base.saturating_mul(10).max(BUSY_BACKOFF)
+        }
+        Some(CloseReason::PeerDisconnected(Some(DisconnectCause::DoNotWantToTalkToYou))) => {
+            base.saturating_mul(60).max(UNWANTED_BACKOFF)
+        }
+        _ => base,
+    }
 }
 
 fn lock(state: &Mutex<RouterState>) -> MutexGuard<'_, RouterState> {
@@ -196,9 +239,12 @@ struct LinkHooks {
     state: Arc<Mutex<RouterState>>,
     sink: EventSink,
     input: mpsc::UnboundedSender<Input>,
-    /// The SAE's Origin-Host, once capabilities are exchanged.
+    /// The SAE's Origin-Host and Origin-Realm, once capabilities are exchanged.
     host: Option<String>,
+    realm: String,
     early_watchdog: Option<WatchdogState>,
+    /// The state knows the SAE (watchdog OKAY): requests may be addressed to it.
+    usable: bool,
 }
 
 impl LinkHooks {
@@ -216,16 +262,22 @@ impl ConnectionHooks for LinkHooks {
 
     fn up(&mut self, info: &PeerInfo) {
         let host = info.capabilities.origin_host.clone();
+        self.realm = info.capabilities.origin_realm.clone();
+        // Reopening (RFC 3539 REOPEN): usable once the watchdog is OKAY.
+        let early = self.early_watchdog.take();
+        self.usable = early.is_none_or(|s| s == WatchdogState::Okay);
         {
             let mut st = lock(&self.state);
-            st.sae_up(&host, &info.capabilities.origin_realm);
+            if self.usable {
+                st.sae_up(&host, &self.realm);
+            }
             let _ = self.sink.send(SimEvent::Connected {
                 sae: host.clone(),
-                realm: info.capabilities.origin_realm.clone(),
+                realm: self.realm.clone(),
                 addr: self.addr.clone(),
                 application: self.application,
             });
-            if let Some(state) = self.early_watchdog.take() {
+            if let Some(state) = early {
                 let _ = self.sink.send(SimEvent::Watchdog {
                     sae: host.clone(),
                     state: state.name().into(),
@@ -233,10 +285,12 @@ impl ConnectionHooks for LinkHooks {
             }
         }
         self.host = Some(host.clone());
-        let _ = self.input.send(Input::Up {
-            link: self.link,
-            host,
-        });
+        if self.usable {
+            let _ = self.input.send(Input::Up {
+                link: self.link,
+                host,
+            });
+        }
     }
 
     fn request(&mut self, request: Message) -> Message {
@@ -261,10 +315,30 @@ impl ConnectionHooks for LinkHooks {
     fn watchdog(&mut self, state: WatchdogState) {
         match &self.host {
             Some(host) => {
+                let host = host.clone();
+                let mut st = lock(&self.state);
                 let _ = self.sink.send(SimEvent::Watchdog {
                     sae: host.clone(),
                     state: state.name().into(),
                 });
+                match state {
+                    // Back (failback, or REOPEN done): requests may go to this SAE again.
+                    WatchdogState::Okay if !self.usable => {
+                        self.usable = true;
+                        st.sae_up(&host, &self.realm);
+                        drop(st);
+                        let _ = self.input.send(Input::Up {
+                            link: self.link,
+                            host,
+                        });
+                    }
+                    // Failover: the peer refuses requests now; the state sends them elsewhere.
+                    WatchdogState::Suspect | WatchdogState::Reopen if self.usable => {
+                        self.usable = false;
+                        st.sae_down(&host);
+                    }
+                    _ => {}
+                }
             }
             // The peer reports the watchdog's first state just before the connection is up:
             // reported after `connected`.
@@ -290,7 +364,10 @@ impl ConnectionHooks for LinkHooks {
             };
             let _ = self.sink.send(event);
         }
-        let _ = self.input.send(Input::Closed { link: self.link });
+        let _ = self.input.send(Input::Closed {
+            link: self.link,
+            reason: reason.clone(),
+        });
     }
 }
 
@@ -429,7 +506,9 @@ impl Driver {
             sink: self.sink.clone(),
             input: self.tx.clone(),
             host: None,
+            realm: String::new(),
             early_watchdog: None,
+            usable: false,
         };
         let (handle, commands) = connection::channel(addr);
         tokio::spawn(connection::drive(stream, peer, hooks, commands));
@@ -447,7 +526,7 @@ impl Driver {
                 retry_at: None,
             });
             if self.links[i].handle.is_none() {
-                self.schedule_reconnect(i);
+                self.schedule_reconnect(i, None);
             }
         }
         if self.links.iter().all(|l| l.handle.is_none()) && self.cfg.reconnect.is_none() {
@@ -534,12 +613,24 @@ impl Driver {
                     }
                 }
             }
-            Input::Closed { link } => {
+            Input::Closed { link, reason } => {
                 if let Some(l) = self.links.get_mut(link) {
                     l.handle = None;
                     l.host = None;
                 }
-                self.schedule_reconnect(link);
+                self.schedule_reconnect(link, Some(&reason));
+            }
+            Input::Reconnect => {
+                let now = Instant::now();
+                for i in 0..self.links.len() {
+                    if self.links[i].handle.is_none() && !self.close_requested {
+                        self.links[i].retry_at = Some(now);
+                        let _ = self.sink.send(SimEvent::Reconnecting {
+                            addr: self.links[i].addr.to_string(),
+                            after_s: 0.0,
+                        });
+                    }
+                }
             }
             Input::Login(_) | Input::Control(_) if !self.ready => self.held.push(input),
             Input::Login(spec) => {
@@ -565,11 +656,14 @@ impl Driver {
         }
     }
 
-    /// With `reconnect`, plans the next attempt for connection `link` (unless closing).
-    fn schedule_reconnect(&mut self, link: usize) {
-        let Some(after) = self.cfg.reconnect else {
+    /// With `reconnect`, plans the next attempt for connection `link` (unless closing), after
+    /// the delay `reason` calls for ([`reconnect_delay`]; `None`: the connection could not
+    /// be opened).
+    fn schedule_reconnect(&mut self, link: usize, reason: Option<&CloseReason>) {
+        let Some(base) = self.cfg.reconnect else {
             return;
         };
+        let after = reconnect_delay(base, reason);
         if self.close_requested {
             return;
         }
@@ -599,7 +693,7 @@ impl Driver {
             let failed = handle.is_none();
             self.links[i].handle = handle;
             if failed {
-                self.schedule_reconnect(i);
+                self.schedule_reconnect(i, None);
             }
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sae_diameter::codes::{app, avp, command, vendor};
+use sae_diameter::codes::{DisconnectCause, app, avp, command, vendor};
 use sae_diameter::jsrc::{AcctRecord, PolicyInstall, RequestType, SubscriberMessage};
 use sae_diameter::peer::{RequestFailure, Role};
 use sae_diameter::{
@@ -161,7 +161,9 @@ impl Sae {
 
     /// A request of the SAE to the router with the AVPs the dictionary requires.
     fn request(&self, code: u32, session_id: Option<&str>) -> Message {
-        let mut m = Message::request(code, app::JSRC, true);
+        // SRQ is not proxiable (the dictionary's P bit rule); the subscriber commands are.
+        let proxiable = code != command::SESSION_RESYNC;
+        let mut m = Message::request(code, app::JSRC, proxiable);
         if let Some(sid) = session_id {
             m.push(Avp::mandatory(
                 avp::SESSION_ID,
@@ -965,4 +967,121 @@ async fn a_login_refused_by_non_owners_goes_through_once_the_owner_sends_srq() {
         ev.seen
     );
     finish(h, task).await;
+}
+
+/// The SAE ends the router's connection with DPR and `cause`; returns the delay the router
+/// announces for its next attempt.
+async fn dpr_from_the_sae(
+    cause: DisconnectCause,
+) -> (Sae, RouterHandle, JoinHandle<Outcome>, Events, f64) {
+    let mut sae = Sae::start("sae-1.sae.localdomain", Arc::new(cooperative)).await;
+    let mut cfg = config(vec![sae.addr]);
+    cfg.reconnect = Some(Duration::from_millis(200));
+    let (h, task, mut ev) = start(cfg);
+    ev.wait("ready", |e| matches!(e, SimEvent::Ready { .. }))
+        .await;
+    sae.handle()
+        .await
+        .send(connection::Command::Disconnect(cause))
+        .await;
+    let expected = format!("peer-disconnected {cause:?}");
+    ev.wait(
+        "disconnected with the cause",
+        |e| matches!(e, SimEvent::Disconnected { reason, .. } if *reason == expected),
+    )
+    .await;
+    let after = match ev
+        .wait("reconnecting", |e| {
+            matches!(e, SimEvent::Reconnecting { .. })
+        })
+        .await
+    {
+        SimEvent::Reconnecting { after_s, .. } => after_s,
+        _ => unreachable!(),
+    };
+    (sae, h, task, ev, after)
+}
+
+/// No `connected` among the events that arrive within `window`.
+async fn stays_disconnected(ev: &mut Events, window: Duration) {
+    let _ = tokio::time::timeout(window, async {
+        while let Some(e) = ev.rx.recv().await {
+            assert!(
+                !matches!(e, SimEvent::Connected { .. }),
+                "reconnected too early: {e:?}"
+            );
+            ev.seen.push(e);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dpr_rebooting_is_followed_by_a_prompt_reconnect() {
+    // What a node sends when it stops: the router is back as soon as the node is.
+    let (_sae, h, task, mut ev, after) = dpr_from_the_sae(DisconnectCause::Rebooting).await;
+    assert!((after - 0.2).abs() < 1e-9, "{after}");
+    ev.wait("connected again", |e| {
+        matches!(e, SimEvent::Connected { .. })
+    })
+    .await;
+    finish(h, task).await;
+}
+
+#[tokio::test]
+async fn a_dpr_busy_backs_off_until_told() {
+    let (_sae, h, task, mut ev, after) = dpr_from_the_sae(DisconnectCause::Busy).await;
+    assert!(after >= sim::BUSY_BACKOFF.as_secs_f64(), "{after}");
+    stays_disconnected(&mut ev, Duration::from_secs(1)).await;
+    // Told to, it reconnects at once.
+    assert!(h.reconnect());
+    ev.wait(
+        "reconnecting now",
+        |e| matches!(e, SimEvent::Reconnecting { after_s, .. } if *after_s == 0.0),
+    )
+    .await;
+    ev.wait("connected again", |e| {
+        matches!(e, SimEvent::Connected { .. })
+    })
+    .await;
+    finish(h, task).await;
+}
+
+#[tokio::test]
+async fn a_dpr_do_not_want_to_talk_to_you_keeps_the_router_away() {
+    let (_sae, h, task, mut ev, after) =
+        dpr_from_the_sae(DisconnectCause::DoNotWantToTalkToYou).await;
+    assert!(after >= sim::UNWANTED_BACKOFF.as_secs_f64(), "{after}");
+    assert!(after > sim::BUSY_BACKOFF.as_secs_f64());
+    stays_disconnected(&mut ev, Duration::from_secs(1)).await;
+    assert_eq!(
+        finish(h, task).await,
+        Outcome::Finished {
+            requested: true,
+            ever_up: true
+        }
+    );
+}
+
+#[test]
+fn reconnect_delay_follows_the_disconnect_cause() {
+    let base = Duration::from_secs(1);
+    let dpr = |c| Some(CloseReason::PeerDisconnected(Some(c)));
+    let delay = |r: Option<CloseReason>| sim::reconnect_delay(base, r.as_ref());
+    assert_eq!(delay(dpr(DisconnectCause::Rebooting)), base);
+    assert_eq!(delay(None), base, "connection could not be opened");
+    assert_eq!(delay(Some(CloseReason::TransportClosed)), base);
+    assert_eq!(delay(Some(CloseReason::WatchdogExpired)), base);
+    assert_eq!(delay(Some(CloseReason::PeerDisconnected(None))), base);
+    assert_eq!(delay(dpr(DisconnectCause::Busy)), sim::BUSY_BACKOFF);
+    assert_eq!(
+        delay(dpr(DisconnectCause::DoNotWantToTalkToYou)),
+        sim::UNWANTED_BACKOFF
+    );
+    // A long configured delay is multiplied, not replaced.
+    let long = Duration::from_secs(10);
+    assert_eq!(
+        sim::reconnect_delay(long, dpr(DisconnectCause::Busy).as_ref()),
+        Duration::from_secs(100)
+    );
 }

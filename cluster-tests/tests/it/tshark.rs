@@ -1,11 +1,13 @@
 //! Every Diameter message the SAE's code emits, decoded by tshark (Wireshark's dissector).
 //!
 //! Two `sae_diameter::peer::Peer`s, a router (initiator) and the SAE (responder), talk to each
-//! other in memory; every octet either of them transmits is captured. The JSRC messages are
-//! built with `sae_diameter::jsrc` and sent through the same peers, so they also pass the SAE's
-//! own dictionary validation on the way. The capture becomes a text2pcap hexdump (one packet per
-//! message, router 40000 → SAE 3868 and back), and tshark must find nothing malformed, no
-//! warning, and the same command codes, flags and Result-Codes as we put in.
+//! other in memory; every octet either of them transmits is captured. What the SAE sends is
+//! built by the node's own builders (`sae_node::subscriber::messages`: SRQ, AAA, PPR, ACR, ASR,
+//! answers and refusals); the router's side is built with `sae_diameter::jsrc`; all of it goes
+//! through the same peers, so it also passes the receiving side's dictionary validation. The
+//! capture becomes a text2pcap hexdump (one packet per message, router 40000 → SAE 3868 and
+//! back), and tshark must find nothing malformed, no warning, and the same command codes, flags
+//! and Result-Codes as we put in.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -15,13 +17,13 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use sae_diameter::codes::{DisconnectCause, app, avp, command, result, vendor};
-use sae_diameter::jsrc::{
-    self, AcctRecord, PolicyDefinition, PolicyInstall, RequestType, Substitution,
-};
+use sae_diameter::jsrc::{self, AcctRecord, RequestType};
 use sae_diameter::{
-    Avp, AvpFlags, Capabilities, Dictionary, Event, FrameDecoder, Message, Peer, PeerConfig,
-    PeerFilter, Role, Value, VendorApplication,
+    Avp, AvpFlags, Capabilities, Dictionary, Event, FrameDecoder, JuniperCodes, Message, Peer,
+    PeerConfig, PeerFilter, Role, Value, VendorApplication,
 };
+use sae_node::model::{ServiceSession, ServiceState, SessionState, SubscriberRecord};
+use sae_node::subscriber::messages as node_messages;
 
 use crate::support::{
     od_hexdump, require_juniper_dictionary, require_tshark, run_ok, tshark_findings,
@@ -155,6 +157,21 @@ impl Link {
         link.sae.connected(now);
         link.router.connected(now);
         link.pump(accept);
+        link
+    }
+
+    /// Connects; the SAE refuses the CER with `code` (the node's driver does so with 4003 for
+    /// an Origin-Host that already has a connection, when configured to reject).
+    fn refused(code: u32, message: &'static str) -> Link {
+        let mut link = Link::new(PeerFilter::Any, &[app::JSRC], false);
+        assert!(
+            link.sae_events
+                .iter()
+                .any(|e| matches!(e, Event::CapabilitiesReceived(_))),
+            "the SAE holds the CER for its driver's decision"
+        );
+        link.sae.reject(link.now, code, message);
+        link.pump(false);
         link
     }
 
@@ -339,24 +356,42 @@ fn answer(request: &Message, code: u32, from: &str) -> Message {
     a
 }
 
-fn gold_policy() -> PolicyInstall {
-    PolicyInstall {
-        policy_name: "gold-100M".into(),
-        definition: Some(PolicyDefinition {
-            policy_name: "gold-100M".into(),
-            template_name: "rate-limit".into(),
-            substitutions: vec![
-                Substitution {
-                    name: "downstream".into(),
-                    value: "100m".into(),
-                },
-                Substitution {
-                    name: "upstream".into(),
-                    value: "20m".into(),
-                },
-            ],
-        }),
-        collect_accounting: true,
+/// The node's own record of the subscriber of `session(n)`, for its message builders.
+fn node_record(n: u32) -> SubscriberRecord {
+    let service = |name: &str, policy: &str, template: &str| ServiceSession {
+        service: name.into(),
+        policy_name: policy.into(),
+        template_name: template.into(),
+        substitutions: [("downstream".to_owned(), "100m".to_owned())].into(),
+        accounting: true,
+        state: ServiceState::Active,
+        result_code: 2001,
+        error: String::new(),
+        activated_ms: 1_700_000_000_000,
+    };
+    SubscriberRecord {
+        session_id: format!("{ROUTER};1700000000;{n}"),
+        router: ROUTER.into(),
+        router_realm: REALM.into(),
+        application_id: app::JSRC,
+        user_name: Some("subscriber-1@isp.example".into()),
+        framed_ip: Some([192, 0, 2, 10].into()),
+        nas_port_id: Some("ge-1/0/0.100".into()),
+        login_ms: 1_700_000_000_000,
+        confirmed: true,
+        state: SessionState::Active,
+        services: vec![
+            service("gold", "gold-100M", "rate-limit"),
+            service("parental", "parental-control", ""),
+        ],
+        router_interface: None,
+    }
+}
+
+fn local() -> node_messages::Local {
+    node_messages::Local {
+        origin_host: SAE.into(),
+        origin_realm: REALM.into(),
     }
 }
 
@@ -389,46 +424,70 @@ fn every_message() -> Vec<Captured> {
         link.advance_to(sae_due);
     }
 
-    // Subscriber login: AAR, AAA with two policies (one defined inline, one by name).
-    let req = link.router_request(aar(1));
-    let mut aaa = answer(&req, result::SUCCESS, SAE);
-    aaa.push(u32_avp(avp::AUTH_APPLICATION_ID, app::JSRC));
-    aaa.push(u32_avp(avp::ACCT_INTERIM_INTERVAL, 600));
-    aaa.push(gold_policy().to_avp());
-    aaa.push(
-        PolicyInstall {
-            policy_name: "parental-control".into(),
-            definition: None,
-            collect_accounting: false,
-        }
-        .to_avp(),
+    // The messages the SAE sends are built by the node's own builders
+    // (`sae_node::subscriber::messages`), exactly as its actors send them.
+    let local = local();
+    let codes = JuniperCodes::DEFAULT;
+    let record = node_record(1);
+
+    // The node's first message on a router connection: SRQ, SRR.
+    let srq = node_messages::session_resync_with(&local, &codes, ROUTER, REALM, app::JSRC);
+    let req = link.sae_request(srq);
+    link.router_answer(
+        answer(&req, result::SUCCESS, ROUTER).with(u32_avp(avp::AUTH_APPLICATION_ID, app::JSRC)),
     );
+
+    // Subscriber login: AAR, AAA with two policies (one defined by template, one by name).
+    let req = link.router_request(aar(1));
+    let aaa = node_messages::login_answer(&req, &local, &codes, &record.services);
     link.sae_answer(aaa);
 
     // A node that does not serve the router redirects it to the one that does (3006 with
     // Redirect-Host, a DiameterURI), as the SAE's answer builder writes it.
     let req = link.router_request(aar(7));
-    let local = sae_node::subscriber::messages::Local {
-        origin_host: SAE.into(),
-        origin_realm: REALM.into(),
-    };
-    let redirect =
-        sae_node::subscriber::messages::redirect(&req, &local, "aaa://sae-2.test.realm:3868");
+    let redirect = node_messages::redirect(&req, &local, "aaa://sae-2.test.realm:3868");
     assert!(redirect.header.flags.is_error());
     link.sae_answer(redirect);
 
+    // The node's other refusals of router requests: 3004 while no node serves the router yet,
+    // 5002 for a confirmation of a session it does not hold, 5012 for a refused login, 3001
+    // for a command a router must not send.
+    for (n, code, text) in [
+        (
+            8,
+            result::TOO_BUSY,
+            "no SAE of the cluster serves this router yet",
+        ),
+        (
+            9,
+            result::UNKNOWN_SESSION_ID,
+            "confirmation for a session this SAE does not hold",
+        ),
+        (
+            10,
+            result::UNABLE_TO_COMPLY,
+            "login refused by rule blocked",
+        ),
+    ] {
+        let req = link.router_request(aar(n));
+        link.sae_answer(node_messages::refusal(&req, &local, code, text));
+    }
+
     // SAE pushes a policy change: PPR with an install and a remove, PPA.
-    let mut ppr = Message::request(command::PUSH_PROFILE, app::JSRC, true)
-        .with(session(1))
-        .with(u32_avp(avp::AUTH_APPLICATION_ID, app::JSRC));
-    ppr.avps.extend(origin(SAE));
-    let ppr = ppr
-        .with(ident(avp::DESTINATION_REALM, REALM))
-        .with(ident(avp::DESTINATION_HOST, ROUTER))
-        .with(gold_policy().to_avp())
-        .with(jsrc::policy_remove("parental-control"));
+    let gold: Vec<&ServiceSession> = record.services.iter().take(1).collect();
+    let ppr = node_messages::push_profile(&record, &local, &codes, &gold, &["parental-control"]);
     let req = link.sae_request(ppr);
     link.router_answer(answer(&req, result::SUCCESS, ROUTER));
+
+    // SAE asks for statistics: ACR (EVENT) with a Juniper-Acct-Record per policy, ACA.
+    let acr = node_messages::collect_usage(&record, &local, &codes, 1);
+    let req = link.sae_request(acr);
+    link.router_answer(
+        answer(&req, result::SUCCESS, ROUTER)
+            .with(enumerated(avp::ACCOUNTING_RECORD_TYPE, 1))
+            .with(u32_avp(avp::ACCOUNTING_RECORD_NUMBER, 1))
+            .with(acct_record("gold-100M")),
+    );
 
     // Router reports usage: ACR (interim) with a Juniper-Acct-Record, ACA.
     let mut acr = Message::request(command::ACCOUNTING, app::JSRC, true).with(session(1));
@@ -443,20 +502,40 @@ fn every_message() -> Vec<Captured> {
             &Value::Time(sae_diameter::DiameterTime::from_unix_seconds(1_700_000_600)),
         ))
         .with(acct_record("gold-100M"));
-    let req = link.router_request(acr);
-    let aca = answer(&req, result::SUCCESS, SAE)
-        .with(enumerated(avp::ACCOUNTING_RECORD_TYPE, 3))
-        .with(u32_avp(avp::ACCOUNTING_RECORD_NUMBER, 1));
+    let req = link.router_request(acr.clone());
+    link.sae_answer(node_messages::accounting_answer(
+        &req,
+        &local,
+        result::SUCCESS,
+    ));
+    // The same report for a session the node does not hold: ACA 5002 with Error-Message.
+    let mut unknown = acr;
+    unknown.avps[0] = session(11);
+    let req = link.router_request(unknown);
+    let mut aca = node_messages::accounting_answer(&req, &local, result::UNKNOWN_SESSION_ID);
+    aca.push(jsrc::error_message("unknown Session-Id"));
     link.sae_answer(aca);
-
-    // SAE aborts a session: ASR, ASA with the final counters.
-    let mut asr = Message::request(command::ABORT_SESSION, app::JSRC, true).with(session(2));
-    asr.avps.extend(origin(SAE));
+    // A command no router sends to an SAE (an ASR): 3001 with the E bit.
+    let mut asr = Message::request(command::ABORT_SESSION, app::JSRC, true).with(session(12));
+    asr.avps.extend(origin(ROUTER));
     let asr = asr
         .with(ident(avp::DESTINATION_REALM, REALM))
-        .with(ident(avp::DESTINATION_HOST, ROUTER))
+        .with(ident(avp::DESTINATION_HOST, SAE))
         .with(u32_avp(avp::AUTH_APPLICATION_ID, app::JSRC));
-    let req = link.sae_request(asr);
+    let req = link.router_request(asr);
+    let a = node_messages::refusal(
+        &req,
+        &local,
+        result::COMMAND_UNSUPPORTED,
+        "ASR is not accepted from a router",
+    );
+    assert!(a.header.flags.is_error());
+    link.sae_answer(a);
+
+    // SAE aborts a session: ASR, ASA with the final counters.
+    let mut aborted = node_record(2);
+    aborted.state = SessionState::LoggingOut;
+    let req = link.sae_request(node_messages::abort_session(&aborted, &local));
     link.router_answer(answer(&req, result::SUCCESS, ROUTER).with(acct_record("gold-100M")));
 
     // Subscriber logout: STR, STA.
@@ -468,7 +547,7 @@ fn every_message() -> Vec<Captured> {
         .with(enumerated(avp::TERMINATION_CAUSE, 1))
         .with(acct_record("gold-100M"));
     let req = link.router_request(str_);
-    link.sae_answer(answer(&req, result::SUCCESS, SAE));
+    link.sae_answer(node_messages::answer(&req, &local, result::SUCCESS));
 
     // Router asks to resynchronise after a failover: SRQ with the last SAE it talked to, SRR.
     let mut srq = Message::request(command::SESSION_RESYNC, app::JSRC, false);
@@ -478,9 +557,7 @@ fn every_message() -> Vec<Captured> {
         .with(u32_avp(avp::AUTH_APPLICATION_ID, app::JSRC))
         .with(jsrc::last_origin_host("sae-old.test.realm"));
     let req = link.router_request(srq);
-    link.sae_answer(
-        answer(&req, result::SUCCESS, SAE).with(u32_avp(avp::AUTH_APPLICATION_ID, app::JSRC)),
-    );
+    link.sae_answer(node_messages::answer(&req, &local, result::SUCCESS));
 
     // Error answers the SAE's peer layer produces.
     let mut nasreq = aar(3);
@@ -550,6 +627,16 @@ fn every_message() -> Vec<Captured> {
     let m = Message::decode(cea.bytes.clone()).unwrap();
     assert_eq!(m.result_code(), Some(result::NO_COMMON_APPLICATION));
     captured.extend(no_common.captured);
+
+    // A second connection for an Origin-Host already up, refused (duplicate_peer = "reject").
+    let duplicate = Link::refused(
+        result::ELECTION_LOST,
+        "router1.test.realm already has an open connection",
+    );
+    let cea = duplicate.captured.last().expect("a CEA");
+    let m = Message::decode(cea.bytes.clone()).unwrap();
+    assert_eq!(m.result_code(), Some(result::ELECTION_LOST));
+    captured.extend(duplicate.captured);
 
     captured
 }
@@ -746,6 +833,21 @@ fn every_emitted_message_is_clean_for_tshark() {
         (command::AA, false, Some(result::AVP_UNSUPPORTED)),
         (command::AA, false, Some(result::MISSING_AVP)),
         (command::AA, false, Some(result::INVALID_AVP_LENGTH)),
+        (command::AA, false, Some(result::REDIRECT_INDICATION)),
+        (command::AA, false, Some(result::TOO_BUSY)),
+        (command::AA, false, Some(result::UNKNOWN_SESSION_ID)),
+        (command::AA, false, Some(result::UNABLE_TO_COMPLY)),
+        (
+            command::ABORT_SESSION,
+            false,
+            Some(result::COMMAND_UNSUPPORTED),
+        ),
+        (command::ACCOUNTING, false, Some(result::UNKNOWN_SESSION_ID)),
+        (
+            command::CAPABILITIES_EXCHANGE,
+            false,
+            Some(result::ELECTION_LOST),
+        ),
         (command::PUSH_PROFILE, true, None),
         (command::PUSH_PROFILE, false, Some(result::SUCCESS)),
         (command::ACCOUNTING, true, None),
@@ -760,6 +862,20 @@ fn every_emitted_message_is_clean_for_tshark() {
     for w in wanted {
         assert!(kinds.contains(w), "capture lacks {w:?}");
     }
+    // The 3006 redirect names the serving node in Redirect-Host, as tshark reads it.
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r").arg(&pcap).args([
+        "-o",
+        "diameter.desegment:FALSE",
+        "-Y",
+        "diameter.Result-Code == 3006",
+        "-T",
+        "fields",
+        "-e",
+        "diameter.Redirect-Host",
+    ]);
+    assert_eq!(run_ok(cmd).trim(), "aaa://sae-2.test.realm:3868");
+
     let dwr_directions: BTreeSet<bool> = captured
         .iter()
         .filter(|c| {

@@ -162,9 +162,15 @@ impl Capabilities {
                     caps.origin_realm = a.as_str().map_err(|_| bad(a, "Origin-Realm"))?.into()
                 }
                 avp::HOST_IP_ADDRESS => {
-                    if let Some(ip) = a.as_address().ok().and_then(|addr| addr.ip()) {
-                        caps.host_ip_addresses.push(ip);
-                    }
+                    // An address we cannot read (or of another family than IPv4/IPv6) is
+                    // refused rather than left out: the peer would be known by fewer
+                    // addresses than it announced.
+                    let ip = a
+                        .as_address()
+                        .ok()
+                        .and_then(|addr| addr.ip())
+                        .ok_or_else(|| bad(a, "Host-IP-Address: not an IPv4 or IPv6 address"))?;
+                    caps.host_ip_addresses.push(ip);
                 }
                 avp::VENDOR_ID => {
                     caps.vendor_id = a.as_u32().map_err(|_| bad(a, "Vendor-Id"))?;
@@ -185,30 +191,8 @@ impl Capabilities {
                     .acct_application_ids
                     .push(a.as_u32().map_err(|_| bad(a, "Acct-Application-Id"))?),
                 avp::VENDOR_SPECIFIC_APPLICATION_ID => {
-                    let inner = a
-                        .grouped()
-                        .map_err(|_| bad(a, "Vendor-Specific-Application-Id"))?;
-                    let mut vsa = VendorApplication {
-                        vendor_id: 0,
-                        auth_application_id: None,
-                        acct_application_id: None,
-                    };
-                    for i in &inner {
-                        let v = i.as_u32().ok();
-                        match (i.code(), i.vendor()) {
-                            (avp::VENDOR_ID, 0) => vsa.vendor_id = v.unwrap_or(0),
-                            (avp::AUTH_APPLICATION_ID, 0) => vsa.auth_application_id = v,
-                            (avp::ACCT_APPLICATION_ID, 0) => vsa.acct_application_id = v,
-                            _ => {}
-                        }
-                    }
-                    if vsa.auth_application_id.is_none() == vsa.acct_application_id.is_none() {
-                        return Err(bad(
-                            a,
-                            "Vendor-Specific-Application-Id: needs exactly one of Auth-/Acct-Application-Id",
-                        ));
-                    }
-                    caps.vendor_specific_applications.push(vsa);
+                    caps.vendor_specific_applications
+                        .push(vendor_application(a)?);
                 }
                 _ => {}
             }
@@ -224,6 +208,77 @@ impl Capabilities {
         }
         Ok(caps)
     }
+}
+
+/// Reads one Vendor-Specific-Application-Id: `{ Vendor-Id }` and exactly one of
+/// `[ Auth-Application-Id ]` and `[ Acct-Application-Id ]` (RFC 6733 section 6.11). A missing
+/// Vendor-Id is 5005 and never read as vendor 0; an inner AVP that cannot be read is 5004; a
+/// repeated one is 5009. Failed-AVP holds the Grouped AVP with the offending (or, for 5005, a
+/// zero-filled example of the missing) AVP inside, as RFC 6733 section 7.5 allows.
+fn vendor_application(a: &Avp) -> Result<VendorApplication, ProtocolError> {
+    let wrap = |inner: Avp| {
+        Avp::new(
+            avp::VENDOR_SPECIFIC_APPLICATION_ID,
+            0,
+            a.flags(),
+            &Value::Grouped(vec![inner]),
+        )
+    };
+    let inner = a.grouped().map_err(|_| ProtocolError {
+        result_code: result::INVALID_AVP_VALUE,
+        failed_avp: Some(a.clone()),
+        message: "invalid Vendor-Specific-Application-Id".into(),
+    })?;
+    let mut vendor_id = None;
+    let mut auth = None;
+    let mut acct = None;
+    for i in &inner {
+        let slot = match (i.code(), i.vendor()) {
+            (avp::VENDOR_ID, 0) => &mut vendor_id,
+            (avp::AUTH_APPLICATION_ID, 0) => &mut auth,
+            (avp::ACCT_APPLICATION_ID, 0) => &mut acct,
+            _ => continue,
+        };
+        let name = match i.code() {
+            avp::VENDOR_ID => "Vendor-Id",
+            avp::AUTH_APPLICATION_ID => "Auth-Application-Id",
+            _ => "Acct-Application-Id",
+        };
+        if slot.is_some() {
+            return Err(ProtocolError {
+                result_code: result::AVP_OCCURS_TOO_MANY_TIMES,
+                failed_avp: Some(wrap(i.clone())),
+                message: format!("{name} occurs more than once in Vendor-Specific-Application-Id"),
+            });
+        }
+        let value = i.as_u32().map_err(|_| ProtocolError {
+            result_code: result::INVALID_AVP_VALUE,
+            failed_avp: Some(wrap(i.clone())),
+            message: format!("invalid {name} in Vendor-Specific-Application-Id"),
+        })?;
+        *slot = Some(value);
+    }
+    let Some(vendor_id) = vendor_id else {
+        return Err(ProtocolError {
+            result_code: result::MISSING_AVP,
+            failed_avp: Some(wrap(Avp::mandatory(avp::VENDOR_ID, &Value::Unsigned32(0)))),
+            message: "missing Vendor-Id in Vendor-Specific-Application-Id".into(),
+        });
+    };
+    if auth.is_none() == acct.is_none() {
+        return Err(ProtocolError {
+            result_code: result::INVALID_AVP_VALUE,
+            failed_avp: Some(a.clone()),
+            message: "invalid Vendor-Specific-Application-Id: needs exactly one of \
+                      Auth-/Acct-Application-Id"
+                .into(),
+        });
+    }
+    Ok(VendorApplication {
+        vendor_id,
+        auth_application_id: auth,
+        acct_application_id: acct,
+    })
 }
 
 #[cfg(test)]
@@ -276,5 +331,81 @@ mod tests {
             ..sae()
         };
         assert!(sae().common_applications(&none).is_empty());
+    }
+
+    fn cer_with(avps: Vec<Avp>) -> Message {
+        let mut cer = Message::request(command::CAPABILITIES_EXCHANGE, 0, false);
+        cer.avps = avps;
+        cer
+    }
+
+    #[test]
+    fn vendor_specific_application_without_vendor_id_is_5005_not_vendor_0() {
+        let mut avps = sae().to_avps();
+        avps.retain(|a| a.code() != avp::VENDOR_SPECIFIC_APPLICATION_ID);
+        let vsai = Avp::mandatory(
+            avp::VENDOR_SPECIFIC_APPLICATION_ID,
+            &Value::Grouped(vec![Avp::mandatory(
+                avp::AUTH_APPLICATION_ID,
+                &Value::Unsigned32(app::JSRC),
+            )]),
+        );
+        avps.push(vsai);
+        let err = Capabilities::from_message(&cer_with(avps)).unwrap_err();
+        assert_eq!(err.result_code, result::MISSING_AVP);
+        assert!(err.message.contains("Vendor-Id"), "{}", err.message);
+        // Failed-AVP: the Grouped AVP with a zero-filled Vendor-Id inside.
+        let failed = err.failed_avp.expect("Failed-AVP");
+        assert_eq!(failed.code(), avp::VENDOR_SPECIFIC_APPLICATION_ID);
+        let inner = failed.grouped().unwrap();
+        assert_eq!(inner.len(), 1);
+        assert_eq!(inner[0].code(), avp::VENDOR_ID);
+        assert_eq!(inner[0].as_u32().unwrap(), 0);
+    }
+
+    #[test]
+    fn vendor_specific_application_with_two_vendor_ids_is_5009() {
+        let mut avps = sae().to_avps();
+        avps.retain(|a| a.code() != avp::VENDOR_SPECIFIC_APPLICATION_ID);
+        let u = |code, v| Avp::mandatory(code, &Value::Unsigned32(v));
+        avps.push(Avp::mandatory(
+            avp::VENDOR_SPECIFIC_APPLICATION_ID,
+            &Value::Grouped(vec![
+                u(avp::VENDOR_ID, vendor::JUNIPER),
+                u(avp::VENDOR_ID, 10415),
+                u(avp::AUTH_APPLICATION_ID, app::JSRC),
+            ]),
+        ));
+        let err = Capabilities::from_message(&cer_with(avps)).unwrap_err();
+        assert_eq!(err.result_code, result::AVP_OCCURS_TOO_MANY_TIMES);
+        let inner = err.failed_avp.unwrap().grouped().unwrap();
+        assert_eq!(inner[0].as_u32().unwrap(), 10415);
+    }
+
+    #[test]
+    fn undecodable_host_ip_address_is_5004_not_left_out() {
+        let mut avps = sae().to_avps();
+        // Family 1 (IPv4) with two octets of address.
+        let short = Avp::from_raw(
+            avp::HOST_IP_ADDRESS,
+            AvpFlags::mandatory(),
+            None,
+            bytes::Bytes::from_static(&[0, 1, 192, 0]),
+        );
+        avps.insert(3, short.clone());
+        let err = Capabilities::from_message(&cer_with(avps.clone())).unwrap_err();
+        assert_eq!(err.result_code, result::INVALID_AVP_VALUE);
+        assert_eq!(err.failed_avp, Some(short));
+        // E.164 (family 8) is a valid Address, but not a host's IP address.
+        let e164 = Avp::from_raw(
+            avp::HOST_IP_ADDRESS,
+            AvpFlags::mandatory(),
+            None,
+            bytes::Bytes::from_static(&[0, 8, b'1', b'2', b'3']),
+        );
+        avps[3] = e164.clone();
+        let err = Capabilities::from_message(&cer_with(avps)).unwrap_err();
+        assert_eq!(err.result_code, result::INVALID_AVP_VALUE);
+        assert_eq!(err.failed_avp, Some(e164));
     }
 }

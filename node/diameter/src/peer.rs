@@ -6,6 +6,52 @@
 //! ([`Peer::poll_timeout`]). It covers the responder side (the SAE answering a router's CER)
 //! and the initiator side (a router or simulator sending CER), the RFC 3539 watchdog, DPR/DPA,
 //! Hop-by-Hop and End-to-End identifiers and the table of requests awaiting answers.
+//!
+//! # Watchdog and application traffic (RFC 3539)
+//!
+//! - Application requests go out only while the watchdog is OKAY: in REOPEN, SUSPECT or DOWN
+//!   [`Peer::send_request`] refuses them with [`SendRequestError::WatchdogNotOkay`]. A connection
+//!   opened with `reopen` is [`Event::Up`] before it is usable: wait for
+//!   `Event::Watchdog(WatchdogState::Okay)`.
+//! - Entering SUSPECT fails every pending request over: [`Event::Watchdog`] (SUSPECT) is
+//!   reported first, then one [`Event::RequestFailed`] with [`RequestFailure::ConnectionClosed`]
+//!   per request, so that the application can send it elsewhere (RFC 6733 section 5.5.4). An
+//!   answer that still arrives for such a request is discarded like any unmatched answer.
+//! - Any message received resets the watchdog timer (RFC 3539 section 3.4.1); so does a frame
+//!   that framed as a message but did not decode, since the peer demonstrably sent it. Only a
+//!   DWA whose Hop-by-Hop identifier matches the outstanding DWR counts as a DWA (clears the
+//!   pending DWR, counts towards the three DWAs of REOPEN); any other DWA is discarded with a
+//!   warning and otherwise counts as ordinary traffic.
+//! - A DWA with a Result-Code other than 2001 still counts: RFC 3539 asks only that the peer
+//!   answers the watchdog, and an answer at all is the proof of life it looks for; the code is
+//!   logged.
+//! - Application requests received in REOPEN are answered 3002 (DIAMETER_UNABLE_TO_DELIVER,
+//!   with the E bit) where RFC 3539 would throw them away: a silent drop would leave the
+//!   sender waiting for its own timeout, while the protocol error lets it retry elsewhere at
+//!   once, and sending an answer does not change the watchdog's view of this connection.
+//!
+//! # Identifiers
+//!
+//! Hop-by-Hop identifiers are per connection (random start, then increasing). End-to-End
+//! identifiers come from the [`EndToEndIds`] shared by a node's connections: the high 12 bits
+//! from the wall-clock seconds given at start-up, the low 20 bits random, then incremented; the
+//! generator never yields 0. A request handed over with End-to-End 0 gets the next identifier;
+//! any other value is kept (a retransmission keeps its End-to-End identifier).
+//!
+//! # Election and duplicate connections
+//!
+//! RFC 6733 section 5.6.4: when a node has both initiated a connection to a peer and received
+//! one from it, the responder side compares the two Origin-Hosts as octet strings and the
+//! higher one wins ([`election_won`]); the loser's received connection is refused with 4003
+//! (DIAMETER_ELECTION_LOST). The SAE never initiates connections, so the election cannot arise
+//! there; the helper serves initiators that also accept connections.
+//!
+//! What the SAE does see is a second *received* connection from an Origin-Host that is already
+//! up (a router that reconnected before the old connection was noticed dead). The node decides
+//! that on [`Event::CapabilitiesReceived`] with its `duplicate_peer` setting: `replace` (the
+//! default) accepts the new connection and ends the old one with [`Peer::replaced`] (closed
+//! with [`CloseReason::Replaced`], its pending requests failed); `reject` answers the new CER
+//! with 4003 through [`Peer::reject`] and keeps the old connection.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -23,7 +69,7 @@ use crate::dictionary::Dictionary;
 use crate::error::Error;
 use crate::frame::{Frame, FramingError, Limits};
 use crate::message::Message;
-use crate::validate::{ProtocolError, validate_answer, validate_request};
+use crate::validate::{ProtocolError, check_answer_rules, validate_answer, validate_request};
 use crate::watchdog::{Watchdog, WatchdogAction, WatchdogState};
 
 /// Which side opened the transport connection.
@@ -55,22 +101,53 @@ impl PeerFilter {
 }
 
 /// End-to-End identifiers, unique per originating host (RFC 6733 section 3): the high 12 bits
-/// from the clock at start-up, the low 20 bits a counter. Shared by all of a node's connections.
+/// from the low 12 bits of the clock at start-up, the low 20 bits random, then incremented.
+/// Shared by all of a node's connections. Never yields 0, so a request cannot leave with the
+/// value that asks [`Peer::send_request`] for a fresh identifier.
 #[derive(Debug)]
 pub struct EndToEndIds(AtomicU32);
 
 impl EndToEndIds {
-    /// Seeded with the start-up time in seconds (only its low 12 bits are used).
+    /// Seeded with the start-up time in seconds since the Unix epoch (only its low 12 bits are
+    /// used) and a random value (only its low 20 bits are used).
     pub fn new(startup_unix_seconds: u64, random: u32) -> Self {
         EndToEndIds(AtomicU32::new(
             ((startup_unix_seconds as u32 & 0xfff) << 20) | (random & 0xf_ffff),
         ))
     }
 
-    /// The next identifier.
-    pub fn next(&self) -> u32 {
-        self.0.fetch_add(1, Ordering::Relaxed)
+    /// Seeded with the start-up time in seconds since the Unix epoch and a random low part.
+    pub fn with_time(startup_unix_seconds: u64) -> Self {
+        Self::new(startup_unix_seconds, rand::random())
     }
+
+    /// Seeded at random in all 32 bits, for callers without a wall clock (the default of
+    /// [`PeerConfig::new`]); prefer [`EndToEndIds::with_time`] where the time is known.
+    pub fn random() -> Self {
+        EndToEndIds(AtomicU32::new(rand::random()))
+    }
+
+    /// The next identifier (never 0).
+    pub fn next(&self) -> u32 {
+        loop {
+            let id = self.0.fetch_add(1, Ordering::Relaxed);
+            if id != 0 {
+                return id;
+            }
+        }
+    }
+}
+
+/// Default for [`PeerConfig::max_pending_requests`].
+pub const DEFAULT_MAX_PENDING_REQUESTS: usize = 4096;
+
+/// RFC 6733 section 5.6.4 election, decided by the responder of a connection when it has also
+/// initiated one to the same peer: the Origin-Hosts are compared as octet strings and the local
+/// node wins when its own is the higher. The winner closes its initiated connection and keeps
+/// the received one; the loser refuses the received CER with 4003 (DIAMETER_ELECTION_LOST).
+/// Equal Origin-Hosts (a misconfiguration) are no win.
+pub fn election_won(local_origin_host: &str, remote_origin_host: &str) -> bool {
+    local_origin_host.as_bytes() > remote_origin_host.as_bytes()
 }
 
 /// Configuration shared by all connections of one role.
@@ -91,11 +168,18 @@ pub struct PeerConfig {
     pub request_timeout: Duration,
     /// Responder: which peers may connect.
     pub allowed_peers: PeerFilter,
+    /// Most requests awaiting answers at once; [`Peer::send_request`] refuses more with
+    /// [`SendRequestError::TooManyPending`].
+    pub max_pending_requests: usize,
+    /// End-to-End identifiers; share one generator between a node's connections.
     pub end_to_end: Arc<EndToEndIds>,
 }
 
 impl PeerConfig {
-    /// Defaults: Tw 30 s, 10 s for capabilities exchange and for answers, 5 s for DPA.
+    /// Defaults: Tw 30 s, 10 s for capabilities exchange and for answers, 5 s for DPA,
+    /// [`DEFAULT_MAX_PENDING_REQUESTS`] requests awaiting answers, End-to-End identifiers from
+    /// [`EndToEndIds::random`] (a node replaces them with one [`EndToEndIds::with_time`] for all
+    /// its connections).
     pub fn new(role: Role, local: Capabilities, dictionary: Arc<Dictionary>) -> Self {
         PeerConfig {
             role,
@@ -107,7 +191,8 @@ impl PeerConfig {
             disconnect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             allowed_peers: PeerFilter::Any,
-            end_to_end: Arc::new(EndToEndIds::new(0, 0)),
+            max_pending_requests: DEFAULT_MAX_PENDING_REQUESTS,
+            end_to_end: Arc::new(EndToEndIds::random()),
         }
     }
 }
@@ -129,10 +214,33 @@ pub struct RequestId(pub u32);
 pub enum RequestFailure {
     /// No answer before the deadline.
     Timeout,
-    /// The connection closed first.
+    /// The connection closed first, or the watchdog suspects it (RFC 3539 SUSPECT, reported
+    /// just before as `Event::Watchdog(WatchdogState::Suspect)`): either way the request may
+    /// be sent again over another connection.
     ConnectionClosed,
     /// The answer could not be decoded or broke the dictionary's rules.
     InvalidAnswer(ProtocolError),
+}
+
+/// Why [`Peer::send_request`] did not send a request.
+#[derive(Debug, thiserror::Error)]
+pub enum SendRequestError {
+    /// Capabilities are not exchanged yet, or the connection is closing or closed.
+    #[error("the peer connection is not open")]
+    NotOpen,
+    /// RFC 3539: application requests wait until the watchdog is OKAY (it is REOPEN after a
+    /// failed connection, SUSPECT when the peer stopped answering).
+    #[error("the peer connection's watchdog is {}, not okay", .0.name())]
+    WatchdogNotOkay(WatchdogState),
+    /// [`PeerConfig::max_pending_requests`] requests already await answers.
+    #[error("{limit} requests already await answers on this connection")]
+    TooManyPending { limit: usize },
+    /// The message has the R bit clear.
+    #[error("not a request: the R bit is clear")]
+    NotARequest,
+    /// The request cannot be encoded (too large).
+    #[error(transparent)]
+    Encode(#[from] Error),
 }
 
 /// Why the connection ended.
@@ -230,6 +338,8 @@ pub struct Peer {
     pending_cer: Option<Message>,
     cer_hop_by_hop: u32,
     dpr_hop_by_hop: u32,
+    /// The DWR awaiting its DWA, if any.
+    outstanding_dwr: Option<u32>,
     next_hop_by_hop: u32,
     pending: HashMap<u32, Pending>,
     transmit: VecDeque<Bytes>,
@@ -254,6 +364,7 @@ impl Peer {
             pending_cer: None,
             cer_hop_by_hop: 0,
             dpr_hop_by_hop: 0,
+            outstanding_dwr: None,
             next_hop_by_hop: rng.r#gen(),
             pending: HashMap::new(),
             transmit: VecDeque::new(),
@@ -354,6 +465,12 @@ impl Peer {
                     // Nothing but a well-formed CER is acceptable before capabilities exchange.
                     return self.close(CloseReason::ProtocolViolation(error.to_string()));
                 }
+                if self.state != PeerState::WaitCea {
+                    // It framed as a message, so the peer sent it: traffic for the watchdog
+                    // (never a DWA, even with command 280: a DWA that does not decode proves
+                    // less than one that does).
+                    self.watchdog_received(now, false);
+                }
                 if header.flags.is_request() {
                     let answer = err.answer(
                         &header,
@@ -440,6 +557,10 @@ impl Peer {
             let before = self.watchdog.state();
             let action = self.watchdog.timeout(now);
             self.watchdog_changed(before);
+            if self.watchdog.state() == WatchdogState::Suspect && before != WatchdogState::Suspect {
+                // RFC 3539 Failover(): the requests in flight go elsewhere if they can.
+                self.fail_pending(RequestFailure::ConnectionClosed);
+            }
             match action {
                 WatchdogAction::SendDwr => self.send_dwr(),
                 WatchdogAction::Close => self.close(CloseReason::WatchdogExpired),
@@ -477,7 +598,14 @@ impl Peer {
     }
 
     /// Sends a request with the default timeout. Hop-by-Hop and (if 0) End-to-End are set here.
-    pub fn send_request(&mut self, now: Instant, request: Message) -> Result<RequestId, Error> {
+    ///
+    /// Refused unless the connection is open with its watchdog OKAY and fewer than
+    /// [`PeerConfig::max_pending_requests`] requests await answers.
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        request: Message,
+    ) -> Result<RequestId, SendRequestError> {
         let timeout = self.config.request_timeout;
         self.send_request_with_timeout(now, request, timeout)
     }
@@ -488,12 +616,20 @@ impl Peer {
         now: Instant,
         mut request: Message,
         timeout: Duration,
-    ) -> Result<RequestId, Error> {
+    ) -> Result<RequestId, SendRequestError> {
         if self.state != PeerState::Open {
-            return Err(Error::NotOpen);
+            return Err(SendRequestError::NotOpen);
         }
         if !request.is_request() {
-            return Err(Error::NotARequest("the R bit is clear"));
+            return Err(SendRequestError::NotARequest);
+        }
+        let watchdog = self.watchdog.state();
+        if watchdog != WatchdogState::Okay {
+            return Err(SendRequestError::WatchdogNotOkay(watchdog));
+        }
+        let limit = self.config.max_pending_requests;
+        if self.pending.len() >= limit {
+            return Err(SendRequestError::TooManyPending { limit });
         }
         let hbh = self.stamp(&mut request);
         let bytes = request.encode()?;
@@ -551,15 +687,55 @@ impl Peer {
             PeerState::Open | PeerState::Closing => {
                 let is_dwa =
                     !msg.is_request() && msg.header.command_code == command::DEVICE_WATCHDOG;
-                let before = self.watchdog.state();
-                let accepted = self.watchdog.received(now, is_dwa);
-                self.watchdog_changed(before);
+                let answers_dwr = is_dwa && self.take_dwa(&msg);
+                let accepted = self.watchdog_received(now, answers_dwr);
                 if msg.is_request() {
                     self.handle_request(msg, accepted);
                 } else if !is_dwa {
                     self.handle_answer(msg);
                 }
             }
+        }
+    }
+
+    /// A message arrived: tells the watchdog (reporting a change of state); false when RFC 3539
+    /// says to throw it away (REOPEN, anything but the DWA).
+    fn watchdog_received(&mut self, now: Instant, answers_dwr: bool) -> bool {
+        let before = self.watchdog.state();
+        let accepted = self.watchdog.received(now, answers_dwr);
+        self.watchdog_changed(before);
+        accepted
+    }
+
+    /// Is this DWA the answer to the outstanding DWR? If so the DWR is no longer outstanding.
+    fn take_dwa(&mut self, dwa: &Message) -> bool {
+        let hbh = dwa.header.hop_by_hop;
+        if self.outstanding_dwr != Some(hbh) {
+            tracing::warn!(
+                hop_by_hop = hbh,
+                outstanding = ?self.outstanding_dwr,
+                "discarding DWA that answers no outstanding DWR"
+            );
+            return false;
+        }
+        self.outstanding_dwr = None;
+        let code = dwa.result_code();
+        if code != Some(result::SUCCESS) {
+            // Still a sign of life: the peer answered the watchdog (RFC 3539 section 3.4).
+            tracing::warn!(result_code = ?code, "DWA without DIAMETER_SUCCESS");
+        }
+        true
+    }
+
+    /// Fails every pending request, in Hop-by-Hop order.
+    fn fail_pending(&mut self, reason: RequestFailure) {
+        let mut failed: Vec<u32> = self.pending.drain().map(|(h, _)| h).collect();
+        failed.sort_unstable();
+        for hbh in failed {
+            self.events.push_back(Event::RequestFailed {
+                id: RequestId(hbh),
+                reason: reason.clone(),
+            });
         }
     }
 
@@ -629,6 +805,10 @@ impl Peer {
                     return self.queue(&answer);
                 }
                 if !accepted {
+                    // RFC 3539 throws non-DWA traffic away in REOPEN. We answer instead (never
+                    // a silent drop): 3002 with the E bit tells the sender at once to try
+                    // another path, where a dropped request would hold it until its own
+                    // timeout; the answer does not count for our watchdog either way.
                     let err = ProtocolError::new(
                         result::UNABLE_TO_DELIVER,
                         "connection is re-opening (RFC 3539 REOPEN)",
@@ -744,34 +924,46 @@ impl Peer {
                 cea.header.command_code
             )));
         }
-        let result_code = cea.result_code().unwrap_or(0);
-        if !result::is_success(result_code) {
+        // A refusal is reported with the peer's own Result-Code and Error-Message, whatever
+        // else the CEA holds (error answers may follow the shorter generic answer format).
+        if let Some(result_code) = cea.result_code()
+            && !result::is_success(result_code)
+        {
             let message = cea.error_message().unwrap_or("").to_owned();
             return self.close(CloseReason::CapabilitiesFailed {
                 result_code,
                 message,
             });
         }
-        match Capabilities::from_message(&cea) {
-            Ok(caps) => {
-                let applications = self.config.local.common_applications(&caps);
-                if applications.is_empty() {
-                    return self.close(CloseReason::CapabilitiesFailed {
-                        result_code: result::NO_COMMON_APPLICATION,
-                        message: "CEA names no application in common".into(),
-                    });
-                }
-                self.remote = Some(PeerInfo {
-                    capabilities: caps,
-                    applications,
+        // A successful CEA is held to the same rules as a CER: the dictionary's AVP and
+        // occurrence rules (Result-Code, Origin-Host, Origin-Realm, Host-IP-Address, Vendor-Id,
+        // Product-Name), then the typed reading.
+        let dictionary = &self.config.dictionary;
+        let checked = validate_answer(dictionary, &cea, &self.config.limits)
+            .and_then(|()| check_answer_rules(dictionary, &cea))
+            .and_then(|()| Capabilities::from_message(&cea));
+        let caps = match checked {
+            Ok(caps) => caps,
+            Err(err) => {
+                tracing::warn!(peer = cea.origin_host().unwrap_or("?"), code = err.result_code, error = %err.message, "invalid CEA");
+                return self.close(CloseReason::CapabilitiesFailed {
+                    result_code: err.result_code,
+                    message: format!("invalid CEA: {}", err.message),
                 });
-                self.open(now);
             }
-            Err(err) => self.close(CloseReason::CapabilitiesFailed {
-                result_code: err.result_code,
-                message: err.message,
-            }),
+        };
+        let applications = self.config.local.common_applications(&caps);
+        if applications.is_empty() {
+            return self.close(CloseReason::CapabilitiesFailed {
+                result_code: result::NO_COMMON_APPLICATION,
+                message: "CEA names no application in common".into(),
+            });
         }
+        self.remote = Some(PeerInfo {
+            capabilities: caps,
+            applications,
+        });
+        self.open(now);
     }
 
     fn open(&mut self, now: Instant) {
@@ -799,7 +991,7 @@ impl Peer {
         if let Some(id) = self.config.local.origin_state_id {
             dwr.push(Avp::mandatory(avp::ORIGIN_STATE_ID, &Value::Unsigned32(id)));
         }
-        self.stamp(&mut dwr);
+        self.outstanding_dwr = Some(self.stamp(&mut dwr));
         self.queue(&dwr);
     }
 
@@ -828,7 +1020,8 @@ impl Peer {
         );
     }
 
-    /// Gives a request its Hop-by-Hop (always) and End-to-End (when 0) identifiers.
+    /// Gives a request its Hop-by-Hop (always) and End-to-End (when 0: the generator never
+    /// yields 0, so no request leaves with it) identifiers.
     fn stamp(&mut self, request: &mut Message) -> u32 {
         loop {
             let hbh = self.next_hop_by_hop;
@@ -862,14 +1055,8 @@ impl Peer {
         self.state = PeerState::Closed;
         self.state_deadline = None;
         self.watchdog.connection_down();
-        let mut failed: Vec<u32> = self.pending.drain().map(|(h, _)| h).collect();
-        failed.sort_unstable();
-        for hbh in failed {
-            self.events.push_back(Event::RequestFailed {
-                id: RequestId(hbh),
-                reason: RequestFailure::ConnectionClosed,
-            });
-        }
+        self.outstanding_dwr = None;
+        self.fail_pending(RequestFailure::ConnectionClosed);
         self.events.push_back(Event::Closed(reason));
     }
 }

@@ -163,6 +163,17 @@ impl SubscriberSession {
         }
     }
 
+    /// The span a handler runs in: the session and its router on every log line. Made per
+    /// message, not kept, so an idle session costs no span.
+    fn span(&self) -> tracing::span::EnteredSpan {
+        tracing::info_span!(
+            "subscriber_session",
+            session = %self.record.session_id,
+            router = %self.record.router
+        )
+        .entered()
+    }
+
     fn record_mut(&mut self) -> &mut SubscriberRecord {
         Arc::make_mut(&mut self.record)
     }
@@ -356,6 +367,7 @@ impl Handler<RouterRequest> for SubscriberSession {
     type Result = MessageResult<RouterRequest>;
 
     fn handle(&mut self, msg: RouterRequest, ctx: &mut Context<Self>) -> Self::Result {
+        let _span = self.span();
         let request = msg.0;
         let answer = match request.header.command_code {
             command::AA => self.on_aar(&request, ctx),
@@ -376,6 +388,7 @@ impl Handler<StartResync> for SubscriberSession {
     type Result = ();
 
     fn handle(&mut self, msg: StartResync, ctx: &mut Context<Self>) {
+        let _span = self.span();
         self.record_mut().state = SessionState::Resyncing;
         self.publish();
         if let Some(t) = self.resync_timer.take() {
@@ -394,6 +407,7 @@ impl Handler<Activate> for SubscriberSession {
     type Result = ResponseActFuture<Self, Result<ChangeOutcome, SubscriberError>>;
 
     fn handle(&mut self, msg: Activate, _ctx: &mut Context<Self>) -> Self::Result {
+        let _span = self.span();
         if self.record.router_interface.is_some() {
             return Box::pin(fut::ready(self.cops_change(msg.service, true)));
         }
@@ -432,6 +446,7 @@ impl Handler<Deactivate> for SubscriberSession {
     type Result = ResponseActFuture<Self, Result<ChangeOutcome, SubscriberError>>;
 
     fn handle(&mut self, msg: Deactivate, _ctx: &mut Context<Self>) -> Self::Result {
+        let _span = self.span();
         if self.record.router_interface.is_some() {
             let Some(service) = self
                 .record
@@ -577,6 +592,7 @@ impl Handler<Logout> for SubscriberSession {
     type Result = ResponseActFuture<Self, Result<LogoutOutcome, SubscriberError>>;
 
     fn handle(&mut self, _msg: Logout, _ctx: &mut Context<Self>) -> Self::Result {
+        let _span = self.span();
         let request = messages::abort_session(&self.record, &self.sae.local);
         let sae = self.sae.clone();
         let router = self.record.router.clone();
@@ -639,6 +655,7 @@ impl Handler<Collect> for SubscriberSession {
     type Result = ResponseActFuture<Self, Result<CollectOutcome, SubscriberError>>;
 
     fn handle(&mut self, _msg: Collect, _ctx: &mut Context<Self>) -> Self::Result {
+        let _span = self.span();
         let number = self.sae.next_acct_number();
         let request = messages::collect_usage(
             &self.record,
@@ -677,6 +694,7 @@ impl Handler<EndSession> for SubscriberSession {
     type Result = ();
 
     fn handle(&mut self, msg: EndSession, ctx: &mut Context<Self>) {
+        let _span = self.span();
         self.end(ctx, &msg.detail);
     }
 }
@@ -693,6 +711,7 @@ impl Handler<HandOver> for SubscriberSession {
     type Result = ();
 
     fn handle(&mut self, msg: HandOver, ctx: &mut Context<Self>) {
+        let _span = self.span();
         self.end_as(ctx, EventKind::HandedOver, &msg.detail);
     }
 }
@@ -701,6 +720,7 @@ impl Handler<CopsReport> for SubscriberSession {
     type Result = ();
 
     fn handle(&mut self, msg: CopsReport, _ctx: &mut Context<Self>) {
+        let _span = self.span();
         use sae_cops::object::ReportType;
         match msg.report_type {
             ReportType::Success => {

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use sae_diameter::codes::{DisconnectCause, app, avp, command, result, vendor};
 use sae_diameter::jsrc::{PolicyDefinition, PolicyInstall, SubscriberMessage, Substitution};
-use sae_diameter::peer::RequestFailure;
+use sae_diameter::peer::{EndToEndIds, PeerConfig, RequestFailure, SendRequestError, election_won};
 use sae_diameter::watchdog::WatchdogState;
 use sae_diameter::{
-    Avp, AvpFlags, CloseReason, Error, Event, Message, PeerFilter, PeerState, RequestId, Value,
+    Avp, AvpFlags, CloseReason, Event, Message, PeerFilter, PeerState, RequestId, Role, Value,
 };
 
 use crate::support::*;
@@ -437,7 +437,7 @@ fn unanswered_dpr_closes_after_the_disconnect_timeout() {
         .disconnect(start, DisconnectCause::Rebooting);
     assert!(matches!(
         link.initiator.peer.send_request(start, aar("s;1", "u")),
-        Err(Error::NotOpen)
+        Err(SendRequestError::NotOpen)
     ));
     let t = link.fire_next_timeout();
     assert_eq!(t - start, Duration::from_secs(5));
@@ -584,7 +584,7 @@ fn transport_loss_fails_every_pending_request() {
     assert_eq!(link.initiator.peer.poll_timeout(), None);
     assert!(matches!(
         link.initiator.peer.send_request(now, aar("s", "u")),
-        Err(Error::NotOpen)
+        Err(SendRequestError::NotOpen)
     ));
 }
 
@@ -891,4 +891,597 @@ fn error_answer_with_an_undecodable_failed_avp_still_reaches_the_requester() {
     };
     assert_eq!(*got, id);
     assert_eq!(answer.result_code(), Some(result::INVALID_AVP_LENGTH));
+}
+
+// ---- Watchdog gating, failover and DWA matching (RFC 3539) ----
+
+/// Moves the clock forward until the initiator's watchdog is in `state` (at most `rounds`
+/// timeouts), collecting the initiator's events on the way.
+fn run_until_initiator_watchdog(link: &mut Link, state: WatchdogState) -> Vec<Event> {
+    let mut events = Vec::new();
+    for _ in 0..10 {
+        if link.initiator.peer.watchdog_state() == state {
+            return events;
+        }
+        link.fire_next_timeout();
+        events.extend(link.initiator.take_events());
+    }
+    panic!("watchdog never reached {state:?}: {events:?}");
+}
+
+#[test]
+fn requests_are_refused_while_the_watchdog_is_reopen_or_suspect() {
+    // REOPEN: up, but not usable before three DWAs.
+    let mut link = Link::with_reopen(router_config(), sae_config(), true);
+    link.connect();
+    link.responder.peer.accept(link.now());
+    link.pump();
+    assert_eq!(link.initiator.state(), PeerState::Open);
+    let refused = link
+        .initiator
+        .peer
+        .send_request(link.now(), aar("mx1;8;1", "kim"));
+    assert!(
+        matches!(
+            refused,
+            Err(SendRequestError::WatchdogNotOkay(WatchdogState::Reopen))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(link.initiator.peer.pending_requests(), 0);
+    assert!(
+        sent_of(&link.initiator.sent, command::AA, true).is_empty(),
+        "nothing written"
+    );
+    run_until_initiator_watchdog(&mut link, WatchdogState::Okay);
+    link.responder.take_events();
+    link.router_request(aar("mx1;8;2", "kim"), None);
+
+    // SUSPECT: the SAE stopped answering.
+    link.responder_to_initiator = false;
+    run_until_initiator_watchdog(&mut link, WatchdogState::Suspect);
+    let refused = link
+        .initiator
+        .peer
+        .send_request(link.now(), aar("mx1;8;3", "kim"));
+    assert!(
+        matches!(
+            refused,
+            Err(SendRequestError::WatchdogNotOkay(WatchdogState::Suspect))
+        ),
+        "{refused:?}"
+    );
+    let text = refused.unwrap_err().to_string();
+    assert!(text.contains("suspect"), "{text}");
+}
+
+#[test]
+fn entering_suspect_fails_the_pending_requests_over() {
+    let mut link = Link::new(router_config(), sae_config());
+    link.open();
+    link.responder_to_initiator = false;
+    let long = Some(Duration::from_secs(600));
+    let (first, lea) = link.router_request(aar("mx1;9;1", "lea"), long);
+    let (second, max) = link.router_request(aar("mx1;9;2", "max"), long);
+    let mut ids = [first, second];
+    ids.sort();
+
+    let events = run_until_initiator_watchdog(&mut link, WatchdogState::Suspect);
+    // The state change first, then one failure per request: the application can resend.
+    assert_eq!(
+        events,
+        vec![
+            Event::Watchdog(WatchdogState::Suspect),
+            Event::RequestFailed {
+                id: ids[0],
+                reason: RequestFailure::ConnectionClosed
+            },
+            Event::RequestFailed {
+                id: ids[1],
+                reason: RequestFailure::ConnectionClosed
+            },
+        ]
+    );
+    assert_eq!(link.initiator.peer.pending_requests(), 0);
+    assert_eq!(link.initiator.state(), PeerState::Open);
+
+    // The SAE comes back and answers late: the watchdog fails back, the answers are dropped.
+    link.responder_to_initiator = true;
+    for req in [&lea, &max] {
+        let mut aaa = Message::answer_to(req);
+        aaa.set_result_code(result::SUCCESS);
+        aaa.push(ident(avp::ORIGIN_HOST, SAE_HOST));
+        aaa.push(ident(avp::ORIGIN_REALM, REALM));
+        link.responder.peer.send_answer(aaa).unwrap();
+    }
+    link.pump();
+    assert_eq!(
+        link.initiator.take_events(),
+        vec![Event::Watchdog(WatchdogState::Okay)]
+    );
+}
+
+/// The DWR the initiator sent last, and a DWA to it from the SAE with `result_code`.
+fn dwa_to_last_dwr(link: &Link, result_code: u32) -> (Message, Message) {
+    let dwr = sent_of(&link.initiator.sent, command::DEVICE_WATCHDOG, true)
+        .last()
+        .copied()
+        .expect("a DWR was sent")
+        .clone();
+    let mut dwa = Message::answer_to(&dwr);
+    dwa.set_result_code(result_code);
+    dwa.push(ident(avp::ORIGIN_HOST, SAE_HOST));
+    dwa.push(ident(avp::ORIGIN_REALM, REALM));
+    (dwr, dwa)
+}
+
+/// Open link whose SAE end no longer reaches the router, right after the router's first DWR.
+fn dwr_outstanding() -> Link {
+    let mut link = Link::new(router_config(), sae_config());
+    link.open();
+    link.responder_to_initiator = false;
+    link.fire_next_timeout();
+    assert_eq!(
+        sent_of(&link.initiator.sent, command::DEVICE_WATCHDOG, true).len(),
+        1
+    );
+    link
+}
+
+#[test]
+fn only_the_dwa_of_the_outstanding_dwr_counts() {
+    // A DWA with another Hop-by-Hop identifier leaves the DWR outstanding: SUSPECT follows.
+    let mut link = dwr_outstanding();
+    let (dwr, mut stray) = dwa_to_last_dwr(&link, result::SUCCESS);
+    stray.header.hop_by_hop = dwr.header.hop_by_hop.wrapping_add(1);
+    let now = link.now();
+    link.initiator.receive(now, &stray.encode().unwrap());
+    link.fire_next_timeout();
+    assert_eq!(link.initiator.peer.watchdog_state(), WatchdogState::Suspect);
+
+    // The matching DWA clears it: the next expiry sends a new DWR instead.
+    let mut link = dwr_outstanding();
+    let (_, dwa) = dwa_to_last_dwr(&link, result::SUCCESS);
+    let now = link.now();
+    link.initiator.receive(now, &dwa.encode().unwrap());
+    link.fire_next_timeout();
+    assert_eq!(link.initiator.peer.watchdog_state(), WatchdogState::Okay);
+    assert_eq!(
+        sent_of(&link.initiator.sent, command::DEVICE_WATCHDOG, true).len(),
+        2
+    );
+    // The same DWA again is stale now: it answers no outstanding DWR.
+    let (_, second) = dwa_to_last_dwr(&link, result::SUCCESS);
+    let now = link.now();
+    link.initiator.receive(now, &dwa.encode().unwrap());
+    link.fire_next_timeout();
+    assert_eq!(link.initiator.peer.watchdog_state(), WatchdogState::Suspect);
+    // ... while the current one brings it back.
+    let now = link.now();
+    link.initiator.receive(now, &second.encode().unwrap());
+    assert_eq!(link.initiator.peer.watchdog_state(), WatchdogState::Okay);
+}
+
+#[test]
+fn a_dwa_that_is_not_2001_is_still_a_sign_of_life() {
+    let mut link = dwr_outstanding();
+    let (_, dwa) = dwa_to_last_dwr(&link, result::TOO_BUSY);
+    let now = link.now();
+    link.initiator.receive(now, &dwa.encode().unwrap());
+    link.fire_next_timeout();
+    assert_eq!(link.initiator.peer.watchdog_state(), WatchdogState::Okay);
+    assert_eq!(
+        sent_of(&link.initiator.sent, command::DEVICE_WATCHDOG, true).len(),
+        2,
+        "a new DWR, not SUSPECT"
+    );
+}
+
+#[test]
+fn a_reopened_connection_does_not_count_stray_dwas() {
+    let mut link = Link::with_reopen(router_config(), sae_config(), true);
+    link.connect();
+    link.responder_to_initiator = false;
+    link.responder.peer.accept(link.now());
+    link.pump();
+    // The CEA was lost with everything else: deliver it by hand, then three stray DWAs.
+    let cea = link.responder.sent[0].clone();
+    let now = link.now();
+    link.initiator.receive(now, &cea.encode().unwrap());
+    link.pump();
+    assert_eq!(link.initiator.peer.watchdog_state(), WatchdogState::Reopen);
+    let (dwr, mut stray) = dwa_to_last_dwr(&link, result::SUCCESS);
+    for i in 1..=3 {
+        stray.header.hop_by_hop = dwr.header.hop_by_hop.wrapping_add(i);
+        link.initiator.receive(now, &stray.encode().unwrap());
+    }
+    assert_eq!(link.initiator.peer.watchdog_state(), WatchdogState::Reopen);
+    let events = link.initiator.take_events();
+    assert!(
+        !watchdog_events(&events).contains(&WatchdogState::Okay),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn application_traffic_in_okay_postpones_the_dwr() {
+    let mut link = Link::new(router_config(), sae_config());
+    link.open();
+    let t0 = link.now();
+    let first = link.initiator.peer.poll_timeout().expect("watchdog armed");
+    assert!(first <= t0 + Duration::from_secs(32));
+    // 20 s in, the SAE pushes a profile to the router.
+    let t = link.clock.set(t0 + Duration::from_secs(20));
+    link.responder
+        .peer
+        .send_request(t, ppr("mx1;10;1"))
+        .unwrap();
+    link.pump();
+    assert_eq!(requests(link.initiator.take_events()).len(), 1);
+    let postponed = link.initiator.peer.poll_timeout().unwrap();
+    assert!(postponed >= t + Duration::from_secs(28), "{postponed:?}");
+    // The original deadline passes without a DWR from the router ...
+    let t = link.clock.set(first + Duration::from_secs(1));
+    link.initiator.peer.handle_timeout(t);
+    let dwrs = |link: &mut Link| {
+        link.initiator
+            .take_sent_messages()
+            .iter()
+            .filter(|m| m.is_request() && m.header.command_code == command::DEVICE_WATCHDOG)
+            .count()
+    };
+    assert_eq!(dwrs(&mut link), 0);
+    // ... which goes out at the postponed one.
+    let t = link.clock.set(postponed);
+    link.initiator.peer.handle_timeout(t);
+    assert_eq!(dwrs(&mut link), 1);
+}
+
+#[test]
+fn a_malformed_message_is_traffic_for_the_watchdog() {
+    let mut link = Link::new(router_config(), sae_config());
+    link.open();
+    let t0 = link.now();
+    let first = link.responder.peer.poll_timeout().expect("watchdog armed");
+    let t = link.clock.set(t0 + Duration::from_secs(20));
+    // A DWR whose Result-Code AVP overruns the message: framed, not decodable; answered 5014.
+    let overrun = raw::avp(
+        avp::RESULT_CODE,
+        AvpFlags::MANDATORY,
+        None,
+        &[0; 4],
+        Some(99),
+        true,
+    );
+    let mut body = raw::origin_avps();
+    body.extend(overrun);
+    let bytes = raw::message(1, 0x80, command::DEVICE_WATCHDOG, 0, 0x42, &body, None);
+    link.responder.receive(t, &bytes);
+    let [answer] = &link.responder.take_sent_messages()[..] else {
+        panic!("one answer");
+    };
+    assert_eq!(answer.result_code(), Some(result::INVALID_AVP_LENGTH));
+    let postponed = link.responder.peer.poll_timeout().unwrap();
+    assert!(postponed > first, "{postponed:?} vs {first:?}");
+    assert!(postponed >= t + Duration::from_secs(28), "{postponed:?}");
+}
+
+#[test]
+fn a_malformed_message_brings_a_suspect_watchdog_back_to_okay() {
+    let mut link = Link::new(router_config(), sae_config());
+    link.open();
+    link.responder_to_initiator = false;
+    run_until_initiator_watchdog(&mut link, WatchdogState::Suspect);
+    // An answer to nothing, with an AVP whose length overruns the message.
+    let overrun = raw::avp(
+        avp::RESULT_CODE,
+        AvpFlags::MANDATORY,
+        None,
+        &[0; 4],
+        Some(99),
+        true,
+    );
+    let bytes = raw::message(1, 0, command::AA, app::JSRC, 0x43, &overrun, None);
+    let now = link.now();
+    link.initiator.receive(now, &bytes);
+    assert_eq!(
+        link.initiator.take_events(),
+        vec![Event::Watchdog(WatchdogState::Okay)]
+    );
+}
+
+// ---- Pending-request limit ----
+
+#[test]
+fn requests_beyond_the_pending_limit_are_refused() {
+    assert_eq!(router_config().max_pending_requests, 4096, "default");
+    let mut router = router_config();
+    router.max_pending_requests = 3;
+    let mut link = Link::new(router, sae_config());
+    link.open();
+    let now = link.now();
+    for i in 0..3 {
+        link.initiator
+            .peer
+            .send_request(now, aar(&format!("mx1;11;{i}"), "ned"))
+            .unwrap();
+    }
+    let refused = link
+        .initiator
+        .peer
+        .send_request(now, aar("mx1;11;3", "ned"));
+    assert!(
+        matches!(refused, Err(SendRequestError::TooManyPending { limit: 3 })),
+        "{refused:?}"
+    );
+    assert_eq!(link.initiator.peer.pending_requests(), 3);
+    link.pump();
+    // One answer frees a place.
+    let delivered = requests(link.responder.take_events());
+    let mut aaa = Message::answer_to(&delivered[0]);
+    aaa.set_result_code(result::SUCCESS);
+    aaa.push(ident(avp::ORIGIN_HOST, SAE_HOST));
+    aaa.push(ident(avp::ORIGIN_REALM, REALM));
+    link.responder.peer.send_answer(aaa).unwrap();
+    link.pump();
+    assert_eq!(link.initiator.peer.pending_requests(), 2);
+    link.initiator
+        .peer
+        .send_request(link.now(), aar("mx1;11;4", "ned"))
+        .unwrap();
+}
+
+// ---- CEA checks (initiator) and CER content checks (responder) ----
+
+/// The initiator alone, CER sent; returns it and the CER.
+fn router_waiting_for_cea() -> (Endpoint, Message, std::time::Instant) {
+    let mut router = Endpoint::new(router_config(), 0x3333, false);
+    let now = std::time::Instant::now();
+    router.peer.connected(now);
+    let [cer] = &router.take_sent_messages()[..] else {
+        panic!("one CER");
+    };
+    let cer = cer.clone();
+    (router, cer, now)
+}
+
+/// A CEA 2001 to `cer` carrying `avps` after the Result-Code.
+fn cea_with(cer: &Message, avps: Vec<Avp>) -> Message {
+    let mut cea = Message::answer_to(cer);
+    cea.set_result_code(result::SUCCESS);
+    cea.avps.extend(avps);
+    cea
+}
+
+fn capabilities_failure(router: &mut Endpoint) -> (u32, String) {
+    assert_eq!(router.state(), PeerState::Closed);
+    let events = router.take_events();
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Up(_))),
+        "{events:?}"
+    );
+    match closed_with(&events) {
+        Some(CloseReason::CapabilitiesFailed {
+            result_code,
+            message,
+        }) => (*result_code, message.clone()),
+        other => panic!("{other:?} in {events:?}"),
+    }
+}
+
+#[test]
+fn a_cea_missing_a_required_avp_fails_the_exchange() {
+    for (missing, name) in [
+        (avp::HOST_IP_ADDRESS, "Host-IP-Address"),
+        (avp::PRODUCT_NAME, "Product-Name"),
+        (avp::VENDOR_ID, "Vendor-Id"),
+        (avp::ORIGIN_REALM, "Origin-Realm"),
+    ] {
+        let (mut router, cer, now) = router_waiting_for_cea();
+        let mut avps = sae_capabilities().to_avps();
+        avps.retain(|a| a.code() != missing);
+        router.receive(now, &cea_with(&cer, avps).encode().unwrap());
+        let (code, message) = capabilities_failure(&mut router);
+        assert_eq!(code, result::MISSING_AVP, "{name}: {message}");
+        assert!(message.contains(name), "{name}: {message}");
+    }
+    // Without Result-Code at all.
+    let (mut router, cer, now) = router_waiting_for_cea();
+    let mut cea = cea_with(&cer, sae_capabilities().to_avps());
+    cea.avps.retain(|a| a.code() != avp::RESULT_CODE);
+    router.receive(now, &cea.encode().unwrap());
+    let (code, message) = capabilities_failure(&mut router);
+    assert_eq!(code, result::MISSING_AVP);
+    assert!(message.contains("Result-Code"), "{message}");
+}
+
+#[test]
+fn a_cea_with_an_unknown_mandatory_avp_fails_the_exchange() {
+    let (mut router, cer, now) = router_waiting_for_cea();
+    let mut avps = sae_capabilities().to_avps();
+    avps.push(Avp::vendor_mandatory(
+        4242,
+        vendor::JUNIPER,
+        &Value::Unsigned32(1),
+    ));
+    router.receive(now, &cea_with(&cer, avps).encode().unwrap());
+    let (code, _) = capabilities_failure(&mut router);
+    assert_eq!(code, result::AVP_UNSUPPORTED);
+}
+
+/// A Vendor-Specific-Application-Id naming JSRC without a Vendor-Id.
+fn vsai_without_vendor() -> Avp {
+    Avp::mandatory(
+        avp::VENDOR_SPECIFIC_APPLICATION_ID,
+        &Value::Grouped(vec![Avp::mandatory(
+            avp::AUTH_APPLICATION_ID,
+            &Value::Unsigned32(app::JSRC),
+        )]),
+    )
+}
+
+#[test]
+fn a_cea_with_a_vendor_application_without_vendor_id_fails_the_exchange() {
+    let (mut router, cer, now) = router_waiting_for_cea();
+    let mut avps = sae_capabilities().to_avps();
+    avps.retain(|a| a.code() != avp::VENDOR_SPECIFIC_APPLICATION_ID);
+    avps.push(vsai_without_vendor());
+    router.receive(now, &cea_with(&cer, avps).encode().unwrap());
+    let (code, message) = capabilities_failure(&mut router);
+    assert_eq!(code, result::MISSING_AVP);
+    assert!(message.contains("Vendor-Id"), "{message}");
+}
+
+#[test]
+fn a_cea_refusal_keeps_the_peers_result_code() {
+    // A terse 3010 (generic error answer, no capabilities) is reported as 3010, not as the
+    // AVPs it lacks.
+    let (mut router, cer, now) = router_waiting_for_cea();
+    let mut cea = Message::answer_to(&cer);
+    cea.set_result_code(result::UNKNOWN_PEER);
+    cea.push(ident(avp::ORIGIN_HOST, SAE_HOST));
+    cea.push(ident(avp::ORIGIN_REALM, REALM));
+    router.receive(now, &cea.encode().unwrap());
+    let (code, _) = capabilities_failure(&mut router);
+    assert_eq!(code, result::UNKNOWN_PEER);
+}
+
+/// The router's CER with `edit` applied, delivered to the SAE; returns the SAE's CEA.
+fn sae_answers_cer(edit: impl FnOnce(&mut Vec<Avp>)) -> (Message, Endpoint) {
+    let mut sae = Endpoint::new(sae_config(), 0x4444, false);
+    let now = std::time::Instant::now();
+    sae.peer.connected(now);
+    let mut cer = Message::request(command::CAPABILITIES_EXCHANGE, 0, false);
+    cer.avps = router_capabilities().to_avps();
+    edit(&mut cer.avps);
+    cer.header.hop_by_hop = 0x77;
+    cer.header.end_to_end = 0x88;
+    sae.receive(now, &cer.encode().unwrap());
+    let [cea] = &sae.take_sent_messages()[..] else {
+        panic!("one CEA");
+    };
+    (cea.clone(), sae)
+}
+
+#[test]
+fn a_cer_with_a_vendor_application_without_vendor_id_is_5005() {
+    let (cea, mut sae) = sae_answers_cer(|avps| {
+        avps.retain(|a| a.code() != avp::VENDOR_SPECIFIC_APPLICATION_ID);
+        avps.push(vsai_without_vendor());
+    });
+    assert_eq!(cea.result_code(), Some(result::MISSING_AVP));
+    let failed = failed_avps(&cea);
+    assert_eq!(failed[0].code(), avp::VENDOR_SPECIFIC_APPLICATION_ID);
+    let inner = failed[0].grouped().unwrap();
+    assert_eq!(inner[0].code(), avp::VENDOR_ID);
+    assert_eq!(sae.state(), PeerState::Closed);
+    assert!(matches!(
+        closed_with(&sae.take_events()),
+        Some(CloseReason::CapabilitiesFailed {
+            result_code: 5005,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_cer_with_a_host_ip_address_that_is_not_an_ip_address_is_5004() {
+    // E.164 (family 8): a valid Address, but no IP address to know the router by.
+    let e164 = Avp::from_raw(
+        avp::HOST_IP_ADDRESS,
+        AvpFlags::mandatory(),
+        None,
+        bytes::Bytes::from_static(&[0, 8, b'5', b'5', b'5']),
+    );
+    let added = e164.clone();
+    let (cea, sae) = sae_answers_cer(move |avps| avps.insert(3, added));
+    assert_eq!(cea.result_code(), Some(result::INVALID_AVP_VALUE));
+    assert_eq!(failed_avps(&cea), vec![e164]);
+    assert_eq!(sae.state(), PeerState::Closed);
+}
+
+// ---- Identifiers and election ----
+
+#[test]
+fn end_to_end_ids_have_the_clock_in_the_high_12_bits_and_increment() {
+    // Seconds 0x6553_f1a0: low 12 bits 0x1a0; random 0xabc1_2345: low 20 bits 0x12345.
+    let ids = EndToEndIds::new(0x6553_f1a0, 0xabc1_2345);
+    let first = ids.next();
+    assert_eq!(first >> 20, 0x1a0);
+    assert_eq!(first & 0xf_ffff, 0x1_2345);
+    assert_eq!(first, 0x1a01_2345);
+    let next: Vec<u32> = (0..1000).map(|_| ids.next()).collect();
+    assert_eq!(next[0], first + 1);
+    assert!(next.windows(2).all(|w| w[1] == w[0] + 1));
+    // With the time given, the low 20 bits are random.
+    let a = EndToEndIds::with_time(0x6553_f1a0).next();
+    assert_eq!(a >> 20, 0x1a0);
+}
+
+#[test]
+fn end_to_end_id_0_is_never_handed_out() {
+    let zero = EndToEndIds::new(0, 0);
+    assert_eq!(zero.next(), 1);
+    let wrapping = EndToEndIds::new(0xfff, 0xf_ffff);
+    assert_eq!(wrapping.next(), u32::MAX);
+    assert_eq!(wrapping.next(), 1, "0 is skipped on wrap-around");
+}
+
+#[test]
+fn default_config_does_not_start_end_to_end_ids_at_0() {
+    // Two connections built from the bare defaults: neither sends End-to-End 0, and they do not
+    // share a sequence starting at a fixed value.
+    let first_cer = |seed| {
+        let config = PeerConfig::new(Role::Initiator, router_capabilities(), dictionary());
+        let mut router = Endpoint::new(config, seed, false);
+        router.peer.connected(std::time::Instant::now());
+        router.take_sent_messages()[0].header.end_to_end
+    };
+    let (a, b) = (first_cer(1), first_cer(2));
+    assert_ne!(a, 0);
+    assert_ne!(b, 0);
+    assert_ne!(a, b, "random seeds");
+}
+
+#[test]
+fn end_to_end_ids_are_unique_across_a_nodes_connections_and_kept_when_set() {
+    // Two connections of one router share its generator (the configuration's Arc).
+    let router = router_config();
+    let mut links = [
+        Link::new(router.clone(), sae_config()),
+        Link::new(router, sae_config()),
+    ];
+    let mut seen = BTreeSet::new();
+    for (n, link) in links.iter_mut().enumerate() {
+        link.open();
+        let now = link.now();
+        for i in 0..50 {
+            link.initiator
+                .peer
+                .send_request(now, aar(&format!("mx1;12;{n}-{i}"), "ola"))
+                .unwrap();
+        }
+        let mut kept = aar(&format!("mx1;12;{n}-kept"), "ola");
+        kept.header.end_to_end = 0x0bad_ca00 + n as u32;
+        link.initiator.peer.send_request(now, kept).unwrap();
+        link.pump();
+        let received = requests(link.responder.take_events());
+        assert_eq!(received.len(), 51);
+        for r in &received {
+            assert_ne!(r.header.end_to_end, 0);
+            assert!(seen.insert(r.header.end_to_end), "duplicate End-to-End");
+        }
+    }
+    assert!(seen.contains(&0x0bad_ca00) && seen.contains(&0x0bad_ca01));
+}
+
+#[test]
+fn election_compares_origin_hosts_as_octet_strings() {
+    assert!(election_won("sae2.example.net", "sae1.example.net"));
+    assert!(!election_won("sae1.example.net", "sae2.example.net"));
+    assert!(!election_won("sae1.example.net", "sae1.example.net"));
+    // Octets, not case-folded text: 'a' (0x61) is above 'B' (0x42).
+    assert!(election_won("a.example.net", "B.example.net"));
+    // A longer host with the other as prefix is the higher.
+    assert!(election_won("sae1.example.net.", "sae1.example.net"));
 }
