@@ -427,6 +427,8 @@ pub fn failure_text(f: &RequestFailure) -> String {
     match f {
         RequestFailure::Timeout => "timeout".into(),
         RequestFailure::ConnectionClosed => "connection-closed".into(),
+        RequestFailure::Failover => "failover".into(),
+        RequestFailure::NotSent(why) => format!("not-sent: {why}"),
         RequestFailure::InvalidAnswer(e) => {
             format!("invalid answer: {} {}", e.result_code, e.message)
         }
@@ -1204,11 +1206,12 @@ impl RouterState {
                 result::TOO_BUSY => Some(Retry::Hold(None)),
                 _ => None,
             },
-            Err(RequestFailure::Timeout | RequestFailure::ConnectionClosed)
-                if self.cfg.retry_failures =>
-            {
-                Some(Retry::Hold(None))
-            }
+            Err(
+                RequestFailure::Timeout
+                | RequestFailure::ConnectionClosed
+                | RequestFailure::Failover
+                | RequestFailure::NotSent(_),
+            ) if self.cfg.retry_failures => Some(Retry::Hold(None)),
             Err(_) => None,
         }
     }

@@ -559,6 +559,9 @@ pub struct DiameterSection {
     pub disconnect_timeout_secs: u64,
     pub max_message_len: usize,
     pub max_grouped_depth: usize,
+    /// Requests the node may have in flight on one router connection (PPR, ACR, ASR, SRQ);
+    /// more are refused without being sent.
+    pub max_pending_requests: usize,
     /// An extra dictionary file (same format as the built-in one) merged over the built-in.
     pub dictionary: Option<PathBuf>,
 }
@@ -581,6 +584,7 @@ impl Default for DiameterSection {
             disconnect_timeout_secs: 5,
             max_message_len: 64 * 1024,
             max_grouped_depth: 8,
+            max_pending_requests: 4096,
             dictionary: None,
         }
     }
@@ -664,6 +668,7 @@ pub struct DiameterConfig {
     pub request_timeout: Duration,
     pub disconnect_timeout: Duration,
     pub limits: sae_diameter::Limits,
+    pub max_pending_requests: usize,
     pub dictionary: std::sync::Arc<Dictionary>,
 }
 
@@ -889,6 +894,12 @@ impl FileConfig {
                 "must be between 1024 and 16777215",
             ));
         }
+        if !(1..=1_000_000).contains(&d.max_pending_requests) {
+            return Err(invalid(
+                "diameter.max_pending_requests",
+                "must be between 1 and 1000000",
+            ));
+        }
         if !(2..=64).contains(&d.max_grouped_depth) {
             return Err(invalid(
                 "diameter.max_grouped_depth",
@@ -943,6 +954,7 @@ impl FileConfig {
                     max_message_len: d.max_message_len,
                     max_grouped_depth: d.max_grouped_depth,
                 },
+                max_pending_requests: d.max_pending_requests,
                 dictionary: std::sync::Arc::new(dictionary),
             },
         })

@@ -346,6 +346,10 @@ impl Sae {
             Ok(Err(RequestFailure::ConnectionClosed)) | Err(_) => {
                 Err(failed("connection closed".into()))
             }
+            Ok(Err(RequestFailure::Failover)) => Err(failed(
+                "the router stopped answering (watchdog suspect)".into(),
+            )),
+            Ok(Err(RequestFailure::NotSent(why))) => Err(failed(format!("not sent: {why}"))),
             Ok(Err(RequestFailure::InvalidAnswer(e))) => Err(failed(format!(
                 "invalid answer ({}): {}",
                 e.result_code, e.message

@@ -14,7 +14,7 @@
 //!   opened with `reopen` is [`Event::Up`] before it is usable: wait for
 //!   `Event::Watchdog(WatchdogState::Okay)`.
 //! - Entering SUSPECT fails every pending request over: [`Event::Watchdog`] (SUSPECT) is
-//!   reported first, then one [`Event::RequestFailed`] with [`RequestFailure::ConnectionClosed`]
+//!   reported first, then one [`Event::RequestFailed`] with [`RequestFailure::Failover`]
 //!   per request, so that the application can send it elsewhere (RFC 6733 section 5.5.4). An
 //!   answer that still arrives for such a request is discarded like any unmatched answer.
 //! - Any message received resets the watchdog timer (RFC 3539 section 3.4.1); so does a frame
@@ -214,10 +214,14 @@ pub struct RequestId(pub u32);
 pub enum RequestFailure {
     /// No answer before the deadline.
     Timeout,
-    /// The connection closed first, or the watchdog suspects it (RFC 3539 SUSPECT, reported
-    /// just before as `Event::Watchdog(WatchdogState::Suspect)`): either way the request may
-    /// be sent again over another connection.
+    /// The connection closed first: the request may be sent again over another connection.
     ConnectionClosed,
+    /// RFC 3539 failover: the watchdog suspects the connection (reported just before as
+    /// `Event::Watchdog(WatchdogState::Suspect)`); the request may be sent again over another
+    /// connection.
+    Failover,
+    /// The request was never sent (the connection's state refused it; the text says why).
+    NotSent(String),
     /// The answer could not be decoded or broke the dictionary's rules.
     InvalidAnswer(ProtocolError),
 }
@@ -559,7 +563,7 @@ impl Peer {
             self.watchdog_changed(before);
             if self.watchdog.state() == WatchdogState::Suspect && before != WatchdogState::Suspect {
                 // RFC 3539 Failover(): the requests in flight go elsewhere if they can.
-                self.fail_pending(RequestFailure::ConnectionClosed);
+                self.fail_pending(RequestFailure::Failover);
             }
             match action {
                 WatchdogAction::SendDwr => self.send_dwr(),

@@ -182,7 +182,7 @@ pub async fn drive<H: ConnectionHooks>(
                         };
                         match sent {
                             Ok(id) => { waiting.insert(id, reply); }
-                            Err(_) => { let _ = reply.send(Err(RequestFailure::ConnectionClosed)); }
+                            Err(e) => { let _ = reply.send(Err(RequestFailure::NotSent(e.to_string()))); }
                         }
                     }
                 }

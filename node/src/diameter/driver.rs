@@ -440,8 +440,8 @@ impl RouterDriver {
                 );
                 self.publish_pending();
             }
-            Err(_) => {
-                let _ = tx.send(Err(RequestFailure::ConnectionClosed));
+            Err(e) => {
+                let _ = tx.send(Err(RequestFailure::NotSent(e.to_string())));
             }
         }
         rx

@@ -74,6 +74,7 @@ impl DiameterServer {
             config.dictionary.clone(),
         );
         peer_config.limits = config.limits;
+        peer_config.max_pending_requests = config.max_pending_requests;
         peer_config.watchdog_interval = config.watchdog_interval;
         peer_config.capabilities_timeout = config.capabilities_timeout;
         peer_config.request_timeout = config.request_timeout;

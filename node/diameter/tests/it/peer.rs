@@ -974,11 +974,11 @@ fn entering_suspect_fails_the_pending_requests_over() {
             Event::Watchdog(WatchdogState::Suspect),
             Event::RequestFailed {
                 id: ids[0],
-                reason: RequestFailure::ConnectionClosed
+                reason: RequestFailure::Failover
             },
             Event::RequestFailed {
                 id: ids[1],
-                reason: RequestFailure::ConnectionClosed
+                reason: RequestFailure::Failover
             },
         ]
     );
