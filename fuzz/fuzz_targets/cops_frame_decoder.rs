@@ -1,4 +1,5 @@
 #![no_main]
+#![forbid(unsafe_code)]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;

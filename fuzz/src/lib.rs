@@ -1,15 +1,127 @@
-//! Shared pieces of the fuzz targets: the SAE's responder configuration, a router's CER, and
-//! feeding bytes through the frame decoder into a peer.
+//! Shared pieces of the fuzz targets: the SAE's responder configuration, a router's CER,
+//! feeding bytes through the frame decoder into a peer, the built-in dictionary and sample
+//! messages to validate against a fuzzed one.
+//!
+//! This library and every target forbid unsafe code, as the workspace does. In a target the
+//! lint does not see the `#[no_mangle]` entry points `fuzz_target!` generates (they come from
+//! libfuzzer-sys' macro), so it covers exactly the target's own code.
+
+#![forbid(unsafe_code)]
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use sae_diameter::codes::{app, command, vendor};
+use bytes::{Bytes, BytesMut};
+use sae_diameter::codes::{app, avp, command, juniper, vendor};
 use sae_diameter::{
-    Capabilities, Dictionary, Event, FrameDecoder, Message, Peer, PeerConfig, Role,
-    VendorApplication,
+    Avp, AvpFlags, AvpType, Capabilities, Dictionary, Event, FrameDecoder, Message, Peer,
+    PeerConfig, Role, Value, VendorApplication,
 };
+
+/// Every data type of RFC 6733.
+pub const ALL_TYPES: [AvpType; 14] = [
+    AvpType::OctetString,
+    AvpType::Integer32,
+    AvpType::Integer64,
+    AvpType::Unsigned32,
+    AvpType::Unsigned64,
+    AvpType::Float32,
+    AvpType::Float64,
+    AvpType::Grouped,
+    AvpType::Address,
+    AvpType::Time,
+    AvpType::Utf8String,
+    AvpType::DiameterIdentity,
+    AvpType::DiameterUri,
+    AvpType::Enumerated,
+];
+
+/// The built-in dictionary, parsed once.
+pub fn base_dictionary() -> &'static Dictionary {
+    static DICT: OnceLock<Dictionary> = OnceLock::new();
+    DICT.get_or_init(Dictionary::base)
+}
+
+/// Messages of the flows (CER, DWR, AAR with a policy, ACR, STR, an SRQ with a misplaced
+/// Session-Id, a PPA) to validate against a fuzzed dictionary.
+pub fn sample_messages() -> &'static [Message] {
+    static MESSAGES: OnceLock<Vec<Message>> = OnceLock::new();
+    MESSAGES.get_or_init(build_samples)
+}
+
+fn build_samples() -> Vec<Message> {
+    let ident = |code, s: &str| Avp::mandatory(code, &Value::DiameterIdentity(s.to_owned()));
+    let jnpr = |code, v: &Value| Avp::vendor_mandatory(code, vendor::JUNIPER, v);
+    let octets = |s: &'static str| Value::OctetString(Bytes::from_static(s.as_bytes()));
+    let sid = Avp::mandatory(avp::SESSION_ID, &Value::Utf8String("mx1;1;1".into()));
+    let origin = [
+        ident(avp::ORIGIN_HOST, "mx1.example.net"),
+        ident(avp::ORIGIN_REALM, "example.net"),
+    ];
+    let session = |code, proxiable| {
+        Message::request(code, app::JSRC, proxiable)
+            .with(sid.clone())
+            .with(Avp::mandatory(
+                avp::AUTH_APPLICATION_ID,
+                &Value::Unsigned32(app::JSRC),
+            ))
+            .with(origin[0].clone())
+            .with(origin[1].clone())
+            .with(ident(avp::DESTINATION_REALM, "example.net"))
+    };
+    let install = jnpr(
+        juniper::POLICY_INSTALL,
+        &Value::Grouped(vec![
+            jnpr(juniper::POLICY_NAME, &octets("gold")),
+            jnpr(
+                juniper::POLICY_DEFINITION,
+                &Value::Grouped(vec![
+                    jnpr(juniper::TEMPLATE_NAME, &octets("rate")),
+                    jnpr(
+                        juniper::SUBSTITUTION,
+                        &Value::Grouped(vec![
+                            jnpr(juniper::SUBSTITUTION_NAME, &octets("r")),
+                            jnpr(juniper::SUBSTITUTION_VALUE, &octets("1m")),
+                        ]),
+                    ),
+                ]),
+            ),
+            jnpr(juniper::ACCT_COLLECT, &Value::Enumerated(1)),
+        ]),
+    );
+    let aar = session(command::AA, true)
+        .with(jnpr(juniper::REQUEST_TYPE, &Value::Enumerated(2)))
+        .with(install.clone());
+    let acr = session(command::ACCOUNTING, true)
+        .with(Avp::mandatory(
+            avp::ACCOUNTING_RECORD_TYPE,
+            &Value::Enumerated(3),
+        ))
+        .with(Avp::mandatory(
+            avp::ACCOUNTING_RECORD_NUMBER,
+            &Value::Unsigned32(1),
+        ));
+    let str_ = session(command::SESSION_TERMINATION, true).with(Avp::mandatory(
+        avp::TERMINATION_CAUSE,
+        &Value::Enumerated(14),
+    ));
+    let mut srq = session(command::SESSION_RESYNC, false);
+    srq.avps.rotate_left(1);
+    let dwr = Message::request(command::DEVICE_WATCHDOG, app::COMMON, false)
+        .with(origin[0].clone())
+        .with(origin[1].clone())
+        .with(Avp::new(
+            avp::ORIGIN_STATE_ID,
+            0,
+            AvpFlags::none(),
+            &Value::Unsigned32(7),
+        ));
+    let mut ppa = Message::answer_to(&session(command::PUSH_PROFILE, true));
+    ppa.set_result_code(2001);
+    ppa.push_origin("mx1.example.net", "example.net");
+    ppa.push(install);
+    vec![router_cer(), dwr, aar, acr, str_, srq, ppa]
+}
 
 fn jsrc() -> VendorApplication {
     VendorApplication::auth(vendor::JUNIPER, app::JSRC)

@@ -906,6 +906,8 @@ impl FileConfig {
                 "must be between 2 and 64",
             ));
         }
+        let limits = sae_diameter::Limits::new(d.max_message_len, d.max_grouped_depth)
+            .map_err(|e| invalid("diameter", e.to_string()))?;
         let mut dictionary = Dictionary::base();
         if let Some(path) = d.dictionary {
             let path = base.join(path);
@@ -950,10 +952,7 @@ impl FileConfig {
                 capabilities_timeout: Duration::from_secs(d.capabilities_timeout_secs),
                 request_timeout: Duration::from_secs(d.request_timeout_secs),
                 disconnect_timeout: Duration::from_secs(d.disconnect_timeout_secs),
-                limits: sae_diameter::Limits {
-                    max_message_len: d.max_message_len,
-                    max_grouped_depth: d.max_grouped_depth,
-                },
+                limits,
                 max_pending_requests: d.max_pending_requests,
                 dictionary: std::sync::Arc::new(dictionary),
             },
@@ -976,6 +975,22 @@ mod tests {
         assert!(c.diameter.allowed_peers.is_none());
         assert_eq!(c.diameter.origin_host, "sae-1.sae.localdomain");
         assert_eq!(c.diameter.applications.len(), 2);
+        assert_eq!(c.cops.listen.port(), 3288);
+        assert_eq!(c.grpc_listen.port(), 50051);
+        assert_eq!(c.metrics_listen.port(), 9090);
+        assert_eq!(c.data_dir, PathBuf::from("."));
+        assert!(c.cluster.join.is_empty(), "alone: a single-node cluster");
+    }
+
+    #[test]
+    fn an_empty_allow_list_is_refused_rather_than_read_as_any_peer() {
+        let e = parse("[diameter]\nallowed_peers = []\n").unwrap_err();
+        assert!(e.to_string().starts_with("diameter.allowed_peers:"), "{e}");
+        let c = parse("[diameter]\nallowed_peers = [\"Router1.example.net\"]\n").unwrap();
+        assert_eq!(
+            c.diameter.allowed_peers,
+            Some(BTreeSet::from(["router1.example.net".to_owned()]))
+        );
     }
 
     #[test]

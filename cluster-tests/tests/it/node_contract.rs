@@ -356,7 +356,9 @@ fn an_unusable_configuration_exits_64_naming_the_field() {
         .join("absent.toml")
         .to_string_lossy()
         .into_owned();
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &[&str])> = vec![
+    // (arguments, environment, what the message must say)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a [&'a str]);
+    let cases: Vec<Case<'_>> = vec![
         (
             vec!["--config", &unknown],
             vec![],

@@ -182,27 +182,39 @@ impl Address {
 }
 
 /// A Time AVP value: seconds since 1900-01-01 00:00 UTC as in NTP, 32 bits, which wraps in
-/// February 2036; values below 2^31 are read as the next NTP era (RFC 6733 section 4.3.1).
+/// February 2036. As RFC 6733 section 4.3.1 asks (through the SNTP rule of RFC 4330, NTP eras
+/// of RFC 5905): a value with the top bit set is in era 0 (1968-01-20 to 2036-02-07), one
+/// without it in era 1 (2036-02-07 to 2104-02-26).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DiameterTime(pub u32);
 
-const NTP_TO_UNIX: u64 = 2_208_988_800;
+const NTP_TO_UNIX: i64 = 2_208_988_800;
 
 impl DiameterTime {
-    /// From seconds since the Unix epoch.
+    /// Earliest time a Time value says, in seconds since the Unix epoch (1968-01-20 03:14:08
+    /// UTC, before the epoch).
+    pub const MIN_UNIX_SECONDS: i64 = 0x8000_0000 - NTP_TO_UNIX;
+    /// Latest time a Time value says, in seconds since the Unix epoch (2104-02-26 09:42:23
+    /// UTC).
+    pub const MAX_UNIX_SECONDS: i64 = 0x8000_0000 + (1 << 32) - 1 - NTP_TO_UNIX;
+
+    /// From seconds since the Unix epoch. Times outside
+    /// [`MIN_UNIX_SECONDS`](Self::MIN_UNIX_SECONDS)..=[`MAX_UNIX_SECONDS`](Self::MAX_UNIX_SECONDS)
+    /// wrap around the 32-bit NTP seconds.
     pub fn from_unix_seconds(secs: u64) -> Self {
-        DiameterTime((secs + NTP_TO_UNIX) as u32)
+        DiameterTime((secs as i64).wrapping_add(NTP_TO_UNIX) as u32)
     }
 
-    /// Seconds since the Unix epoch.
-    pub fn to_unix_seconds(self) -> u64 {
-        let ntp = u64::from(self.0);
-        let ntp = if ntp < 0x8000_0000 {
-            ntp + (1 << 32)
+    /// Seconds since the Unix epoch, negative before 1970. Total: every value maps to its
+    /// instant in era 0 or era 1.
+    pub fn to_unix_seconds(self) -> i64 {
+        let ntp = i64::from(self.0);
+        let era = if self.0 & 0x8000_0000 == 0 {
+            1 << 32
         } else {
-            ntp
+            0
         };
-        ntp - NTP_TO_UNIX
+        ntp + era - NTP_TO_UNIX
     }
 }
 
@@ -685,6 +697,32 @@ mod tests {
         let t = DiameterTime::from_unix_seconds(2_200_000_000); // year 2039
         assert!(t.0 < 0x8000_0000);
         assert_eq!(t.to_unix_seconds(), 2_200_000_000);
+    }
+
+    #[test]
+    fn time_before_the_unix_epoch_is_negative_not_a_panic() {
+        // 1968-01-20 03:14:08 UTC, the first second of what a Time value says.
+        assert_eq!(DiameterTime(0x8000_0000).to_unix_seconds(), -61_505_152);
+        assert_eq!(
+            DiameterTime(0x8000_0000).to_unix_seconds(),
+            DiameterTime::MIN_UNIX_SECONDS
+        );
+        // The second before the Unix epoch, and the epoch itself.
+        assert_eq!(DiameterTime(2_208_988_799).to_unix_seconds(), -1);
+        assert_eq!(DiameterTime(2_208_988_800).to_unix_seconds(), 0);
+        assert_eq!(DiameterTime(u32::MAX).to_unix_seconds(), 2_085_978_495);
+        // Era 1 starts on 2036-02-07 06:28:16 UTC and ends in 2104.
+        assert_eq!(DiameterTime(0).to_unix_seconds(), 2_085_978_496);
+        assert_eq!(
+            DiameterTime(0x7fff_ffff).to_unix_seconds(),
+            DiameterTime::MAX_UNIX_SECONDS
+        );
+        assert_eq!(DiameterTime::MAX_UNIX_SECONDS, 4_233_462_143);
+        // Far-off times wrap instead of overflowing.
+        assert_eq!(
+            DiameterTime::from_unix_seconds(u64::MAX),
+            DiameterTime(2_208_988_799)
+        );
     }
 
     #[test]

@@ -211,9 +211,9 @@ impl Capabilities {
 }
 
 /// Reads one Vendor-Specific-Application-Id: `{ Vendor-Id }` and exactly one of
-/// `[ Auth-Application-Id ]` and `[ Acct-Application-Id ]` (RFC 6733 section 6.11). A missing
-/// Vendor-Id is 5005 and never read as vendor 0; an inner AVP that cannot be read is 5004; a
-/// repeated one is 5009. Failed-AVP holds the Grouped AVP with the offending (or, for 5005, a
+/// `[ Auth-Application-Id ]` and `[ Acct-Application-Id ]` (RFC 6733 section 6.11; the first of
+/// several Vendor-Ids, as RFC 3588 peers send them). A missing Vendor-Id is 5005 and never read
+/// as vendor 0; an inner AVP that cannot be read is 5004; a repeated application id is 5009. Failed-AVP holds the Grouped AVP with the offending (or, for 5005, a
 /// zero-filled example of the missing) AVP inside, as RFC 6733 section 7.5 allows.
 fn vendor_application(a: &Avp) -> Result<VendorApplication, ProtocolError> {
     let wrap = |inner: Avp| {
@@ -244,6 +244,10 @@ fn vendor_application(a: &Avp) -> Result<VendorApplication, ProtocolError> {
             avp::AUTH_APPLICATION_ID => "Auth-Application-Id",
             _ => "Acct-Application-Id",
         };
+        if slot.is_some() && i.code() == avp::VENDOR_ID {
+            // RFC 3588 allowed several Vendor-Ids; the first names the application's vendor.
+            continue;
+        }
         if slot.is_some() {
             return Err(ProtocolError {
                 result_code: result::AVP_OCCURS_TOO_MANY_TIMES,
@@ -364,7 +368,7 @@ mod tests {
     }
 
     #[test]
-    fn vendor_specific_application_with_two_vendor_ids_is_5009() {
+    fn vendor_specific_application_with_several_vendor_ids_takes_the_first() {
         let mut avps = sae().to_avps();
         avps.retain(|a| a.code() != avp::VENDOR_SPECIFIC_APPLICATION_ID);
         let u = |code, v| Avp::mandatory(code, &Value::Unsigned32(v));
@@ -376,10 +380,30 @@ mod tests {
                 u(avp::AUTH_APPLICATION_ID, app::JSRC),
             ]),
         ));
+        let caps = Capabilities::from_message(&cer_with(avps)).unwrap();
+        assert_eq!(
+            caps.vendor_specific_applications,
+            vec![VendorApplication::auth(vendor::JUNIPER, app::JSRC)]
+        );
+    }
+
+    #[test]
+    fn vendor_specific_application_with_two_auth_application_ids_is_5009() {
+        let mut avps = sae().to_avps();
+        avps.retain(|a| a.code() != avp::VENDOR_SPECIFIC_APPLICATION_ID);
+        let u = |code, v| Avp::mandatory(code, &Value::Unsigned32(v));
+        avps.push(Avp::mandatory(
+            avp::VENDOR_SPECIFIC_APPLICATION_ID,
+            &Value::Grouped(vec![
+                u(avp::VENDOR_ID, vendor::JUNIPER),
+                u(avp::AUTH_APPLICATION_ID, app::JSRC),
+                u(avp::AUTH_APPLICATION_ID, app::PTSP),
+            ]),
+        ));
         let err = Capabilities::from_message(&cer_with(avps)).unwrap_err();
         assert_eq!(err.result_code, result::AVP_OCCURS_TOO_MANY_TIMES);
         let inner = err.failed_avp.unwrap().grouped().unwrap();
-        assert_eq!(inner[0].as_u32().unwrap(), 10415);
+        assert_eq!(inner[0].as_u32().unwrap(), app::PTSP);
     }
 
     #[test]

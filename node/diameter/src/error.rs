@@ -1,6 +1,7 @@
 //! Errors: [`DecodeError`] for bytes that are not a well-formed Diameter message,
 //! [`AvpDataError`] for AVP data that does not fit its type, and [`Error`] for everything else
-//! the crate reports (dictionary files, requests the peer state machine cannot take).
+//! the crate reports (dictionary files, receive limits, requests the peer state machine cannot
+//! take).
 
 use crate::avp::AvpFlags;
 
@@ -45,6 +46,8 @@ pub enum Error {
     Dictionary(String),
     #[error("dictionary file is not valid TOML: {0}")]
     DictionaryToml(#[from] toml::de::Error),
+    #[error("invalid receive limit: {0}")]
+    InvalidLimit(String),
     #[error("message of {0} octets is too large to encode (the length field has 24 bits)")]
     MessageTooLarge(usize),
     #[error("the peer connection is not open")]

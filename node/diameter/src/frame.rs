@@ -3,16 +3,49 @@
 
 use bytes::{Buf, BytesMut};
 
-use crate::error::DecodeError;
-use crate::message::{HEADER_LEN, Header, Message, VERSION};
+use crate::error::{DecodeError, Error};
+use crate::message::{HEADER_LEN, Header, MAX_LENGTH_FIELD, Message, VERSION};
 
-/// Limits applied to received messages.
+/// Limits applied to received messages. [`Limits::new`] checks them against the bounds below;
+/// the default is 64 KiB and 8 levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest message accepted, in octets. Larger ones are skipped and answered with 5015.
     pub max_message_len: usize,
     /// Deepest nesting of Grouped AVPs accepted (a top-level Grouped AVP is depth 1).
     pub max_grouped_depth: usize,
+}
+
+impl Limits {
+    /// Smallest `max_message_len`: the header alone.
+    pub const MIN_MESSAGE_LEN: usize = HEADER_LEN;
+    /// Largest `max_message_len`: what the 24-bit Message Length field can say.
+    pub const MAX_MESSAGE_LEN: usize = MAX_LENGTH_FIELD;
+    /// Largest `max_grouped_depth`: validation descends one call per level, so the bound keeps
+    /// a peer's nesting from reaching the stack's limit.
+    pub const MAX_GROUPED_DEPTH: usize = 64;
+
+    /// Limits within `MIN_MESSAGE_LEN..=MAX_MESSAGE_LEN` octets and `1..=MAX_GROUPED_DEPTH`
+    /// levels.
+    pub fn new(max_message_len: usize, max_grouped_depth: usize) -> Result<Limits, Error> {
+        if !(Self::MIN_MESSAGE_LEN..=Self::MAX_MESSAGE_LEN).contains(&max_message_len) {
+            return Err(Error::InvalidLimit(format!(
+                "max_message_len {max_message_len} is outside {}..={}",
+                Self::MIN_MESSAGE_LEN,
+                Self::MAX_MESSAGE_LEN
+            )));
+        }
+        if !(1..=Self::MAX_GROUPED_DEPTH).contains(&max_grouped_depth) {
+            return Err(Error::InvalidLimit(format!(
+                "max_grouped_depth {max_grouped_depth} is outside 1..={}",
+                Self::MAX_GROUPED_DEPTH
+            )));
+        }
+        Ok(Limits {
+            max_message_len,
+            max_grouped_depth,
+        })
+    }
 }
 
 impl Default for Limits {
@@ -223,6 +256,25 @@ mod tests {
         let small = Message::request(280, 0, false).encode().unwrap();
         buf.extend_from_slice(&small);
         assert!(matches!(dec.decode(&mut buf), Ok(Some(Frame::Message(_)))));
+    }
+
+    #[test]
+    fn limits_are_checked_by_their_constructor() {
+        let d = Limits::default();
+        assert_eq!((d.max_message_len, d.max_grouped_depth), (64 * 1024, 8));
+        assert_eq!(Limits::new(64 * 1024, 8).unwrap(), d);
+        assert_eq!(Limits::new(20, 1).unwrap().max_message_len, 20);
+        assert_eq!(Limits::new(0xff_ffff, 64).unwrap().max_grouped_depth, 64);
+        for (len, depth, what) in [
+            (19, 8, "max_message_len 19"),
+            (0x100_0000, 8, "max_message_len 16777216"),
+            (1024, 0, "max_grouped_depth 0"),
+            (1024, 65, "max_grouped_depth 65"),
+        ] {
+            let err = Limits::new(len, depth).unwrap_err();
+            assert!(matches!(err, Error::InvalidLimit(_)), "{err:?}");
+            assert!(err.to_string().contains(what), "{err}");
+        }
     }
 
     #[test]

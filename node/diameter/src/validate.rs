@@ -1,10 +1,20 @@
 //! Validation of received messages against the dictionary, and the RFC 6733 error answers.
+//!
+//! A request is checked in the order of RFC 6733's error classes: header bits, application and
+//! command (3xxx, E bit), then every AVP (5001 unknown and mandatory, 3009 M bit, 5014 length,
+//! 5004 value, nesting), then the occurrence rules of the command and of each Grouped AVP
+//! (5005, 5008, 5009). The first failure found is answered.
+//!
+//! Failed-AVP for an AVP inside a Grouped AVP (RFC 6733 section 7.5): the Grouped AVP
+//! hierarchy down to the single offending AVP, each enclosing Grouped AVP holding only the
+//! next level. For a missing AVP, the innermost level is the example RFC 6733 asks for (its
+//! header and a zero-filled payload of the type's minimum length).
 
 use bytes::Bytes;
 
 use crate::avp::{Avp, AvpFlags, AvpType, Value};
 use crate::codes::{avp, result};
-use crate::dictionary::{Dictionary, MBit, MessageRules};
+use crate::dictionary::{AvpDef, Dictionary, MBit, MessageRules};
 use crate::error::{AvpDataError, DecodeError};
 use crate::frame::Limits;
 use crate::message::{Header, Message};
@@ -35,6 +45,23 @@ impl ProtocolError {
         }
     }
 
+    /// The same error, found inside the Grouped AVP `group` (named `name`): Failed-AVP becomes
+    /// `group`'s header around the offending AVP (or around nothing when there is none).
+    fn within(mut self, group: &Avp, name: &str) -> Self {
+        let data = match self.failed_avp.take() {
+            Some(inner) => Value::Grouped(vec![inner]).encode(),
+            None => Bytes::new(),
+        };
+        self.failed_avp = Some(Avp::from_raw(
+            group.code(),
+            group.flags(),
+            group.vendor_id(),
+            data,
+        ));
+        self.message = format!("in {name}: {}", self.message);
+        self
+    }
+
     /// The error for a frame that could not be decoded (RFC 6733 section 7). For an AVP with an
     /// invalid length, Failed-AVP carries the AVP header and, as section 7.1.5 asks, a
     /// zero-filled payload of the minimum length of the AVP's type (from `dict`).
@@ -49,22 +76,32 @@ impl ProtocolError {
             | DecodeError::TruncatedAvp { .. } => {
                 Self::new(result::INVALID_MESSAGE_LENGTH, error.to_string())
             }
-            DecodeError::InvalidAvpLength {
-                code,
-                vendor_id,
-                flags,
-                ..
-            } => Self::with_avp(
-                result::INVALID_AVP_LENGTH,
-                Avp::from_raw(
-                    *code,
-                    *flags,
-                    *vendor_id,
-                    zero_payload(dict, *code, vendor_id.unwrap_or(0)),
-                ),
-                error.to_string(),
-            ),
+            DecodeError::InvalidAvpLength { .. } => Self {
+                result_code: result::INVALID_AVP_LENGTH,
+                failed_avp: invalid_length_example(dict, error),
+                message: error.to_string(),
+            },
         }
+    }
+
+    /// The error for the data of the Grouped AVP `group` (defined by `def`) that does not
+    /// divide into AVPs: 5014 (RFC 6733 section 7.1.5), not 5015, since the message framing
+    /// is intact and it is this AVP's length or one of its children's that is wrong. Failed-AVP
+    /// is `group`'s header around the child with the invalid length (header and zero-filled
+    /// payload), or with an empty payload when no child header can be read, as section 7.1.5
+    /// allows for a Grouped AVP.
+    fn from_grouped_decode(
+        dict: &Dictionary,
+        def: &AvpDef,
+        group: &Avp,
+        error: &DecodeError,
+    ) -> Self {
+        ProtocolError {
+            result_code: result::INVALID_AVP_LENGTH,
+            failed_avp: invalid_length_example(dict, error),
+            message: error.to_string(),
+        }
+        .within(group, &def.name)
     }
 
     /// Builds the answer to a request with `header` (and Session-Id `session_id`, if it had
@@ -103,8 +140,27 @@ impl ProtocolError {
     }
 }
 
+/// The AVP header of an [`DecodeError::InvalidAvpLength`] with a zero-filled payload.
+fn invalid_length_example(dict: &Dictionary, error: &DecodeError) -> Option<Avp> {
+    match error {
+        DecodeError::InvalidAvpLength {
+            code,
+            vendor_id,
+            flags,
+            ..
+        } => Some(Avp::from_raw(
+            *code,
+            *flags,
+            *vendor_id,
+            zero_payload(dict, *code, vendor_id.unwrap_or(0)),
+        )),
+        _ => None,
+    }
+}
+
 /// Checks a received request: header bits, application, command, every AVP (known, well-typed,
-/// nesting within the limit) and the command's occurrence rules.
+/// Enumerated values listed, nesting within the limit) and the occurrence rules of the command
+/// and of every Grouped AVP.
 pub fn validate_request(
     dict: &Dictionary,
     msg: &Message,
@@ -125,7 +181,7 @@ pub fn validate_request(
         )
     })?;
     let command = dict
-        .command(header.command_code)
+        .command_for(header.application_id, header.command_code)
         .filter(|_| app.commands.contains(&header.command_code))
         .ok_or_else(|| {
             ProtocolError::new(
@@ -136,47 +192,96 @@ pub fn validate_request(
                 ),
             )
         })?;
-    check_avps(dict, &msg.avps, 1, limits)?;
+    if header.flags.is_proxiable() != command.proxiable {
+        return Err(ProtocolError::new(
+            result::INVALID_HDR_BITS,
+            format!(
+                "P bit {} in {}, which is {}proxiable",
+                if command.proxiable { "clear" } else { "set" },
+                command.request_name,
+                if command.proxiable { "" } else { "not " },
+            ),
+        ));
+    }
+    let walk = Walk {
+        dict,
+        max_depth: limits.max_grouped_depth,
+        values: true,
+        rules: true,
+    };
+    walk.avps(&msg.avps, 1)?;
     check_rules(dict, &command.request, &msg.avps)
 }
 
-/// Checks a received answer's AVPs: known when mandatory, well-typed, nesting within the limit.
-/// Occurrence rules are not enforced on answers, so that a peer's terse error answer still
-/// reaches the request's owner; [`check_answer_rules`] applies them where wanted.
+/// Checks a received answer's AVPs: known when mandatory, well-typed (Enumerated values
+/// included), nesting within the limit. Occurrence rules, of the command and of Grouped AVPs,
+/// are not enforced on answers, so that a peer's terse error answer still reaches the
+/// request's owner; [`check_answer_rules`] applies them where wanted.
 pub fn validate_answer(
     dict: &Dictionary,
     msg: &Message,
     limits: &Limits,
 ) -> Result<(), ProtocolError> {
-    check_avps(dict, &msg.avps, 1, limits)
+    let walk = Walk {
+        dict,
+        max_depth: limits.max_grouped_depth,
+        values: true,
+        rules: false,
+    };
+    walk.avps(&msg.avps, 1)
 }
 
-/// Applies the command's answer rules (skipped for answers with the E bit).
+/// Applies the occurrence rules of the command's answer (the answer's application's own rules
+/// if it has them) and of every Grouped AVP, to an answer that passed [`validate_answer`].
+/// Answers with the E bit are not checked. Grouped AVPs nested deeper than
+/// [`Limits::MAX_GROUPED_DEPTH`] are not looked into.
 pub fn check_answer_rules(dict: &Dictionary, msg: &Message) -> Result<(), ProtocolError> {
-    match dict.command(msg.header.command_code) {
-        Some(c) if !msg.header.flags.is_error() => check_rules(dict, &c.answer, &msg.avps),
+    let header = &msg.header;
+    match dict.command_for(header.application_id, header.command_code) {
+        Some(c) if !header.flags.is_error() => {
+            let walk = Walk {
+                dict,
+                max_depth: Limits::MAX_GROUPED_DEPTH,
+                values: false,
+                rules: true,
+            };
+            walk.avps(&msg.avps, 1)?;
+            check_rules(dict, &c.answer, &msg.avps)
+        }
         _ => Ok(()),
     }
 }
 
-fn check_avps(
-    dict: &Dictionary,
-    avps: &[Avp],
-    depth: usize,
-    limits: &Limits,
-) -> Result<(), ProtocolError> {
-    for a in avps {
-        let Some(def) = dict.avp(a.code(), a.vendor()) else {
-            if a.flags().is_mandatory() {
+/// A walk over a message's AVPs, into Grouped AVPs.
+#[derive(Clone, Copy)]
+struct Walk<'a> {
+    dict: &'a Dictionary,
+    /// Deepest Grouped level looked into (a top-level Grouped AVP is depth 1).
+    max_depth: usize,
+    /// Check each AVP: known when mandatory, M bit, well-typed, Enumerated values, nesting
+    /// within `max_depth`.
+    values: bool,
+    /// Check the content rules of Grouped AVPs.
+    rules: bool,
+}
+
+impl Walk<'_> {
+    fn avps(&self, avps: &[Avp], depth: usize) -> Result<(), ProtocolError> {
+        avps.iter().try_for_each(|a| self.avp(a, depth))
+    }
+
+    fn avp(&self, a: &Avp, depth: usize) -> Result<(), ProtocolError> {
+        let Some(def) = self.dict.avp(a.code(), a.vendor()) else {
+            if self.values && a.flags().is_mandatory() {
                 return Err(ProtocolError::with_avp(
                     result::AVP_UNSUPPORTED,
                     a.clone(),
                     format!("AVP {} (vendor {}) is not supported", a.code(), a.vendor()),
                 ));
             }
-            continue;
+            return Ok(());
         };
-        if def.m_bit == MBit::MustNot && a.flags().is_mandatory() {
+        if self.values && def.m_bit == MBit::MustNot && a.flags().is_mandatory() {
             return Err(ProtocolError::with_avp(
                 result::INVALID_AVP_BITS,
                 a.clone(),
@@ -186,41 +291,67 @@ fn check_avps(
         if a.is(avp::FAILED_AVP, 0) {
             // The peer's copy of what it could not process: unknown or malformed by nature,
             // so its content is not held to the dictionary.
-            continue;
+            return Ok(());
         }
-        if def.ty == AvpType::Grouped {
-            if depth > limits.max_grouped_depth {
-                return Err(ProtocolError::with_avp(
-                    result::INVALID_AVP_VALUE,
-                    a.clone(),
-                    format!(
-                        "Grouped AVPs nested deeper than {}",
-                        limits.max_grouped_depth
-                    ),
-                ));
-            }
-            let children = a.grouped().map_err(|e| {
-                let mut err = ProtocolError::from_decode(dict, &e);
-                err.message = format!("in {}: {err_msg}", def.name, err_msg = err.message);
-                if err.failed_avp.is_none() {
-                    err.failed_avp = Some(a.clone());
-                }
-                err
-            })?;
-            check_avps(dict, &children, depth + 1, limits)?;
-            continue;
-        }
-        if let Err(e) = Value::check(def.ty, a.data()) {
-            let code = match e {
-                AvpDataError::Length { .. } => result::INVALID_AVP_LENGTH,
-                _ => result::INVALID_AVP_VALUE,
+        if def.ty != AvpType::Grouped {
+            return if self.values {
+                check_value(def, a)
+            } else {
+                Ok(())
             };
+        }
+        if depth > self.max_depth {
+            if !self.values {
+                return Ok(());
+            }
             return Err(ProtocolError::with_avp(
-                code,
+                result::INVALID_AVP_VALUE,
                 a.clone(),
-                format!("{}: {e}", def.name),
+                format!("Grouped AVPs nested deeper than {}", self.max_depth),
             ));
         }
+        let children = match a.grouped() {
+            Ok(children) => children,
+            Err(e) if self.values => {
+                return Err(ProtocolError::from_grouped_decode(self.dict, def, a, &e));
+            }
+            Err(_) => return Ok(()),
+        };
+        self.avps(&children, depth + 1)
+            .map_err(|e| e.within(a, &def.name))?;
+        if self.rules
+            && let Some(rules) = &def.rules
+        {
+            check_rules(self.dict, rules, &children).map_err(|e| e.within(a, &def.name))?;
+        }
+        Ok(())
+    }
+}
+
+/// The data of a non-Grouped AVP: its type (5014 for a wrong length, 5004 otherwise) and, for
+/// an Enumerated AVP whose definition lists values, one of them (5004).
+fn check_value(def: &AvpDef, a: &Avp) -> Result<(), ProtocolError> {
+    if let Err(e) = Value::check(def.ty, a.data()) {
+        let code = match e {
+            AvpDataError::Length { .. } => result::INVALID_AVP_LENGTH,
+            _ => result::INVALID_AVP_VALUE,
+        };
+        return Err(ProtocolError::with_avp(
+            code,
+            a.clone(),
+            format!("{}: {e}", def.name),
+        ));
+    }
+    if def.ty == AvpType::Enumerated
+        && !def.values.is_empty()
+        && let Ok(value) = a.as_i32()
+        && !def.values.contains_key(&value)
+    {
+        return Err(ProtocolError::with_avp(
+            result::INVALID_AVP_VALUE,
+            a.clone(),
+            format!("{}: {value} is not a defined value", def.name),
+        ));
     }
     Ok(())
 }
@@ -235,7 +366,16 @@ fn zero_payload(dict: &Dictionary, code: u32, vendor: u32) -> Bytes {
     Bytes::from(vec![0; len])
 }
 
+/// Applies occurrence rules to the AVPs of a message or of a Grouped AVP.
+///
+/// A fixed-position AVP (`<AVP>`) found away from its position is answered like freeDiameter
+/// does: 5005 DIAMETER_MISSING_AVP, since the position the Command Code Format requires it in
+/// holds something else. RFC 6733 names no code for it; 5005 keeps the answer within what a
+/// peer expects for a CCF violation, and Failed-AVP carries the misplaced AVP itself (a
+/// complete example of what is missing from the position). A fixed AVP that is absent
+/// altogether is 5005 with a zero-filled example, as any missing AVP.
 fn check_rules(dict: &Dictionary, rules: &MessageRules, avps: &[Avp]) -> Result<(), ProtocolError> {
+    let mut next_fixed = 0;
     for rule in &rules.avps {
         let mut matching = avps.iter().filter(|a| a.is(rule.code, rule.vendor));
         let count = matching.clone().count() as u32;
@@ -253,11 +393,39 @@ fn check_rules(dict: &Dictionary, rules: &MessageRules, avps: &[Avp]) -> Result<
             && count > max
         {
             let extra = matching.nth(max as usize).expect("count > max").clone();
-            return Err(ProtocolError::with_avp(
-                result::AVP_OCCURS_TOO_MANY_TIMES,
-                extra,
-                format!("{} occurs {count} times, at most {max} allowed", rule.name),
-            ));
+            return Err(if max == 0 {
+                ProtocolError::with_avp(
+                    result::AVP_NOT_ALLOWED,
+                    extra,
+                    format!("{} is not allowed here", rule.name),
+                )
+            } else {
+                ProtocolError::with_avp(
+                    result::AVP_OCCURS_TOO_MANY_TIMES,
+                    extra,
+                    format!("{} occurs {count} times, at most {max} allowed", rule.name),
+                )
+            });
+        }
+        // Fixed rules come first (the dictionary refuses others): the fixed AVPs present
+        // must open the list, in the order of their rules. An optional one that is absent
+        // lets the next one move up.
+        if rule.fixed
+            && let Some(found) = avps.iter().position(|a| a.is(rule.code, rule.vendor))
+        {
+            if found != next_fixed {
+                return Err(ProtocolError::with_avp(
+                    result::MISSING_AVP,
+                    avps[found].clone(),
+                    format!(
+                        "{} must be AVP number {} but is number {}",
+                        rule.name,
+                        next_fixed + 1,
+                        found + 1
+                    ),
+                ));
+            }
+            next_fixed += 1;
         }
     }
     if !rules.open
@@ -269,7 +437,7 @@ fn check_rules(dict: &Dictionary, rules: &MessageRules, avps: &[Avp]) -> Result<
             result::AVP_NOT_ALLOWED,
             a.clone(),
             format!(
-                "AVP {} (vendor {}) is not allowed in this message",
+                "AVP {} (vendor {}) is not allowed here",
                 a.code(),
                 a.vendor()
             ),
@@ -282,28 +450,103 @@ fn check_rules(dict: &Dictionary, rules: &MessageRules, avps: &[Avp]) -> Result<
 mod tests {
     use super::*;
     use crate::codes::{app, command, juniper, vendor};
+    use crate::message::CommandFlags;
 
     fn ident(code: u32, s: &str) -> Avp {
         Avp::mandatory(code, &Value::DiameterIdentity(s.into()))
     }
 
+    fn u32_avp(code: u32, v: u32) -> Avp {
+        Avp::mandatory(code, &Value::Unsigned32(v))
+    }
+
+    fn jnpr(code: u32, value: &Value) -> Avp {
+        Avp::vendor_mandatory(code, vendor::JUNIPER, value)
+    }
+
+    fn octets(s: &'static str) -> Value {
+        Value::OctetString(Bytes::from_static(s.as_bytes()))
+    }
+
+    fn session_id() -> Avp {
+        Avp::mandatory(avp::SESSION_ID, &Value::Utf8String("r1;1;1".into()))
+    }
+
     fn aar() -> Message {
         Message::request(command::AA, app::JSRC, true)
-            .with(Avp::mandatory(
-                avp::SESSION_ID,
-                &Value::Utf8String("r1;1;1".into()),
-            ))
-            .with(Avp::mandatory(
-                avp::AUTH_APPLICATION_ID,
-                &Value::Unsigned32(app::JSRC),
-            ))
+            .with(session_id())
+            .with(u32_avp(avp::AUTH_APPLICATION_ID, app::JSRC))
             .with(ident(avp::ORIGIN_HOST, "r1.example"))
             .with(ident(avp::ORIGIN_REALM, "example"))
             .with(ident(avp::DESTINATION_REALM, "example"))
     }
 
+    fn str_(cause: i32) -> Message {
+        Message::request(command::SESSION_TERMINATION, app::JSRC, true)
+            .with(session_id())
+            .with(ident(avp::ORIGIN_HOST, "r1.example"))
+            .with(ident(avp::ORIGIN_REALM, "example"))
+            .with(ident(avp::DESTINATION_REALM, "example"))
+            .with(u32_avp(avp::AUTH_APPLICATION_ID, app::JSRC))
+            .with(Avp::mandatory(
+                avp::TERMINATION_CAUSE,
+                &Value::Enumerated(cause),
+            ))
+    }
+
+    fn acr(application: u32) -> Message {
+        Message::request(command::ACCOUNTING, application, true)
+            .with(session_id())
+            .with(ident(avp::ORIGIN_HOST, "r1.example"))
+            .with(ident(avp::ORIGIN_REALM, "example"))
+            .with(ident(avp::DESTINATION_REALM, "example"))
+            .with(Avp::mandatory(
+                avp::ACCOUNTING_RECORD_TYPE,
+                &Value::Enumerated(2),
+            ))
+            .with(u32_avp(avp::ACCOUNTING_RECORD_NUMBER, 0))
+    }
+
+    fn dwr() -> Message {
+        Message::request(command::DEVICE_WATCHDOG, app::COMMON, false)
+            .with(ident(avp::ORIGIN_HOST, "r1.example"))
+            .with(ident(avp::ORIGIN_REALM, "example"))
+    }
+
     fn check(m: &Message) -> Result<(), ProtocolError> {
         validate_request(&Dictionary::base(), m, &Limits::default())
+    }
+
+    fn check_with(site: &str, m: &Message) -> Result<(), ProtocolError> {
+        let mut d = Dictionary::base();
+        d.load_str(site).unwrap();
+        validate_request(&d, m, &Limits::default())
+    }
+
+    /// The Failed-AVP path: codes from the outermost AVP down to the innermost, each level
+    /// holding exactly one AVP.
+    fn failed_path(err: &ProtocolError) -> (Vec<u32>, Avp) {
+        let mut a = err.failed_avp.clone().expect("Failed-AVP");
+        let mut path = vec![a.code()];
+        while let Ok([inner]) = <[Avp; 1]>::try_from(a.grouped().unwrap_or_default()) {
+            path.push(inner.code());
+            a = inner;
+        }
+        (path, a)
+    }
+
+    fn policy_install(inner: Vec<Avp>) -> Avp {
+        jnpr(juniper::POLICY_INSTALL, &Value::Grouped(inner))
+    }
+
+    fn substitution(inner: Vec<Avp>) -> Avp {
+        jnpr(juniper::SUBSTITUTION, &Value::Grouped(inner))
+    }
+
+    fn definition(substitutions: Vec<Avp>) -> Avp {
+        let mut inner = vec![jnpr(juniper::TEMPLATE_NAME, &octets("rate-limit"))];
+        inner.extend(substitutions);
+        jnpr(juniper::POLICY_DEFINITION, &Value::Grouped(inner))
     }
 
     #[test]
@@ -338,8 +581,41 @@ mod tests {
 
     #[test]
     fn repeated_single_avp_is_5009() {
-        let err = check(&aar().with(ident(avp::ORIGIN_HOST, "again.example"))).unwrap_err();
+        let again = ident(avp::ORIGIN_HOST, "again.example");
+        let err = check(&aar().with(again.clone())).unwrap_err();
         assert_eq!(err.result_code, result::AVP_OCCURS_TOO_MANY_TIMES);
+        assert_eq!(err.failed_avp, Some(again), "the first one too many");
+    }
+
+    #[test]
+    fn an_avp_a_rule_forbids_is_5008_not_5009() {
+        let site = r#"
+            [[command]]
+            code = 280
+            name = "Device-Watchdog"
+            request_name = "DWR"
+            answer_name = "DWA"
+            request = ["{Origin-Host}", "{Origin-Realm}", "0*0[Origin-State-Id]", "*[AVP]"]
+            answer = ["{Result-Code}", "{Origin-Host}", "{Origin-Realm}", "*[AVP]"]
+        "#;
+        let state = u32_avp(avp::ORIGIN_STATE_ID, 7);
+        let err = check_with(site, &dwr().with(state.clone())).unwrap_err();
+        assert_eq!(err.result_code, result::AVP_NOT_ALLOWED);
+        assert_eq!(err.failed_avp, Some(state));
+        assert!(err.message.contains("Origin-State-Id"), "{}", err.message);
+        check_with(site, &dwr()).unwrap();
+        // "*0" says the same.
+        let short = site.replace("0*0[Origin-State-Id]", "*0[Origin-State-Id]");
+        let err = check_with(&short, &dwr().with(u32_avp(avp::ORIGIN_STATE_ID, 7))).unwrap_err();
+        assert_eq!(err.result_code, result::AVP_NOT_ALLOWED);
+        // An AVP not listed in a closed rule set is 5008 too.
+        let closed = site.replace(", \"*[AVP]\"]\n            answer", "]\n            answer");
+        let user = Avp::mandatory(avp::USER_NAME, &Value::Utf8String("u".into()));
+        let err = check_with(&closed, &dwr().with(user.clone())).unwrap_err();
+        assert_eq!(
+            (err.result_code, err.failed_avp),
+            (result::AVP_NOT_ALLOWED, Some(user))
+        );
     }
 
     #[test]
@@ -368,31 +644,25 @@ mod tests {
 
     #[test]
     fn nesting_past_the_limit_is_rejected() {
-        let name = Avp::vendor_mandatory(
-            juniper::POLICY_NAME,
-            vendor::JUNIPER,
-            &Value::OctetString(Bytes::from_static(b"p")),
-        );
-        let mut inner = name;
+        let mut inner = jnpr(juniper::POLICY_NAME, &octets("p"));
         for _ in 0..10 {
-            inner = Avp::vendor_mandatory(
-                juniper::POLICY_INSTALL,
-                vendor::JUNIPER,
-                &Value::Grouped(vec![inner]),
-            );
+            inner = policy_install(vec![inner]);
         }
         let err = check(&aar().with(inner)).unwrap_err();
         assert_eq!(err.result_code, result::INVALID_AVP_VALUE);
         assert!(err.message.contains("nested"), "{}", err.message);
+        // Failed-AVP: the hierarchy down to the first AVP past the limit (depth 9), which is
+        // there whole, with the levels below it.
+        let (path, _) = failed_path(&err);
+        let mut expected = vec![juniper::POLICY_INSTALL; 10];
+        expected.push(juniper::POLICY_NAME);
+        assert_eq!(path, expected);
     }
 
     #[test]
     fn header_application_and_command_errors() {
         let mut m = aar();
-        m.header.flags = m
-            .header
-            .flags
-            .with(crate::message::CommandFlags::ERROR, true);
+        m.header.flags = m.header.flags.with(CommandFlags::ERROR, true);
         assert_eq!(check(&m).unwrap_err().result_code, result::INVALID_HDR_BITS);
         let mut m = aar();
         m.header.application_id = 16_777_238;
@@ -406,6 +676,376 @@ mod tests {
             check(&m).unwrap_err().result_code,
             result::COMMAND_UNSUPPORTED
         );
+    }
+
+    #[test]
+    fn a_p_bit_that_contradicts_the_command_is_3008() {
+        let flip = |mut m: Message| {
+            m.header.flags = m
+                .header
+                .flags
+                .with(CommandFlags::PROXIABLE, !m.header.flags.is_proxiable());
+            m
+        };
+        check(&dwr()).unwrap();
+        let err = check(&flip(dwr())).unwrap_err();
+        assert_eq!(err.result_code, result::INVALID_HDR_BITS);
+        assert_eq!(err.message, "P bit set in DWR, which is not proxiable");
+        let err = check(&flip(aar())).unwrap_err();
+        assert_eq!(err.result_code, result::INVALID_HDR_BITS);
+        assert_eq!(err.message, "P bit clear in AAR, which is proxiable");
+        let srq = Message::request(command::SESSION_RESYNC, app::JSRC, true);
+        assert_eq!(
+            check(&srq).unwrap_err().result_code,
+            result::INVALID_HDR_BITS
+        );
+        let dpr = Message::request(command::DISCONNECT_PEER, app::COMMON, true);
+        assert_eq!(
+            check(&dpr).unwrap_err().result_code,
+            result::INVALID_HDR_BITS
+        );
+        // The protocol error answer has the E bit and keeps the request's P bit.
+        let req = flip(dwr());
+        let ans = check(&req).unwrap_err().answer(&req.header, None, "s", "r");
+        assert!(ans.header.flags.is_error());
+        assert!(ans.header.flags.is_proxiable());
+    }
+
+    #[test]
+    fn a_fixed_avp_out_of_place_is_5005_with_the_avp() {
+        let mut m = aar();
+        m.avps.swap(0, 1);
+        let err = check(&m).unwrap_err();
+        assert_eq!(err.result_code, result::MISSING_AVP);
+        assert_eq!(err.failed_avp, Some(session_id()));
+        assert_eq!(
+            err.message,
+            "Session-Id must be AVP number 1 but is number 2"
+        );
+        // Absent altogether: 5005 with an example (Session-Id has no fixed length: empty).
+        let mut m = aar();
+        m.avps.remove(0);
+        let err = check(&m).unwrap_err();
+        assert_eq!(err.result_code, result::MISSING_AVP);
+        let example = err.failed_avp.unwrap();
+        assert_eq!(example.code(), avp::SESSION_ID);
+        assert!(example.data().is_empty());
+        assert_eq!(err.message, "missing Session-Id");
+        // SRQ's Session-Id is optional and not fixed: anywhere is fine.
+        let srq = Message::request(command::SESSION_RESYNC, app::JSRC, false)
+            .with(ident(avp::ORIGIN_HOST, "r1.example"))
+            .with(ident(avp::ORIGIN_REALM, "example"))
+            .with(ident(avp::DESTINATION_REALM, "example"))
+            .with(u32_avp(avp::AUTH_APPLICATION_ID, app::JSRC))
+            .with(session_id());
+        check(&srq).unwrap();
+    }
+
+    #[test]
+    fn optional_fixed_avps_move_up_when_absent() {
+        let site = r#"
+            [[command]]
+            code = 280
+            name = "Device-Watchdog"
+            request_name = "DWR"
+            request = ["0*1<Session-Id>", "<Origin-Host>", "{Origin-Realm}", "*[AVP]"]
+        "#;
+        check_with(site, &dwr()).unwrap();
+        let mut with_sid = dwr();
+        with_sid.avps.insert(0, session_id());
+        check_with(site, &with_sid).unwrap();
+        let mut late = dwr();
+        late.avps.swap(0, 1);
+        let err = check_with(site, &late).unwrap_err();
+        assert_eq!(err.result_code, result::MISSING_AVP);
+        assert_eq!(err.failed_avp.unwrap().code(), avp::ORIGIN_HOST);
+    }
+
+    #[test]
+    fn enumerated_values_outside_the_list_are_5004() {
+        check(&str_(1)).unwrap();
+        check(&str_(14)).unwrap(); // NASREQ IDLE_TIMEOUT
+        for bad in [0, 9, 10, 29, -1] {
+            let err = check(&str_(bad)).unwrap_err();
+            assert_eq!(err.result_code, result::INVALID_AVP_VALUE, "cause {bad}");
+            let failed = err.failed_avp.unwrap();
+            assert_eq!(failed.code(), avp::TERMINATION_CAUSE);
+            assert_eq!(failed.as_i32(), Ok(bad));
+            assert!(
+                err.message
+                    .contains(&format!("Termination-Cause: {bad} is not a defined value")),
+                "{}",
+                err.message
+            );
+        }
+        let rt = Avp::vendor_mandatory(
+            juniper::REQUEST_TYPE,
+            vendor::JUNIPER,
+            &Value::Enumerated(4),
+        );
+        assert_eq!(
+            check(&aar().with(rt)).unwrap_err().result_code,
+            result::INVALID_AVP_VALUE
+        );
+        // Service-Type lists no values: not checked.
+        let st = Avp::mandatory(6, &Value::Enumerated(12_345));
+        check(&aar().with(st)).unwrap();
+        // An operator's values are accepted.
+        let site = "[[avp]]\ncode = 295\nname = \"Termination-Cause\"\ntype = \"Enumerated\"\n\
+                    values = { SITE = 100 }\n";
+        check_with(site, &str_(100)).unwrap();
+        check_with(site, &str_(1)).unwrap();
+        // Values are checked inside Grouped AVPs and in answers too.
+        let collect = jnpr(juniper::ACCT_COLLECT, &Value::Enumerated(2));
+        let install = policy_install(vec![jnpr(juniper::POLICY_NAME, &octets("p")), collect]);
+        let err = check(&aar().with(install)).unwrap_err();
+        assert_eq!(err.result_code, result::INVALID_AVP_VALUE);
+        assert_eq!(
+            failed_path(&err).0,
+            vec![juniper::POLICY_INSTALL, juniper::ACCT_COLLECT]
+        );
+        let mut answer = Message::answer_to(&str_(1));
+        answer.set_result_code(result::SUCCESS);
+        answer.push(Avp::mandatory(
+            avp::TERMINATION_CAUSE,
+            &Value::Enumerated(9),
+        ));
+        let err = validate_answer(&Dictionary::base(), &answer, &Limits::default()).unwrap_err();
+        assert_eq!(err.result_code, result::INVALID_AVP_VALUE);
+    }
+
+    #[test]
+    fn grouped_content_rules_are_enforced_with_the_hierarchy_in_failed_avp() {
+        // What the SAE and the routers send passes.
+        let name = jnpr(juniper::POLICY_NAME, &octets("gold"));
+        let pair = substitution(vec![
+            jnpr(juniper::SUBSTITUTION_NAME, &octets("rate")),
+            jnpr(juniper::SUBSTITUTION_VALUE, &octets("100m")),
+        ]);
+        let full = policy_install(vec![
+            name.clone(),
+            definition(vec![pair]),
+            jnpr(juniper::ACCT_COLLECT, &Value::Enumerated(1)),
+        ]);
+        check(&aar().with(full)).unwrap();
+
+        // Policy-Install without Policy-Name: 5005, Failed-AVP the install around an example.
+        let err = check(&aar().with(policy_install(vec![]))).unwrap_err();
+        assert_eq!(err.result_code, result::MISSING_AVP);
+        let (path, example) = failed_path(&err);
+        assert_eq!(path, vec![juniper::POLICY_INSTALL, juniper::POLICY_NAME]);
+        assert_eq!(example.vendor_id(), Some(vendor::JUNIPER));
+        assert!(example.data().is_empty());
+        assert_eq!(
+            err.message,
+            "in Juniper-Policy-Install: missing Juniper-Policy-Name"
+        );
+
+        // A substitution without its value, three levels down.
+        let half = substitution(vec![jnpr(juniper::SUBSTITUTION_NAME, &octets("rate"))]);
+        let install = policy_install(vec![name.clone(), definition(vec![half])]);
+        let err = check(&aar().with(install)).unwrap_err();
+        assert_eq!(err.result_code, result::MISSING_AVP);
+        assert_eq!(
+            failed_path(&err).0,
+            vec![
+                juniper::POLICY_INSTALL,
+                juniper::POLICY_DEFINITION,
+                juniper::SUBSTITUTION,
+                juniper::SUBSTITUTION_VALUE
+            ]
+        );
+
+        // Two names in one substitution: 5009 naming the second.
+        let second = jnpr(juniper::SUBSTITUTION_NAME, &octets("burst"));
+        let twice = substitution(vec![
+            jnpr(juniper::SUBSTITUTION_NAME, &octets("rate")),
+            second.clone(),
+            jnpr(juniper::SUBSTITUTION_VALUE, &octets("1")),
+        ]);
+        let install = policy_install(vec![name.clone(), definition(vec![twice])]);
+        let err = check(&aar().with(install)).unwrap_err();
+        assert_eq!(err.result_code, result::AVP_OCCURS_TOO_MANY_TIMES);
+        assert_eq!(failed_path(&err).1, second);
+
+        // Acct-Record and Policy-Remove need the policy name.
+        let record = jnpr(
+            juniper::ACCT_RECORD,
+            &Value::Grouped(vec![Avp::mandatory(
+                avp::ACCOUNTING_INPUT_OCTETS,
+                &Value::Unsigned64(0),
+            )]),
+        );
+        let err = check(&str_(1).with(record)).unwrap_err();
+        assert_eq!(err.result_code, result::MISSING_AVP);
+        assert_eq!(
+            failed_path(&err).0,
+            vec![juniper::ACCT_RECORD, juniper::POLICY_NAME]
+        );
+    }
+
+    #[test]
+    fn vendor_specific_application_id_follows_rfc_6733() {
+        let cer = |vsai: Vec<Avp>| {
+            Message::request(command::CAPABILITIES_EXCHANGE, app::COMMON, false)
+                .with(ident(avp::ORIGIN_HOST, "r1.example"))
+                .with(ident(avp::ORIGIN_REALM, "example"))
+                .with(Avp::mandatory(
+                    avp::HOST_IP_ADDRESS,
+                    &Value::Address(crate::avp::Address::V4([192, 0, 2, 1].into())),
+                ))
+                .with(u32_avp(avp::VENDOR_ID, vendor::JUNIPER))
+                .with(Avp::new(
+                    avp::PRODUCT_NAME,
+                    0,
+                    AvpFlags::none(),
+                    &Value::Utf8String("MX".into()),
+                ))
+                .with(Avp::mandatory(
+                    avp::VENDOR_SPECIFIC_APPLICATION_ID,
+                    &Value::Grouped(vsai),
+                ))
+        };
+        let vendor_id = u32_avp(avp::VENDOR_ID, vendor::JUNIPER);
+        let auth = u32_avp(avp::AUTH_APPLICATION_ID, app::JSRC);
+        check(&cer(vec![vendor_id.clone(), auth.clone()])).unwrap();
+        let err = check(&cer(vec![auth.clone()])).unwrap_err();
+        assert_eq!(err.result_code, result::MISSING_AVP);
+        let (path, example) = failed_path(&err);
+        assert_eq!(
+            path,
+            vec![avp::VENDOR_SPECIFIC_APPLICATION_ID, avp::VENDOR_ID]
+        );
+        assert_eq!(&example.data()[..], &[0; 4], "zero-filled Unsigned32");
+        // RFC 3588 peers send several Vendor-Ids: accepted.
+        check(&cer(vec![
+            vendor_id.clone(),
+            u32_avp(avp::VENDOR_ID, 10415),
+            auth.clone(),
+        ]))
+        .unwrap();
+        let err = check(&cer(vec![vendor_id.clone(), auth.clone(), auth.clone()])).unwrap_err();
+        assert_eq!(err.result_code, result::AVP_OCCURS_TOO_MANY_TIMES);
+        // Nothing else belongs in it.
+        let extra = u32_avp(avp::SUPPORTED_VENDOR_ID, 9);
+        let err = check(&cer(vec![vendor_id, auth, extra.clone()])).unwrap_err();
+        assert_eq!(err.result_code, result::AVP_NOT_ALLOWED);
+        assert_eq!(failed_path(&err).1, extra);
+    }
+
+    #[test]
+    fn an_operator_forbids_a_child_of_a_grouped_avp() {
+        let site = r#"
+            [[avp]]
+            code = 2020
+            vendor = 2636
+            name = "Juniper-Policy-Install"
+            type = "Grouped"
+            rules = ["{Juniper-Policy-Name}", "*0[Juniper-Acct-Collect]", "*[AVP]"]
+        "#;
+        let name = jnpr(juniper::POLICY_NAME, &octets("p"));
+        let collect = jnpr(juniper::ACCT_COLLECT, &Value::Enumerated(1));
+        check_with(site, &aar().with(policy_install(vec![name.clone()]))).unwrap();
+        let err = check_with(
+            site,
+            &aar().with(policy_install(vec![name, collect.clone()])),
+        )
+        .unwrap_err();
+        assert_eq!(err.result_code, result::AVP_NOT_ALLOWED);
+        assert_eq!(failed_path(&err).1, collect);
+    }
+
+    #[test]
+    fn grouped_rules_apply_to_answers_only_through_check_answer_rules() {
+        let dict = Dictionary::base();
+        let mut ppa = Message::answer_to(&aar());
+        ppa.header.command_code = command::PUSH_PROFILE;
+        ppa.set_result_code(result::SUCCESS);
+        ppa.push_origin("r1.example", "example");
+        ppa.push(policy_install(vec![]));
+        validate_answer(&dict, &ppa, &Limits::default()).unwrap();
+        let err = check_answer_rules(&dict, &ppa).unwrap_err();
+        assert_eq!(err.result_code, result::MISSING_AVP);
+        assert_eq!(
+            failed_path(&err).0,
+            vec![juniper::POLICY_INSTALL, juniper::POLICY_NAME]
+        );
+    }
+
+    #[test]
+    fn rules_per_application_take_precedence_over_the_common_ones() {
+        let site = r#"
+            [[command]]
+            code = 271
+            application = 16777244
+            name = "Accounting"
+            request_name = "ACR"
+            answer_name = "ACA"
+            proxiable = true
+            request = ["<Session-Id>", "{Origin-Host}", "{Origin-Realm}", "{Destination-Realm}",
+              "{Accounting-Record-Type}", "{Accounting-Record-Number}", "{Event-Timestamp}",
+              "*[AVP]"]
+        "#;
+        let err = check_with(site, &acr(app::JSRC)).unwrap_err();
+        assert_eq!(err.result_code, result::MISSING_AVP);
+        assert_eq!(err.failed_avp.unwrap().code(), avp::EVENT_TIMESTAMP);
+        check_with(site, &acr(app::PTSP)).unwrap();
+        check(&acr(app::JSRC)).unwrap();
+        let stamped = acr(app::JSRC).with(Avp::mandatory(
+            avp::EVENT_TIMESTAMP,
+            &Value::Time(crate::avp::DiameterTime::from_unix_seconds(1_700_000_000)),
+        ));
+        check_with(site, &stamped).unwrap();
+    }
+
+    #[test]
+    fn a_bad_child_header_in_a_grouped_avp_is_5014_not_5015() {
+        // A Policy-Name whose length field (200) runs past the Policy-Install's data.
+        let mut child = bytes::BytesMut::new();
+        jnpr(juniper::POLICY_NAME, &octets("gold")).encode_to(&mut child);
+        child[7] = 200;
+        let broken = Avp::from_raw(
+            juniper::POLICY_INSTALL,
+            AvpFlags::mandatory(),
+            Some(vendor::JUNIPER),
+            child.freeze(),
+        );
+        let err = check(&aar().with(broken.clone())).unwrap_err();
+        assert_eq!(err.result_code, result::INVALID_AVP_LENGTH);
+        let (path, inner) = failed_path(&err);
+        assert_eq!(path, vec![juniper::POLICY_INSTALL, juniper::POLICY_NAME]);
+        assert_eq!(inner.vendor_id(), Some(vendor::JUNIPER));
+        assert!(inner.data().is_empty(), "OctetString has no minimum length");
+        assert!(
+            err.message.starts_with("in Juniper-Policy-Install: "),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message.contains("invalid length 200"),
+            "{}",
+            err.message
+        );
+
+        // Data too short for any AVP header: the Grouped AVP with an empty payload.
+        let stub = Avp::from_raw(
+            juniper::POLICY_INSTALL,
+            AvpFlags::mandatory(),
+            Some(vendor::JUNIPER),
+            Bytes::from_static(&[0, 0, 7, 0xe5]),
+        );
+        let err = check(&aar().with(stub)).unwrap_err();
+        assert_eq!(err.result_code, result::INVALID_AVP_LENGTH);
+        let failed = err.failed_avp.unwrap();
+        assert!(failed.is(juniper::POLICY_INSTALL, vendor::JUNIPER));
+        assert!(failed.data().is_empty());
+
+        // The same in an answer.
+        let mut ppa = Message::answer_to(&aar());
+        ppa.set_result_code(result::SUCCESS);
+        ppa.push(broken);
+        let err = validate_answer(&Dictionary::base(), &ppa, &Limits::default()).unwrap_err();
+        assert_eq!(err.result_code, result::INVALID_AVP_LENGTH);
     }
 
     #[test]

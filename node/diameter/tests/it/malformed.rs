@@ -1,10 +1,13 @@
 //! Hostile bytes on an open connection: the SAE answers with the RFC 6733 Result-Code and keeps
 //! the connection when the framing is intact, and closes it when it is not.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use sae_diameter::codes::{avp, command, juniper, result, vendor};
-use sae_diameter::{Avp, AvpFlags, CloseReason, Event, Limits, Message, PeerState, Value};
+use sae_diameter::codes::{app, avp, command, juniper, result, vendor};
+use sae_diameter::{
+    Avp, AvpFlags, CloseReason, Dictionary, Event, Limits, Message, PeerState, Value,
+};
 
 use crate::support::raw;
 use crate::support::*;
@@ -12,12 +15,43 @@ use crate::support::*;
 /// The SAE with an open connection to the router; the router end is dropped so the test can
 /// write whatever bytes it likes.
 fn open_sae(limits: Limits) -> (Instant, Endpoint) {
+    open_sae_with(limits, dictionary())
+}
+
+/// The same, the SAE using `dictionary`.
+fn open_sae_with(limits: Limits, dictionary: Arc<Dictionary>) -> (Instant, Endpoint) {
     let mut sae = sae_config();
     sae.limits = limits;
+    sae.dictionary = dictionary;
     let mut link = Link::new(router_config(), sae);
     link.open();
     link.responder.sent.clear();
     (link.now(), link.responder)
+}
+
+/// The built-in dictionary with an operator's file merged over it.
+fn site_dictionary(toml: &str) -> Arc<Dictionary> {
+    let mut d = Dictionary::base();
+    d.load_str(toml).expect("the site dictionary loads");
+    Arc::new(d)
+}
+
+/// The answer carries an Error-Message (without the M bit) that says each of `words`.
+fn assert_error_message(answer: &Message, words: &[&str]) {
+    let em = answer
+        .find(avp::ERROR_MESSAGE, 0)
+        .expect("the answer carries Error-Message");
+    assert!(
+        !em.flags().is_mandatory(),
+        "Error-Message never has the M bit"
+    );
+    let text = answer.error_message().expect("Error-Message is UTF-8");
+    for w in words {
+        assert!(
+            text.contains(w),
+            "Error-Message {text:?} does not say {w:?}"
+        );
+    }
 }
 
 /// Feeds `bytes` and returns what the SAE wrote back.
@@ -99,6 +133,7 @@ fn unsupported_version_is_answered_5011_then_closed() {
     let answer = one_answer(&sent, 0x11);
     assert_eq!(answer.result_code(), Some(result::UNSUPPORTED_VERSION));
     assert_eq!(answer.header.command_code, command::DEVICE_WATCHDOG);
+    assert_error_message(answer, &["unsupported protocol version 2"]);
     assert_closed_for_protocol_violation(&mut sae);
 }
 
@@ -110,9 +145,11 @@ fn message_length_not_a_multiple_of_four_is_5015_and_the_stream_continues() {
     let bytes = raw::message(1, 0x80, command::DEVICE_WATCHDOG, 0, 0x12, &body, None);
     assert_eq!(bytes.len() % 4, 2);
     let sent = feed(&mut sae, now, &bytes);
-    assert_eq!(
-        one_answer(&sent, 0x12).result_code(),
-        Some(result::INVALID_MESSAGE_LENGTH)
+    let answer = one_answer(&sent, 0x12);
+    assert_eq!(answer.result_code(), Some(result::INVALID_MESSAGE_LENGTH));
+    assert_error_message(
+        answer,
+        &["invalid message length", &bytes.len().to_string()],
     );
     assert_still_open(&mut sae, now);
 }
@@ -130,10 +167,9 @@ fn length_below_the_header_with_a_whole_header_is_answered_5015_then_closed() {
     let (now, mut sae) = open_sae(Limits::default());
     let bytes = raw::message(1, 0x80, command::DEVICE_WATCHDOG, 0, 0x13, &[], Some(12));
     let sent = feed(&mut sae, now, &bytes);
-    assert_eq!(
-        one_answer(&sent, 0x13).result_code(),
-        Some(result::INVALID_MESSAGE_LENGTH)
-    );
+    let answer = one_answer(&sent, 0x13);
+    assert_eq!(answer.result_code(), Some(result::INVALID_MESSAGE_LENGTH));
+    assert_error_message(answer, &["invalid message length 12"]);
     assert_closed_for_protocol_violation(&mut sae);
 }
 
@@ -151,6 +187,7 @@ fn avp_length_past_the_end_of_the_message_is_5014_with_failed_avp() {
     let sent = feed(&mut sae, now, &dwr_with(0x14, &overrun));
     let answer = one_answer(&sent, 0x14);
     assert_eq!(answer.result_code(), Some(result::INVALID_AVP_LENGTH));
+    assert_error_message(answer, &["AVP 278", "invalid length 200"]);
     let failed = failed_avps(answer);
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].code(), avp::ORIGIN_STATE_ID);
@@ -163,10 +200,9 @@ fn last_avp_without_padding_is_5015() {
     let (now, mut sae) = open_sae(Limits::default());
     let unpadded = raw::avp(avp::USER_NAME, AvpFlags::MANDATORY, None, b"a", None, false);
     let sent = feed(&mut sae, now, &dwr_with(0x15, &unpadded));
-    assert_eq!(
-        one_answer(&sent, 0x15).result_code(),
-        Some(result::INVALID_MESSAGE_LENGTH)
-    );
+    let answer = one_answer(&sent, 0x15);
+    assert_eq!(answer.result_code(), Some(result::INVALID_MESSAGE_LENGTH));
+    assert_error_message(answer, &["invalid message length"]);
     assert_still_open(&mut sae, now);
 }
 
@@ -188,6 +224,7 @@ fn avp_without_padding_followed_by_another_is_5014() {
     let sent = feed(&mut sae, now, &dwr_with(0x16, &extra));
     let answer = one_answer(&sent, 0x16);
     assert_eq!(answer.result_code(), Some(result::INVALID_AVP_LENGTH));
+    assert_error_message(answer, &["has invalid length"]);
     assert_eq!(failed_avps(answer).len(), 1);
     assert_still_open(&mut sae, now);
 }
@@ -196,10 +233,9 @@ fn avp_without_padding_followed_by_another_is_5014() {
 fn truncated_avp_header_at_the_end_is_5015() {
     let (now, mut sae) = open_sae(Limits::default());
     let sent = feed(&mut sae, now, &dwr_with(0x17, &[0, 0, 1, 22]));
-    assert_eq!(
-        one_answer(&sent, 0x17).result_code(),
-        Some(result::INVALID_MESSAGE_LENGTH)
-    );
+    let answer = one_answer(&sent, 0x17);
+    assert_eq!(answer.result_code(), Some(result::INVALID_MESSAGE_LENGTH));
+    assert_error_message(answer, &["truncated AVP header"]);
     assert_still_open(&mut sae, now);
 }
 
@@ -217,6 +253,7 @@ fn unknown_mandatory_avp_is_5001() {
     let sent = feed(&mut sae, now, &dwr_with(0x18, &odd));
     let answer = one_answer(&sent, 0x18);
     assert_eq!(answer.result_code(), Some(result::AVP_UNSUPPORTED));
+    assert_error_message(answer, &["AVP 99999 (vendor 2636) is not supported"]);
     let failed = failed_avps(answer);
     assert_eq!(failed[0].code(), 99_999);
     assert_eq!(failed[0].vendor_id(), Some(vendor::JUNIPER));
@@ -231,24 +268,34 @@ fn unsigned32_with_three_octets_is_5014() {
     let sent = feed(&mut sae, now, &dwr_with(0x19, &short));
     let answer = one_answer(&sent, 0x19);
     assert_eq!(answer.result_code(), Some(result::INVALID_AVP_LENGTH));
+    assert_error_message(answer, &["Origin-State-Id", "length 3", "needs 4"]);
     let failed = failed_avps(answer);
     assert_eq!(failed[0].code(), avp::ORIGIN_STATE_ID);
     assert_eq!(&failed[0].data()[..], &[0, 0, 1]);
     assert_still_open(&mut sae, now);
 }
 
-/// `depth` Juniper-Policy-Install AVPs nested in one another around a Juniper-Policy-Name.
-fn nested_groups(depth: usize) -> Vec<u8> {
-    let mut inner = Avp::vendor_mandatory(
+fn policy_name() -> Avp {
+    Avp::vendor_mandatory(
         juniper::POLICY_NAME,
         vendor::JUNIPER,
         &Value::OctetString(bytes::Bytes::from_static(b"gold")),
-    );
-    for _ in 0..depth {
+    )
+}
+
+/// `depth` Juniper-Policy-Install AVPs nested in one another, each with the Juniper-Policy-Name
+/// its rules require (the next level is an AVP its `*[AVP]` lets in).
+fn nested_groups(depth: usize) -> Vec<u8> {
+    let mut inner = policy_name();
+    for level in 0..depth {
+        let mut content = vec![inner];
+        if level > 0 {
+            content.insert(0, policy_name());
+        }
         inner = Avp::vendor_mandatory(
             juniper::POLICY_INSTALL,
             vendor::JUNIPER,
-            &Value::Grouped(vec![inner]),
+            &Value::Grouped(content),
         );
     }
     let mut buf = bytes::BytesMut::new();
@@ -272,6 +319,7 @@ fn grouped_nesting_up_to_the_limit_is_accepted_and_deeper_is_5004() {
     let sent = feed(&mut sae, now, &dwr_with(0x1b, &nested_groups(4)));
     let answer = one_answer(&sent, 0x1b);
     assert_eq!(answer.result_code(), Some(result::INVALID_AVP_VALUE));
+    assert_error_message(answer, &["nested deeper than 3"]);
     assert_eq!(failed_avps(answer)[0].code(), juniper::POLICY_INSTALL);
     assert_still_open(&mut sae, now);
 }
@@ -311,6 +359,7 @@ fn oversized_message_received_whole_is_5015_and_the_next_one_decodes() {
     };
     assert_eq!(too_big.header.hop_by_hop, 0x1e);
     assert_eq!(too_big.result_code(), Some(result::INVALID_MESSAGE_LENGTH));
+    assert_error_message(too_big, &["exceeds the limit of 4096"]);
     assert_eq!(dwa.header.hop_by_hop, 0x1f);
     assert_eq!(dwa.result_code(), Some(result::SUCCESS));
     assert_still_open(&mut sae, now);
@@ -356,6 +405,7 @@ fn error_bit_on_a_request_is_3008() {
     let answer = one_answer(&sent, 0x22);
     assert_eq!(answer.result_code(), Some(result::INVALID_HDR_BITS));
     assert!(answer.header.flags.is_error());
+    assert_error_message(answer, &["E bit"]);
     assert_still_open(&mut sae, now);
 }
 
@@ -385,6 +435,7 @@ fn request_with_a_command_outside_the_application_is_3001() {
     let answer = one_answer(&sent, 0x24);
     assert_eq!(answer.result_code(), Some(result::COMMAND_UNSUPPORTED));
     assert!(answer.header.flags.is_error());
+    assert_error_message(answer, &["command 265", "Diameter Common Messages"]);
     assert_still_open(&mut sae, now);
 }
 
@@ -398,4 +449,226 @@ fn a_single_write_carrying_several_requests_is_answered_in_order() {
     let sent = feed(&mut sae, now, &stream);
     let hbhs: Vec<u32> = sent.iter().map(|m| m.header.hop_by_hop).collect();
     assert_eq!(hbhs, (0x30..0x35).collect::<Vec<_>>());
+}
+
+#[test]
+fn proxiable_bit_on_a_dwr_is_3008() {
+    let (now, mut sae) = open_sae(Limits::default());
+    let bytes = raw::message(
+        1,
+        0x80 | 0x40,
+        command::DEVICE_WATCHDOG,
+        0,
+        0x40,
+        &raw::origin_avps(),
+        None,
+    );
+    let sent = feed(&mut sae, now, &bytes);
+    let answer = one_answer(&sent, 0x40);
+    assert_eq!(answer.result_code(), Some(result::INVALID_HDR_BITS));
+    assert!(answer.header.flags.is_error());
+    assert!(
+        answer.header.flags.is_proxiable(),
+        "the answer keeps the request's P bit"
+    );
+    assert_error_message(answer, &["P bit set in DWR", "not proxiable"]);
+    assert!(answer.find(avp::FAILED_AVP, 0).is_none());
+    assert_still_open(&mut sae, now);
+}
+
+#[test]
+fn aar_without_the_proxiable_bit_is_3008() {
+    let (now, mut sae) = open_sae(Limits::default());
+    let mut aar = aar("mx1;1;1", "kim");
+    aar.header.flags = aar
+        .header
+        .flags
+        .with(sae_diameter::CommandFlags::PROXIABLE, false);
+    aar.header.hop_by_hop = 0x41;
+    let sent = feed(&mut sae, now, &aar.encode().unwrap());
+    let answer = one_answer(&sent, 0x41);
+    assert_eq!(answer.result_code(), Some(result::INVALID_HDR_BITS));
+    assert_eq!(answer.session_id(), Some("mx1;1;1"));
+    assert_error_message(answer, &["P bit clear in AAR"]);
+    assert!(
+        sae.take_events().is_empty(),
+        "not handed to the application"
+    );
+    assert_still_open(&mut sae, now);
+}
+
+#[test]
+fn m_bit_on_a_must_not_avp_is_3009() {
+    let (now, mut sae) = open_sae(Limits::default());
+    let error_message = raw::mandatory(avp::ERROR_MESSAGE, b"hello");
+    let sent = feed(&mut sae, now, &dwr_with(0x42, &error_message));
+    let answer = one_answer(&sent, 0x42);
+    assert_eq!(answer.result_code(), Some(result::INVALID_AVP_BITS));
+    assert!(answer.header.flags.is_error(), "3009 is a protocol error");
+    let failed = failed_avps(answer);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].code(), avp::ERROR_MESSAGE);
+    assert!(failed[0].flags().is_mandatory());
+    assert_eq!(&failed[0].data()[..], b"hello");
+    assert_error_message(answer, &["Error-Message must not have the M bit"]);
+    assert_still_open(&mut sae, now);
+}
+
+#[test]
+fn an_avp_occurring_too_often_is_5009() {
+    let (now, mut sae) = open_sae(Limits::default());
+    let again = raw::mandatory(avp::ORIGIN_HOST, b"again.example.net");
+    let sent = feed(&mut sae, now, &dwr_with(0x43, &again));
+    let answer = one_answer(&sent, 0x43);
+    assert_eq!(
+        answer.result_code(),
+        Some(result::AVP_OCCURS_TOO_MANY_TIMES)
+    );
+    assert!(!answer.header.flags.is_error());
+    let failed = failed_avps(answer);
+    assert_eq!(failed[0].code(), avp::ORIGIN_HOST);
+    assert_eq!(
+        &failed[0].data()[..],
+        b"again.example.net",
+        "the one too many"
+    );
+    assert_error_message(answer, &["Origin-Host occurs 2 times", "at most 1"]);
+    assert_still_open(&mut sae, now);
+}
+
+/// An operator's file that forbids Origin-State-Id in DWR.
+const NO_STATE_IN_DWR: &str = r#"
+[[command]]
+code = 280
+name = "Device-Watchdog"
+request_name = "DWR"
+answer_name = "DWA"
+request = ["{Origin-Host}", "{Origin-Realm}", "*0[Origin-State-Id]", "*[AVP]"]
+answer = ["{Result-Code}", "{Origin-Host}", "{Origin-Realm}", "[Error-Message]", "[Failed-AVP]",
+  "[Origin-State-Id]", "*[AVP]"]
+"#;
+
+#[test]
+fn an_avp_the_operator_forbids_is_5008() {
+    let (now, mut sae) = open_sae_with(Limits::default(), site_dictionary(NO_STATE_IN_DWR));
+    // Allowed by the built-in dictionary, forbidden by the operator's.
+    let state = raw::mandatory(avp::ORIGIN_STATE_ID, &[0, 0, 0, 9]);
+    let sent = feed(&mut sae, now, &dwr_with(0x44, &state));
+    let answer = one_answer(&sent, 0x44);
+    assert_eq!(answer.result_code(), Some(result::AVP_NOT_ALLOWED));
+    assert!(!answer.header.flags.is_error());
+    let failed = failed_avps(answer);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].code(), avp::ORIGIN_STATE_ID);
+    assert_eq!(failed[0].as_u32(), Ok(9));
+    assert_error_message(answer, &["Origin-State-Id is not allowed"]);
+    assert_still_open(&mut sae, now);
+
+    let (now, mut plain) = open_sae(Limits::default());
+    let sent = feed(&mut plain, now, &dwr_with(0x45, &state));
+    assert_eq!(one_answer(&sent, 0x45).result_code(), Some(result::SUCCESS));
+}
+
+#[test]
+fn a_bad_avp_header_inside_a_grouped_avp_is_5014_with_the_group_around_it() {
+    let (now, mut sae) = open_sae(Limits::default());
+    // A Juniper-Policy-Install whose Juniper-Policy-Name claims 200 octets.
+    let inner = raw::avp(
+        juniper::POLICY_NAME,
+        AvpFlags::MANDATORY,
+        Some(vendor::JUNIPER),
+        b"gold",
+        Some(200),
+        true,
+    );
+    let group = raw::avp(
+        juniper::POLICY_INSTALL,
+        AvpFlags::MANDATORY,
+        Some(vendor::JUNIPER),
+        &inner,
+        None,
+        true,
+    );
+    let sent = feed(&mut sae, now, &dwr_with(0x46, &group));
+    let answer = one_answer(&sent, 0x46);
+    assert_eq!(answer.result_code(), Some(result::INVALID_AVP_LENGTH));
+    let failed = failed_avps(answer);
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].is(juniper::POLICY_INSTALL, vendor::JUNIPER));
+    let inside = failed[0]
+        .grouped()
+        .expect("the group holds the offending header");
+    assert_eq!(inside.len(), 1);
+    assert!(inside[0].is(juniper::POLICY_NAME, vendor::JUNIPER));
+    assert!(inside[0].flags().is_mandatory());
+    assert!(
+        inside[0].data().is_empty(),
+        "OctetString: zero-length payload"
+    );
+    assert_error_message(
+        answer,
+        &["in Juniper-Policy-Install", "AVP 2021", "length 200"],
+    );
+    assert_still_open(&mut sae, now);
+}
+
+#[test]
+fn a_grouped_avp_missing_a_required_child_is_5005() {
+    let (now, mut sae) = open_sae(Limits::default());
+    let empty_install = raw::avp(
+        juniper::POLICY_INSTALL,
+        AvpFlags::MANDATORY,
+        Some(vendor::JUNIPER),
+        &[],
+        None,
+        true,
+    );
+    let sent = feed(&mut sae, now, &dwr_with(0x47, &empty_install));
+    let answer = one_answer(&sent, 0x47);
+    assert_eq!(answer.result_code(), Some(result::MISSING_AVP));
+    let failed = failed_avps(answer);
+    assert!(failed[0].is(juniper::POLICY_INSTALL, vendor::JUNIPER));
+    let example = failed[0].grouped().unwrap();
+    assert_eq!(example.len(), 1);
+    assert!(example[0].is(juniper::POLICY_NAME, vendor::JUNIPER));
+    assert_error_message(
+        answer,
+        &["in Juniper-Policy-Install: missing Juniper-Policy-Name"],
+    );
+    assert_still_open(&mut sae, now);
+}
+
+#[test]
+fn an_enumerated_value_the_dictionary_does_not_list_is_5004() {
+    let (now, mut sae) = open_sae(Limits::default());
+    // DPR with Disconnect-Cause 7: answered, and the connection stays.
+    let mut body = raw::origin_avps();
+    body.extend(raw::mandatory(avp::DISCONNECT_CAUSE, &[0, 0, 0, 7]));
+    let bytes = raw::message(1, 0x80, command::DISCONNECT_PEER, 0, 0x48, &body, None);
+    let sent = feed(&mut sae, now, &bytes);
+    let answer = one_answer(&sent, 0x48);
+    assert_eq!(answer.result_code(), Some(result::INVALID_AVP_VALUE));
+    let failed = failed_avps(answer);
+    assert_eq!(failed[0].code(), avp::DISCONNECT_CAUSE);
+    assert_eq!(failed[0].as_i32(), Ok(7));
+    assert_error_message(answer, &["Disconnect-Cause: 7 is not a defined value"]);
+    assert_still_open(&mut sae, now);
+}
+
+#[test]
+fn session_id_after_another_avp_is_5005_naming_it() {
+    let (now, mut sae) = open_sae(Limits::default());
+    let mut aar = aar("mx1;1;2", "kim");
+    aar.avps.swap(0, 1);
+    aar.header.hop_by_hop = 0x49;
+    assert_eq!(aar.header.application_id, app::JSRC);
+    let sent = feed(&mut sae, now, &aar.encode().unwrap());
+    let answer = one_answer(&sent, 0x49);
+    assert_eq!(answer.result_code(), Some(result::MISSING_AVP));
+    let failed = failed_avps(answer);
+    assert_eq!(failed[0].code(), avp::SESSION_ID);
+    assert_eq!(failed[0].as_str(), Ok("mx1;1;2"));
+    assert_error_message(answer, &["Session-Id must be AVP number 1 but is number 2"]);
+    assert!(sae.take_events().is_empty());
+    assert_still_open(&mut sae, now);
 }

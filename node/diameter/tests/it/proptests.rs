@@ -161,6 +161,43 @@ fn feed_chunks(sae: &mut Endpoint, chunks: &[Vec<u8>]) -> Vec<Message> {
     out
 }
 
+/// Every data type of RFC 6733 section 4.2 and 4.3.
+const ALL_TYPES: [AvpType; 14] = [
+    AvpType::OctetString,
+    AvpType::Integer32,
+    AvpType::Integer64,
+    AvpType::Unsigned32,
+    AvpType::Unsigned64,
+    AvpType::Float32,
+    AvpType::Float64,
+    AvpType::Grouped,
+    AvpType::Address,
+    AvpType::Time,
+    AvpType::Utf8String,
+    AvpType::DiameterIdentity,
+    AvpType::DiameterUri,
+    AvpType::Enumerated,
+];
+
+/// Arbitrary octets, biased towards the lengths the fixed-size types and the address families
+/// want, and towards well-framed Grouped data.
+fn value_octets() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        vec(any::<u8>(), 0..48),
+        prop::sample::select(vec![4usize, 8]).prop_flat_map(|n| vec(any::<u8>(), n)),
+        (
+            prop::sample::select(vec![1u16, 2, 8]),
+            vec(any::<u8>(), 0..20)
+        )
+            .prop_map(|(family, rest)| {
+                let mut v = family.to_be_bytes().to_vec();
+                v.extend(rest);
+                v
+            }),
+        vec(any_avp(), 0..3).prop_map(|avps| Value::Grouped(avps).encode().to_vec()),
+    ]
+}
+
 fn open_sae() -> Endpoint {
     let mut link = Link::new(router_config(), sae_config());
     link.open();
@@ -203,6 +240,52 @@ proptest! {
             let again = m.encode().unwrap();
             prop_assert_eq!(again.len(), bytes.len());
             prop_assert_eq!(Message::decode(again).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn typed_decoding_of_arbitrary_bytes_never_panics_and_round_trips(
+        ty in prop::sample::select(ALL_TYPES.to_vec()),
+        data in value_octets(),
+    ) {
+        let data = Bytes::from(data);
+        let checked = Value::check(ty, &data);
+        match Value::decode(ty, &data) {
+            Ok(v) => {
+                prop_assert_eq!(v.avp_type(), ty);
+                prop_assert!(checked.is_ok(), "decode accepted what check refused");
+                let again = v.encode();
+                if ty == AvpType::Grouped {
+                    // Padding octets are not kept: the same length, the same AVPs.
+                    prop_assert_eq!(again.len(), data.len());
+                    let back = Value::decode(ty, &again).unwrap();
+                    prop_assert_eq!(back.encode(), again);
+                } else {
+                    // Byte for byte (floats included, NaN payloads too).
+                    prop_assert_eq!(&again, &data);
+                }
+            }
+            Err(_) if ty == AvpType::Grouped => {}
+            Err(e) => prop_assert_eq!(checked, Err(e)),
+        }
+        // The typed readers never panic either.
+        let a = Avp::from_raw(1, AvpFlags::mandatory(), None, data);
+        let _ = (a.as_u32(), a.as_u64(), a.as_i32(), a.as_str(), a.as_address(), a.grouped());
+    }
+
+    #[test]
+    fn every_time_value_maps_to_one_instant_in_era_0_or_1(t in any::<u32>()) {
+        let secs = DiameterTime(t).to_unix_seconds();
+        prop_assert!(
+            (DiameterTime::MIN_UNIX_SECONDS..=DiameterTime::MAX_UNIX_SECONDS).contains(&secs)
+        );
+        // Era 0 (top bit set) ends where era 1 begins: 2036-02-07 06:28:16 UTC.
+        prop_assert_eq!(t >= 0x8000_0000, secs < 2_085_978_496);
+        // Back to the same Time value (times before 1970 through the wrap of the u64).
+        prop_assert_eq!(DiameterTime::from_unix_seconds(secs as u64), DiameterTime(t));
+        // Later values within an era are later instants.
+        if let Some(next) = t.checked_add(1).filter(|n| *n != 0x8000_0000) {
+            prop_assert_eq!(DiameterTime(next).to_unix_seconds(), secs + 1);
         }
     }
 
