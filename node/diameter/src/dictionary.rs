@@ -212,6 +212,8 @@ impl Dictionary {
             self.vendors.insert(v.id, v.name);
         }
         let mut grouped_rules = Vec::new();
+        // Keys this file defines (a name may not be given twice in one file).
+        let mut defined_here = std::collections::HashSet::new();
         for a in file.avp {
             let ty = AvpType::from_name(&a.ty).ok_or_else(|| {
                 Error::Dictionary(format!("AVP {}: unknown type {:?}", a.name, a.ty))
@@ -229,14 +231,31 @@ impl Dictionary {
                 )));
             }
             let key = (a.code, a.vendor);
-            let old = self.avps.remove(&key);
+            let mut old = self.avps.remove(&key);
             if let Some(old) = &old {
                 self.by_name.remove(&old.name);
             }
             if let Some(&other) = self.by_name.get(&a.name) {
+                if defined_here.contains(&other) {
+                    return Err(Error::Dictionary(format!(
+                        "AVP name {} is given to code {} vendor {} and code {} vendor {}",
+                        a.name, other.0, other.1, a.code, a.vendor
+                    )));
+                }
+                // A known name at a new code: the AVP moves (its old code is forgotten; its
+                // values and rules come along unless the entry gives its own).
+                tracing::debug!(name = %a.name, from = ?other, to = ?key, "AVP moved");
+                self.by_name.remove(&a.name);
+                let moved = self.avps.remove(&other);
+                grouped_rules.retain(|(k, _)| *k != other);
+                if old.is_none() {
+                    old = moved;
+                }
+            }
+            if !defined_here.insert(key) {
                 return Err(Error::Dictionary(format!(
-                    "AVP name {} is already used by code {} vendor {}",
-                    a.name, other.0, other.1
+                    "AVP code {} vendor {} is defined twice",
+                    a.code, a.vendor
                 )));
             }
             let (mut values, mut rules) = match old {
@@ -479,6 +498,67 @@ impl Dictionary {
 mod tests {
     use super::*;
     use crate::codes::{app, avp, command, juniper, vendor};
+
+    #[test]
+    fn a_known_name_at_a_new_code_moves_the_avp() {
+        let mut d = Dictionary::base();
+        d.load_str(
+            r#"
+            [[avp]]
+            code = 3023
+            vendor = 2636
+            name = "Juniper-Template-Name"
+            type = "OctetString"
+
+            [[avp]]
+            code = 3024
+            vendor = 2636
+            name = "Juniper-Substitution"
+            type = "Grouped"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(d.avp_by_name("Juniper-Template-Name").unwrap().code, 3023);
+        assert!(
+            d.avp(2023, vendor::JUNIPER).is_none(),
+            "the old code is forgotten"
+        );
+        // The moved Grouped AVP keeps its content rules; the rules naming it follow it.
+        assert!(
+            d.avp_by_name("Juniper-Substitution")
+                .unwrap()
+                .rules
+                .is_some()
+        );
+        let def = d.avp_by_name("Juniper-Policy-Definition").unwrap();
+        let rules = def.rules.as_ref().unwrap();
+        assert!(
+            rules
+                .rule(3023, vendor::JUNIPER)
+                .is_some_and(|r| r.min == 1)
+        );
+        assert!(rules.rule(2023, vendor::JUNIPER).is_none());
+
+        // One name for two codes in one file is a mistake, not a move.
+        let twice = r#"
+            [[avp]]
+            code = 3023
+            vendor = 2636
+            name = "Juniper-Template-Name"
+            type = "OctetString"
+
+            [[avp]]
+            code = 4023
+            vendor = 2636
+            name = "Juniper-Template-Name"
+            type = "OctetString"
+        "#;
+        let before = Dictionary::base();
+        let mut d = before.clone();
+        let e = d.load_str(twice).unwrap_err();
+        assert!(e.to_string().contains("Juniper-Template-Name"), "{e}");
+        assert!(d == before, "a failed load changes nothing");
+    }
 
     #[test]
     fn base_dictionary_has_the_jsrc_application_and_juniper_avps() {

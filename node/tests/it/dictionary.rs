@@ -16,8 +16,8 @@ use crate::diameter::{open_client, start};
 
 const ROUTER: &str = "router1.test.realm";
 
-/// The operator's file: the old codes get other names (a name belongs to one code), then the
-/// names get their new codes.
+/// The operator's file: the old codes get other names, then the names get their new codes.
+/// (Giving a known name a new code alone also moves it; this file keeps the old codes known.)
 const MOVED: &str = r#"
 [[avp]]
 code = 2023
