@@ -750,12 +750,7 @@ impl Peer {
         );
         if let Err(err) = validate_request(&self.config.dictionary, &msg, &self.config.limits) {
             tracing::info!(command = msg.header.command_code, code = err.result_code, error = %err.message, "rejecting request");
-            let answer = err.answer(
-                &msg.header,
-                msg.find(avp::SESSION_ID, 0),
-                origin_host,
-                origin_realm,
-            );
+            let answer = err.answer_to(&self.config.dictionary, &msg, origin_host, origin_realm);
             return self.queue(&answer);
         }
         match msg.header.command_code {

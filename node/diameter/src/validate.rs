@@ -140,6 +140,56 @@ impl ProtocolError {
     }
 }
 
+impl ProtocolError {
+    /// The answer to a request this error refuses. A protocol error (3xxx, E bit) has the
+    /// generic answer-message format of RFC 6733 section 7.2; any other answer also follows its
+    /// command's answer rules, so the AVPs they require that the request carries (the
+    /// application id, Auth-Request-Type, Accounting-Record-Type and -Number, …) are echoed.
+    pub fn answer_to(
+        &self,
+        dict: &Dictionary,
+        request: &Message,
+        origin_host: &str,
+        origin_realm: &str,
+    ) -> Message {
+        let mut answer = self.answer(
+            &request.header,
+            request.find(avp::SESSION_ID, 0),
+            origin_host,
+            origin_realm,
+        );
+        if result::is_protocol_error(self.result_code) {
+            return answer;
+        }
+        let Some(def) =
+            dict.command_for(request.header.application_id, request.header.command_code)
+        else {
+            return answer;
+        };
+        for rule in def.answer.avps.iter().filter(|r| r.min > 0) {
+            if answer.find(rule.code, rule.vendor).is_some() {
+                continue;
+            }
+            // Not the AVP being refused: echoing a bad value would make the answer bad too.
+            let copies: Vec<Avp> = request
+                .avps
+                .iter()
+                .filter(|a| a.is(rule.code, rule.vendor) && self.failed_avp.as_ref() != Some(a))
+                .take(rule.min as usize)
+                .cloned()
+                .collect();
+            // Behind the header AVPs, ahead of Error-Message and Failed-AVP.
+            let at = answer
+                .avps
+                .iter()
+                .position(|a| a.is(avp::ERROR_MESSAGE, 0) || a.is(avp::FAILED_AVP, 0))
+                .unwrap_or(answer.avps.len());
+            answer.avps.splice(at..at, copies);
+        }
+        answer
+    }
+}
+
 /// The AVP header of an [`DecodeError::InvalidAvpLength`] with a zero-filled payload.
 fn invalid_length_example(dict: &Dictionary, error: &DecodeError) -> Option<Avp> {
     match error {

@@ -672,3 +672,46 @@ fn session_id_after_another_avp_is_5005_naming_it() {
     assert!(sae.take_events().is_empty());
     assert_still_open(&mut sae, now);
 }
+
+#[test]
+fn an_application_error_answer_carries_what_its_command_requires() {
+    let (now, mut sae) = open_sae(Limits::default());
+    let mut request = aar("mx1;1;77", "lea");
+    request.push(Avp::vendor_mandatory(
+        99_999,
+        vendor::JUNIPER,
+        &Value::Unsigned32(1),
+    ));
+    request.header.hop_by_hop = 0x77;
+    request.header.end_to_end = 0x77;
+    let sent = feed(&mut sae, now, &request.encode().unwrap());
+    let answer = one_answer(&sent, 0x77);
+    assert_eq!(answer.result_code(), Some(result::AVP_UNSUPPORTED));
+    assert!(
+        !answer.header.flags.is_error(),
+        "5001 is not a protocol error"
+    );
+    // An AAA still: Session-Id first, the Auth-Application-Id the AAA rules require.
+    assert_eq!(answer.avps[0].code(), avp::SESSION_ID);
+    assert_eq!(answer.session_id(), Some("mx1;1;77"));
+    assert_eq!(
+        answer
+            .find(avp::AUTH_APPLICATION_ID, 0)
+            .and_then(|a| a.as_u32().ok()),
+        Some(app::JSRC)
+    );
+    sae_diameter::validate::check_answer_rules(&dictionary(), answer)
+        .expect("the error answer meets the AAA's rules");
+
+    // A protocol error (3xxx, E bit) keeps the generic answer-message format.
+    let mut request = aar("mx1;1;78", "max");
+    request.header.flags = request
+        .header
+        .flags
+        .with(sae_diameter::CommandFlags::ERROR, true);
+    request.header.hop_by_hop = 0x78;
+    let sent = feed(&mut sae, now, &request.encode().unwrap());
+    let answer = one_answer(&sent, 0x78);
+    assert_eq!(answer.result_code(), Some(result::INVALID_HDR_BITS));
+    assert!(answer.find(avp::AUTH_APPLICATION_ID, 0).is_none());
+}
