@@ -54,8 +54,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sae_diameter::codes::{avp, command, juniper, result, vendor};
 use sae_diameter::jsrc::{self, AcctRecord, PolicyInstall, RequestType, SubscriberMessage};
-use sae_diameter::peer::RequestFailure;
-use sae_diameter::{Avp, Message, ProtocolError, Value};
+use sae_diameter::peer::{EndToEndIds, RequestFailure};
+use sae_diameter::{Avp, CommandFlags, Message, ProtocolError, Value};
 use wildmatch::WildMatch;
 
 use crate::events::SimEvent;
@@ -389,6 +389,9 @@ pub struct RouterState {
     give_up: bool,
     events: VecDeque<SimEvent>,
     outgoing: VecDeque<Outgoing>,
+    /// The router's End-to-End Identifiers: set once per request, kept when it is re-sent, so
+    /// an SAE can tell a re-sent request (T bit) from a new one.
+    end_to_end: EndToEndIds,
 }
 
 fn globs(list: &[String]) -> Vec<(String, WildMatch)> {
@@ -482,6 +485,7 @@ impl RouterState {
             give_up: false,
             events: VecDeque::new(),
             outgoing: VecDeque::new(),
+            end_to_end: EndToEndIds::random(),
         }
     }
 
@@ -586,7 +590,10 @@ impl RouterState {
             .unwrap_or_else(|| self.cfg.origin_realm.clone())
     }
 
-    fn send(&mut self, to: &str, request: Message, pending: Pending) -> u64 {
+    fn send(&mut self, to: &str, mut request: Message, pending: Pending) -> u64 {
+        if request.header.end_to_end == 0 {
+            request.header.end_to_end = self.end_to_end.next();
+        }
         self.dispatch(InFlight {
             what: pending,
             request,
@@ -1130,6 +1137,20 @@ impl RouterState {
         let Some(retry) = self.retry_decision(&flight, &answer) else {
             return self.complete(now, flight, answer);
         };
+        if matches!(
+            answer,
+            Err(RequestFailure::Timeout
+                | RequestFailure::ConnectionClosed
+                | RequestFailure::Failover)
+        ) {
+            // Sent, never answered: it goes again as a possible duplicate (RFC 6733 T bit,
+            // same End-to-End Identifier), which an SAE that did get it answers as before.
+            flight.request.header.flags = flight
+                .request
+                .header
+                .flags
+                .with(CommandFlags::RETRANSMIT, true);
+        }
         let (result, error, from) = match &answer {
             Ok(m) => (
                 m.result_code(),
@@ -2725,6 +2746,33 @@ mod tests {
         assert!(r.session_of("alice").is_none());
         assert_eq!(r.sessions().count(), 0);
         assert_eq!(r.pending_requests(), 0);
+    }
+
+    #[test]
+    fn a_request_sent_but_never_answered_goes_again_with_the_t_bit_and_its_end_to_end_id() {
+        let now = Instant::now();
+        let mut r = router(false);
+        r.cfg.retry_failures = true;
+        r.login(now, spec("alice"));
+        let first = outgoing(&mut r).pop().unwrap();
+        assert!(!first.request.header.flags.is_retransmit());
+        assert_ne!(first.request.header.end_to_end, 0);
+        r.handle_answer(now, first.token, Err(RequestFailure::Timeout));
+        r.handle_timeout(now + Duration::from_secs(60));
+        let again = outgoing(&mut r).pop().expect("re-sent after the back-off");
+        assert!(again.request.header.flags.is_retransmit(), "T bit");
+        assert_eq!(
+            again.request.header.end_to_end,
+            first.request.header.end_to_end
+        );
+        // A new request has a new End-to-End Identifier and no T bit.
+        r.login(now, spec("bob"));
+        let bob = outgoing(&mut r).pop().unwrap();
+        assert!(!bob.request.header.flags.is_retransmit());
+        assert_ne!(
+            bob.request.header.end_to_end,
+            first.request.header.end_to_end
+        );
     }
 
     #[test]

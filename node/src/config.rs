@@ -562,6 +562,9 @@ pub struct DiameterSection {
     /// Requests the node may have in flight on one router connection (PPR, ACR, ASR, SRQ);
     /// more are refused without being sent.
     pub max_pending_requests: usize,
+    /// Answers kept (for RFC 6733's four minutes) to repeat to a router that re-sends a
+    /// request with the T bit, instead of running it twice; 0 turns duplicate detection off.
+    pub duplicate_answers: usize,
     /// An extra dictionary file (same format as the built-in one) merged over the built-in.
     pub dictionary: Option<PathBuf>,
 }
@@ -585,6 +588,7 @@ impl Default for DiameterSection {
             max_message_len: 64 * 1024,
             max_grouped_depth: 8,
             max_pending_requests: 4096,
+            duplicate_answers: 16384,
             dictionary: None,
         }
     }
@@ -894,6 +898,9 @@ impl FileConfig {
                 "must be between 1024 and 16777215",
             ));
         }
+        if d.duplicate_answers > 10_000_000 {
+            return Err(invalid("diameter.duplicate_answers", "at most 10000000"));
+        }
         if !(1..=1_000_000).contains(&d.max_pending_requests) {
             return Err(invalid(
                 "diameter.max_pending_requests",
@@ -933,6 +940,7 @@ impl FileConfig {
                 resync_window: Duration::from_secs(sessions.resync_window_secs),
                 logout_timeout: Duration::from_secs(sessions.logout_timeout_secs),
                 request_timeout: Duration::from_secs(d.request_timeout_secs),
+                duplicate_answers: d.duplicate_answers,
             },
             session_arbiters,
             catalog,

@@ -40,6 +40,8 @@ pub struct Settings {
     pub logout_timeout: Duration,
     /// Timeout of the other SAE-initiated requests (ASR, ACR, SRQ).
     pub request_timeout: Duration,
+    /// Answers kept to repeat to re-sent duplicates of router requests (0: none).
+    pub duplicate_answers: usize,
 }
 
 impl Default for Settings {
@@ -50,6 +52,7 @@ impl Default for Settings {
             resync_window: Duration::from_secs(30),
             logout_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
+            duplicate_answers: 16384,
         }
     }
 }
@@ -181,6 +184,9 @@ pub struct Sae {
     pub dictionary: Arc<Dictionary>,
     /// The codes `dictionary` gives the Juniper AVPs, for every message the flows build or read.
     pub juniper_codes: JuniperCodes,
+    /// The answers sent to routers recently, per (Origin-Host, End-to-End Identifier): a
+    /// router's re-sent request (T bit) gets the same answer instead of running twice.
+    pub answers: std::sync::Mutex<sae_diameter::AnswerCache>,
     shards: Vec<ArbiterHandle>,
     next_acct_number: AtomicU64,
     /// The COPS side, for decisions on COPS-PR sessions (set once at start).
@@ -206,6 +212,10 @@ impl Sae {
     ) -> Sae {
         let juniper_codes = JuniperCodes::from_dictionary(&dictionary)
             .expect("the configuration checked the dictionary's Juniper AVPs");
+        let answers = std::sync::Mutex::new(sae_diameter::AnswerCache::new(
+            sae_diameter::AnswerCache::DEFAULT_WINDOW,
+            settings.duplicate_answers,
+        ));
         Sae {
             local,
             catalog,
@@ -217,6 +227,7 @@ impl Sae {
             settings,
             dictionary,
             juniper_codes,
+            answers,
             shards,
             next_acct_number: AtomicU64::new(1),
             cops: std::sync::OnceLock::new(),

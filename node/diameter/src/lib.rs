@@ -7,6 +7,7 @@
 //! - [`validate`]: checks against the dictionary and the RFC 6733 error answers.
 //! - [`capabilities`], [`jsrc`]: typed views of CER/CEA and of the Juniper subscriber messages.
 //! - [`peer`], [`watchdog`]: the per-connection state machine, for both ends.
+//! - [`duplicate`]: the answers sent recently, repeated to re-sent (T bit) duplicates.
 //!
 //! Nothing here reads a clock or touches a socket: callers pass `now` and move the bytes.
 
@@ -16,6 +17,7 @@ pub mod avp;
 pub mod capabilities;
 pub mod codes;
 pub mod dictionary;
+pub mod duplicate;
 pub mod error;
 pub mod frame;
 pub mod jsrc;
@@ -27,6 +29,7 @@ pub mod watchdog;
 pub use avp::{Address, Avp, AvpFlags, AvpType, DiameterTime, Value};
 pub use capabilities::{Capabilities, VendorApplication};
 pub use dictionary::Dictionary;
+pub use duplicate::AnswerCache;
 pub use error::{AvpDataError, DecodeError, Error};
 pub use frame::{Frame, FrameDecoder, FramingError, Limits};
 pub use jsrc::JuniperCodes;

@@ -458,6 +458,18 @@ impl RouterDriver {
     }
 
     fn send_answer(&mut self, answer: Message, started: Instant, ctx: &mut Context<Self>) {
+        // Kept for a re-sent duplicate of the request, unless it says "try again" (3xxx:
+        // redirect, too busy, protocol errors), when a re-sent request deserves a new look.
+        if let (Some(router), Some(code)) = (&self.router, answer.result_code())
+            && !result::is_protocol_error(code)
+        {
+            let end_to_end = answer.header.end_to_end;
+            self.sae()
+                .answers
+                .lock()
+                .expect("answer cache lock")
+                .record(now(), router, end_to_end, &answer);
+        }
         let name = self.name(answer.header.command_code, false);
         let req_name = self.name(answer.header.command_code, true);
         self.sae()
@@ -476,6 +488,23 @@ impl RouterDriver {
         self.sae()
             .metrics
             .message("in", &self.name(cmd, true), None);
+        if let Some(router) = &self.router {
+            let again = self
+                .sae()
+                .answers
+                .lock()
+                .expect("answer cache lock")
+                .duplicate_answer(started, router, &request);
+            if let Some(answer) = again {
+                // RFC 6733 section 6.1.2: a duplicate gets the original's answer.
+                tracing::info!(
+                    command = %self.name(cmd, true),
+                    end_to_end = request.header.end_to_end,
+                    "re-sent request answered as before"
+                );
+                return self.send_answer(answer, started, ctx);
+            }
+        }
         self.handle_request(request, started, ctx);
     }
 

@@ -265,6 +265,64 @@ async fn accounting_from_the_router_is_stored_and_echoed() {
     );
 }
 
+#[actix::test]
+async fn a_re_sent_request_gets_the_same_answer_and_is_not_counted_twice() {
+    let (node, addr) = node("").await;
+    let mut c = open_client(addr, ROUTER).await;
+    logged_in(&mut c, "r1;1;9", "erin@isp.example").await;
+    let acr = |hop_by_hop: u32, end_to_end: u32, retransmit: bool| {
+        let mut m = session_request(command::ACCOUNTING, "r1;1;9")
+            .with(Avp::mandatory(
+                avp::ACCOUNTING_RECORD_TYPE,
+                &Value::Enumerated(3),
+            ))
+            .with(Avp::mandatory(
+                avp::ACCOUNTING_RECORD_NUMBER,
+                &Value::Unsigned32(4),
+            ))
+            .with(
+                AcctRecord {
+                    policy_name: "gold-policy".into(),
+                    input_octets: Some(700),
+                    ..Default::default()
+                }
+                .to_avp(),
+            );
+        m.header.hop_by_hop = hop_by_hop;
+        m.header.end_to_end = end_to_end;
+        m.header.flags = m
+            .header
+            .flags
+            .with(sae_diameter::CommandFlags::RETRANSMIT, retransmit);
+        m.encode().unwrap()
+    };
+    let sae = node.sae().clone();
+    c.write_raw(&acr(0x0901, 0x7777_0001, false)).await;
+    let first = c.expect_message().await;
+    assert_eq!(first.result_code(), Some(result::SUCCESS));
+    eventually(|| sae.store.usage_count() == 1).await;
+
+    // The router lost the answer and re-sends the request (T bit, same End-to-End id).
+    c.write_raw(&acr(0x0902, 0x7777_0001, true)).await;
+    let again = c.expect_message().await;
+    assert_eq!(again.header.hop_by_hop, 0x0902);
+    assert_eq!(again.header.end_to_end, 0x7777_0001);
+    assert_eq!(again.avps, first.avps, "the same answer");
+    // A new request (another End-to-End id) is processed: two records, not three.
+    c.write_raw(&acr(0x0903, 0x7777_0002, false)).await;
+    assert_eq!(
+        c.expect_message().await.result_code(),
+        Some(result::SUCCESS)
+    );
+    eventually(|| sae.store.usage_count() == 2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        sae.store.usage_count(),
+        2,
+        "the re-sent request was not stored"
+    );
+}
+
 /// Runs an operator action on the node while the test plays the router.
 fn spawn<F>(f: F) -> tokio::task::JoinHandle<F::Output>
 where
