@@ -29,7 +29,11 @@ fuzz_target!(|data: &[u8]| {
                         .and_then(|()| check_answer_rules(&dict, m))
                 };
                 if let Err(err) = checked {
-                    let answer = err.answer(&m.header, None, "sae1.example.net", "example.net");
+                    let answer = if m.is_request() {
+                        err.answer_to(&dict, m, "sae1.example.net", "example.net")
+                    } else {
+                        err.answer(&m.header, None, "sae1.example.net", "example.net")
+                    };
                     let bytes: Bytes = answer.encode().expect("error answers encode");
                     assert!(!bytes.is_empty());
                 }

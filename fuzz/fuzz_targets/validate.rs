@@ -25,8 +25,12 @@ fuzz_target!(|data: &[u8]| {
         validate_answer(dict, &m, &limits).and_then(|()| check_answer_rules(dict, &m))
     };
     if let Err(err) = checked {
-        // The error answer for it must always be encodable.
-        let answer = err.answer(&m.header, None, "sae1.example.net", "example.net");
+        // The error answer the peer sends for it must always be encodable.
+        let answer = if m.is_request() {
+            err.answer_to(dict, &m, "sae1.example.net", "example.net")
+        } else {
+            err.answer(&m.header, None, "sae1.example.net", "example.net")
+        };
         answer.encode().expect("error answers encode");
     }
     // The typed views never panic either.

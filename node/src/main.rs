@@ -130,7 +130,10 @@ fn load(cli: &Cli) -> Result<Config, String> {
         from_flags.push(("node.name", "--name"));
     }
     if let Some(dir) = &cli.data_dir {
-        file.node.data_dir = dir.clone();
+        // Relative to where the node is started, not to the configuration file.
+        file.node.data_dir = std::env::current_dir()
+            .map_err(|e| format!("--data-dir: no working directory: {e}"))?
+            .join(dir);
     }
     file.validate(&base).map_err(|e| {
         let text = e.to_string();

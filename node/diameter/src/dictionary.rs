@@ -34,9 +34,12 @@ pub struct AvpDef {
     pub name: String,
     pub ty: AvpType,
     pub m_bit: MBit,
-    /// Names of Enumerated values. When not empty, a received value not listed here is
-    /// answered with 5004 (DIAMETER_INVALID_AVP_VALUE).
+    /// Names of Enumerated values.
     pub values: BTreeMap<i32, String>,
+    /// `values` is the whole set (the RFC closes it): a received value not listed is answered
+    /// with 5004 (DIAMETER_INVALID_AVP_VALUE). Open lists (IANA registries that grow, values
+    /// the project assigns) only name values.
+    pub closed: bool,
     /// The content rules of a Grouped AVP, in the syntax of command rules. `None`: the
     /// children are checked one by one (known, well-typed) but not counted.
     pub rules: Option<MessageRules>,
@@ -103,8 +106,10 @@ pub struct CommandDef {
     pub name: String,
     pub request_name: String,
     pub answer_name: String,
-    /// Whether requests carry the P bit; a request that says otherwise is answered with 3008.
-    pub proxiable: bool,
+    /// Whether requests carry the P bit, where a published definition says so; a request that
+    /// says otherwise is answered with 3008. `None`: either is accepted (the vendor commands
+    /// whose definition is not public).
+    pub proxiable: Option<bool>,
     pub request: MessageRules,
     pub answer: MessageRules,
 }
@@ -155,6 +160,8 @@ struct AvpEntry {
     m_bit: MBit,
     #[serde(default)]
     values: BTreeMap<String, i32>,
+    /// The values listed are all there are.
+    closed: Option<bool>,
     rules: Option<Vec<String>>,
 }
 
@@ -179,8 +186,7 @@ struct CommandEntry {
     name: String,
     request_name: Option<String>,
     answer_name: Option<String>,
-    #[serde(default)]
-    proxiable: bool,
+    proxiable: Option<bool>,
     #[serde(default)]
     request: Vec<String>,
     #[serde(default)]
@@ -248,7 +254,7 @@ impl Dictionary {
                 self.by_name.remove(&a.name);
                 let moved = self.avps.remove(&other);
                 grouped_rules.retain(|(k, _)| *k != other);
-                if old.is_none() {
+                if moved.is_some() {
                     old = moved;
                 }
             }
@@ -258,10 +264,18 @@ impl Dictionary {
                     a.code, a.vendor
                 )));
             }
-            let (mut values, mut rules) = match old {
-                Some(old) if old.name == a.name && old.ty == ty => (old.values, old.rules),
-                _ => (BTreeMap::new(), None),
+            let (mut values, mut rules, closed) = match old {
+                Some(old) if old.name == a.name && old.ty == ty => {
+                    (old.values, old.rules, a.closed.unwrap_or(old.closed))
+                }
+                _ => (BTreeMap::new(), None, a.closed.unwrap_or(false)),
             };
+            if closed && ty != AvpType::Enumerated {
+                return Err(Error::Dictionary(format!(
+                    "AVP {}: closed on a non-Enumerated AVP",
+                    a.name
+                )));
+            }
             values.extend(a.values.into_iter().map(|(name, v)| (v, name)));
             grouped_rules.retain(|(k, _)| *k != key);
             if let Some(items) = a.rules {
@@ -276,6 +290,7 @@ impl Dictionary {
                 ty,
                 m_bit: a.m_bit,
                 values,
+                closed,
                 rules,
             };
             self.avps.insert(key, def);
@@ -532,11 +547,7 @@ mod tests {
         );
         let def = d.avp_by_name("Juniper-Policy-Definition").unwrap();
         let rules = def.rules.as_ref().unwrap();
-        assert!(
-            rules
-                .rule(3023, vendor::JUNIPER)
-                .is_some_and(|r| r.min == 1)
-        );
+        assert!(rules.rule(3023, vendor::JUNIPER).is_some());
         assert!(rules.rule(2023, vendor::JUNIPER).is_none());
 
         // One name for two codes in one file is a mistake, not a move.
@@ -594,24 +605,28 @@ mod tests {
     }
 
     #[test]
-    fn proxiable_flags_follow_rfc_6733_and_the_juniper_applications() {
+    fn the_p_bit_is_checked_where_a_published_definition_fixes_it() {
         let d = Dictionary::base();
+        let proxiable = |code| d.command(code).unwrap().proxiable;
+        // RFC 6733: CER, DWR, DPR without PXY; ACR, ASR, STR with it; RFC 7155: AAR with it.
         for code in [
             command::CAPABILITIES_EXCHANGE,
             command::DEVICE_WATCHDOG,
             command::DISCONNECT_PEER,
-            command::SESSION_RESYNC,
         ] {
-            assert!(!d.command(code).unwrap().proxiable, "command {code}");
+            assert_eq!(proxiable(code), Some(false), "command {code}");
         }
         for code in [
             command::AA,
             command::ACCOUNTING,
             command::ABORT_SESSION,
             command::SESSION_TERMINATION,
-            command::PUSH_PROFILE,
         ] {
-            assert!(d.command(code).unwrap().proxiable, "command {code}");
+            assert_eq!(proxiable(code), Some(true), "command {code}");
+        }
+        // Juniper's SRQ and PPR have no public definition: either is accepted.
+        for code in [command::SESSION_RESYNC, command::PUSH_PROFILE] {
+            assert_eq!(proxiable(code), None, "command {code}");
         }
     }
 
@@ -788,15 +803,22 @@ mod tests {
         let d = Dictionary::base();
         let rules = |name: &str| d.avp_by_name(name).unwrap().rules.clone().unwrap();
         let install = rules("Juniper-Policy-Install");
+        // The project's reading of Juniper's layout: listed, at most once, never required.
         let name = install.rule(juniper::POLICY_NAME, vendor::JUNIPER).unwrap();
-        assert_eq!((name.min, name.max), (1, Some(1)));
+        assert_eq!((name.min, name.max), (0, Some(1)));
         let vsai = rules("Vendor-Specific-Application-Id");
         let vendor_id = vsai.rule(avp::VENDOR_ID, 0).unwrap();
         // At least one (RFC 3588 peers send several; the first counts).
         assert_eq!((vendor_id.min, vendor_id.max), (1, None));
         assert!(!vsai.open, "RFC 6733 allows nothing else in it");
         let sub = rules("Juniper-Substitution");
-        assert_eq!(sub.avps.iter().filter(|r| r.min == 1).count(), 2);
+        assert_eq!(
+            sub.avps
+                .iter()
+                .filter(|r| r.min == 0 && r.max == Some(1))
+                .count(),
+            2
+        );
         assert!(rules("Proxy-Info").open);
         assert!(
             d.avp_by_name("Failed-AVP").unwrap().rules.is_none(),

@@ -17,7 +17,8 @@
 //!   reported first, then one [`Event::RequestFailed`] with [`RequestFailure::Failover`]
 //!   per request, so that the application can send it elsewhere (RFC 6733 section 5.5.4). An
 //!   answer that still arrives for such a request is discarded like any unmatched answer.
-//! - Any message received resets the watchdog timer (RFC 3539 section 3.4.1); so does a frame
+//! - Any message received resets the watchdog timer (RFC 3539 section 3.4.1), except that in
+//!   REOPEN only DWAs count; so does a frame
 //!   that framed as a message but did not decode, since the peer demonstrably sent it. Only a
 //!   DWA whose Hop-by-Hop identifier matches the outstanding DWR counts as a DWA (clears the
 //!   pending DWR, counts towards the three DWAs of REOPEN); any other DWA is discarded with a

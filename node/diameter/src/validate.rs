@@ -1,9 +1,10 @@
 //! Validation of received messages against the dictionary, and the RFC 6733 error answers.
 //!
-//! A request is checked in the order of RFC 6733's error classes: header bits, application and
-//! command (3xxx, E bit), then every AVP (5001 unknown and mandatory, 3009 M bit, 5014 length,
-//! 5004 value, nesting), then the occurrence rules of the command and of each Grouped AVP
-//! (5005, 5008, 5009). The first failure found is answered.
+//! A request is checked header first (bits, application, command: 3xxx, E bit), then AVP by AVP
+//! in message order (5001 unknown and mandatory, 3009 M bit, 5014 length, 5004 value, nesting,
+//! and a Grouped AVP's own content rules: 5005, 5008, 5009), then the command's occurrence
+//! rules. The first failure found is answered. An answer gets the AVP-by-AVP checks
+//! ([`validate_answer`]); its occurrence rules are a separate check ([`check_answer_rules`]).
 //!
 //! Failed-AVP for an AVP inside a Grouped AVP (RFC 6733 section 7.5): the Grouped AVP
 //! hierarchy down to the single offending AVP, each enclosing Grouped AVP holding only the
@@ -242,14 +243,16 @@ pub fn validate_request(
                 ),
             )
         })?;
-    if header.flags.is_proxiable() != command.proxiable {
+    if let Some(proxiable) = command.proxiable
+        && header.flags.is_proxiable() != proxiable
+    {
         return Err(ProtocolError::new(
             result::INVALID_HDR_BITS,
             format!(
                 "P bit {} in {}, which is {}proxiable",
-                if command.proxiable { "clear" } else { "set" },
+                if proxiable { "clear" } else { "set" },
                 command.request_name,
-                if command.proxiable { "" } else { "not " },
+                if proxiable { "" } else { "not " },
             ),
         ));
     }
@@ -393,7 +396,7 @@ fn check_value(def: &AvpDef, a: &Avp) -> Result<(), ProtocolError> {
         ));
     }
     if def.ty == AvpType::Enumerated
-        && !def.values.is_empty()
+        && def.closed
         && let Ok(value) = a.as_i32()
         && !def.values.contains_key(&value)
     {
@@ -744,11 +747,15 @@ mod tests {
         let err = check(&flip(aar())).unwrap_err();
         assert_eq!(err.result_code, result::INVALID_HDR_BITS);
         assert_eq!(err.message, "P bit clear in AAR, which is proxiable");
-        let srq = Message::request(command::SESSION_RESYNC, app::JSRC, true);
-        assert_eq!(
-            check(&srq).unwrap_err().result_code,
-            result::INVALID_HDR_BITS
-        );
+        // Juniper's SRQ has no published definition: either P bit passes the header check.
+        for p in [true, false] {
+            let srq = Message::request(command::SESSION_RESYNC, app::JSRC, p);
+            assert_ne!(
+                check(&srq).unwrap_err().result_code,
+                result::INVALID_HDR_BITS,
+                "P {p}"
+            );
+        }
         let dpr = Message::request(command::DISCONNECT_PEER, app::COMMON, true);
         assert_eq!(
             check(&dpr).unwrap_err().result_code,
@@ -812,52 +819,59 @@ mod tests {
     }
 
     #[test]
-    fn enumerated_values_outside_the_list_are_5004() {
-        check(&str_(1)).unwrap();
-        check(&str_(14)).unwrap(); // NASREQ IDLE_TIMEOUT
-        for bad in [0, 9, 10, 29, -1] {
-            let err = check(&str_(bad)).unwrap_err();
+    fn enumerated_values_outside_a_closed_list_are_5004_and_open_lists_are_not_checked() {
+        // Disconnect-Cause: RFC 6733 fixes the set.
+        let dpr = |cause: i32| {
+            Message::request(command::DISCONNECT_PEER, app::COMMON, false)
+                .with(ident(avp::ORIGIN_HOST, "mx1.example"))
+                .with(ident(avp::ORIGIN_REALM, "example"))
+                .with(Avp::mandatory(
+                    avp::DISCONNECT_CAUSE,
+                    &Value::Enumerated(cause),
+                ))
+        };
+        check(&dpr(2)).unwrap();
+        for bad in [3, -1] {
+            let err = check(&dpr(bad)).unwrap_err();
             assert_eq!(err.result_code, result::INVALID_AVP_VALUE, "cause {bad}");
             let failed = err.failed_avp.unwrap();
-            assert_eq!(failed.code(), avp::TERMINATION_CAUSE);
+            assert_eq!(failed.code(), avp::DISCONNECT_CAUSE);
             assert_eq!(failed.as_i32(), Ok(bad));
             assert!(
                 err.message
-                    .contains(&format!("Termination-Cause: {bad} is not a defined value")),
+                    .contains(&format!("Disconnect-Cause: {bad} is not a defined value")),
                 "{}",
                 err.message
             );
+        }
+        // Termination-Cause grows with the RADIUS registry; Juniper-Request-Type values are
+        // the project's: a router's other values are not refused.
+        for cause in [1, 14, 29, 40] {
+            check(&str_(cause)).unwrap();
         }
         let rt = Avp::vendor_mandatory(
             juniper::REQUEST_TYPE,
             vendor::JUNIPER,
             &Value::Enumerated(4),
         );
-        assert_eq!(
-            check(&aar().with(rt)).unwrap_err().result_code,
-            result::INVALID_AVP_VALUE
-        );
-        // Service-Type lists no values: not checked.
-        let st = Avp::mandatory(6, &Value::Enumerated(12_345));
-        check(&aar().with(st)).unwrap();
-        // An operator's values are accepted.
-        let site = "[[avp]]\ncode = 295\nname = \"Termination-Cause\"\ntype = \"Enumerated\"\n\
-                    values = { SITE = 100 }\n";
-        check_with(site, &str_(100)).unwrap();
-        check_with(site, &str_(1)).unwrap();
-        // Values are checked inside Grouped AVPs and in answers too.
+        check(&aar().with(rt)).unwrap();
+        // An operator may close a list; values are then checked inside Grouped AVPs too.
+        let site = "[[avp]]\ncode = 2054\nvendor = 2636\nname = \"Juniper-Acct-Collect\"\n\
+                    type = \"Enumerated\"\nclosed = true\n";
         let collect = jnpr(juniper::ACCT_COLLECT, &Value::Enumerated(2));
         let install = policy_install(vec![jnpr(juniper::POLICY_NAME, &octets("p")), collect]);
-        let err = check(&aar().with(install)).unwrap_err();
+        check(&aar().with(install.clone())).unwrap();
+        let err = check_with(site, &aar().with(install)).unwrap_err();
         assert_eq!(err.result_code, result::INVALID_AVP_VALUE);
         assert_eq!(
             failed_path(&err).0,
             vec![juniper::POLICY_INSTALL, juniper::ACCT_COLLECT]
         );
+        // And in answers.
         let mut answer = Message::answer_to(&str_(1));
         answer.set_result_code(result::SUCCESS);
         answer.push(Avp::mandatory(
-            avp::TERMINATION_CAUSE,
+            avp::AUTH_SESSION_STATE,
             &Value::Enumerated(9),
         ));
         let err = validate_answer(&Dictionary::base(), &answer, &Limits::default()).unwrap_err();
@@ -879,22 +893,40 @@ mod tests {
         ]);
         check(&aar().with(full)).unwrap();
 
-        // Policy-Install without Policy-Name: 5005, Failed-AVP the install around an example.
-        let err = check(&aar().with(policy_install(vec![]))).unwrap_err();
+        // The Juniper layouts are the project's reading: nothing in them is required.
+        check(&aar().with(policy_install(vec![]))).unwrap();
+        let record = jnpr(
+            juniper::ACCT_RECORD,
+            &Value::Grouped(vec![Avp::mandatory(
+                avp::ACCOUNTING_INPUT_OCTETS,
+                &Value::Unsigned64(0),
+            )]),
+        );
+        check(&str_(1).with(record)).unwrap();
+
+        // Proxy-Info (RFC 6733) without its Proxy-State: 5005, Failed-AVP the group around a
+        // zero-length example of the missing AVP.
+        let err = check(&aar().with(proxy_info_without_state())).unwrap_err();
         assert_eq!(err.result_code, result::MISSING_AVP);
         let (path, example) = failed_path(&err);
-        assert_eq!(path, vec![juniper::POLICY_INSTALL, juniper::POLICY_NAME]);
-        assert_eq!(example.vendor_id(), Some(vendor::JUNIPER));
+        assert_eq!(path, vec![PROXY_INFO, PROXY_STATE]);
+        assert_eq!(example.vendor_id(), None);
         assert!(example.data().is_empty());
-        assert_eq!(
-            err.message,
-            "in Juniper-Policy-Install: missing Juniper-Policy-Name"
-        );
+        assert_eq!(err.message, "in Proxy-Info: missing Proxy-State");
 
-        // A substitution without its value, three levels down.
+        // An operator who requires a substitution's value: checked three levels down.
+        let site = r#"
+            [[avp]]
+            code = 2024
+            vendor = 2636
+            name = "Juniper-Substitution"
+            type = "Grouped"
+            rules = ["{Juniper-Substitution-Name}", "{Juniper-Substitution-Value}", "*[AVP]"]
+        "#;
         let half = substitution(vec![jnpr(juniper::SUBSTITUTION_NAME, &octets("rate"))]);
         let install = policy_install(vec![name.clone(), definition(vec![half])]);
-        let err = check(&aar().with(install)).unwrap_err();
+        check(&aar().with(install.clone())).unwrap();
+        let err = check_with(site, &aar().with(install)).unwrap_err();
         assert_eq!(err.result_code, result::MISSING_AVP);
         assert_eq!(
             failed_path(&err).0,
@@ -917,21 +949,17 @@ mod tests {
         let err = check(&aar().with(install)).unwrap_err();
         assert_eq!(err.result_code, result::AVP_OCCURS_TOO_MANY_TIMES);
         assert_eq!(failed_path(&err).1, second);
+    }
 
-        // Acct-Record and Policy-Remove need the policy name.
-        let record = jnpr(
-            juniper::ACCT_RECORD,
-            &Value::Grouped(vec![Avp::mandatory(
-                avp::ACCOUNTING_INPUT_OCTETS,
-                &Value::Unsigned64(0),
-            )]),
-        );
-        let err = check(&str_(1).with(record)).unwrap_err();
-        assert_eq!(err.result_code, result::MISSING_AVP);
-        assert_eq!(
-            failed_path(&err).0,
-            vec![juniper::ACCT_RECORD, juniper::POLICY_NAME]
-        );
+    const PROXY_INFO: u32 = 284;
+    const PROXY_HOST: u32 = 280;
+    const PROXY_STATE: u32 = 33;
+
+    fn proxy_info_without_state() -> Avp {
+        Avp::mandatory(
+            PROXY_INFO,
+            &Value::Grouped(vec![ident(PROXY_HOST, "relay.example")]),
+        )
     }
 
     #[test]
@@ -1012,14 +1040,11 @@ mod tests {
         ppa.header.command_code = command::PUSH_PROFILE;
         ppa.set_result_code(result::SUCCESS);
         ppa.push_origin("r1.example", "example");
-        ppa.push(policy_install(vec![]));
+        ppa.push(proxy_info_without_state());
         validate_answer(&dict, &ppa, &Limits::default()).unwrap();
         let err = check_answer_rules(&dict, &ppa).unwrap_err();
         assert_eq!(err.result_code, result::MISSING_AVP);
-        assert_eq!(
-            failed_path(&err).0,
-            vec![juniper::POLICY_INSTALL, juniper::POLICY_NAME]
-        );
+        assert_eq!(failed_path(&err).0, vec![PROXY_INFO, PROXY_STATE]);
     }
 
     #[test]

@@ -92,6 +92,9 @@ pub struct RouterDriver {
     view: RouterView,
     /// The epoch this driver serves the router in (it sent SRQ in it).
     serving: Option<u64>,
+    /// The epoch's SRQ could not go out or was failed over (the watchdog was not OKAY): it
+    /// goes again when the watchdog is back to OKAY.
+    resync_owed: bool,
     /// Router requests waiting for the cluster to decide who serves the router.
     held: VecDeque<(Message, Instant)>,
 }
@@ -126,6 +129,7 @@ impl RouterDriver {
                 closed: false,
                 view: RouterView::default(),
                 serving: None,
+                resync_owed: false,
                 held: VecDeque::new(),
             }
         })
@@ -204,6 +208,10 @@ impl RouterDriver {
                     self.sae()
                         .routers
                         .update(host, self.connection, |s| s.watchdog = state);
+                }
+                if state == WatchdogState::Okay && self.resync_owed && self.acting() {
+                    self.resync_owed = false;
+                    self.send_resync(ctx, None);
                 }
             }
             Event::Closed(reason) => self.on_closed(&reason, ctx),
@@ -400,6 +408,9 @@ impl RouterDriver {
                         }
                         Err(e) => {
                             tracing::warn!(router = %r2, reason = ?e, "SRQ not answered");
+                            if matches!(e, RequestFailure::NotSent(_) | RequestFailure::Failover) {
+                                act.resync_owed = true;
+                            }
                             Err(SendError::Failed {
                                 router: r2.clone(),
                                 reason: format!("{e:?}"),

@@ -221,22 +221,6 @@ pub fn collect_usage(
     m
 }
 
-/// SRQ to a router: replay your sessions (Juniper-Last-Origin-Host with the default code).
-pub fn session_resync(
-    local: &Local,
-    router: &str,
-    router_realm: &str,
-    application_id: u32,
-) -> Message {
-    session_resync_with(
-        local,
-        &JuniperCodes::DEFAULT,
-        router,
-        router_realm,
-        application_id,
-    )
-}
-
 /// SRQ to a router: replay your sessions.
 pub fn session_resync_with(
     local: &Local,
@@ -422,7 +406,13 @@ mod tests {
 
     #[test]
     fn resync_request_carries_our_last_origin_host() {
-        let srq = round_trip(session_resync(&local(), "r1.example", "example", app::PTSP));
+        let srq = round_trip(session_resync_with(
+            &local(),
+            &JuniperCodes::DEFAULT,
+            "r1.example",
+            "example",
+            app::PTSP,
+        ));
         assert_eq!(srq.last_origin_host(), Some("sae-1.example"));
         assert_eq!(srq.header.application_id, app::PTSP);
         assert_eq!(preferred_application(&[app::PTSP, app::JSRC]), app::JSRC);

@@ -164,9 +164,10 @@ impl SubscriberSession {
     }
 
     /// The span a handler runs in: the session and its router on every log line. Made per
-    /// message, not kept, so an idle session costs no span.
+    /// message, not kept, so an idle session costs no span; at debug level, so that at the
+    /// default level it costs nothing either.
     fn span(&self) -> tracing::span::EnteredSpan {
-        tracing::info_span!(
+        tracing::debug_span!(
             "subscriber_session",
             session = %self.record.session_id,
             router = %self.record.router

@@ -615,26 +615,18 @@ fn a_bad_avp_header_inside_a_grouped_avp_is_5014_with_the_group_around_it() {
 #[test]
 fn a_grouped_avp_missing_a_required_child_is_5005() {
     let (now, mut sae) = open_sae(Limits::default());
-    let empty_install = raw::avp(
-        juniper::POLICY_INSTALL,
-        AvpFlags::MANDATORY,
-        Some(vendor::JUNIPER),
-        &[],
-        None,
-        true,
-    );
-    let sent = feed(&mut sae, now, &dwr_with(0x47, &empty_install));
+    // Proxy-Info (RFC 6733: {Proxy-Host} {Proxy-State}) with its Proxy-Host only.
+    let host = raw::avp(280, AvpFlags::MANDATORY, None, b"relay.example", None, true);
+    let proxy_info = raw::avp(284, AvpFlags::MANDATORY, None, &host, None, true);
+    let sent = feed(&mut sae, now, &dwr_with(0x47, &proxy_info));
     let answer = one_answer(&sent, 0x47);
     assert_eq!(answer.result_code(), Some(result::MISSING_AVP));
     let failed = failed_avps(answer);
-    assert!(failed[0].is(juniper::POLICY_INSTALL, vendor::JUNIPER));
+    assert!(failed[0].is(284, 0));
     let example = failed[0].grouped().unwrap();
     assert_eq!(example.len(), 1);
-    assert!(example[0].is(juniper::POLICY_NAME, vendor::JUNIPER));
-    assert_error_message(
-        answer,
-        &["in Juniper-Policy-Install: missing Juniper-Policy-Name"],
-    );
+    assert!(example[0].is(33, 0), "a Proxy-State example");
+    assert_error_message(answer, &["in Proxy-Info: missing Proxy-State"]);
     assert_still_open(&mut sae, now);
 }
 
