@@ -353,12 +353,11 @@ pub fn uri_host(uri: &str) -> &str {
 /// The hosts of an answer's Redirect-Host AVPs, in order.
 pub fn redirect_hosts(answer: &Message) -> Vec<String> {
     answer
-        .avps
-        .iter()
-        .filter(|a| a.is(avp::REDIRECT_HOST, 0))
-        .filter_map(|a| a.as_str().ok())
-        .map(|u| uri_host(u).to_owned())
+        .redirect_hosts()
+        .into_iter()
+        .map(uri_host)
         .filter(|h| !h.is_empty())
+        .map(str::to_owned)
         .collect()
 }
 

@@ -4,13 +4,12 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use sae_diameter::{Avp, AvpFlags, AvpType, Value};
-use sae_diameter_fuzz::ALL_TYPES;
 
 fuzz_target!(|data: &[u8]| {
     let Some((first, rest)) = data.split_first() else {
         return;
     };
-    let ty = ALL_TYPES[usize::from(*first) % ALL_TYPES.len()];
+    let ty = AvpType::ALL[usize::from(*first) % AvpType::ALL.len()];
     let bytes = Bytes::copy_from_slice(rest);
     let checked = Value::check(ty, &bytes);
     match Value::decode(ty, &bytes) {

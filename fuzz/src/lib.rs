@@ -14,27 +14,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use sae_diameter::codes::{app, avp, command, juniper, vendor};
 use sae_diameter::{
-    Avp, AvpFlags, AvpType, Capabilities, Dictionary, Event, FrameDecoder, Message, Peer,
-    PeerConfig, Role, Value, VendorApplication,
+    Avp, AvpFlags, Capabilities, Dictionary, Event, FrameDecoder, Message, Peer, PeerConfig, Role,
+    Value, VendorApplication,
 };
-
-/// Every data type of RFC 6733.
-pub const ALL_TYPES: [AvpType; 14] = [
-    AvpType::OctetString,
-    AvpType::Integer32,
-    AvpType::Integer64,
-    AvpType::Unsigned32,
-    AvpType::Unsigned64,
-    AvpType::Float32,
-    AvpType::Float64,
-    AvpType::Grouped,
-    AvpType::Address,
-    AvpType::Time,
-    AvpType::Utf8String,
-    AvpType::DiameterIdentity,
-    AvpType::DiameterUri,
-    AvpType::Enumerated,
-];
 
 /// The built-in dictionary, parsed once.
 pub fn base_dictionary() -> &'static Dictionary {

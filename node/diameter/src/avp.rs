@@ -95,6 +95,24 @@ pub enum AvpType {
 }
 
 impl AvpType {
+    /// Every data type of RFC 6733 sections 4.2 and 4.3.
+    pub const ALL: [AvpType; 14] = [
+        AvpType::OctetString,
+        AvpType::Integer32,
+        AvpType::Integer64,
+        AvpType::Unsigned32,
+        AvpType::Unsigned64,
+        AvpType::Float32,
+        AvpType::Float64,
+        AvpType::Grouped,
+        AvpType::Address,
+        AvpType::Time,
+        AvpType::Utf8String,
+        AvpType::DiameterIdentity,
+        AvpType::DiameterUri,
+        AvpType::Enumerated,
+    ];
+
     /// The fixed data length of the type, if it has one.
     pub fn fixed_len(self) -> Option<usize> {
         match self {

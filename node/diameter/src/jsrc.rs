@@ -639,50 +639,8 @@ mod tests {
         );
     }
 
-    /// An operator file moving the project's own Juniper AVPs to 3023–3026. The old codes
-    /// are renamed first: a name belongs to one code.
-    const MOVED: &str = r#"
-        [[avp]]
-        code = 2023
-        vendor = 2636
-        name = "Retired-Template-Name"
-        type = "OctetString"
-        [[avp]]
-        code = 2024
-        vendor = 2636
-        name = "Retired-Substitution"
-        type = "Grouped"
-        [[avp]]
-        code = 2025
-        vendor = 2636
-        name = "Retired-Substitution-Name"
-        type = "OctetString"
-        [[avp]]
-        code = 2026
-        vendor = 2636
-        name = "Retired-Substitution-Value"
-        type = "OctetString"
-        [[avp]]
-        code = 3023
-        vendor = 2636
-        name = "Juniper-Template-Name"
-        type = "OctetString"
-        [[avp]]
-        code = 3024
-        vendor = 2636
-        name = "Juniper-Substitution"
-        type = "Grouped"
-        [[avp]]
-        code = 3025
-        vendor = 2636
-        name = "Juniper-Substitution-Name"
-        type = "UTF8String"
-        [[avp]]
-        code = 3026
-        vendor = 2636
-        name = "Juniper-Substitution-Value"
-        type = "UTF8String"
-    "#;
+    /// The example operator file moving the project's own Juniper AVPs to 3023–3026.
+    const MOVED: &str = include_str!("../dictionary/examples/move-juniper-codes.toml");
 
     fn moved() -> JuniperCodes {
         let mut d = Dictionary::base();

@@ -3,7 +3,8 @@
 //! The cluster publishes one [`RouterView`] per router from the applied control state
 //! ([`Ownership::publish`]) and re-publishes views whose lease ran out ([`Ownership::expire`]);
 //! drivers watch their router's view ([`Ownership::watch`]) to serve or stand by, and check
-//! [`Ownership::may_act`] (owner, epoch, lease at this instant) before each message they send.
+//! the watched view (owner, epoch, lease at this instant: [`RouterView::serving_at`]) before
+//! each message they send, without a lock.
 //! A node outside a cluster ([`Ownership::standalone`]) owns every router.
 
 use std::collections::{BTreeSet, HashMap};
@@ -40,6 +41,11 @@ impl RouterView {
     /// The epoch this node may act in at `now`, if any.
     pub fn serving_at(&self, now: UnixMs) -> Option<u64> {
         (self.mine && self.not_before_ms <= now && now < self.until_ms).then_some(self.epoch)
+    }
+
+    /// Whether another node owns the router with a lease running at `now`.
+    pub fn owned_elsewhere_at(&self, now: UnixMs) -> bool {
+        !self.mine && self.owner.is_some() && now < self.until_ms
     }
 
     fn with_live(mut self, now: UnixMs) -> RouterView {
@@ -120,11 +126,6 @@ impl Ownership {
             Some(tx) => tx.borrow().serving_at(now),
             None => self.standalone.then_some(0),
         }
-    }
-
-    /// Whether this node may act on the router in `epoch` right now.
-    pub fn may_act(&self, router: &str, epoch: u64) -> bool {
-        self.serving(router) == Some(epoch)
     }
 
     /// Routers a driver currently watches (connected to this node).
@@ -217,7 +218,7 @@ mod tests {
     #[test]
     fn standalone_owns_everything() {
         let o = Ownership::standalone();
-        assert!(o.may_act("r1", 0));
+        assert!(o.serving("r1") == Some(0));
         let rx = o.watch("r1");
         assert!(rx.borrow().live);
         assert_eq!(o.connected().len(), 1, "a watched router is connected");
@@ -242,8 +243,8 @@ mod tests {
             },
         )]);
         assert!(rx.borrow().live);
-        assert!(o.may_act("r1", 3));
-        assert!(!o.may_act("r1", 2), "a stale epoch is refused");
+        assert!(o.serving("r1") == Some(3));
+        assert_ne!(o.serving("r1"), Some(2), "a stale epoch is refused");
         o.publish([(
             "r1".to_owned(),
             RouterView {
@@ -255,7 +256,7 @@ mod tests {
             },
         )]);
         assert!(!rx.borrow().live, "an expired lease is not served");
-        assert!(!o.may_act("r1", 3));
+        assert_ne!(o.serving("r1"), Some(3));
     }
 
     #[test]

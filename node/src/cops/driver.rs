@@ -88,8 +88,9 @@ impl Message for PepView {
 enum Placement {
     /// This node, in this epoch.
     Here(u64),
-    /// Another live node, at this COPS address.
-    Elsewhere(sae_cops::object::PdpAddress),
+    /// Another live node, at this COPS address (`host:port`; resolved only when a client is
+    /// redirected, so that a view change never waits on a name lookup).
+    Elsewhere(String),
     /// Not decided yet (or this node's lease lapsed).
     Undecided,
 }
@@ -99,17 +100,10 @@ fn placement(view: &RouterView) -> Placement {
     if let Some(epoch) = view.serving_at(now) {
         return Placement::Here(epoch);
     }
-    if !view.mine
-        && view.owner.is_some()
-        && view.until_ms > now
-        && let Some(addr) = view.owner_cops.as_deref().and_then(resolve)
-    {
-        return Placement::Elsewhere(sae_cops::object::PdpAddress {
-            address: addr.ip(),
-            port: addr.port(),
-        });
+    match &view.owner_cops {
+        Some(addr) if view.owned_elsewhere_at(now) => Placement::Elsewhere(addr.clone()),
+        _ => Placement::Undecided,
     }
-    Placement::Undecided
 }
 
 fn resolve(addr: &str) -> Option<SocketAddr> {
@@ -130,8 +124,9 @@ pub struct CopsDriver {
     clients: Vec<(u16, String)>,
     /// OPNs waiting for the cluster: client type, PEPID, when.
     pending: Vec<(u16, String, std::time::Instant)>,
-    /// PEPIDs whose ownership this driver watches.
-    watched: HashSet<String>,
+    /// PEPIDs whose ownership this driver watches, with the view as the cluster publishes it
+    /// (read before every decision sent).
+    watched: HashMap<String, tokio::sync::watch::Receiver<RouterView>>,
     /// PEPIDs this driver serves, with the epoch.
     serving: HashMap<String, u64>,
     span: tracing::Span,
@@ -163,7 +158,7 @@ impl CopsDriver {
                 timer: DeadlineTimer::default(),
                 clients: Vec::new(),
                 pending: Vec::new(),
-                watched: HashSet::new(),
+                watched: HashMap::new(),
                 serving: HashMap::new(),
                 closed: false,
             }
@@ -322,14 +317,14 @@ impl CopsDriver {
         // Only the node the cluster gives the PEP to serves it.
         let sae = self.shared.sae.clone();
         let key = ownership_key(&pep_id);
-        if self.watched.insert(pep_id.clone()) {
+        if !self.watched.contains_key(&pep_id) {
+            let view_rx = sae.ownership.watch(&key);
+            self.watched.insert(pep_id.clone(), view_rx.clone());
             let p = pep_id.clone();
-            ctx.add_stream(
-                WatchStream::new(sae.ownership.watch(&key)).map(move |view| PepView {
-                    pepid: p.clone(),
-                    view,
-                }),
-            );
+            ctx.add_stream(WatchStream::new(view_rx).map(move |view| PepView {
+                pepid: p.clone(),
+                view,
+            }));
             sae.router_presence_changed();
         }
         match placement(&sae.ownership.view(&key)) {
@@ -337,7 +332,7 @@ impl CopsDriver {
                 self.serving.insert(pep_id.clone(), epoch);
                 self.accept(client_type, pep_id, ctx);
             }
-            Placement::Elsewhere(address) => self.redirect(client_type, &pep_id, address),
+            Placement::Elsewhere(address) => self.redirect(client_type, &pep_id, &address),
             Placement::Undecided => {
                 if self.pending.is_empty() {
                     ctx.run_later(HOLD_FOR, |act, ctx| {
@@ -351,8 +346,24 @@ impl CopsDriver {
         }
     }
 
-    /// CC with PDP-Redirect: another node serves this PEP.
-    fn redirect(&mut self, client_type: u16, pep_id: &str, address: sae_cops::object::PdpAddress) {
+    /// CC with PDP-Redirect: another node (COPS at `owner`) serves this PEP. An address that
+    /// does not resolve closes the client type without a redirect (the PEP tries its others).
+    fn redirect(&mut self, client_type: u16, pep_id: &str, owner: &str) {
+        let Some(addr) = resolve(owner) else {
+            tracing::warn!(client_type, %pep_id, %owner, "the serving node's address does not resolve");
+            self.shared.sae.metrics.cops("out", "CC", "unplaced");
+            let _ = self.pdp.close_client_type(
+                now(),
+                client_type,
+                ErrorObject::new(ErrorCode::UnableToProcess),
+                None,
+            );
+            return;
+        };
+        let address = sae_cops::object::PdpAddress {
+            address: addr.ip(),
+            port: addr.port(),
+        };
         tracing::info!(client_type, %pep_id, to = %address.address, port = address.port, "PEP redirected to its PDP");
         self.shared.sae.metrics.cops("out", "CC", "redirect");
         if let Err(e) = self.pdp.redirect(now(), client_type, address) {
@@ -419,7 +430,7 @@ impl CopsDriver {
                         self.pending.retain(|(_, p, _)| *p != pepid);
                         self.clients.retain(|(_, p)| *p != pepid);
                         for ct in mine {
-                            self.redirect(ct, &pepid, address);
+                            self.redirect(ct, &pepid, &address);
                         }
                         if was.is_some() {
                             tracing::info!(%pepid, owner = ?view.owner, "PEP handed over");
@@ -903,8 +914,10 @@ impl Handler<SendDecision> for CopsDriver {
             .clients
             .iter()
             .find(|(ct, _)| *ct == msg.client_type)
-            .and_then(|(_, p)| Some((ownership_key(p), *self.serving.get(p)?)))
-            .is_some_and(|(key, epoch)| self.shared.sae.ownership.may_act(&key, epoch));
+            .and_then(|(_, p)| Some((self.watched.get(p)?, *self.serving.get(p)?)))
+            .is_some_and(|(rx, epoch)| {
+                rx.borrow().serving_at(crate::model::now_ms()) == Some(epoch)
+            });
         if !served {
             return false;
         }

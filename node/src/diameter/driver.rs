@@ -19,7 +19,7 @@ use sae_diameter::watchdog::WatchdogState;
 use sae_diameter::{CloseReason, Event, Frame, Message, Peer, PeerConfig, PeerInfo};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio_stream::wrappers::WatchStream;
 use tokio_util::codec::FramedRead;
 
@@ -92,6 +92,8 @@ pub struct RouterDriver {
     view: RouterView,
     /// The epoch this driver serves the router in (it sent SRQ in it).
     serving: Option<u64>,
+    /// The router's view as the cluster publishes it, read before every message sent.
+    view_rx: Option<watch::Receiver<RouterView>>,
     /// The epoch's SRQ could not go out or was failed over (the watchdog was not OKAY): it
     /// goes again when the watchdog is back to OKAY.
     resync_owed: bool,
@@ -129,6 +131,7 @@ impl RouterDriver {
                 closed: false,
                 view: RouterView::default(),
                 serving: None,
+                view_rx: None,
                 resync_owed: false,
                 held: VecDeque::new(),
             }
@@ -270,14 +273,18 @@ impl RouterDriver {
         ));
         // Serve the router once the cluster says this node owns it; the first message to it
         // is then SRQ.
-        ctx.add_stream(WatchStream::new(sae.ownership.watch(&host)));
+        let view_rx = sae.ownership.watch(&host);
+        self.view_rx = Some(view_rx.clone());
+        ctx.add_stream(WatchStream::new(view_rx));
         sae.router_presence_changed();
     }
 
     /// Whether this driver may act on the router now (owner, epoch, lease).
     fn acting(&self) -> bool {
-        match (self.serving, &self.router) {
-            (Some(epoch), Some(router)) => self.sae().ownership.may_act(router, epoch),
+        match (self.serving, &self.view_rx) {
+            (Some(epoch), Some(rx)) => {
+                rx.borrow().serving_at(crate::model::now_ms()) == Some(epoch)
+            }
             _ => false,
         }
     }
@@ -319,7 +326,7 @@ impl RouterDriver {
     /// The DiameterURI of the node that serves the router, when another live node does.
     fn owner_elsewhere(&self) -> Option<String> {
         let v = &self.view;
-        if v.mine || v.owner.is_none() || v.until_ms <= crate::model::now_ms() {
+        if !v.owned_elsewhere_at(crate::model::now_ms()) {
             return None;
         }
         let host = v.owner_origin_host.as_deref().filter(|h| !h.is_empty())?;
@@ -499,7 +506,9 @@ impl RouterDriver {
         self.sae()
             .metrics
             .message("in", &self.name(cmd, true), None);
-        if let Some(router) = &self.router {
+        if request.header.flags.is_retransmit()
+            && let Some(router) = &self.router
+        {
             let again = self
                 .sae()
                 .answers

@@ -16,57 +16,8 @@ use crate::diameter::{open_client, start};
 
 const ROUTER: &str = "router1.test.realm";
 
-/// The operator's file: the old codes get other names, then the names get their new codes.
-/// (Giving a known name a new code alone also moves it; this file keeps the old codes known.)
-const MOVED: &str = r#"
-[[avp]]
-code = 2023
-vendor = 2636
-name = "Retired-Template-Name"
-type = "OctetString"
-
-[[avp]]
-code = 2024
-vendor = 2636
-name = "Retired-Substitution"
-type = "Grouped"
-
-[[avp]]
-code = 2025
-vendor = 2636
-name = "Retired-Substitution-Name"
-type = "OctetString"
-
-[[avp]]
-code = 2026
-vendor = 2636
-name = "Retired-Substitution-Value"
-type = "OctetString"
-
-[[avp]]
-code = 3023
-vendor = 2636
-name = "Juniper-Template-Name"
-type = "OctetString"
-
-[[avp]]
-code = 3024
-vendor = 2636
-name = "Juniper-Substitution"
-type = "Grouped"
-
-[[avp]]
-code = 3025
-vendor = 2636
-name = "Juniper-Substitution-Name"
-type = "OctetString"
-
-[[avp]]
-code = 3026
-vendor = 2636
-name = "Juniper-Substitution-Value"
-type = "OctetString"
-"#;
+/// The example operator file moving the project's own Juniper AVPs to 3023–3026.
+const MOVED: &str = include_str!("../../diameter/dictionary/examples/move-juniper-codes.toml");
 
 const CATALOG: &str = r#"
 [sessions]
