@@ -559,6 +559,85 @@ fn every_message() -> Vec<Captured> {
     let req = link.router_request(srq);
     link.sae_answer(node_messages::answer(&req, &local, result::SUCCESS));
 
+    // The protocol-error answers of the node to the other router requests (3006 from a node
+    // that does not serve the router, 3004 while nobody does, 3001 for a PPR, which only an
+    // SAE sends), each in the answer-message format of RFC 6733 section 7.2.
+    let mut acr_again = Message::request(command::ACCOUNTING, app::JSRC, true).with(session(13));
+    acr_again.avps.extend(origin(ROUTER));
+    let acr_again = acr_again
+        .with(ident(avp::DESTINATION_REALM, REALM))
+        .with(enumerated(avp::ACCOUNTING_RECORD_TYPE, 3))
+        .with(u32_avp(avp::ACCOUNTING_RECORD_NUMBER, 2));
+    let mut str_again =
+        Message::request(command::SESSION_TERMINATION, app::JSRC, true).with(session(14));
+    str_again.avps.extend(origin(ROUTER));
+    let str_again = str_again
+        .with(ident(avp::DESTINATION_REALM, REALM))
+        .with(u32_avp(avp::AUTH_APPLICATION_ID, app::JSRC))
+        .with(enumerated(avp::TERMINATION_CAUSE, 1));
+    let mut srq_again = Message::request(command::SESSION_RESYNC, app::JSRC, false);
+    srq_again.avps.extend(origin(ROUTER));
+    let srq_again = srq_again
+        .with(ident(avp::DESTINATION_REALM, REALM))
+        .with(u32_avp(avp::AUTH_APPLICATION_ID, app::JSRC));
+    for request in [acr_again, str_again, srq_again] {
+        let req = link.router_request(request.clone());
+        link.sae_answer(node_messages::redirect(
+            &req,
+            &local,
+            "aaa://sae-2.test.realm:3868",
+        ));
+        let req = link.router_request(request);
+        link.sae_answer(node_messages::refusal(
+            &req,
+            &local,
+            result::TOO_BUSY,
+            "no SAE of the cluster serves this router yet",
+        ));
+    }
+    let mut ppr = Message::request(command::PUSH_PROFILE, app::JSRC, true).with(session(15));
+    ppr.avps
+        .insert(1, u32_avp(avp::AUTH_APPLICATION_ID, app::JSRC));
+    ppr.avps.extend(origin(ROUTER));
+    let ppr = ppr
+        .with(ident(avp::DESTINATION_REALM, REALM))
+        .with(ident(avp::DESTINATION_HOST, SAE));
+    let req = link.router_request(ppr);
+    link.sae_answer(node_messages::refusal(
+        &req,
+        &local,
+        result::COMMAND_UNSUPPORTED,
+        "PPR is not accepted from a router",
+    ));
+
+    // Protocol errors of the SAE's peer layer: an unknown command (3001), the E bit in a
+    // request (3008), the M bit on an AVP that must not have it (3009).
+    // Credit-Control (272): tshark knows it, the SAE's dictionary does not.
+    let mut unknown_command = aar(16);
+    unknown_command.header.command_code = 272;
+    let mut e_bit = aar(17);
+    e_bit.header.flags = e_bit
+        .header
+        .flags
+        .with(sae_diameter::CommandFlags::ERROR, true);
+    let m_bit = aar(18).with(utf8(avp::ERROR_MESSAGE, "M bit where it must not be"));
+    for (i, (mut request, code)) in [
+        (unknown_command, result::COMMAND_UNSUPPORTED),
+        (e_bit, result::INVALID_HDR_BITS),
+        (m_bit, result::INVALID_AVP_BITS),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        request.header.hop_by_hop = 0x3000_0001 + i as u32;
+        request.header.end_to_end = 0x3000_0001 + i as u32;
+        let a = link.inject_into_sae(&request.encode().unwrap());
+        assert_eq!(
+            (a.result_code(), a.header.flags.is_error()),
+            (Some(code), true)
+        );
+    }
+
     // Error answers the SAE's peer layer produces.
     let mut nasreq = aar(3);
     nasreq.header.application_id = app::NASREQ;
@@ -752,6 +831,18 @@ fn every_emitted_message_is_clean_for_tshark() {
         unexpected.join("\n")
     );
 
+    // A strict peer (M-bit AVPs checked against the grammar, the answer-message for E-bit
+    // answers) accepts everything the SAE wrote.
+    let dict = Dictionary::base();
+    for (i, c) in captured.iter().enumerate() {
+        if c.dir != Dir::SaeToRouter {
+            continue;
+        }
+        let m = Message::decode(c.bytes.clone()).unwrap();
+        sae_diameter::validate::check_strict(&dict, &m)
+            .unwrap_or_else(|e| panic!("frame {}: {e:?}\n{m:?}", i + 1));
+    }
+
     // tshark reads the same header and Result-Code out of every packet.
     let mut cmd = Command::new("tshark");
     cmd.arg("-r").arg(&pcap).args([
@@ -844,6 +935,31 @@ fn every_emitted_message_is_clean_for_tshark() {
         ),
         (command::ACCOUNTING, false, Some(result::UNKNOWN_SESSION_ID)),
         (
+            command::ACCOUNTING,
+            false,
+            Some(result::REDIRECT_INDICATION),
+        ),
+        (command::ACCOUNTING, false, Some(result::TOO_BUSY)),
+        (
+            command::SESSION_TERMINATION,
+            false,
+            Some(result::REDIRECT_INDICATION),
+        ),
+        (command::SESSION_TERMINATION, false, Some(result::TOO_BUSY)),
+        (
+            command::SESSION_RESYNC,
+            false,
+            Some(result::REDIRECT_INDICATION),
+        ),
+        (command::SESSION_RESYNC, false, Some(result::TOO_BUSY)),
+        (
+            command::PUSH_PROFILE,
+            false,
+            Some(result::COMMAND_UNSUPPORTED),
+        ),
+        (command::AA, false, Some(result::INVALID_HDR_BITS)),
+        (command::AA, false, Some(result::INVALID_AVP_BITS)),
+        (
             command::CAPABILITIES_EXCHANGE,
             false,
             Some(result::ELECTION_LOST),
@@ -874,7 +990,13 @@ fn every_emitted_message_is_clean_for_tshark() {
         "-e",
         "diameter.Redirect-Host",
     ]);
-    assert_eq!(run_ok(cmd).trim(), "aaa://sae-2.test.realm:3868");
+    let hosts = run_ok(cmd);
+    let hosts: Vec<&str> = hosts.lines().collect();
+    assert_eq!(hosts.len(), 4, "AAA, ACA, STA and SRR redirects: {hosts:?}");
+    assert!(
+        hosts.iter().all(|h| *h == "aaa://sae-2.test.realm:3868"),
+        "{hosts:?}"
+    );
 
     let dwr_directions: BTreeSet<bool> = captured
         .iter()

@@ -67,6 +67,8 @@ pub mod avp {
     pub const FAILED_AVP: u32 = 279;
     pub const ERROR_MESSAGE: u32 = 281;
     pub const DESTINATION_REALM: u32 = 283;
+    pub const REDIRECT_HOST_USAGE: u32 = 261;
+    pub const REDIRECT_MAX_CACHE_TIME: u32 = 262;
     pub const REDIRECT_HOST: u32 = 292;
     pub const DESTINATION_HOST: u32 = 293;
     pub const ERROR_REPORTING_HOST: u32 = 294;

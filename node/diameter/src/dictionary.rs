@@ -125,6 +125,9 @@ pub struct Dictionary {
     commands: BTreeMap<u32, CommandDef>,
     /// Rules for a command code in one application: (application, code).
     app_commands: BTreeMap<(u32, u32), CommandDef>,
+    /// The generic answer-message format (RFC 6733 section 7.2) every answer with the E bit
+    /// follows, whatever its command.
+    answer_message: MessageRules,
 }
 
 #[derive(Deserialize)]
@@ -138,6 +141,8 @@ struct File {
     application: Vec<AppEntry>,
     #[serde(default)]
     command: Vec<CommandEntry>,
+    /// The format of every answer with the E bit (RFC 6733 section 7.2).
+    answer_message: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -334,6 +339,9 @@ impl Dictionary {
                 None => self.commands.insert(c.code, def),
             };
         }
+        if let Some(items) = file.answer_message {
+            self.answer_message = self.parse_rules("answer_message", &items)?;
+        }
         self.rebind_rules();
         self.check_references()
     }
@@ -356,6 +364,7 @@ impl Dictionary {
             rebind(&mut c.request);
             rebind(&mut c.answer);
         }
+        rebind(&mut self.answer_message);
         for rules in self.avps.values_mut().filter_map(|d| d.rules.as_mut()) {
             rebind(rules);
         }
@@ -449,6 +458,12 @@ impl Dictionary {
             });
         }
         Ok(rules)
+    }
+
+    /// The rules of every answer with the E bit set (a protocol error, 3xxx): RFC 6733
+    /// section 7.2's answer-message, whatever the command.
+    pub fn answer_message(&self) -> &MessageRules {
+        &self.answer_message
     }
 
     /// The AVP definition for code and vendor.

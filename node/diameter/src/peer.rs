@@ -70,7 +70,9 @@ use crate::dictionary::Dictionary;
 use crate::error::Error;
 use crate::frame::{Frame, FramingError, Limits};
 use crate::message::Message;
-use crate::validate::{ProtocolError, check_answer_rules, validate_answer, validate_request};
+use crate::validate::{
+    ErrorAnswer, ProtocolError, check_answer_rules, validate_answer, validate_request,
+};
 use crate::watchdog::{Watchdog, WatchdogAction, WatchdogState};
 
 /// Which side opened the transport connection.
@@ -996,6 +998,21 @@ impl Peer {
     }
 
     fn cea(&self, cer: &Message, result_code: u32, message: &str, failed: Option<Avp>) -> Message {
+        if result::is_protocol_error(result_code) {
+            // 3010 and the other protocol errors: the generic answer-message, without the
+            // capabilities (RFC 6733 section 7.2).
+            let (host, realm) = (
+                &self.config.local.origin_host,
+                &self.config.local.origin_realm,
+            );
+            return ErrorAnswer {
+                result_code,
+                message: message.to_owned(),
+                failed_avp: failed,
+                redirect: None,
+            }
+            .to_request(cer, host, realm);
+        }
         let mut cea = Message::answer_to(cer);
         cea.set_result_code(result_code);
         cea.avps.extend(self.config.local.to_avps());

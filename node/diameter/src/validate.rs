@@ -106,8 +106,105 @@ impl ProtocolError {
     }
 
     /// Builds the answer to a request with `header` (and Session-Id `session_id`, if it had
-    /// one). Protocol errors (3xxx) get the E bit and the generic answer format.
+    /// one): Session-Id, Result-Code, Origin-Host, Origin-Realm, Error-Message, Failed-AVP.
+    /// Protocol errors (3xxx) get the E bit and so the generic answer format
+    /// ([`ErrorAnswer`]).
     pub fn answer(
+        &self,
+        header: &Header,
+        session_id: Option<&Avp>,
+        origin_host: &str,
+        origin_realm: &str,
+    ) -> Message {
+        ErrorAnswer {
+            result_code: self.result_code,
+            message: self.message.clone(),
+            failed_avp: self.failed_avp.clone(),
+            redirect: None,
+        }
+        .build(header, session_id, origin_host, origin_realm)
+    }
+}
+
+/// Where a 3006 DIAMETER_REDIRECT_INDICATION sends the peer (RFC 6733 section 6.13).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Redirect {
+    /// DiameterURIs (`aaa://host:port`) of the nodes to ask instead, at least one.
+    pub hosts: Vec<String>,
+    /// How long the peer may keep using the redirect, with Redirect-Host-Usage (RFC 6733
+    /// section 6.13; `None`: DONT_CACHE, the default, and neither AVP is sent).
+    pub cache: Option<RedirectCache>,
+}
+
+/// A caching policy for a redirect: Redirect-Host-Usage with its Redirect-Max-Cache-Time,
+/// which section 6.14 requires beside any usage other than DONT_CACHE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedirectCache {
+    /// Redirect-Host-Usage (0 DONT_CACHE, 1 ALL_SESSION, 2 ALL_REALM,
+    /// 3 REALM_AND_APPLICATION, 4 ALL_APPLICATION, 5 ALL_HOST, 6 ALL_USER).
+    pub usage: i32,
+    /// Redirect-Max-Cache-Time, seconds.
+    pub max_cache_secs: u32,
+}
+
+/// The content of an answer in the answer-message format of RFC 6733 section 7.2, the one
+/// format of every answer with the E bit set (3xxx), whatever the command:
+///
+/// ```text
+/// <answer-message> ::= < Diameter Header: code, ERR [, PXY] >
+///                  0*1< Session-Id >
+///                     { Origin-Host } { Origin-Realm } { Result-Code }
+///                     [ Origin-State-Id ] [ Error-Message ] [ Error-Reporting-Host ]
+///                     [ Failed-AVP ] [ Experimental-Result ]
+///                   * [ Redirect-Host ] [ Redirect-Host-Usage ] [ Redirect-Max-Cache-Time ]
+///                   * [ Proxy-Info ] * [ AVP ]
+/// ```
+///
+/// Nothing of the command's own answer grammar goes in (no Auth-Application-Id, no
+/// Accounting-Record-Type, …): a peer that checks M-bit AVPs against the grammar refuses them.
+/// Every E-bit answer the stack and the node send is built here.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ErrorAnswer {
+    pub result_code: u32,
+    /// Error-Message (no M bit); empty: none.
+    pub message: String,
+    pub failed_avp: Option<Avp>,
+    /// Redirect-Host and its caching policy (3006 only).
+    pub redirect: Option<Redirect>,
+}
+
+impl ErrorAnswer {
+    /// An answer with this Result-Code and Error-Message.
+    pub fn new(result_code: u32, message: impl Into<String>) -> Self {
+        ErrorAnswer {
+            result_code,
+            message: message.into(),
+            ..Default::default()
+        }
+    }
+
+    /// 3006 DIAMETER_REDIRECT_INDICATION to `redirect`'s hosts.
+    pub fn redirect(redirect: Redirect, message: impl Into<String>) -> Self {
+        ErrorAnswer {
+            result_code: result::REDIRECT_INDICATION,
+            message: message.into(),
+            failed_avp: None,
+            redirect: Some(redirect),
+        }
+    }
+
+    /// The answer to `request`, from `origin_host` in `origin_realm`.
+    pub fn to_request(&self, request: &Message, origin_host: &str, origin_realm: &str) -> Message {
+        self.build(
+            &request.header,
+            request.find(avp::SESSION_ID, 0),
+            origin_host,
+            origin_realm,
+        )
+    }
+
+    /// The answer to a request with `header` and Session-Id `session_id` (if it had one).
+    pub fn build(
         &self,
         header: &Header,
         session_id: Option<&Avp>,
@@ -116,7 +213,7 @@ impl ProtocolError {
     ) -> Message {
         let mut answer = Message {
             header: header.answer(),
-            avps: Vec::with_capacity(6),
+            avps: Vec::with_capacity(8),
         };
         if let Some(sid) = session_id {
             answer.push(sid.clone());
@@ -136,6 +233,24 @@ impl ProtocolError {
                 avp::FAILED_AVP,
                 &Value::Grouped(vec![failed.clone()]),
             ));
+        }
+        if let Some(redirect) = &self.redirect {
+            for host in &redirect.hosts {
+                answer.push(Avp::mandatory(
+                    avp::REDIRECT_HOST,
+                    &Value::DiameterUri(host.clone()),
+                ));
+            }
+            if let Some(cache) = redirect.cache {
+                answer.push(Avp::mandatory(
+                    avp::REDIRECT_HOST_USAGE,
+                    &Value::Enumerated(cache.usage),
+                ));
+                answer.push(Avp::mandatory(
+                    avp::REDIRECT_MAX_CACHE_TIME,
+                    &Value::Unsigned32(cache.max_cache_secs),
+                ));
+            }
         }
         answer
     }
@@ -285,24 +400,113 @@ pub fn validate_answer(
 }
 
 /// Applies the occurrence rules of the command's answer (the answer's application's own rules
-/// if it has them) and of every Grouped AVP, to an answer that passed [`validate_answer`].
-/// Answers with the E bit are not checked. Grouped AVPs nested deeper than
-/// [`Limits::MAX_GROUPED_DEPTH`] are not looked into.
+/// if it has them), or for an answer with the E bit those of the generic answer-message
+/// (RFC 6733 section 7.2), and of every Grouped AVP, to an answer that passed
+/// [`validate_answer`]. Grouped AVPs nested deeper than [`Limits::MAX_GROUPED_DEPTH`] are not
+/// looked into.
 pub fn check_answer_rules(dict: &Dictionary, msg: &Message) -> Result<(), ProtocolError> {
+    let Some(rules) = grammar(dict, msg) else {
+        return Ok(());
+    };
+    let walk = Walk {
+        dict,
+        max_depth: Limits::MAX_GROUPED_DEPTH,
+        values: false,
+        rules: true,
+    };
+    walk.avps(&msg.avps, 1)?;
+    check_rules(dict, rules, &msg.avps)
+}
+
+/// The rules a message is held to: its command's request or answer rules (its application's
+/// own when it has them), the answer-message's for an answer with the E bit.
+fn grammar<'a>(dict: &'a Dictionary, msg: &Message) -> Option<&'a MessageRules> {
     let header = &msg.header;
-    match dict.command_for(header.application_id, header.command_code) {
-        Some(c) if !header.flags.is_error() => {
-            let walk = Walk {
-                dict,
-                max_depth: Limits::MAX_GROUPED_DEPTH,
-                values: false,
-                rules: true,
-            };
-            walk.avps(&msg.avps, 1)?;
-            check_rules(dict, &c.answer, &msg.avps)
-        }
-        _ => Ok(()),
+    if !header.flags.is_request() && header.flags.is_error() {
+        return Some(dict.answer_message());
     }
+    let c = dict.command_for(header.application_id, header.command_code)?;
+    Some(if header.flags.is_request() {
+        &c.request
+    } else {
+        &c.answer
+    })
+}
+
+/// The check a strict peer makes of a message we send: the grammar's occurrence rules (the
+/// command's request or answer, or the answer-message for an E-bit answer; Grouped AVPs' content
+/// rules down every level), and every AVP with the M bit named by the grammar of where it
+/// stands. RFC 6733 lets `*[AVP]` admit any AVP, but a stack that checks the M bit against the
+/// grammar (Erlang/OTP `diameter` with `strict_mbit`, the default) answers 5001 for an M-bit
+/// AVP that only `*[AVP]` admits, so nothing we send may rely on it. The error names the first
+/// offending AVP.
+pub fn check_strict(dict: &Dictionary, msg: &Message) -> Result<(), ProtocolError> {
+    let header = &msg.header;
+    let rules = grammar(dict, msg).ok_or_else(|| {
+        ProtocolError::new(
+            result::COMMAND_UNSUPPORTED,
+            format!(
+                "command {} of application {} is not in the dictionary",
+                header.command_code, header.application_id
+            ),
+        )
+    })?;
+    if header.flags.is_request() && header.flags.is_error() {
+        return Err(ProtocolError::new(
+            result::INVALID_HDR_BITS,
+            "E bit set in a request",
+        ));
+    }
+    check_rules(dict, rules, &msg.avps)?;
+    strict_avps(dict, rules, &msg.avps, 1)
+}
+
+fn strict_avps(
+    dict: &Dictionary,
+    rules: &MessageRules,
+    avps: &[Avp],
+    depth: usize,
+) -> Result<(), ProtocolError> {
+    for a in avps {
+        let named = rules.rule(a.code(), a.vendor()).is_some();
+        if a.flags().is_mandatory() && !named {
+            let name = dict
+                .avp(a.code(), a.vendor())
+                .map_or_else(|| format!("AVP {}", a.code()), |d| d.name.clone());
+            return Err(ProtocolError::with_avp(
+                result::AVP_UNSUPPORTED,
+                a.clone(),
+                format!("{name} has the M bit and is not in the grammar"),
+            ));
+        }
+        let Some(def) = dict.avp(a.code(), a.vendor()) else {
+            continue;
+        };
+        let m_bit_wrong = match def.m_bit {
+            MBit::Must => !a.flags().is_mandatory(),
+            MBit::MustNot => a.flags().is_mandatory(),
+            MBit::May => false,
+        };
+        if m_bit_wrong {
+            return Err(ProtocolError::with_avp(
+                result::INVALID_AVP_BITS,
+                a.clone(),
+                format!("{}: M bit against its definition", def.name),
+            ));
+        }
+        if let (Some(inner), true) = (&def.rules, depth < Limits::MAX_GROUPED_DEPTH) {
+            let children = a.grouped().map_err(|_| {
+                ProtocolError::with_avp(
+                    result::INVALID_AVP_VALUE,
+                    a.clone(),
+                    format!("{}: not a Grouped AVP", def.name),
+                )
+            })?;
+            check_rules(dict, inner, &children).map_err(|e| e.within(a, &def.name))?;
+            strict_avps(dict, inner, &children, depth + 1).map_err(|e| e.within(a, &def.name))?;
+        }
+    }
+    Ok(())
 }
 
 /// A walk over a message's AVPs, into Grouped AVPs.

@@ -9,6 +9,7 @@ use sae_diameter::jsrc::{
     AcctRecord, JuniperCodes, PolicyDefinition, PolicyInstall, Substitution, error_message,
     last_origin_host_with, policy_remove_with,
 };
+use sae_diameter::validate::{ErrorAnswer, Redirect};
 use sae_diameter::{Avp, Message, Value};
 
 use crate::model::{ServiceSession, SubscriberRecord, UsageKind, UsageRecord, now_ms};
@@ -82,9 +83,18 @@ pub fn service_from_install(p: &PolicyInstall, service: &str) -> ServiceSession 
     }
 }
 
-/// An answer to `request` with a Result-Code, our origin, and the request's
-/// Auth-Application-Id echoed when the answer's rules ask for it.
+/// An answer to `request` with a Result-Code and our origin. A protocol error (3xxx, E bit)
+/// has the generic answer-message format of RFC 6733 section 7.2 ([`ErrorAnswer`]); any other
+/// answer echoes what its command's answer rules require of the request: Auth-Application-Id
+/// for AAA and SRR, Accounting-Record-Type and -Number for ACA.
 pub fn answer(request: &Message, local: &Local, code: u32) -> Message {
+    if result::is_protocol_error(code) {
+        return ErrorAnswer::new(code, "").to_request(
+            request,
+            &local.origin_host,
+            &local.origin_realm,
+        );
+    }
     let mut a = Message::answer_to(request);
     let cmd = request.header.command_code;
     if matches!(cmd, command::AA | command::SESSION_RESYNC)
@@ -94,26 +104,48 @@ pub fn answer(request: &Message, local: &Local, code: u32) -> Message {
     }
     a.set_result_code(code);
     a.push_origin(&local.origin_host, &local.origin_realm);
+    if cmd == command::ACCOUNTING {
+        for code in [avp::ACCOUNTING_RECORD_TYPE, avp::ACCOUNTING_RECORD_NUMBER] {
+            match request.find(code, 0) {
+                Some(v) => a.push(v.clone()),
+                // Both are required in an ACA; an ACR without them never passes validation,
+                // but an answer must still be well formed.
+                None => a.push(unsigned(code, 0)),
+            }
+        }
+    }
     a
 }
 
-/// A refusal with an Error-Message.
+/// A refusal with an Error-Message (for a protocol error, in the answer-message format).
 pub fn refusal(request: &Message, local: &Local, code: u32, message: &str) -> Message {
+    if result::is_protocol_error(code) {
+        return ErrorAnswer::new(code, message).to_request(
+            request,
+            &local.origin_host,
+            &local.origin_realm,
+        );
+    }
     let mut a = answer(request, local, code);
     a.push(error_message(message));
     a
 }
 
 /// 3006 DIAMETER_REDIRECT_INDICATION: another SAE (`owner_uri`, a DiameterURI such as
-/// `aaa://sae-2.example.net:3868`) serves this router.
+/// `aaa://sae-2.example.net:3868`) serves this router. The answer-message of RFC 6733 section
+/// 7.2 with Redirect-Host (section 6.13) and no caching policy: ownership moves within seconds
+/// on a failover, so the router is asked to cache nothing (Redirect-Host-Usage DONT_CACHE, the
+/// default, not sent).
 pub fn redirect(request: &Message, local: &Local, owner_uri: &str) -> Message {
-    let mut a = answer(request, local, result::REDIRECT_INDICATION);
-    a.push(Avp::mandatory(
-        avp::REDIRECT_HOST,
-        &Value::DiameterUri(owner_uri.to_owned()),
-    ));
-    a.push(error_message("another SAE serves this router"));
-    a
+    let to = Redirect {
+        hosts: vec![owner_uri.to_owned()],
+        cache: None,
+    };
+    ErrorAnswer::redirect(to, "another SAE serves this router").to_request(
+        request,
+        &local.origin_host,
+        &local.origin_realm,
+    )
 }
 
 /// AAA for an accepted login: 2001 with a Juniper-Policy-Install per service.
@@ -133,18 +165,10 @@ pub fn login_answer(
     a
 }
 
-/// ACA for the router's accounting request.
+/// ACA for the router's accounting request: [`answer`], which echoes Accounting-Record-Type
+/// and -Number.
 pub fn accounting_answer(request: &Message, local: &Local, code: u32) -> Message {
-    let mut a = answer(request, local, code);
-    for code in [avp::ACCOUNTING_RECORD_TYPE, avp::ACCOUNTING_RECORD_NUMBER] {
-        match request.find(code, 0) {
-            Some(v) => a.push(v.clone()),
-            // Both are required in an ACA; an ACR without them never passes validation, but an
-            // answer must still be well formed.
-            None => a.push(unsigned(code, 0)),
-        }
-    }
-    a
+    answer(request, local, code)
 }
 
 fn session_request(cmd: u32, record: &SubscriberRecord) -> Message {
@@ -205,7 +229,8 @@ pub fn collect_usage(
     push_destination(&mut m, local, record);
     m.push(enumerated(avp::ACCOUNTING_RECORD_TYPE, 1));
     m.push(unsigned(avp::ACCOUNTING_RECORD_NUMBER, number));
-    m.push(unsigned(avp::AUTH_APPLICATION_ID, record.application_id));
+    // RFC 6733 section 9.7.1: an ACR names its application with Acct-Application-Id.
+    m.push(unsigned(avp::ACCT_APPLICATION_ID, record.application_id));
     if let Some(u) = &record.user_name {
         m.push(utf8(avp::USER_NAME, u));
     }
@@ -417,6 +442,151 @@ mod tests {
         assert_eq!(srq.header.application_id, app::PTSP);
         assert_eq!(preferred_application(&[app::PTSP, app::JSRC]), app::JSRC);
         assert_eq!(preferred_application(&[app::PTSP]), app::PTSP);
+    }
+
+    /// Router requests of every command the node answers, as a router sends them.
+    fn router_requests() -> Vec<Message> {
+        let dest = |m: Message| {
+            m.with(identity(avp::ORIGIN_HOST, "r1.example"))
+                .with(identity(avp::ORIGIN_REALM, "example"))
+                .with(identity(avp::DESTINATION_REALM, "example"))
+        };
+        let sid = || utf8(avp::SESSION_ID, "r1;1;2;3");
+        let app = || unsigned(avp::AUTH_APPLICATION_ID, app::JSRC);
+        vec![
+            dest(
+                Message::request(command::AA, app::JSRC, true)
+                    .with(sid())
+                    .with(app()),
+            )
+            .with(utf8(avp::USER_NAME, "alice")),
+            dest(Message::request(command::SESSION_TERMINATION, app::JSRC, true).with(sid()))
+                .with(app())
+                .with(enumerated(avp::TERMINATION_CAUSE, 1)),
+            dest(Message::request(command::ACCOUNTING, app::JSRC, true).with(sid()))
+                .with(enumerated(avp::ACCOUNTING_RECORD_TYPE, 3))
+                .with(unsigned(avp::ACCOUNTING_RECORD_NUMBER, 4)),
+            dest(Message::request(command::SESSION_RESYNC, app::JSRC, false))
+                .with(app())
+                .with(last_origin_host_with(
+                    "sae-0.example",
+                    &JuniperCodes::DEFAULT,
+                )),
+            // Commands a router must not send (the node answers 3001).
+            dest(Message::request(command::PUSH_PROFILE, app::JSRC, true).with(sid()))
+                .with(app())
+                .with(identity(avp::DESTINATION_HOST, "sae-1.example")),
+            dest(Message::request(command::ABORT_SESSION, app::JSRC, true).with(sid()))
+                .with(identity(avp::DESTINATION_HOST, "sae-1.example"))
+                .with(app()),
+        ]
+    }
+
+    #[test]
+    fn every_protocol_error_answer_is_an_answer_message() {
+        let dict = sae_diameter::Dictionary::base();
+        for request in router_requests() {
+            sae_diameter::validate::validate_request(
+                &dict,
+                &request,
+                &sae_diameter::Limits::default(),
+            )
+            .unwrap_or_else(|e| panic!("sample request invalid: {e:?}"));
+            let answers = [
+                redirect(&request, &local(), "aaa://sae-2.example:3868"),
+                refusal(&request, &local(), result::TOO_BUSY, "nobody serves it yet"),
+                refusal(
+                    &request,
+                    &local(),
+                    result::COMMAND_UNSUPPORTED,
+                    "not from a router",
+                ),
+                answer(&request, &local(), result::UNABLE_TO_DELIVER),
+                accounting_answer(&request, &local(), result::TOO_BUSY),
+            ];
+            for a in answers {
+                let a = round_trip(a);
+                let what = format!(
+                    "answer {} to command {}",
+                    a.result_code().unwrap(),
+                    request.header.command_code
+                );
+                assert!(a.header.flags.is_error(), "{what}: E bit");
+                assert_eq!(
+                    a.header.flags.is_proxiable(),
+                    request.header.flags.is_proxiable(),
+                    "{what}: P bit kept"
+                );
+                assert_eq!(
+                    a.header.application_id, request.header.application_id,
+                    "{what}"
+                );
+                sae_diameter::validate::check_strict(&dict, &a)
+                    .unwrap_or_else(|e| panic!("{what}: {e:?}\n{a:?}"));
+                for not_allowed in [
+                    avp::AUTH_APPLICATION_ID,
+                    avp::ACCOUNTING_RECORD_TYPE,
+                    avp::ACCOUNTING_RECORD_NUMBER,
+                    avp::USER_NAME,
+                ] {
+                    assert!(
+                        a.find(not_allowed, 0).is_none(),
+                        "{what}: AVP {not_allowed}"
+                    );
+                }
+                assert_eq!(a.session_id(), request.session_id(), "{what}");
+            }
+            let r = round_trip(redirect(&request, &local(), "aaa://sae-2.example:3868"));
+            assert_eq!(r.redirect_hosts(), vec!["aaa://sae-2.example:3868"]);
+        }
+    }
+
+    #[test]
+    fn other_answers_follow_their_command_grammar() {
+        let dict = sae_diameter::Dictionary::base();
+        for request in router_requests().into_iter().take(4) {
+            let cmd = request.header.command_code;
+            let a = if cmd == command::ACCOUNTING {
+                accounting_answer(&request, &local(), result::SUCCESS)
+            } else {
+                answer(&request, &local(), result::SUCCESS)
+            };
+            sae_diameter::validate::check_strict(&dict, &round_trip(a))
+                .unwrap_or_else(|e| panic!("answer to {cmd}: {e:?}"));
+            let refused = refusal(&request, &local(), result::UNABLE_TO_COMPLY, "no");
+            sae_diameter::validate::check_strict(&dict, &round_trip(refused))
+                .unwrap_or_else(|e| panic!("5012 to {cmd}: {e:?}"));
+        }
+    }
+
+    #[test]
+    fn every_request_the_node_originates_follows_its_grammar() {
+        let dict = sae_diameter::Dictionary::base();
+        let rec = record();
+        let s = service(true);
+        let codes = JuniperCodes::DEFAULT;
+        let requests = [
+            session_resync_with(&local(), &codes, "r1.example", "example", app::JSRC),
+            session_resync_with(&local(), &codes, "r1.example", "example", app::PTSP),
+            push_profile(&rec, &local(), &codes, &[&s], &["old"]),
+            abort_session(&rec, &local()),
+            collect_usage(&rec, &local(), &codes, 7),
+        ];
+        for r in requests {
+            let r = round_trip(r);
+            sae_diameter::validate::check_strict(&dict, &r)
+                .unwrap_or_else(|e| panic!("request {}: {e:?}\n{r:?}", r.header.command_code));
+        }
+        // The ACR names its application as an accounting message does (RFC 6733 9.7.1).
+        let acr = collect_usage(&rec, &local(), &codes, 7);
+        assert!(acr.find(avp::AUTH_APPLICATION_ID, 0).is_none());
+        assert_eq!(
+            acr.find(avp::ACCT_APPLICATION_ID, 0)
+                .unwrap()
+                .as_u32()
+                .unwrap(),
+            app::JSRC
+        );
     }
 
     /// The Juniper codes of an operator's dictionary: the project's own AVPs moved.

@@ -9,7 +9,8 @@ use sae_diameter::jsrc::{PolicyDefinition, PolicyInstall, SubscriberMessage, Sub
 use sae_diameter::peer::{EndToEndIds, PeerConfig, RequestFailure, SendRequestError, election_won};
 use sae_diameter::watchdog::WatchdogState;
 use sae_diameter::{
-    Avp, AvpFlags, CloseReason, Event, Message, PeerFilter, PeerState, RequestId, Role, Value,
+    Avp, AvpFlags, CloseReason, CommandFlags, Event, Message, PeerFilter, PeerState, RequestId,
+    Role, Value,
 };
 
 use crate::support::*;
@@ -1484,4 +1485,98 @@ fn election_compares_origin_hosts_as_octet_strings() {
     assert!(election_won("a.example.net", "B.example.net"));
     // A longer host with the other as prefix is the higher.
     assert!(election_won("sae1.example.net.", "sae1.example.net"));
+}
+
+/// What a strict peer (M-bit AVPs checked against the grammar) makes of every message the SAE's
+/// peer layer writes: CEA (2001 and 3010), DWA, DWR, the protocol-error answers (3001, 3007,
+/// 3008, 3009, in the answer-message format of RFC 6733 section 7.2), 5xxx answers, DPR.
+#[test]
+fn every_message_the_responder_writes_passes_a_strict_grammar_check() {
+    let dict = dictionary();
+    let check = |m: &Message| {
+        sae_diameter::validate::check_strict(&dict, m).unwrap_or_else(|e| panic!("{e:?} in {m:?}"));
+        if m.header.flags.is_error() {
+            assert!(!m.is_request());
+            assert!(
+                m.find(avp::AUTH_APPLICATION_ID, 0).is_none(),
+                "an E-bit answer has no application AVPs: {m:?}"
+            );
+        }
+    };
+
+    let mut refused = sae_config();
+    refused.allowed_peers = PeerFilter::Only(BTreeSet::from(["mx2.example.net".to_string()]));
+    let mut link = Link::new(router_config(), refused);
+    link.connect();
+    let cea = only_cea(&link);
+    assert_eq!(cea.result_code(), Some(result::UNKNOWN_PEER));
+    check(cea);
+
+    let mut link = Link::new(router_config(), sae_config());
+    link.open();
+    // Requests the peer layer refuses, written as raw bytes so that the router side's own
+    // checks do not stop them.
+    let mut unknown_command = aar("mx1;9;1", "gil");
+    unknown_command.header.command_code = 8_388_000;
+    let mut e_bit = aar("mx1;9;2", "gil");
+    e_bit.header.flags = e_bit.header.flags.with(CommandFlags::ERROR, true);
+    let mut not_negotiated = aar("mx1;9;3", "gil");
+    not_negotiated.header.application_id = app::NASREQ;
+    let m_bit_on_error_message = aar("mx1;9;4", "gil").with(Avp::mandatory(
+        avp::ERROR_MESSAGE,
+        &Value::Utf8String("not allowed".into()),
+    ));
+    let unknown_avp = aar("mx1;9;5", "gil").with(Avp::vendor_mandatory(
+        4242,
+        vendor::JUNIPER,
+        &Value::Unsigned32(7),
+    ));
+    let mut expected = Vec::new();
+    for (i, (mut request, code)) in [
+        (unknown_command, result::COMMAND_UNSUPPORTED),
+        (e_bit, result::INVALID_HDR_BITS),
+        (not_negotiated, result::APPLICATION_UNSUPPORTED),
+        (m_bit_on_error_message, result::INVALID_AVP_BITS),
+        (unknown_avp, result::AVP_UNSUPPORTED),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        request.header.hop_by_hop = 0x7000 + i as u32;
+        request.header.end_to_end = 0x7000 + i as u32;
+        let now = link.now();
+        link.responder.receive(now, &request.encode().unwrap());
+        let sent = link.responder.take_sent_messages();
+        let [answer] = &sent[..] else {
+            panic!("one answer to {request:?}, got {sent:?}");
+        };
+        assert_eq!(answer.result_code(), Some(code), "{answer:?}");
+        assert_eq!(answer.header.hop_by_hop, request.header.hop_by_hop);
+        expected.push(code);
+    }
+    // Watchdog both ways, then the SAE disconnects.
+    for _ in 0..3 {
+        link.fire_next_timeout();
+    }
+    link.responder
+        .peer
+        .disconnect(link.now(), DisconnectCause::Rebooting);
+    link.pump();
+    let sent = &link.responder.sent;
+    for code in [command::CAPABILITIES_EXCHANGE, command::DISCONNECT_PEER] {
+        assert!(
+            sent.iter().any(|m| m.header.command_code == code),
+            "command {code} written"
+        );
+    }
+    assert!(
+        sent.iter()
+            .any(|m| m.header.command_code == command::DEVICE_WATCHDOG),
+        "DWR or DWA written"
+    );
+    let codes: Vec<u32> = sent.iter().filter_map(Message::result_code).collect();
+    for code in expected {
+        assert!(codes.contains(&code), "{code} in {codes:?}");
+    }
+    sent.iter().for_each(check);
 }
