@@ -18,6 +18,8 @@ pub enum EventKind {
     Usage,
     Logout,
     ResyncStarted,
+    /// An SRQ went unanswered and is sent again.
+    ResyncRetried,
     ResyncFinished,
     SessionReplayed,
     RouterUp,
@@ -38,6 +40,7 @@ impl EventKind {
             EventKind::Usage => "usage",
             EventKind::Logout => "logout",
             EventKind::ResyncStarted => "resync-started",
+            EventKind::ResyncRetried => "resync-retried",
             EventKind::ResyncFinished => "resync-finished",
             EventKind::SessionReplayed => "session-replayed",
             EventKind::RouterUp => "router-up",

@@ -58,6 +58,8 @@ pub struct Metrics {
     /// Round trip of the SAE's own requests (sent → answer), by request.
     pub request_latency: Family<CommandLabels, Histogram, fn() -> Histogram>,
     pub pending_requests: Family<RouterLabels, Gauge>,
+    /// SRQs sent again because the router did not answer in time, by router.
+    pub srq_retries: Family<RouterLabels, Counter>,
     pub subscriber_sessions: Gauge,
     pub diameter_peers: Gauge,
     pub usage_records: Counter,
@@ -106,6 +108,12 @@ impl Metrics {
             "Requests sent to a router and not answered yet",
             pending_requests.clone(),
         );
+        let srq_retries = Family::<RouterLabels, Counter>::default();
+        registry.register(
+            "srq_retries",
+            "SRQs sent again because the router did not answer the last one in time",
+            srq_retries.clone(),
+        );
         let subscriber_sessions = Gauge::default();
         registry.register(
             "subscriber_sessions",
@@ -139,6 +147,7 @@ impl Metrics {
             answer_latency,
             request_latency,
             pending_requests,
+            srq_retries,
             subscriber_sessions,
             diameter_peers,
             usage_records,

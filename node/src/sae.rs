@@ -24,7 +24,7 @@ use crate::subscriber::messages::{self, Local};
 use crate::subscriber::registry::{Entry, LookupError, Sessions, SubscriberRef};
 use crate::subscriber::session::{
     Activate, ChangeOutcome, Collect, CollectOutcome, Deactivate, Logout, LogoutOutcome,
-    StartResync, SubscriberSession,
+    ResyncAnswered, StartResync, SubscriberSession,
 };
 
 /// Timing and retry settings of the subscriber flows.
@@ -491,14 +491,12 @@ impl Sae {
             .unwrap_or_else(|| policy_name.to_owned())
     }
 
-    /// Marks every session of a router as waiting for replay; the ones not replayed within
-    /// the window are ended.
+    /// Marks every session of a router as waiting for replay (SRQ sent, or the router's SRQ
+    /// received). Their window starts with [`Sae::resync_answered`].
     pub fn start_resync(&self, router: &str) -> usize {
         let sessions = self.sessions.of_router(router);
         for e in &sessions {
-            e.addr.do_send(StartResync {
-                window: self.settings.resync_window,
-            });
+            e.addr.do_send(StartResync);
         }
         self.events.publish(SessionEvent::router(
             EventKind::ResyncStarted,
@@ -506,6 +504,32 @@ impl Sae {
             format!("{} sessions to replay", sessions.len()),
         ));
         sessions.len()
+    }
+
+    /// The SRQ of a resynchronization is answered: the sessions of the router still waiting
+    /// for their replay are ended unless replayed within the resync window from now.
+    pub fn resync_answered(&self, router: &str) {
+        for e in self.sessions.of_router(router) {
+            e.addr.do_send(ResyncAnswered {
+                window: self.settings.resync_window,
+            });
+        }
+    }
+
+    /// The router did not answer the SRQ in time: it goes again (attempt `attempt`, from 2)
+    /// after `delay`.
+    pub fn resync_retry(&self, router: &str, attempt: u32, delay: Duration, why: &str) {
+        self.metrics
+            .srq_retries
+            .get_or_create(&RouterLabels {
+                router: router.to_owned(),
+            })
+            .inc();
+        self.events.publish(SessionEvent::router(
+            EventKind::ResyncRetried,
+            router,
+            format!("SRQ {why}; attempt {attempt} in {} ms", delay.as_millis()),
+        ));
     }
 
     fn find(&self, reference: &SubscriberRef) -> Result<Entry, SubscriberError> {

@@ -67,6 +67,27 @@ const HOLD_FOR: Duration = Duration::from_secs(4);
 /// Router requests held at most (beyond: 3004 DIAMETER_TOO_BUSY).
 const MAX_HELD: usize = 8192;
 
+/// Back-off of an unanswered SRQ: the second attempt goes 1 s after the first timed out,
+/// each further one waits twice as long, at most [`SRQ_RETRY_MAX`].
+const SRQ_RETRY_FIRST: Duration = Duration::from_secs(1);
+const SRQ_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// The wait before SRQ attempt `attempt` (2 for the first retry).
+fn srq_retry_delay(attempt: u32) -> Duration {
+    let doublings = attempt.saturating_sub(2).min(16);
+    SRQ_RETRY_FIRST
+        .saturating_mul(1 << doublings)
+        .min(SRQ_RETRY_MAX)
+}
+
+/// One resynchronization of the router: which one (a new one starts with every epoch and
+/// every operator request) and how many SRQs it has sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ResyncAttempt {
+    generation: u64,
+    attempt: u32,
+}
+
 struct Waiting {
     reply: Option<oneshot::Sender<Result<Message, RequestFailure>>>,
     command: u32,
@@ -94,6 +115,8 @@ pub struct RouterDriver {
     serving: Option<u64>,
     /// The router's view as the cluster publishes it, read before every message sent.
     view_rx: Option<watch::Receiver<RouterView>>,
+    /// The resynchronization in progress: SRQ sent (or to be sent again), no final SRR yet.
+    resync: Option<ResyncAttempt>,
     /// The epoch's SRQ could not go out or was failed over (the watchdog was not OKAY): it
     /// goes again when the watchdog is back to OKAY.
     resync_owed: bool,
@@ -132,6 +155,7 @@ impl RouterDriver {
                 view: RouterView::default(),
                 serving: None,
                 view_rx: None,
+                resync: None,
                 resync_owed: false,
                 held: VecDeque::new(),
             }
@@ -214,7 +238,7 @@ impl RouterDriver {
                 }
                 if state == WatchdogState::Okay && self.resync_owed && self.acting() {
                     self.resync_owed = false;
-                    self.send_resync(ctx, None);
+                    self.send_srq(ctx, None);
                 }
             }
             Event::Closed(reason) => self.on_closed(&reason, ctx),
@@ -368,7 +392,9 @@ impl RouterDriver {
         }
     }
 
-    /// Marks the router's sessions as waiting for replay and sends SRQ.
+    /// Starts the resynchronization of the router: marks its sessions as waiting for replay
+    /// and sends SRQ, again after each timeout (with back-off) until the router answers, the
+    /// connection closes or the epoch ends.
     fn send_resync(
         &mut self,
         ctx: &mut Context<Self>,
@@ -386,8 +412,31 @@ impl RouterDriver {
             }
             return;
         }
+        self.resync = Some(ResyncAttempt {
+            generation: self.resync.map_or(1, |r| r.generation + 1),
+            attempt: 1,
+        });
+        self.resync_owed = false;
+        self.sae().start_resync(&router);
+        self.send_srq(ctx, reply);
+    }
+
+    /// Sends the SRQ of the resynchronization in progress (`self.resync`).
+    fn send_srq(
+        &mut self,
+        ctx: &mut Context<Self>,
+        reply: Option<oneshot::Sender<Result<u32, SendError>>>,
+    ) {
+        let (Some(router), Some(resync)) = (self.router.clone(), self.resync) else {
+            return;
+        };
+        if !self.acting() {
+            if let Some(r) = reply {
+                let _ = r.send(Err(SendError::NotServed(router)));
+            }
+            return;
+        }
         let sae = self.sae().clone();
-        sae.start_resync(&router);
         let app = messages::preferred_application(&self.applications);
         let srq = messages::session_resync_with(
             &sae.local,
@@ -401,22 +450,40 @@ impl RouterDriver {
         ctx.spawn(
             async move { rx.await.unwrap_or(Err(RequestFailure::ConnectionClosed)) }
                 .into_actor(self)
-                .map(move |outcome, act, _ctx| {
+                .map(move |outcome, act, ctx| {
+                    let current = act.resync == Some(resync);
                     let res = match outcome {
                         Ok(answer) => {
                             let code = answer.result_code().unwrap_or(0);
-                            tracing::info!(router = %r2, code, "SRR");
-                            if code == sae_diameter::codes::result::SUCCESS {
-                                // The router now remembers this node as its
-                                // Juniper-Last-Origin-Host; so does the cluster.
-                                act.sae().record_last_origin_host(&r2);
+                            tracing::info!(router = %r2, code, attempt = resync.attempt, "SRR");
+                            if current && result::is_protocol_error(code) {
+                                // 3002, 3004, …: the router (or an agent) says "not now".
+                                act.retry_srq(ctx, &format!("answered {code}"));
+                            } else if current {
+                                act.resync = None;
+                                if code == result::SUCCESS {
+                                    // The router now remembers this node as its
+                                    // Juniper-Last-Origin-Host; so does the cluster.
+                                    act.sae().record_last_origin_host(&r2);
+                                }
+                                // The window for the sessions it does not replay starts now.
+                                act.sae().resync_answered(&r2);
                             }
                             Ok(code)
                         }
                         Err(e) => {
-                            tracing::warn!(router = %r2, reason = ?e, "SRQ not answered");
-                            if matches!(e, RequestFailure::NotSent(_) | RequestFailure::Failover) {
-                                act.resync_owed = true;
+                            tracing::warn!(router = %r2, reason = ?e, attempt = resync.attempt, "SRQ not answered");
+                            if current {
+                                match &e {
+                                    RequestFailure::NotSent(_) | RequestFailure::Failover => {
+                                        // Again when the watchdog is back to OKAY.
+                                        act.resync_owed = true;
+                                    }
+                                    RequestFailure::Timeout | RequestFailure::InvalidAnswer(_) => {
+                                        act.retry_srq(ctx, "timed out");
+                                    }
+                                    RequestFailure::ConnectionClosed => act.resync = None,
+                                }
                             }
                             Err(SendError::Failed {
                                 router: r2.clone(),
@@ -429,6 +496,28 @@ impl RouterDriver {
                     }
                 }),
         );
+    }
+
+    /// Sends the SRQ in progress again after its back-off, if the resynchronization is still
+    /// the current one and the driver still acts on the router by then.
+    fn retry_srq(&mut self, ctx: &mut Context<Self>, why: &str) {
+        let (Some(router), Some(resync)) = (self.router.clone(), self.resync) else {
+            return;
+        };
+        let next = ResyncAttempt {
+            attempt: resync.attempt + 1,
+            ..resync
+        };
+        let delay = srq_retry_delay(next.attempt);
+        self.resync = Some(next);
+        tracing::warn!(%router, attempt = next.attempt, delay_ms = delay.as_millis() as u64, "SRQ {why}: sending it again");
+        self.sae().resync_retry(&router, next.attempt, delay, why);
+        ctx.run_later(delay, move |act, ctx| {
+            if act.resync == Some(next) && act.acting() {
+                act.send_srq(ctx, None);
+                act.step(ctx);
+            }
+        });
     }
 
     fn send_request(
@@ -612,6 +701,8 @@ impl RouterDriver {
                 // The router asks for resynchronization: it replays its sessions next.
                 tracing::info!(%router, "router asked for resynchronization");
                 sae.start_resync(&router);
+                // Answered at once: the window starts with the SRR.
+                sae.resync_answered(&router);
                 messages::answer(&request, local, result::SUCCESS)
             }
             _ => messages::refusal(
@@ -745,5 +836,17 @@ impl Handler<Resync> for RouterDriver {
             rx.await
                 .unwrap_or_else(|_| Err(SendError::NotConnected(String::new())))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn srq_retries_back_off_up_to_a_ceiling() {
+        let delays: Vec<u64> = (2..=9).map(|a| srq_retry_delay(a).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(srq_retry_delay(u32::MAX), SRQ_RETRY_MAX);
     }
 }

@@ -25,10 +25,17 @@ use crate::sae::{Sae, SendError, SubscriberError};
 #[rtype(result = "Message")]
 pub struct RouterRequest(pub Message);
 
-/// The router is about to replay its sessions: wait `window` for this one.
+/// The router is asked to replay its sessions (SRQ sent, or its own SRQ answered): this one
+/// waits for its replay. The window that ends it unreplayed starts with [`ResyncAnswered`].
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct StartResync {
+pub struct StartResync;
+
+/// The router answered the SRQ (or the node answered the router's): a session still waiting
+/// for its replay `window` from now is ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ResyncAnswered {
     pub window: Duration,
 }
 
@@ -388,10 +395,25 @@ impl Handler<RouterRequest> for SubscriberSession {
 impl Handler<StartResync> for SubscriberSession {
     type Result = ();
 
-    fn handle(&mut self, msg: StartResync, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _msg: StartResync, ctx: &mut Context<Self>) {
         let _span = self.span();
         self.record_mut().state = SessionState::Resyncing;
         self.publish();
+        // Until the router answers, a window from an earlier SRQ no longer applies.
+        if let Some(t) = self.resync_timer.take() {
+            ctx.cancel_future(t);
+        }
+    }
+}
+
+impl Handler<ResyncAnswered> for SubscriberSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: ResyncAnswered, ctx: &mut Context<Self>) {
+        let _span = self.span();
+        if self.record.state != SessionState::Resyncing {
+            return;
+        }
         if let Some(t) = self.resync_timer.take() {
             ctx.cancel_future(t);
         }

@@ -468,6 +468,94 @@ async fn router_srq_mid_life_keeps_replayed_sessions_and_ends_the_others() {
 }
 
 #[actix::test]
+async fn an_unanswered_srq_is_sent_again_and_the_window_starts_with_the_srr() {
+    // SRQ times out after 1 s; the next goes 1 s later. The window (1 s) would have ended both
+    // sessions before the second SRQ if it started with the first.
+    let (node, addr) = start(&format!(
+        "request_timeout_secs = 1\n{}",
+        catalog("resync_window_secs = 1")
+    ))
+    .await;
+    let mut c = open_client(addr, ROUTER).await;
+    logged_in(&mut c, "r1;5;1", "replayed@isp.example").await;
+    logged_in(&mut c, "r1;5;2", "forgotten@isp.example").await;
+    let sae = node.sae().clone();
+    let mut events = sae.events.subscribe();
+    let resync = {
+        let sae = sae.clone();
+        spawn(async move { sae.resync_router(ROUTER).await })
+    };
+    // The router is not ready: the first SRQ is lost.
+    let first = c.expect_message().await;
+    assert_eq!(first.header.command_code, command::SESSION_RESYNC);
+    let lost_at = std::time::Instant::now();
+    assert!(
+        resync.await.unwrap().is_err(),
+        "the operator hears that the SRQ was not answered"
+    );
+    let again = c.expect_message().await;
+    let waited = lost_at.elapsed();
+    assert_eq!(again.header.command_code, command::SESSION_RESYNC);
+    assert!(again.is_request());
+    assert_ne!(again.header.hop_by_hop, first.header.hop_by_hop);
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "timeout plus back-off: {waited:?}"
+    );
+    // Nothing ended while the router had not answered.
+    assert_eq!(sae.sessions.len(), 2);
+    let retries = sae
+        .metrics
+        .srq_retries
+        .get_or_create(&sae_node::metrics::RouterLabels {
+            router: ROUTER.into(),
+        })
+        .get();
+    assert_eq!(retries, 1);
+    let mut kinds = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        kinds.push(e.kind.name());
+    }
+    assert!(kinds.contains(&"resync-retried"), "{kinds:?}");
+
+    c.send(answer(&again, result::SUCCESS)).await;
+    let replay = login(
+        "r1;5;1",
+        "replayed@isp.example",
+        Some(RequestType::Synchronization),
+    )
+    .with(
+        PolicyInstall {
+            policy_name: "gold-policy".into(),
+            definition: None,
+            collect_accounting: true,
+        }
+        .to_avp(),
+    );
+    c.send(replay).await;
+    assert_eq!(
+        c.expect_message().await.result_code(),
+        Some(result::SUCCESS)
+    );
+    // The session the router did not replay ends once the window after the SRR closes.
+    eventually(|| sae.sessions.len() == 1).await;
+    assert_eq!(
+        sae.sessions.get("r1;5;1").unwrap().record.state,
+        SessionState::Active
+    );
+    // Answered: no further SRQ.
+    assert_eq!(
+        sae.metrics
+            .srq_retries
+            .get_or_create(&sae_node::metrics::RouterLabels {
+                router: ROUTER.into(),
+            })
+            .get(),
+        1
+    );
+}
+
+#[actix::test]
 async fn a_restarted_node_recovers_its_sessions_and_resyncs_them_with_the_router() {
     let data = tempfile::tempdir().unwrap();
     let extra = catalog("resync_window_secs = 1");
