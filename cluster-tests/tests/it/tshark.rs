@@ -442,6 +442,38 @@ fn every_message() -> Vec<Captured> {
     let aaa = node_messages::login_answer(&req, &local, &codes, &record.services);
     link.sae_answer(aaa);
 
+    // A dual-stack subscriber's second address family comes up (Juniper-Request-Type 4) with
+    // the AVPs a router with dualstack-support adds: the SAE's dictionary takes them.
+    let octets = |code: u32, vendor_id: Option<u32>, data: &'static [u8]| match vendor_id {
+        Some(v) => Avp::vendor_mandatory(code, v, &Value::OctetString(Bytes::from_static(data))),
+        None => Avp::mandatory(code, &Value::OctetString(Bytes::from_static(data))),
+    };
+    let mut dual = aar(1);
+    dual.avps.retain(|a| !a.is(2050, vendor::JUNIPER));
+    let dual = dual
+        .with(RequestType::FamilyActivation.to_avp())
+        .with(octets(9, None, &[255, 255, 255, 0]))
+        .with(octets(
+            168,
+            None,
+            &[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        ))
+        .with(octets(
+            2200,
+            Some(vendor::JUNIPER),
+            &[64, 0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0],
+        ))
+        .with(octets(2201, Some(vendor::JUNIPER), &[64]))
+        .with(octets(2202, Some(vendor::JUNIPER), b"ge-1/0/0:100"))
+        .with(octets(2203, Some(vendor::JUNIPER), b"remote-1"));
+    let req = link.router_request(dual);
+    link.sae_answer(node_messages::login_answer(
+        &req,
+        &local,
+        &codes,
+        &record.services,
+    ));
+
     // A node that does not serve the router redirects it to the one that does (3006 with
     // Redirect-Host, a DiameterURI), as the SAE's answer builder writes it.
     let req = link.router_request(aar(7));
@@ -1033,6 +1065,12 @@ fn juniper_avps_decode_by_name() {
         "AVP: Juniper-Substitution-Value(2026)",
         "AVP: Juniper-Policy-Remove(2027)",
         "Juniper-Request-Type: address-authorization (1)",
+        "Juniper-Request-Type: family-activation (4)",
+        "AVP: Juniper-IPv6-Ndra-Prefix(2200)",
+        "AVP: Juniper-Framed-IPv6-Netmask(2201)",
+        "AVP: Juniper-Agent-Circuit-Id(2202)",
+        "AVP: Juniper-Remote-Circuit-Id(2203)",
+        "AVP: Framed-IPv6-Address(168)",
         "AVP: Juniper-Acct-Record(2053)",
         "Juniper-Acct-Collect: collect (1)",
         "Juniper-Last-Origin-Host: sae-old.test.realm",

@@ -170,12 +170,17 @@ pub struct AcctRecord {
     pub output_packets: Option<u64>,
 }
 
-/// Juniper-Request-Type values (the project's numbering).
+/// Juniper-Request-Type values. 4 and 5 are Juniper's (the `dualstack-support (JSRC)`
+/// statement of the Junos documentation: the AAR of a second address family coming up, and of
+/// the next-to-last one going down); 1–3 are the project's numbering, as Juniper publishes the
+/// three kinds but not their values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestType {
     AddressAuthorization,
     Provisioning,
     Synchronization,
+    FamilyActivation,
+    FamilyDeactivation,
 }
 
 impl RequestType {
@@ -185,6 +190,8 @@ impl RequestType {
             RequestType::AddressAuthorization => 1,
             RequestType::Provisioning => 2,
             RequestType::Synchronization => 3,
+            RequestType::FamilyActivation => 4,
+            RequestType::FamilyDeactivation => 5,
         }
     }
 
@@ -194,6 +201,8 @@ impl RequestType {
             1 => Some(RequestType::AddressAuthorization),
             2 => Some(RequestType::Provisioning),
             3 => Some(RequestType::Synchronization),
+            4 => Some(RequestType::FamilyActivation),
+            5 => Some(RequestType::FamilyDeactivation),
             _ => None,
         }
     }

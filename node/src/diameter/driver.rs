@@ -683,6 +683,12 @@ impl RouterDriver {
                     result::UNKNOWN_SESSION_ID,
                     "confirmation for a session this SAE does not hold",
                 ),
+                Some(RequestType::FamilyDeactivation) => messages::refusal(
+                    &request,
+                    local,
+                    result::UNKNOWN_SESSION_ID,
+                    "address family of a session this SAE does not hold",
+                ),
                 _ => sae.login(&request, &router, &self.router_realm),
             },
             (command::ACCOUNTING, None) => {

@@ -340,8 +340,15 @@ impl SubscriberSession {
                 self.event(EventKind::SessionReplayed, "", "replayed by the router");
                 messages::answer(request, local, result::SUCCESS)
             }
+            Some(RequestType::FamilyDeactivation) => {
+                // One address family of a dual-stack subscriber went down; the session and its
+                // services go on with the other.
+                self.event(EventKind::Confirmed, "", "an address family went down");
+                messages::answer(request, local, result::SUCCESS)
+            }
             _ => {
-                // The same Session-Id logging in again: answer with what it has.
+                // The same Session-Id logging in again, or a second address family coming up
+                // (Juniper-Request-Type 4): answer with what it has.
                 messages::login_answer(request, local, codes, &self.record.services)
             }
         }

@@ -661,3 +661,45 @@ async fn metrics_count_messages_by_command_and_result_and_sessions() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
 }
+
+#[actix::test]
+async fn address_family_changes_of_a_dual_stack_subscriber_keep_the_session() {
+    let (node, addr) = node("").await;
+    let mut c = open_client(addr, ROUTER).await;
+    logged_in(&mut c, "r1;6;1", "dual@isp.example").await;
+    let sae = node.sae().clone();
+    // The second family comes up: answered with the session's policies.
+    c.send(login(
+        "r1;6;1",
+        "dual@isp.example",
+        Some(RequestType::FamilyActivation),
+    ))
+    .await;
+    let aaa = c.expect_message().await;
+    assert_eq!(aaa.result_code(), Some(result::SUCCESS));
+    assert_eq!(aaa.policy_installs().unwrap().len(), 1);
+    // One family goes down: the session goes on.
+    c.send(login(
+        "r1;6;1",
+        "dual@isp.example",
+        Some(RequestType::FamilyDeactivation),
+    ))
+    .await;
+    assert_eq!(
+        c.expect_message().await.result_code(),
+        Some(result::SUCCESS)
+    );
+    assert_eq!(sae.sessions.len(), 1);
+    // For a session the node does not hold: 5002, and no session is made.
+    c.send(login(
+        "r1;6;2",
+        "other@isp.example",
+        Some(RequestType::FamilyDeactivation),
+    ))
+    .await;
+    assert_eq!(
+        c.expect_message().await.result_code(),
+        Some(result::UNKNOWN_SESSION_ID)
+    );
+    assert_eq!(sae.sessions.len(), 1);
+}
