@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use sae_diameter::jsrc::SubscriberMessage;
-use sae_diameter::validate::{check_answer_rules, validate_answer, validate_request};
+use sae_diameter::validate::{check_answer_rules, check_strict, validate_answer, validate_request};
 use sae_diameter::{Capabilities, Dictionary, Limits, Message};
 use std::sync::OnceLock;
 
@@ -32,6 +32,13 @@ fuzz_target!(|data: &[u8]| {
             err.answer(&m.header, None, "sae1.example.net", "example.net")
         };
         answer.encode().expect("error answers encode");
+    }
+    // The strict grammar check never panics, whatever the nesting, and its error is encodable
+    // as a Failed-AVP answer too.
+    if let Err(err) = check_strict(dict, &m) {
+        err.answer(&m.header, None, "sae1.example.net", "example.net")
+            .encode()
+            .expect("error answers encode");
     }
     // The typed views never panic either.
     let _ = Capabilities::from_message(&m);

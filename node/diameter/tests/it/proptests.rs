@@ -216,6 +216,16 @@ proptest! {
     }
 
     #[test]
+    fn strict_grammar_check_never_panics(m in message(), bytes in framed_garbage()) {
+        let dict = sae_diameter::Dictionary::base();
+        let _ = sae_diameter::validate::check_strict(&dict, &m);
+        let _ = sae_diameter::validate::check_answer_rules(&dict, &m);
+        if let Ok(m) = Message::decode(Bytes::from(bytes)) {
+            let _ = sae_diameter::validate::check_strict(&dict, &m);
+        }
+    }
+
+    #[test]
     fn message_decode_of_framed_garbage_never_panics(bytes in framed_garbage()) {
         if let Ok(m) = Message::decode(Bytes::from(bytes.clone())) {
             // What decodes re-encodes to the same length and decodes to the same message.
