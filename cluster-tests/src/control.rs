@@ -29,6 +29,8 @@ pub enum Control {
     FailPpr(Option<String>),
     /// `drop-ppr <glob>` adds a glob; `drop-ppr off` clears them (`None`).
     DropPpr(Option<String>),
+    /// `drop-srq <n>`: leave the next n SRQs from the SAEs unanswered; `drop-srq off` is 0.
+    DropSrq(u32),
     /// `drop`: close the TCP connections without DPR.
     Drop,
     /// `dpr`: DPR, then close.
@@ -112,6 +114,17 @@ impl Control {
                     Control::DropPpr(glob)
                 }
             }
+            "drop-srq" => {
+                max_args(1)?;
+                let n = arg(1)?;
+                let n = match n.as_str() {
+                    "off" => 0,
+                    n => n
+                        .parse::<u32>()
+                        .map_err(|e| format!("drop-srq <count>|off: {n}: {e}"))?,
+                };
+                Control::DropSrq(n)
+            }
             "srq" | "drop" | "dpr" | "list" | "quit" => {
                 max_args(0)?;
                 match words[0] {
@@ -162,6 +175,8 @@ mod tests {
         assert_eq!(p("fail-ppr gold*"), Control::FailPpr(Some("gold*".into())));
         assert_eq!(p("fail-ppr off"), Control::FailPpr(None));
         assert_eq!(p("drop-ppr x?"), Control::DropPpr(Some("x?".into())));
+        assert_eq!(p("drop-srq 2"), Control::DropSrq(2));
+        assert_eq!(p("drop-srq off"), Control::DropSrq(0));
         assert_eq!(p("srq"), Control::Srq);
         assert_eq!(p("drop"), Control::Drop);
         assert_eq!(p("dpr"), Control::Dpr);
@@ -182,6 +197,9 @@ mod tests {
             "logout",
             "list all",
             "login a 10.0.0.1 ge-0 extra",
+            "drop-srq",
+            "drop-srq -1",
+            "drop-srq 1 2",
         ] {
             assert!(Control::parse(bad).is_err(), "{bad}");
         }

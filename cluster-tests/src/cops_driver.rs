@@ -9,6 +9,10 @@
 //! ceiling, reset on CAT), each attempt to the next `--connect` address (HA switch-over), always
 //! with the same [`PepConfig`] (same PEPID and client type). A CC with PDP-Redirect sends the
 //! next attempt to the redirect address at once.
+//!
+//! A connection attempt runs in a task of its own, at most [`DriverConfig::connect_timeout`]
+//! per address: while it hangs (SYNs to a PDP that is gone go unanswered) the role's timers
+//! and the control commands go on (calls placed meanwhile are handled as while down).
 
 use std::io;
 use std::net::SocketAddr;
@@ -22,8 +26,10 @@ use sae_cops::object::{ErrorCode, ErrorObject, Handle};
 use sae_cops::pep::{CloseReason, PepConfig, PepConnection, PepEvent};
 use sae_cops::{FrameDecoder, PdpAddress};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::cops_events::CopsEvent;
 use crate::endpoint::Endpoint;
@@ -99,7 +105,7 @@ pub struct DriverConfig {
     pub backoff_initial: Duration,
     /// Longest reconnect delay.
     pub backoff_ceiling: Duration,
-    /// TCP connect timeout.
+    /// Longest wait for one TCP connection attempt (per address of a name).
     pub connect_timeout: Duration,
     /// Seed of the KA jitter and back-off jitter.
     pub seed: u64,
@@ -155,6 +161,23 @@ async fn read_link(link: &mut Option<Link>) -> io::Result<usize> {
     }
 }
 
+/// A connection attempt running in a task of its own.
+struct Attempt {
+    to: Endpoint,
+    task: JoinHandle<io::Result<(TcpStream, SocketAddr)>>,
+}
+
+/// The outcome of the attempt under way (never, without one).
+async fn attempt_done(attempt: &mut Option<Attempt>) -> Result<(TcpStream, SocketAddr), String> {
+    match attempt {
+        Some(a) => match (&mut a.task).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("connection attempt ended: {e}")),
+        },
+        None => std::future::pending().await,
+    }
+}
+
 fn is_keepalive(b: &Bytes) -> bool {
     b.get(1) == Some(&(OpCode::KeepAlive as u8))
 }
@@ -189,6 +212,8 @@ struct Driver<R: PepRole> {
     role: R,
     sink: CopsSink,
     link: Option<Link>,
+    /// The connection attempt under way.
+    connecting: Option<Attempt>,
     backoff: Backoff,
     /// Next attempt: when and where.
     reconnect: Option<(Instant, Endpoint)>,
@@ -212,14 +237,36 @@ impl<R: PepRole> Driver<R> {
         link.as_mut().map(|l| &mut l.pep).filter(|p| p.is_up())
     }
 
-    async fn connect(&mut self, to: Endpoint) {
-        let now = now();
-        let res = tokio::time::timeout(self.cfg.connect_timeout, to.connect()).await;
-        let (stream, addr) = match res {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return self.connect_failed(&to, e.to_string()),
-            Err(_) => return self.connect_failed(&to, "connect timeout".into()),
+    /// Starts a connection attempt to `to` in a task of its own; [`Driver::on_connected`]
+    /// takes its outcome.
+    fn start_connect(&mut self, to: Endpoint) {
+        let timeout = self.cfg.connect_timeout;
+        let target = to.clone();
+        let task = tokio::spawn(async move { target.connect_within(timeout).await });
+        self.connecting = Some(Attempt { to, task });
+    }
+
+    /// The attempt under way ended.
+    fn on_connected(&mut self, result: Result<(TcpStream, SocketAddr), String>) {
+        let Some(attempt) = self.connecting.take() else {
+            return;
         };
+        match result {
+            Ok((stream, addr)) => self.open(stream, addr),
+            Err(error) => self.connect_failed(&attempt.to, error),
+        }
+    }
+
+    /// Gives the attempt under way up.
+    fn abandon_attempt(&mut self) {
+        if let Some(a) = self.connecting.take() {
+            a.task.abort();
+        }
+    }
+
+    /// A TCP connection to the PDP at `addr` is open: OPN goes out.
+    fn open(&mut self, stream: TcpStream, addr: SocketAddr) {
+        let now = now();
         let _ = stream.set_nodelay(true);
         let local = stream
             .local_addr()
@@ -403,7 +450,10 @@ impl<R: PepRole> Driver<R> {
         [
             self.link.as_ref().and_then(|l| l.pep.poll_timeout()),
             self.role.poll_timeout(),
-            self.reconnect.as_ref().map(|(t, _)| *t),
+            self.reconnect
+                .as_ref()
+                .filter(|_| self.connecting.is_none())
+                .map(|(t, _)| *t),
         ]
         .into_iter()
         .flatten()
@@ -430,7 +480,7 @@ impl<R: PepRole> Driver<R> {
         }
     }
 
-    async fn on_timer(&mut self) {
+    fn on_timer(&mut self) {
         let now = now();
         if let Some(l) = self.link.as_mut() {
             l.pep.handle_timeout(now);
@@ -440,9 +490,10 @@ impl<R: PepRole> Driver<R> {
         if let Some((at, _)) = &self.reconnect
             && *at <= now
             && self.link.is_none()
+            && self.connecting.is_none()
             && let Some((_, addr)) = self.reconnect.take()
         {
-            self.connect(addr).await;
+            self.start_connect(addr);
         }
     }
 
@@ -489,6 +540,7 @@ impl<R: PepRole> Driver<R> {
             Directive::Quit => {
                 self.quitting = true;
                 self.reconnect = None;
+                self.abandon_attempt();
                 if let Some(l) = self.link.as_mut() {
                     l.pep.close(now, ErrorObject::new(ErrorCode::ShuttingDown));
                 }
@@ -517,6 +569,7 @@ pub async fn run<R: PepRole>(
         role,
         sink,
         link: None,
+        connecting: None,
         backoff,
         reconnect: first.map(|a| (now(), a)),
         addr_index: 0,
@@ -534,10 +587,10 @@ pub async fn run<R: PepRole>(
             d.release_held();
             d.pump().await;
         }
-        if d.quitting && d.link.is_none() {
+        if d.quitting && d.link.is_none() && d.connecting.is_none() {
             break;
         }
-        if d.link.is_none() && d.reconnect.is_none() && !commands_open {
+        if d.link.is_none() && d.connecting.is_none() && d.reconnect.is_none() && !commands_open {
             break;
         }
         let deadline = d.deadline();
@@ -548,7 +601,8 @@ pub async fn run<R: PepRole>(
         );
         tokio::select! {
             res = read_link(&mut d.link) => d.on_read(res),
-            () = sleep, if deadline.is_some() => d.on_timer().await,
+            res = attempt_done(&mut d.connecting) => d.on_connected(res),
+            () = sleep, if deadline.is_some() => d.on_timer(),
             cmd = commands.recv(), if commands_open => {
                 if cmd.is_none() {
                     commands_open = false;

@@ -606,3 +606,127 @@ async fn copspr_reports_usage_cached_while_disconnected_after_reconnecting() {
     pep.commands.send(PrCommand::Quit).unwrap();
     pep.task.await.unwrap();
 }
+
+/// How long the hanging-attempt tests let one attempt take.
+const HANG: Duration = Duration::from_secs(2);
+
+/// Drops the PEP's connection and waits until its next attempt, to `dead`, is under way.
+async fn drop_into_a_hanging_attempt<C>(pep: &mut Pep<C>, drop: C, dead: SocketAddr) {
+    pep.commands.send(drop).unwrap();
+    until(
+        &mut pep.events,
+        "reconnecting to the unanswered address",
+        |e| matches!(e, CopsEvent::Reconnecting { addr, .. } if *addr == dead.to_string()),
+    )
+    .await;
+    // The back-off of the first attempt is 50 ms (jitter included, well under this).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn sbc_calls_and_quit_go_on_while_a_reconnect_hangs() {
+    let dead = crate::endpoint::UnansweredListener::new();
+    let mut pdp = scripted_pdp(PdpConfig::default(), admission).await;
+    let mut cfg = driver_config(vec![pdp.addr, dead.addr], 0x800A, "sbc4");
+    cfg.connect_timeout = HANG;
+    let mut pep = start(cfg, SbcState::new(SbcConfig::default(), 1));
+    until(&mut pep.events, "accepted", |e| {
+        matches!(e, CopsEvent::Accepted { .. })
+    })
+    .await;
+
+    drop_into_a_hanging_attempt(&mut pep, SbcCommand::Drop, dead.addr).await;
+    let asked = tokio::time::Instant::now();
+    pep.commands.send(call("x")).unwrap();
+    assert_eq!(result_of(&mut pep.events, "x").await, "denied-while-down");
+    assert!(
+        asked.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        asked.elapsed()
+    );
+    // The attempt gives up at its deadline; the next address takes over.
+    let e = until(&mut pep.events, "connect-failed", |e| {
+        matches!(e, CopsEvent::ConnectFailed { .. })
+    })
+    .await;
+    assert!(
+        matches!(&e, CopsEvent::ConnectFailed { addr, error }
+            if *addr == dead.addr.to_string() && error.contains("timed out after 2s")),
+        "{e:?}"
+    );
+    assert!(asked.elapsed() >= HANG - Duration::from_millis(400));
+    let e = until(&mut pep.events, "connected again", |e| {
+        matches!(e, CopsEvent::Connected { .. })
+    })
+    .await;
+    assert!(matches!(e, CopsEvent::Connected { pdp: p, .. } if p == pdp.addr.to_string()));
+    until(&mut pep.events, "accepted again", |e| {
+        matches!(e, CopsEvent::Accepted { .. })
+    })
+    .await;
+    until(&mut pdp.events, "second OPN", |e| {
+        matches!(e, PdpEvent::Open { .. })
+    })
+    .await;
+
+    // Quit while an attempt hangs: at once.
+    drop_into_a_hanging_attempt(&mut pep, SbcCommand::Drop, dead.addr).await;
+    let quit = tokio::time::Instant::now();
+    pep.commands.send(SbcCommand::Quit).unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(1), pep.task)
+        .await
+        .expect("the PEP ends while its attempt hangs")
+        .unwrap();
+    assert_eq!(outcome.connections, 2);
+    assert!(quit.elapsed() < Duration::from_millis(500));
+}
+
+#[tokio::test]
+async fn copspr_commands_go_on_while_a_reconnect_hangs() {
+    let dead = crate::endpoint::UnansweredListener::new();
+    let pdp = scripted_pdp(PdpConfig::default(), provisioning).await;
+    let mut cfg = driver_config(vec![pdp.addr, dead.addr], 0x800B, "erx3");
+    cfg.connect_timeout = HANG;
+    let mut pep = start(cfg, PrState::new(PrConfig::default(), 1));
+    pep.commands
+        .send(PrCommand::Login {
+            if_name: "if0".into(),
+            ip: None,
+            user: None,
+        })
+        .unwrap();
+    until(&mut pep.events, "installed", |e| {
+        matches!(e, CopsEvent::Installed { .. })
+    })
+    .await;
+
+    drop_into_a_hanging_attempt(&mut pep, PrCommand::Drop, dead.addr).await;
+    let asked = tokio::time::Instant::now();
+    pep.commands.send(PrCommand::List).unwrap();
+    let e = until(&mut pep.events, "listed", |e| {
+        matches!(
+            e,
+            CopsEvent::Listed { .. } | CopsEvent::ConnectFailed { .. }
+        )
+    })
+    .await;
+    assert!(matches!(e, CopsEvent::Listed { count: 1 }), "{e:?}");
+    assert!(
+        asked.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        asked.elapsed()
+    );
+    // After the attempt gives up, the PDP comes back and the interface is still known to it.
+    until(
+        &mut pep.events,
+        "connect-failed",
+        |e| matches!(e, CopsEvent::ConnectFailed { addr, .. } if *addr == dead.addr.to_string()),
+    )
+    .await;
+    until(&mut pep.events, "accepted again", |e| {
+        matches!(e, CopsEvent::Accepted { .. })
+    })
+    .await;
+    pep.commands.send(PrCommand::Quit).unwrap();
+    pep.task.await.unwrap();
+}

@@ -6,6 +6,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 
@@ -70,19 +71,89 @@ impl Endpoint {
     }
 
     /// Resolves and opens a TCP connection to the first address that accepts; returns it
-    /// with the address.
+    /// with the address. Without a deadline: see [`Endpoint::connect_within`].
     pub async fn connect(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        self.connect_with(None).await
+    }
+
+    /// [`Endpoint::connect`], giving the name lookup and each address at most `timeout`: an
+    /// address whose SYNs go unanswered (a host that is gone) fails with
+    /// [`io::ErrorKind::TimedOut`] and the next address is tried.
+    pub async fn connect_within(&self, timeout: Duration) -> io::Result<(TcpStream, SocketAddr)> {
+        self.connect_with(Some(timeout)).await
+    }
+
+    async fn connect_with(&self, timeout: Option<Duration>) -> io::Result<(TcpStream, SocketAddr)> {
+        let addrs = within(timeout, self.resolve(), || format!("{self}: name lookup")).await?;
         let mut last = io::Error::new(
             io::ErrorKind::NotFound,
             format!("{self}: the name resolves to no address"),
         );
-        for addr in self.resolve().await? {
-            match TcpStream::connect(addr).await {
+        for addr in addrs {
+            match within(timeout, TcpStream::connect(addr), || addr.to_string()).await {
                 Ok(s) => return Ok((s, addr)),
                 Err(e) => last = e,
             }
         }
         Err(last)
+    }
+}
+
+/// `op` within `timeout` (if any); on expiry a [`io::ErrorKind::TimedOut`] error naming
+/// `what`.
+async fn within<T>(
+    timeout: Option<Duration>,
+    op: impl Future<Output = io::Result<T>>,
+    what: impl FnOnce() -> String,
+) -> io::Result<T> {
+    let Some(t) = timeout else {
+        return op.await;
+    };
+    match tokio::time::timeout(t, op).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{}: connect timed out after {}s", what(), t.as_secs_f64()),
+        )),
+    }
+}
+
+/// A listener on 127.0.0.1 whose accept queue is full (nobody accepts, and the one queued
+/// connection fills a backlog of 0): the kernel drops further SYNs, so a connect to it hangs
+/// like one to a host that is gone. Probed with blocking sockets on the real clock, so it
+/// works under a paused tokio clock too; call it inside a tokio runtime.
+#[cfg(test)]
+pub(crate) struct UnansweredListener {
+    pub addr: SocketAddr,
+    _listener: std::net::TcpListener,
+    _queued: Vec<std::net::TcpStream>,
+}
+
+#[cfg(test)]
+impl UnansweredListener {
+    pub(crate) fn new() -> UnansweredListener {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("address"))
+            .expect("bind");
+        let listener = socket.listen(0).and_then(|l| l.into_std()).expect("listen");
+        let addr = listener.local_addr().expect("local address");
+        let mut queued = Vec::new();
+        for _ in 0..8 {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+                Ok(s) => queued.push(s),
+                // The queue is full: this SYN was dropped.
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return UnansweredListener {
+                        addr,
+                        _listener: listener,
+                        _queued: queued,
+                    };
+                }
+                Err(e) => panic!("connect to the backlog-0 listener: {e}"),
+            }
+        }
+        panic!("the accept queue of a backlog-0 listener never filled");
     }
 }
 
@@ -135,5 +206,32 @@ mod tests {
             port,
         };
         assert!(nowhere.connect().await.is_err());
+        let (_s, _) = e.connect_within(Duration::from_secs(5)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_connect_to_an_unanswered_listener_hangs_without_a_deadline() {
+        let dead = UnansweredListener::new();
+        let e = Endpoint::Addr(dead.addr);
+        let hung = tokio::time::timeout(Duration::from_millis(1500), e.connect()).await;
+        assert!(hung.is_err(), "connected or failed: {hung:?}");
+    }
+
+    #[tokio::test]
+    async fn connect_within_gives_up_at_its_deadline() {
+        let dead = UnansweredListener::new();
+        let e = Endpoint::Addr(dead.addr);
+        let started = tokio::time::Instant::now();
+        let err = e
+            .connect_within(Duration::from_millis(1500))
+            .await
+            .expect_err("nobody answers");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(err.to_string().contains("timed out after 1.5s"), "{err}");
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(1500) && waited < Duration::from_secs(3),
+            "{waited:?}"
+        );
     }
 }

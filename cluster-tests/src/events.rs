@@ -78,7 +78,8 @@ pub enum SimEvent {
         /// ACR: Accounting-Record-Type.
         #[serde(skip_serializing_if = "Option::is_none")]
         record_type: Option<i32>,
-        /// PPR matched a `--drop-ppr` glob: no answer was sent.
+        /// No answer was sent: a PPR matched a `--drop-ppr` glob, or an SRQ was one of those
+        /// `--drop-srq` (or the `drop-srq` command) leaves unanswered.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         dropped: bool,
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -39,6 +39,8 @@ pub struct LoadConfig {
     pub application: u32,
     pub watchdog_interval: Duration,
     pub request_timeout: Duration,
+    /// How long one connection attempt may take.
+    pub connect_timeout: Duration,
     pub confirm: bool,
     pub startup_srq: bool,
     pub inactivity: Option<Duration>,
@@ -120,6 +122,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<(LoadReport, LoadRun), String> {
             reopen: false,
             startup_srq: cfg.startup_srq,
             request_timeout: cfg.request_timeout,
+            connect_timeout: cfg.connect_timeout,
             templates: cfg.templates.clone(),
             plan: Plan::None,
             rate: 0.0,

@@ -17,7 +17,7 @@
 //! sae-sim router --connect ADDR|HOST:PORT [--connect ADDR|HOST:PORT ...]
 //!     [--application jsrc|ptsp]        Application-Id 16777244 / 16777273, vendor 2636 (jsrc)
 //!     [--origin-host H] [--origin-realm R]          (sim.test.realm / test.realm)
-//!     [--watchdog-secs 30] [--reopen] [--timeout-secs 10]
+//!     [--watchdog-secs 30] [--reopen] [--timeout-secs 10] [--connect-timeout-secs 5]
 //!     [--subscribers N] [--first 0] [--rate 100]    N generated logins, PER_SEC (0: at once)
 //!     [--user-template 'user{n}@example.net'] [--ip-base 10.0.0.1]
 //!     [--nas-port-template 'ge-0/0/0.{n}']           subscriber n: base IP + n
@@ -26,6 +26,7 @@
 //!     [--no-startup-srq]                no SRQ when the connection comes up
 //!     [--fail-ppr GLOB]...              refuse PPRs installing a matching policy: PPA 5012
 //!     [--drop-ppr GLOB]...              never answer PPRs installing a matching policy
+//!     [--drop-srq N]                    never answer the first N SRQs from the SAEs
 //!     [--interim-secs 0]                ACR INTERIM period (0: none)
 //!     [--inactivity-secs 1800]          idle logout, STR Termination-Cause 14 (0: never)
 //!     [--control]                       read commands on stdin
@@ -63,6 +64,10 @@
 //! With `--reconnect-secs`, a connection that ends (or cannot be opened) without being asked
 //! to is retried every S seconds (`reconnecting`, then `connected` again) and the sessions are
 //! kept; the router does not send an SRQ of its own then (the SAE's first message is one).
+//! Each connection attempt runs beside the router's main loop and gives up after
+//! `--connect-timeout-secs` per address (`connect-failed`, error "… connect timed out after
+//! …"): an SAE whose address no longer answers (a killed node) holds up neither the timers nor
+//! the other connections.
 //! Tracing goes to stderr (`RUST_LOG`).
 //!
 //! What the router does is described in `router_state.rs`: login AAR (Request-Type 1), AAA 2001
@@ -70,9 +75,10 @@
 //! 2), ACR START/INTERIM/STOP for policies with Juniper-Acct-Collect, PPR → PPA (2001, 5002
 //! unknown session, 5012 `--fail-ppr`, nothing for `--drop-ppr`), ASR → ASA then ACR STOP and
 //! STR cause 4 with the final Juniper-Acct-Records, ACR from the SAE → ACA with counters, SRQ →
-//! SRR and a Request-Type 3 replay of every session, and the multi-SAE rule (a request from an
-//! SAE other than the remembered one → SRQ to it, replay after its SRR). Session-Id:
-//! `<origin-host>;<start time>;<login counter>;<subscriber n>`.
+//! SRR and a Request-Type 3 replay of every session (nothing for the first `--drop-srq`), and
+//! the multi-SAE rule (a request from an SAE other than the remembered one → SRQ to it,
+//! replay after its SRR). Session-Id: `<origin-host>;<start time>;<login counter>;<subscriber
+//! n>`.
 //!
 //! ### Control commands (stdin, one per line; `#` comments and blank lines ignored)
 //!
@@ -87,6 +93,7 @@
 //! | `str-unknown <session-id>` | an STR (cause 1) for that Session-Id whatever the table holds; the STA is a `logout` event |
 //! | `fail-ppr <glob>` / `fail-ppr off` | add a refuse glob / clear them |
 //! | `drop-ppr <glob>` / `drop-ppr off` | add a never-answer glob / clear them |
+//! | `drop-srq <n>` / `drop-srq off` | leave the next n SRQs from the SAEs unanswered / answer them all again |
 //! | `drop` | close every TCP connection without DPR |
 //! | `dpr` | DPR/DPA on every connection (once the requests in flight are answered, at most `--timeout-secs`) |
 //! | `list` | a `session` event per session, then `listed` |
@@ -114,7 +121,7 @@
 //! | `login` | `session_id`, `user`, `ip`, `nas_port_id`, `result` (2001), `policies`, `accounting` (policies with Juniper-Acct-Collect), `sae`, `latency_us` |
 //! | `login-failed` | `session_id`, `user`, `sae` (null if never sent), `result`, `error?`, `latency_us` (null without answer) |
 //! | `confirmed` | `session_id`, `user`, `sae`, `result`, `error?` |
-//! | `request` | `command` (`PPR`, `ASR`, `ACR`, `SRQ`, or another name answered 3001), `from` (the request's Origin-Host), `session_id`, `result` (null: not answered), `install?`/`remove?` (PPR policy names), `policies?` (ACR: policies reported in the ACA), `record_type?` (ACR), `dropped?` (true: `--drop-ppr`), `error?` |
+//! | `request` | `command` (`PPR`, `ASR`, `ACR`, `SRQ`, or another name answered 3001), `from` (the request's Origin-Host), `session_id`, `result` (null: not answered), `install?`/`remove?` (PPR policy names), `policies?` (ACR: policies reported in the ACA), `record_type?` (ACR), `dropped?` (true: not answered, `--drop-ppr` or `--drop-srq`), `error?` |
 //! | `srq-sent` | `to`, `reason` (`startup`, `different-sae`, `control`), `last_origin_host` (null when none known) |
 //! | `srq-answered` | `to`, `sae`, `reason`, `result`, `error?`, `sessions` (how many are replayed) |
 //! | `replayed` | `session_id`, `user`, `sae`, `result`, `error?` |
@@ -125,7 +132,7 @@
 //! | `session` | `session_id`, `user`, `ip`, `nas_port_id`, `policies`, `accounting`, `idle_s`, `ending` |
 //! | `listed` | `count` |
 //! | `logins-done` | `ok`, `failed`: every planned login has an outcome |
-//! | `control` | `command` (`touch`, `fail-ppr`, `drop-ppr`, `drop`, `dpr`, `quit`, `shutdown` for `--run-secs` or a signal), `detail?` |
+//! | `control` | `command` (`touch`, `fail-ppr`, `drop-ppr`, `drop-srq`, `drop`, `dpr`, `quit`, `shutdown` for `--run-secs` or a signal), `detail?` |
 //! | `error` | `error` |
 //!
 //! In answer events, `sae` is the answer's Origin-Host (without an answer, the SAE the request
@@ -147,7 +154,7 @@
 //!     [--origin-host-template 'load{r}.sim.test.realm'] [--origin-realm test.realm]
 //!     [--application jsrc|ptsp] [--first 0] [--user-template …] [--ip-base …]
 //!     [--nas-port-template …] [--confirm] [--startup-srq] [--inactivity-secs 0]
-//!     [--timeout-secs 10] [--watchdog-secs 30] [--hold] [--verbose]
+//!     [--timeout-secs 10] [--connect-timeout-secs 5] [--watchdog-secs 30] [--hold] [--verbose]
 //! ```
 //!
 //! Subscriber `i` logs in over router `i % K`. Prints one JSON object:
@@ -169,7 +176,7 @@
 //! sae-sim sbc --connect ADDR|HOST:PORT [--connect ADDR2 ...] --pepid ID
 //!     [--client-type 0x800A|0x7926|0x7929]   (0x800A)
 //!     [--allow-while-down]                   admit new calls while the PDP is unreachable
-//!     [--backoff-ceiling-secs 300] [--backoff-initial-secs 1]
+//!     [--backoff-ceiling-secs 300] [--backoff-initial-secs 1] [--connect-timeout-secs 5]
 //!     [--calls N --rate R --bandwidth-kbps B --realm R --hold-secs S]
 //!     [--control]
 //! ```
@@ -179,6 +186,8 @@
 //! back-off delays doubling from `--backoff-initial-secs` up to `--backoff-ceiling-secs`
 //! (reset by a CAT), each to the next `--connect` address (HA switch-over), always with the
 //! same PEPID and client type; a CC with PDP-Redirect goes to the redirect address at once.
+//! An attempt runs beside the driver's loop and gives up after `--connect-timeout-secs` (per
+//! address of a name), so calls, hangups and timers go on while a PDP does not answer.
 //! A call is a REQ with a fresh handle and one CallRequest (call id, realm, media streams,
 //! bandwidth): DEC Install admits, DEC Remove (or Error) denies (then DRQ). While down, new
 //! calls are denied (`denied-while-down`) unless `--allow-while-down` (`admitted-while-down`,
@@ -199,7 +208,8 @@
 //!     [--subscribers N --rate R --first 0]
 //!     [--if-template 'fastEthernet 3/0.{n}'] [--user-template 'user{n}@example.net']
 //!     [--ip-base 10.2.0.1] [--fail-policy GLOB]... [--usage-octets-per-s 1000]
-//!     [--backoff-ceiling-secs 300] [--backoff-initial-secs 1] [--control]
+//!     [--backoff-ceiling-secs 300] [--backoff-initial-secs 1] [--connect-timeout-secs 5]
+//!     [--control]
 //! ```
 //!
 //! Per subscriber interface a REQ (SubscriberInterface: id, if-name, address, login name,
@@ -340,6 +350,9 @@ struct CopsConnectArgs {
     /// First reconnect delay, seconds (doubling up to the ceiling).
     #[arg(long, default_value_t = 1.0)]
     backoff_initial_secs: f64,
+    /// Longest wait for one TCP connection attempt (per address of a name), seconds.
+    #[arg(long, default_value_t = 5.0)]
+    connect_timeout_secs: f64,
     /// Read control commands on stdin.
     #[arg(long)]
     control: bool,
@@ -470,6 +483,10 @@ struct RouterArgs {
     /// Seconds to wait for each answer.
     #[arg(long, default_value_t = 10.0)]
     timeout_secs: f64,
+    /// Longest wait for one TCP connection attempt (per address of a name), seconds; the
+    /// other connections, timers and commands go on meanwhile.
+    #[arg(long, default_value_t = 5.0)]
+    connect_timeout_secs: f64,
     /// Generated subscribers to log in once ready.
     #[arg(long, default_value_t = 0, conflicts_with = "scenario")]
     subscribers: u64,
@@ -493,6 +510,11 @@ struct RouterArgs {
     /// Never answer PPRs installing a policy matching this glob (repeatable).
     #[arg(long)]
     drop_ppr: Vec<String>,
+    /// Never answer the first N SRQs from the SAEs (a router not ready yet, or one that lost
+    /// them): no SRR, no replay, the active SAE unchanged; each is a `request` event with
+    /// `dropped` true.
+    #[arg(long, default_value_t = 0)]
+    drop_srq: u32,
     /// ACR INTERIM period in seconds for accounted policies (0: none).
     #[arg(long, default_value_t = 0)]
     interim_secs: u64,
@@ -564,6 +586,9 @@ struct LoadArgs {
     /// Seconds to wait for each answer.
     #[arg(long, default_value_t = 10.0)]
     timeout_secs: f64,
+    /// Longest wait for one TCP connection attempt, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    connect_timeout_secs: f64,
     /// RFC 3539 watchdog interval (at least 6).
     #[arg(long, default_value_t = 30)]
     watchdog_secs: u64,
@@ -673,6 +698,7 @@ fn cops_driver_config(conn: &CopsConnectArgs, client_type: u16) -> DriverConfig 
     );
     cfg.backoff_ceiling = secs(conn.backoff_ceiling_secs.max(0.001));
     cfg.backoff_initial = secs(conn.backoff_initial_secs.max(0.001));
+    cfg.connect_timeout = secs(conn.connect_timeout_secs.max(0.001));
     cfg
 }
 
@@ -888,6 +914,7 @@ async fn run_router(args: RouterArgs) -> ExitCode {
     router.inactivity = nonzero_secs(args.inactivity_secs);
     router.fail_ppr = args.fail_ppr.clone();
     router.drop_ppr = args.drop_ppr.clone();
+    router.drop_srq = args.drop_srq;
     router.session_id_high = unix_seconds() as u32;
     router.max_attempts = args.max_attempts;
     router.retry_backoff = Duration::from_millis(args.retry_backoff_ms);
@@ -904,6 +931,7 @@ async fn run_router(args: RouterArgs) -> ExitCode {
         reopen: args.reopen,
         startup_srq: !args.no_startup_srq,
         request_timeout: secs(args.timeout_secs),
+        connect_timeout: secs(args.connect_timeout_secs.max(0.001)),
         templates,
         plan,
         rate: args.rate.max(0.0),
@@ -1012,6 +1040,7 @@ async fn run_load(args: LoadArgs) -> ExitCode {
         application: args.application.id(),
         watchdog_interval: Duration::from_secs(args.watchdog_secs),
         request_timeout: secs(args.timeout_secs),
+        connect_timeout: secs(args.connect_timeout_secs.max(0.001)),
         confirm: args.confirm,
         startup_srq: args.startup_srq,
         inactivity: nonzero_secs(args.inactivity_secs),

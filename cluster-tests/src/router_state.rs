@@ -27,7 +27,9 @@
 //!   -Number echoed; 5002 for an unknown session.
 //! - SRQ from an SAE: SRR 2001, that SAE becomes the active one (Juniper-Last-Origin-Host), and
 //!   every live session is replayed to it as an AAR with Request-Type 3 and a
-//!   Juniper-Policy-Install per installed policy.
+//!   Juniper-Policy-Install per installed policy. The first [`RouterConfig::drop_srq`] SRQs
+//!   (and as many more as [`RouterState::set_drop_srq`] asks for) get no answer and change
+//!   nothing, as if the router were not ready yet or had lost them.
 //! - Multi-SAE rule: a request other than SRQ from an Origin-Host other than the remembered one
 //!   is answered, then the router sends an SRQ to that SAE (Juniper-Last-Origin-Host = the old
 //!   one) and replays after its SRR 2001. The remembered host is set by a received SRQ, by an
@@ -88,6 +90,8 @@ pub struct RouterConfig {
     pub fail_ppr: Vec<String>,
     /// PPRs installing a policy that matches one of these globs are never answered.
     pub drop_ppr: Vec<String>,
+    /// The first this many SRQs from the SAEs are never answered (and change nothing).
+    pub drop_srq: u32,
     /// The high 32 bits of every Session-Id (RFC 6733 suggests the start time).
     pub session_id_high: u32,
     /// Most sends of one request of the router (the first included) while its answers are
@@ -114,6 +118,7 @@ impl RouterConfig {
             inactivity: Some(Duration::from_secs(1800)),
             fail_ppr: Vec::new(),
             drop_ppr: Vec::new(),
+            drop_srq: 0,
             session_id_high: 0,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             retry_backoff: DEFAULT_RETRY_BACKOFF,
@@ -367,6 +372,8 @@ pub struct RouterState {
     cfg: RouterConfig,
     fail_ppr: Vec<(String, WildMatch)>,
     drop_ppr: Vec<(String, WildMatch)>,
+    /// SRQs from the SAEs still to be left unanswered.
+    srq_to_drop: u32,
     sessions: HashMap<String, Session>,
     /// User → Session-Id, for live sessions and logins in flight.
     by_user: HashMap<String, String>,
@@ -470,6 +477,7 @@ impl RouterState {
         RouterState {
             fail_ppr: globs(&cfg.fail_ppr),
             drop_ppr: globs(&cfg.drop_ppr),
+            srq_to_drop: cfg.drop_srq,
             cfg,
             sessions: HashMap::new(),
             by_user: HashMap::new(),
@@ -566,6 +574,16 @@ impl RouterState {
     pub fn set_drop_ppr(&mut self, list: Vec<String>) {
         self.drop_ppr = globs(&list);
         self.cfg.drop_ppr = list;
+    }
+
+    /// Leaves the next `n` SRQs from the SAEs unanswered (0: answers every SRQ again).
+    pub fn set_drop_srq(&mut self, n: u32) {
+        self.srq_to_drop = n;
+    }
+
+    /// SRQs from the SAEs still to be left unanswered.
+    pub fn srq_to_drop(&self) -> u32 {
+        self.srq_to_drop
     }
 
     /// Looks a session up by Session-Id or user name.
@@ -1551,7 +1569,7 @@ impl RouterState {
     // ------------------------------------------------------------------ SAE requests
 
     /// Answers a request of the SAE that came over the connection to `via`; `None` means the
-    /// request is deliberately left unanswered (`--drop-ppr`). Follow-up requests (STR after
+    /// request is deliberately left unanswered (`--drop-ppr`, `--drop-srq`). Follow-up requests (STR after
     /// ASR, ACRs, SRQ to a different SAE, replays) are queued as [`Outgoing`].
     pub fn handle_request(
         &mut self,
@@ -1567,6 +1585,10 @@ impl RouterState {
             command::PUSH_PROFILE => self.ppr(now, via, request, &mut event),
             command::ABORT_SESSION => Some(self.asr(now, via, request)),
             command::ACCOUNTING => Some(self.acr(now, request, &mut event)),
+            command::SESSION_RESYNC if self.srq_to_drop > 0 => {
+                self.srq_to_drop -= 1;
+                None
+            }
             command::SESSION_RESYNC => Some(self.srq_received(via, &from, request)),
             _ => Some(
                 ProtocolError::new(
@@ -2153,6 +2175,57 @@ mod tests {
             )
             .unwrap();
         assert_eq!(asa.result_code(), Some(5002));
+    }
+
+    #[test]
+    fn the_first_srqs_are_left_unanswered_when_asked() {
+        let now = Instant::now();
+        let mut cfg = RouterConfig::new("rtr.test.realm", "test.realm", app::JSRC);
+        cfg.confirm = false;
+        cfg.session_id_high = 7;
+        cfg.drop_srq = 2;
+        let mut r = RouterState::new(cfg);
+        r.sae_up(SAE1, "sae.localdomain");
+        r.sae_up(SAE2, "sae.localdomain");
+        let alice = logged_in(&mut r, now, "alice", &[("gold", true)]);
+        assert_eq!(r.active_sae(), Some(SAE1));
+        let srq = sae_request(command::SESSION_RESYNC, SAE2, None);
+        for left in [1, 0] {
+            assert!(r.handle_request(now, SAE2, &srq).is_none(), "no SRR");
+            assert_eq!(r.srq_to_drop(), left);
+            let ev = events(&mut r);
+            assert!(
+                matches!(&ev[..], [SimEvent::Request { command, from, result: None, dropped: true, .. }]
+                    if command == "SRQ" && from == SAE2),
+                "{ev:?}"
+            );
+            assert!(outgoing(&mut r).is_empty(), "no replay");
+            assert_eq!(
+                r.active_sae(),
+                Some(SAE1),
+                "the dropped SRQ changes nothing"
+            );
+        }
+        // The next one is answered, and the session replayed.
+        let srr = r.handle_request(now, SAE2, &srq).expect("SRR");
+        assert_eq!(srr.result_code(), Some(2001));
+        assert_eq!(r.active_sae(), Some(SAE2));
+        let out = outgoing(&mut r);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].request.session_id(), Some(alice.as_str()));
+        assert_eq!(
+            out[0].request.request_type(),
+            Some(RequestType::Synchronization)
+        );
+        events(&mut r);
+        // Asked for again while running.
+        r.set_drop_srq(1);
+        let srq1 = sae_request(command::SESSION_RESYNC, SAE1, None);
+        assert!(r.handle_request(now, SAE1, &srq1).is_none());
+        assert_eq!(r.active_sae(), Some(SAE2));
+        assert!(outgoing(&mut r).is_empty());
+        assert!(r.handle_request(now, SAE1, &srq1).is_some());
+        assert_eq!(r.active_sae(), Some(SAE1));
     }
 
     #[test]

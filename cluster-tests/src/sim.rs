@@ -10,6 +10,10 @@
 //!   commands), ticks the state's timers, paces the login plan and scenario steps, and sends
 //!   the state's [`Outgoing`] requests to the connection of the SAE they are addressed to, in
 //!   order. Answers come back as [`Input::Answer`].
+//! - one task per connection attempt: it resolves and connects within
+//!   [`SimConfig::connect_timeout`] and reports back as [`Input::Connected`], so an attempt
+//!   that hangs (SYNs to a node that is gone go unanswered) holds up neither the timers nor
+//!   the other connections.
 //!
 //! Events are sent to an [`EventSink`] while the state's lock is held, so their order is the
 //! order in which the router decided things.
@@ -26,6 +30,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -34,8 +39,9 @@ use sae_diameter::peer::RequestFailure;
 use sae_diameter::watchdog::WatchdogState;
 use sae_diameter::{CloseReason, Message, Peer, PeerInfo};
 use sae_node::diameter::connection::{self, Command, ConnectionHandle, ConnectionHooks};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
 use crate::control::Control;
@@ -67,6 +73,9 @@ pub struct SimConfig {
     pub startup_srq: bool,
     /// How long to wait for the answer to each request.
     pub request_timeout: Duration,
+    /// How long one connection attempt may take (per address of a name) before it counts as
+    /// failed; attempts run beside the main loop, so a hanging one holds up nothing else.
+    pub connect_timeout: Duration,
     /// Subscribers used for `login <user>` without address and for the plan.
     pub templates: Templates,
     /// Logins to run once ready.
@@ -119,6 +128,13 @@ pub enum Input {
     Answer {
         token: u64,
         result: Result<Message, RequestFailure>,
+    },
+    /// Attempt `attempt` to open connection `link` ended: the TCP connection and the address
+    /// it reached, or why there is none.
+    Connected {
+        link: usize,
+        attempt: u64,
+        result: Result<(TcpStream, SocketAddr), String>,
     },
     /// Connection `link` is open to the SAE `host`.
     Up { link: usize, host: String },
@@ -177,6 +193,9 @@ impl RouterHandle {
         self.send(Input::Reconnect)
     }
 }
+
+/// [`SimConfig::connect_timeout`] of `sae-sim router` and `sae-sim load` by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Least back-off after a DPR with Disconnect-Cause BUSY.
 pub const BUSY_BACKOFF: Duration = Duration::from_secs(30);
@@ -377,6 +396,37 @@ struct Link {
     host: Option<String>,
     /// When to try connecting again.
     retry_at: Option<Instant>,
+    /// The connection attempt under way.
+    connecting: Option<Connecting>,
+    /// Connection attempts so far (numbers them, so that a late outcome of an abandoned
+    /// attempt is recognised).
+    attempts: u64,
+}
+
+impl Link {
+    fn new(addr: Endpoint) -> Link {
+        Link {
+            addr,
+            handle: None,
+            host: None,
+            retry_at: None,
+            connecting: None,
+            attempts: 0,
+        }
+    }
+
+    /// Neither connected nor connecting.
+    fn idle(&self) -> bool {
+        self.handle.is_none() && self.connecting.is_none()
+    }
+}
+
+/// A connection attempt running in a task of its own.
+struct Connecting {
+    attempt: u64,
+    /// Start the connection's watchdog in REOPEN.
+    reopen: bool,
+    task: AbortHandle,
 }
 
 /// The main loop's state.
@@ -387,6 +437,8 @@ struct Driver {
     tx: mpsc::UnboundedSender<Input>,
     rx: mpsc::UnboundedReceiver<Input>,
     links: Vec<Link>,
+    /// A TCP connection was opened at least once.
+    ever_connected: bool,
     ever_up: bool,
     ready: bool,
     startup_srq_pending: bool,
@@ -436,6 +488,7 @@ pub fn spawn(cfg: SimConfig, sink: EventSink) -> (RouterHandle, JoinHandle<Outco
         tx: tx.clone(),
         rx,
         links: Vec::new(),
+        ever_connected: false,
         ever_up: false,
         ready: false,
         startup_srq_pending: false,
@@ -464,33 +517,80 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 impl Driver {
-    /// Opens connection `link`; `reopen` starts its watchdog in REOPEN.
-    async fn connect(
+    /// Starts attempt to open connection `link` in a task of its own, so that timers,
+    /// answers and the other connections go on meanwhile; the outcome comes back as
+    /// [`Input::Connected`]. `reopen` starts the connection's watchdog in REOPEN.
+    fn start_connect(&mut self, link: usize, reopen: bool) {
+        let timeout = self.cfg.connect_timeout;
+        let tx = self.tx.clone();
+        let Some(l) = self.links.get_mut(link) else {
+            return;
+        };
+        l.attempts += 1;
+        let attempt = l.attempts;
+        let to = l.addr.clone();
+        let task = tokio::spawn(async move {
+            let result = to.connect_within(timeout).await.map_err(|e| e.to_string());
+            let _ = tx.send(Input::Connected {
+                link,
+                attempt,
+                result,
+            });
+        });
+        l.connecting = Some(Connecting {
+            attempt,
+            reopen,
+            task: task.abort_handle(),
+        });
+    }
+
+    /// The outcome of a connection attempt: the connection is driven from now on, or the
+    /// next attempt is planned.
+    fn on_connected(
         &mut self,
         link: usize,
-        to: &Endpoint,
+        attempt: u64,
+        result: Result<(TcpStream, SocketAddr), String>,
+    ) {
+        let Some(l) = self.links.get_mut(link) else {
+            return;
+        };
+        // An attempt given up (closing) may still report: its connection is dropped.
+        let Some(connecting) = l.connecting.take_if(|c| c.attempt == attempt) else {
+            return;
+        };
+        if self.close_requested {
+            return;
+        }
+        let to = l.addr.to_string();
+        let opened = result.and_then(|(stream, addr)| {
+            let local_ip = stream.local_addr().map_err(|e| e.to_string())?.ip();
+            Ok((stream, addr, local_ip))
+        });
+        match opened {
+            Ok((stream, addr, local_ip)) => {
+                self.ever_connected = true;
+                let handle = self.drive(link, stream, addr, local_ip, connecting.reopen);
+                if let Some(l) = self.links.get_mut(link) {
+                    l.handle = Some(handle);
+                }
+            }
+            Err(error) => {
+                let _ = self.sink.send(SimEvent::ConnectFailed { addr: to, error });
+                self.schedule_reconnect(link, None);
+            }
+        }
+    }
+
+    /// Runs the Diameter peer of connection `link` over `stream` in a task of its own.
+    fn drive(
+        &mut self,
+        link: usize,
+        stream: TcpStream,
+        addr: SocketAddr,
+        local_ip: std::net::IpAddr,
         reopen: bool,
-    ) -> Option<ConnectionHandle> {
-        let (stream, addr) = match to.connect().await {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = self.sink.send(SimEvent::ConnectFailed {
-                    addr: to.to_string(),
-                    error: e.to_string(),
-                });
-                return None;
-            }
-        };
-        let local_ip = match stream.local_addr() {
-            Ok(a) => a.ip(),
-            Err(e) => {
-                let _ = self.sink.send(SimEvent::ConnectFailed {
-                    addr: to.to_string(),
-                    error: e.to_string(),
-                });
-                return None;
-            }
-        };
+    ) -> ConnectionHandle {
         let mut config = peer_config(&self.cfg.identity, local_ip);
         config.request_timeout = self.cfg.request_timeout;
         let seed = (u64::from(std::process::id()) << 32)
@@ -500,7 +600,11 @@ impl Driver {
         let peer = Peer::new(Arc::new(config), seed, reopen);
         let hooks = LinkHooks {
             link,
-            addr: to.to_string(),
+            addr: self
+                .links
+                .get(link)
+                .map(|l| l.addr.to_string())
+                .unwrap_or_default(),
             application: self.cfg.router.application,
             state: self.state.clone(),
             sink: self.sink.clone(),
@@ -512,33 +616,24 @@ impl Driver {
         };
         let (handle, commands) = connection::channel(addr);
         tokio::spawn(connection::drive(stream, peer, hooks, commands));
-        Some(handle)
+        handle
     }
 
     async fn run(mut self) -> Outcome {
-        let addrs = self.cfg.connect.clone();
-        for (i, addr) in addrs.into_iter().enumerate() {
-            let handle = self.connect(i, &addr, self.cfg.reopen).await;
-            self.links.push(Link {
-                addr,
-                handle,
-                host: None,
-                retry_at: None,
-            });
-            if self.links[i].handle.is_none() {
-                self.schedule_reconnect(i, None);
-            }
-        }
-        if self.links.iter().all(|l| l.handle.is_none()) && self.cfg.reconnect.is_none() {
-            return Outcome::ConnectFailed;
+        self.links = self.cfg.connect.iter().cloned().map(Link::new).collect();
+        for i in 0..self.links.len() {
+            self.start_connect(i, self.cfg.reopen);
         }
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut grace: Option<Instant> = None;
         loop {
-            if self.links.iter().all(|l| l.handle.is_none())
+            if self.links.iter().all(Link::idle)
                 && (self.close_requested || self.cfg.reconnect.is_none())
             {
+                if !self.ever_connected && !self.close_requested {
+                    return Outcome::ConnectFailed;
+                }
                 // Every connection is gone: held requests have nowhere to go (reported as
                 // they are now); wait (briefly) for the failures of the requests that were
                 // in flight, so that their events are reported.
@@ -570,7 +665,7 @@ impl Driver {
                 _ = tick.tick() => lock(&self.state).handle_timeout(now_std()),
                 () = sleep_until(plan_at) => self.plan_due(),
                 () = sleep_until(step_at) => self.steps_due(),
-                () = sleep_until(retry_at) => self.reconnect_due().await,
+                () = sleep_until(retry_at) => self.reconnect_due(),
                 () = sleep_until(grace.or(self.draining)) => {}
             }
             self.flush().await;
@@ -590,6 +685,11 @@ impl Driver {
     async fn on_input(&mut self, input: Input) {
         match input {
             Input::Flush => {}
+            Input::Connected {
+                link,
+                attempt,
+                result,
+            } => self.on_connected(link, attempt, result),
             Input::Answer { token, result } => {
                 lock(&self.state).handle_answer(now_std(), token, result);
             }
@@ -623,7 +723,7 @@ impl Driver {
             Input::Reconnect => {
                 let now = Instant::now();
                 for i in 0..self.links.len() {
-                    if self.links[i].handle.is_none() && !self.close_requested {
+                    if self.links[i].idle() && !self.close_requested {
                         self.links[i].retry_at = Some(now);
                         let _ = self.sink.send(SimEvent::Reconnecting {
                             addr: self.links[i].addr.to_string(),
@@ -676,25 +776,19 @@ impl Driver {
         }
     }
 
-    async fn reconnect_due(&mut self) {
+    fn reconnect_due(&mut self) {
         let now = Instant::now();
         let due: Vec<usize> = (0..self.links.len())
             .filter(|&i| self.links[i].retry_at.is_some_and(|t| t <= now))
             .collect();
         for i in due {
             self.links[i].retry_at = None;
-            if self.close_requested {
+            if self.close_requested || !self.links[i].idle() {
                 continue;
             }
-            let addr = self.links[i].addr.clone();
             // A new connection after a failed one: RFC 3539 would start it in REOPEN, but the
             // SAE's first message (SRQ) must be served at once, so the watchdog starts afresh.
-            let handle = self.connect(i, &addr, false).await;
-            let failed = handle.is_none();
-            self.links[i].handle = handle;
-            if failed {
-                self.schedule_reconnect(i, None);
-            }
+            self.start_connect(i, false);
         }
     }
 
@@ -770,6 +864,14 @@ impl Driver {
                 st.set_drop_ppr(list);
                 Ok(())
             }
+            Control::DropSrq(n) => {
+                st.set_drop_srq(n);
+                let _ = self.sink.send(SimEvent::Control {
+                    command: "drop-srq".into(),
+                    detail: Some(n.to_string()),
+                });
+                Ok(())
+            }
             Control::List => {
                 st.list(now);
                 Ok(())
@@ -793,10 +895,16 @@ impl Driver {
         None
     }
 
-    /// Closes every connection: DPR, or (`abrupt`) at once without DPR.
+    /// Closes every connection: DPR, or (`abrupt`) at once without DPR. Attempts under way
+    /// are given up.
     async fn close_all(&mut self, abrupt: bool) {
         self.close_requested = true;
         self.next_login_at = None;
+        for l in &mut self.links {
+            if let Some(c) = l.connecting.take() {
+                c.task.abort();
+            }
+        }
         for l in &self.links {
             if let Some(h) = &l.handle {
                 let cmd = if abrupt {

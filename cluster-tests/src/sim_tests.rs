@@ -232,6 +232,7 @@ fn config(connect: Vec<SocketAddr>) -> SimConfig {
         reopen: false,
         startup_srq: false,
         request_timeout: Duration::from_secs(2),
+        connect_timeout: sim::DEFAULT_CONNECT_TIMEOUT,
         templates: Templates::default(),
         plan: Plan::None,
         rate: 0.0,
@@ -778,6 +779,7 @@ async fn load_run_over_two_routers() {
         application: app::JSRC,
         watchdog_interval: Duration::from_secs(30),
         request_timeout: Duration::from_secs(2),
+        connect_timeout: sim::DEFAULT_CONNECT_TIMEOUT,
         confirm: false,
         startup_srq: false,
         inactivity: None,
@@ -1083,5 +1085,136 @@ fn reconnect_delay_follows_the_disconnect_cause() {
     assert_eq!(
         sim::reconnect_delay(long, dpr(DisconnectCause::Busy).as_ref()),
         Duration::from_secs(100)
+    );
+}
+
+#[tokio::test]
+async fn a_connect_that_hangs_holds_up_neither_the_other_sae_nor_the_timers() {
+    let dead = crate::endpoint::UnansweredListener::new();
+    let dead_addr = dead.addr.to_string();
+    let mut sae = Sae::start("sae-1.sae.localdomain", Arc::new(cooperative)).await;
+    // The unanswered address first: it is tried first.
+    let mut cfg = config(vec![dead.addr, sae.addr]);
+    cfg.router.confirm = false;
+    cfg.router.interim = Some(Duration::from_millis(200));
+    let timeout = Duration::from_secs(2);
+    cfg.connect_timeout = timeout;
+    cfg.reconnect = Some(Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    let (h, task, mut ev) = start(cfg);
+
+    // The other SAE serves the router while the first attempt hangs.
+    ev.wait("ready", |e| matches!(e, SimEvent::Ready { .. }))
+        .await;
+    h.control(login("alice"));
+    logged_in(&mut ev, "alice").await;
+    sae.next_request("AAR").await;
+    sae.next_request("ACR START").await;
+    let served = started.elapsed();
+    assert!(served < timeout, "served after {served:?}");
+    assert!(
+        !ev.seen
+            .iter()
+            .any(|e| matches!(e, SimEvent::ConnectFailed { .. })),
+        "{:#?}",
+        ev.seen
+    );
+
+    // The attempt gives up at its deadline and the next one is planned.
+    let failed = ev
+        .wait(
+            "connect-failed",
+            |e| matches!(e, SimEvent::ConnectFailed { addr, .. } if *addr == dead_addr),
+        )
+        .await;
+    let gave_up = started.elapsed();
+    assert!(gave_up >= timeout, "gave up after {gave_up:?}");
+    let SimEvent::ConnectFailed { error, .. } = failed else {
+        unreachable!()
+    };
+    assert!(error.contains("timed out after 2s"), "{error}");
+    ev.wait(
+        "reconnecting",
+        |e| matches!(e, SimEvent::Reconnecting { addr, .. } if *addr == dead_addr),
+    )
+    .await;
+
+    // While the next attempt hangs: interim accounting (the router's timers) goes on, and a
+    // login goes through at once.
+    let mark = ev.seen.len();
+    let retry_started = std::time::Instant::now();
+    h.control(login("bob"));
+    logged_in(&mut ev, "bob").await;
+    assert!(
+        retry_started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        retry_started.elapsed()
+    );
+    ev.wait(
+        "the attempt giving up again",
+        |e| matches!(e, SimEvent::ConnectFailed { addr, .. } if *addr == dead_addr),
+    )
+    .await;
+    let interims = ev.seen[mark..]
+        .iter()
+        .filter(
+            |e| matches!(e, SimEvent::Acct { kind, result: Some(2001), .. } if kind == "interim"),
+        )
+        .count();
+    assert!(
+        interims >= 4,
+        "{interims} interims in {:?}: {:#?}",
+        retry_started.elapsed(),
+        &ev.seen[mark..]
+    );
+
+    // Told to quit while an attempt hangs, the router ends at once.
+    ev.wait(
+        "reconnecting",
+        |e| matches!(e, SimEvent::Reconnecting { addr, .. } if *addr == dead_addr),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let quit = std::time::Instant::now();
+    assert_eq!(
+        finish(h, task).await,
+        Outcome::Finished {
+            requested: true,
+            ever_up: true
+        }
+    );
+    assert!(
+        quit.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        quit.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn an_unanswered_connect_fails_at_the_connect_timeout() {
+    let dead = crate::endpoint::UnansweredListener::new();
+    let mut cfg = config(vec![dead.addr]);
+    cfg.connect_timeout = Duration::from_secs(1);
+    let started = tokio::time::Instant::now();
+    let (_h, task, mut ev) = start(cfg);
+    let outcome = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the router ends")
+        .expect("router task");
+    assert_eq!(outcome, Outcome::ConnectFailed);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    let failed = ev
+        .wait("connect-failed", |e| {
+            matches!(e, SimEvent::ConnectFailed { .. })
+        })
+        .await;
+    assert!(
+        matches!(&failed, SimEvent::ConnectFailed { addr, error }
+            if *addr == dead.addr.to_string() && error.contains("timed out after 1s")),
+        "{failed:?}"
     );
 }

@@ -2,8 +2,9 @@
 //! JSRC router, driven through the management API: login and confirmation, activation accepted
 //! and refused by the router, SAE-requested statistics, operator logout (ASR → STR), router
 //! logout and inactivity, an SRQ from the router mid-life, a router that disconnects mid-flow,
-//! an STR for an unknown session, and a node killed and restarted that recovers its sessions
-//! from storage and resyncs them; and a whole lifecycle captured live and decoded by tshark.
+//! an STR for an unknown session, a node killed and restarted that recovers its sessions
+//! from storage and resyncs them, an SRQ the router leaves unanswered and the node sends again;
+//! and a whole lifecycle captured live and decoded by tshark.
 
 use std::process::Command;
 use std::time::Duration;
@@ -638,4 +639,181 @@ fn a_whole_lifecycle_between_node_and_simulator_is_clean_for_tshark() {
             seen.result_codes
         );
     }
+}
+
+/// Session events of the node from `stream`, read until `done` holds for those read so far.
+fn events_until(
+    api: &Api,
+    stream: &mut tonic::Streaming<pb::SessionEvent>,
+    what: &str,
+    done: impl Fn(&[pb::SessionEvent]) -> bool,
+) -> Vec<pb::SessionEvent> {
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    while !done(&seen) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let next = api
+            .rt
+            .block_on(async { tokio::time::timeout(left, futures_next(stream)).await });
+        match next {
+            Ok(Some(Ok(e))) => seen.push(e),
+            other => panic!("no {what} ({other:?}); events so far: {seen:#?}"),
+        }
+    }
+    seen
+}
+
+/// The session events of the node, from now on.
+fn watch(api: &mut Api) -> tonic::Streaming<pb::SessionEvent> {
+    api.rt
+        .block_on(api.client.watch_events(pb::WatchEventsRequest::default()))
+        .expect("WatchEvents")
+        .into_inner()
+}
+
+/// `sae_srq_retries_total` of [`ROUTER`] in the node's metrics (0 when absent).
+fn srq_retries(node: &SaeNode) -> f64 {
+    let label = format!("router=\"{ROUTER}\"");
+    node.scrape_metrics()
+        .lines()
+        .filter(|l| l.starts_with("sae_srq_retries_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn is_srq(e: &Json) -> bool {
+    e["event"] == "request" && e["command"] == "SRQ"
+}
+
+/// From line `from` of the router's output: its `drop-srq` leaves the node's SRQ unanswered,
+/// the node sends SRQ again, the router answers it and replays every one of `users` to the
+/// node. Returns the line of the answered SRQ.
+fn srq_dropped_then_answered(sim: &Sim, from: usize, users: &[String]) -> usize {
+    let (dropped_at, dropped) = sim.wait(from, "the SRQ left unanswered", is_srq);
+    assert_eq!(dropped["dropped"], true, "{dropped}");
+    assert!(dropped["result"].is_null(), "{dropped}");
+    let (again_at, again) = sim.wait(dropped_at + 1, "the SRQ sent again", is_srq);
+    assert_eq!(again["result"], 2001, "{again}");
+    assert!(again.get("dropped").is_none(), "{again}");
+    assert_eq!(again["from"], dropped["from"]);
+    for user in users {
+        sim.wait(again_at, &format!("the replay of {user}"), |e| {
+            e["event"] == "replayed" && e["user"] == user.as_str() && e["result"] == 2001
+        });
+    }
+    again_at
+}
+
+/// What the node reported while the router's sessions were resynchronized: the SRQ sent
+/// again, and every one of `users` replayed into the session it held (none ended, none
+/// rebuilt from the replay as a session it had lost).
+fn resync_retried_and_kept(
+    api: &Api,
+    stream: &mut tonic::Streaming<pb::SessionEvent>,
+    users: &[String],
+) {
+    let replayed = |seen: &[pb::SessionEvent], user: &str| {
+        seen.iter()
+            .any(|e| e.kind == "session-replayed" && e.user_name == user)
+    };
+    let seen = events_until(api, stream, "resync-retried and the replays", |seen| {
+        seen.iter().any(|e| e.kind == "resync-retried") && users.iter().all(|u| replayed(seen, u))
+    });
+    let retried = seen.iter().find(|e| e.kind == "resync-retried").unwrap();
+    assert_eq!(retried.router, ROUTER, "{retried:?}");
+    for e in &seen {
+        assert_ne!(e.kind, "logout", "a session ended: {e:?}\n{seen:#?}");
+        if e.kind == "session-replayed" {
+            assert!(
+                !e.detail.contains("rebuilt"),
+                "a session was lost and rebuilt: {e:?}\n{seen:#?}"
+            );
+        }
+    }
+}
+
+/// A router that is not ready (or lost the message) leaves the node's SRQ unanswered: the
+/// node sends it again after its request timeout and the router replays. First at connect,
+/// with subscribers logging in meanwhile; then after a restart of the node, with sessions
+/// recovered from storage waiting for the replay. No subscriber is lost either time, and the
+/// node counts the retries.
+#[test]
+fn an_srq_left_unanswered_is_sent_again_and_no_subscriber_is_lost() {
+    // A short request timeout; a resync window long enough for one SRQ sent again.
+    let extra = format!(
+        "request_timeout_secs = 1\n{}",
+        CATALOG.replace("resync_window_secs = 2", "resync_window_secs = 8")
+    );
+    let config = NodeConfig {
+        extra,
+        ..node_config()
+    };
+    let node = SaeNode::start(&config);
+    let port = node.diameter.port();
+    let mut api = Api::connect(&node);
+    let mut stream = watch(&mut api);
+    // No SRQ of the router's own: only the node's SRQ starts the replay.
+    let mut sim = router(
+        &node,
+        &[
+            "--drop-srq",
+            "1",
+            "--no-startup-srq",
+            "--reconnect-secs",
+            "1",
+        ],
+    );
+    let users: Vec<String> = (1..=3).map(|i| format!("retry{i}@isp.example")).collect();
+    let mut logins = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let login = log_in(
+            &mut sim,
+            user,
+            &format!("10.0.10.{}", i + 1),
+            &format!("ge-0/0/10.{}", i + 1),
+        );
+        assert_eq!(login["result"], 2001, "{login}");
+        logins.push(sim.mark());
+    }
+    let again_at = srq_dropped_then_answered(&sim, 0, &users);
+    assert!(
+        logins.iter().all(|&at| at <= again_at),
+        "the logins came after the SRQ sent again: {logins:?} > {again_at}\n{}",
+        sim.proc.transcript()
+    );
+    let srqs = sim
+        .proc
+        .stdout
+        .text()
+        .iter()
+        .filter(|l| serde_json::from_str::<Json>(l).is_ok_and(|e| is_srq(&e)))
+        .count();
+    assert_eq!(srqs, 2, "{}", sim.proc.transcript());
+    resync_retried_and_kept(&api, &mut stream, &users);
+    api.until("the sessions active", |a| {
+        let s = a.subscribers();
+        (s.len() == 3 && s.iter().all(|x| x.state == "active")).then_some(())
+    });
+    assert!(srq_retries(&node) >= 1.0, "{}", node.scrape_metrics());
+
+    // The node restarts; the router, still not ready, leaves the first SRQ unanswered again.
+    let from = sim.mark();
+    sim.send("drop-srq 1");
+    sim.wait(from, "drop-srq", |e| {
+        e["event"] == "control" && e["command"] == "drop-srq" && e["detail"] == "1"
+    });
+    drop(stream);
+    drop(api);
+    let from = sim.mark();
+    let node = node.kill_and_restart_on(port);
+    let mut api = Api::connect(&node);
+    let mut stream = watch(&mut api);
+    assert_eq!(api.subscribers().len(), 3, "recovered from storage");
+    srq_dropped_then_answered(&sim, from, &users);
+    resync_retried_and_kept(&api, &mut stream, &users);
+    api.until("the recovered sessions active", |a| {
+        let s = a.subscribers();
+        (s.len() == 3 && s.iter().all(|x| x.state == "active")).then_some(())
+    });
+    assert!(srq_retries(&node) >= 1.0, "{}", node.scrape_metrics());
 }
