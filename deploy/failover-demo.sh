@@ -36,20 +36,6 @@ down=0
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-# until_ok SECS WHAT COMMAND...: runs COMMAND every second until it succeeds.
-until_ok() {
-    local secs="$1" what="$2"
-    local deadline=$(($(date +%s) + secs))
-    shift 2
-    until "$@"; do
-        if [ "$(date +%s)" -ge "$deadline" ]; then
-            echo "timed out after ${secs}s waiting for $what" >&2
-            return 1
-        fi
-        sleep 1
-    done
-}
-
 # Now, in seconds since the epoch with nanoseconds.
 now() { date +%s.%N; }
 
@@ -57,7 +43,7 @@ now() { date +%s.%N; }
 secs_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 
 # until_at SECS WHAT COMMAND...: runs COMMAND every POLL_SECS until it succeeds; sets `at` to
-# the time (as `now`) when it did.
+# the time (as `now`) when it did. until_ok: the same, every second.
 at=""
 until_at() {
     local secs="$1" what="$2"
@@ -72,6 +58,7 @@ until_at() {
     done
     at=$(now)
 }
+until_ok() { POLL_SECS=1 until_at "$@"; }
 
 # The JSON of `saectl cluster` asked of one node.
 cluster_json() { node_ctl "$1" --json cluster 2>/dev/null; }

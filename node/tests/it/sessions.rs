@@ -113,6 +113,18 @@ fn answer(request: &Message, code: u32) -> Message {
     a
 }
 
+/// The router's replay of a session holding the gold policy (synchronization AAR).
+fn replay_with_gold(session: &str, user: &str) -> Message {
+    login(session, user, Some(RequestType::Synchronization)).with(
+        PolicyInstall {
+            policy_name: "gold-policy".into(),
+            definition: None,
+            collect_accounting: true,
+        }
+        .to_avp(),
+    )
+}
+
 async fn logged_in(c: &mut Client, session: &str, user: &str) -> Message {
     c.send(login(session, user, None)).await;
     let aaa = c.expect_message().await;
@@ -519,19 +531,7 @@ async fn an_unanswered_srq_is_sent_again_and_the_window_starts_with_the_srr() {
     assert!(kinds.contains(&"resync-retried"), "{kinds:?}");
 
     c.send(answer(&again, result::SUCCESS)).await;
-    let replay = login(
-        "r1;5;1",
-        "replayed@isp.example",
-        Some(RequestType::Synchronization),
-    )
-    .with(
-        PolicyInstall {
-            policy_name: "gold-policy".into(),
-            definition: None,
-            collect_accounting: true,
-        }
-        .to_avp(),
-    );
+    let replay = replay_with_gold("r1;5;1", "replayed@isp.example");
     c.send(replay).await;
     assert_eq!(
         c.expect_message().await.result_code(),
@@ -592,19 +592,7 @@ async fn a_restarted_node_recovers_its_sessions_and_resyncs_them_with_the_router
     let srq = c.expect_message().await;
     assert_eq!(srq.header.command_code, command::SESSION_RESYNC);
     c.send(answer(&srq, result::SUCCESS)).await;
-    let replay = login(
-        "r1;3;1",
-        "replayed@isp.example",
-        Some(RequestType::Synchronization),
-    )
-    .with(
-        PolicyInstall {
-            policy_name: "gold-policy".into(),
-            definition: None,
-            collect_accounting: true,
-        }
-        .to_avp(),
-    );
+    let replay = replay_with_gold("r1;3;1", "replayed@isp.example");
     c.send(replay).await;
     assert_eq!(
         c.expect_message().await.result_code(),
