@@ -403,11 +403,11 @@ impl Sae {
             let installs = match request.policy_installs_with(&self.juniper_codes) {
                 Ok(i) => i,
                 Err(e) => {
-                    return messages::refusal(
+                    return messages::bad_policy_install(
                         request,
                         &self.local,
-                        sae_diameter::codes::result::INVALID_AVP_VALUE,
-                        &format!("Juniper-Policy-Install: {e}"),
+                        &self.juniper_codes,
+                        &e,
                     );
                 }
             };

@@ -131,6 +131,32 @@ pub fn refusal(request: &Message, local: &Local, code: u32, message: &str) -> Me
     a
 }
 
+/// 5004 DIAMETER_INVALID_AVP_VALUE for a Juniper-Policy-Install that cannot be read (a
+/// replay AAR), with that AVP in Failed-AVP as RFC 6733 section 7.1.5 asks.
+pub fn bad_policy_install(
+    request: &Message,
+    local: &Local,
+    codes: &JuniperCodes,
+    error: &impl std::fmt::Display,
+) -> Message {
+    let mut a = refusal(
+        request,
+        local,
+        result::INVALID_AVP_VALUE,
+        &format!("Juniper-Policy-Install: {error}"),
+    );
+    if let Some(bad) = request
+        .find_all(codes.policy_install, sae_diameter::codes::vendor::JUNIPER)
+        .find(|p| PolicyInstall::from_avp_with(p, codes).is_err())
+    {
+        a.push(Avp::mandatory(
+            avp::FAILED_AVP,
+            &Value::Grouped(vec![bad.clone()]),
+        ));
+    }
+    a
+}
+
 /// 3006 DIAMETER_REDIRECT_INDICATION: another SAE (`owner_uri`, a DiameterURI such as
 /// `aaa://sae-2.example.net:3868`) serves this router. The answer-message of RFC 6733 section
 /// 7.2 with Redirect-Host (section 6.13) and no caching policy: ownership moves within seconds
@@ -587,6 +613,24 @@ mod tests {
                 .unwrap(),
             app::JSRC
         );
+    }
+
+    #[test]
+    fn an_unreadable_policy_install_is_5004_with_failed_avp() {
+        let bad = Avp::from_raw(
+            2020,
+            sae_diameter::AvpFlags::from_bits(0xC0),
+            Some(sae_diameter::codes::vendor::JUNIPER),
+            bytes::Bytes::from_static(b"not grouped"),
+        );
+        let replay = router_requests()[0].clone().with(bad.clone());
+        let codes = JuniperCodes::DEFAULT;
+        let e = replay.policy_installs_with(&codes).unwrap_err();
+        let a = round_trip(bad_policy_install(&replay, &local(), &codes, &e));
+        assert_eq!(a.result_code(), Some(result::INVALID_AVP_VALUE));
+        let failed = a.find(avp::FAILED_AVP, 0).unwrap().grouped().unwrap();
+        assert_eq!(failed, vec![bad]);
+        sae_diameter::validate::check_strict(&sae_diameter::Dictionary::base(), &a).unwrap();
     }
 
     /// The Juniper codes of an operator's dictionary: the project's own AVPs moved.

@@ -303,14 +303,7 @@ impl SubscriberSession {
             Some(RequestType::Synchronization) => {
                 let installs = match request.policy_installs_with(codes) {
                     Ok(i) => i,
-                    Err(e) => {
-                        return messages::refusal(
-                            request,
-                            local,
-                            result::INVALID_AVP_VALUE,
-                            &format!("Juniper-Policy-Install: {e}"),
-                        );
-                    }
+                    Err(e) => return messages::bad_policy_install(request, local, codes, &e),
                 };
                 if let Some(t) = self.resync_timer.take() {
                     ctx.cancel_future(t);
