@@ -160,8 +160,8 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         loop {
             match lost.recv().await {
                 Ok(router) => {
-                    let sessions = router.strip_prefix("cops:").unwrap_or(&router);
-                    let n = s.hand_over(sessions, "the router moved to another node");
+                    let key = cluster::OwnedKey::parse(&router);
+                    let n = s.hand_over(key.sessions_router(), "the router moved to another node");
                     tracing::info!(%router, sessions = n, "router handed over");
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {

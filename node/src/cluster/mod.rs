@@ -34,7 +34,7 @@ mod suite_tests;
 use std::path::Path;
 
 pub use log_store::{LogReader, LogStore};
-pub use ownership::{Ownership, RouterView};
+pub use ownership::{OwnedKey, Ownership, RouterView};
 pub use runtime::{Cluster, ClusterError, ClusterView};
 pub use state::{Command, ControlState, Refusal, Response, RouterEntry};
 pub use state_machine::{Applied, SnapshotBuilder, StateMachineStore};

@@ -15,6 +15,49 @@ use tokio::sync::watch;
 use super::types::NodeId;
 use crate::model::{UnixMs, now_ms};
 
+/// What the cluster places on a node: a Diameter router (by its Origin-Host) or a COPS PEP (by
+/// its PEPID). The control state, the ownership views and the API name it by its string form:
+/// the router's host, or `cops:<pepid>` (lower-cased) for a PEP. Built and read here only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OwnedKey {
+    Router(String),
+    Pep(String),
+}
+
+impl OwnedKey {
+    const PEP_PREFIX: &'static str = "cops:";
+
+    /// A COPS PEP's key (PEPIDs compare without case).
+    pub fn pep(pepid: &str) -> OwnedKey {
+        OwnedKey::Pep(pepid.to_ascii_lowercase())
+    }
+
+    /// The key a string form names.
+    pub fn parse(key: &str) -> OwnedKey {
+        match key.strip_prefix(Self::PEP_PREFIX) {
+            Some(pepid) => OwnedKey::Pep(pepid.to_owned()),
+            None => OwnedKey::Router(key.to_owned()),
+        }
+    }
+
+    /// The router name its subscriber sessions are filed under (the host, or the PEPID).
+    pub fn sessions_router(&self) -> &str {
+        match self {
+            OwnedKey::Router(host) => host,
+            OwnedKey::Pep(pepid) => pepid,
+        }
+    }
+}
+
+impl std::fmt::Display for OwnedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OwnedKey::Router(host) => f.write_str(host),
+            OwnedKey::Pep(pepid) => write!(f, "{}{pepid}", Self::PEP_PREFIX),
+        }
+    }
+}
+
 /// One router as this node sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouterView {
@@ -214,6 +257,18 @@ impl Ownership {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owned_keys_read_back_as_written() {
+        let pep = OwnedKey::pep("ERX1");
+        assert_eq!(pep.to_string(), "cops:erx1");
+        assert_eq!(OwnedKey::parse("cops:erx1"), pep);
+        assert_eq!(pep.sessions_router(), "erx1");
+        let router = OwnedKey::parse("mx1.example.net");
+        assert_eq!(router, OwnedKey::Router("mx1.example.net".into()));
+        assert_eq!(router.to_string(), "mx1.example.net");
+        assert_eq!(router.sessions_router(), "mx1.example.net");
+    }
 
     #[test]
     fn standalone_owns_everything() {

@@ -71,7 +71,7 @@ const HOLD_FOR: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// The key of a PEP in the cluster's router table.
 pub fn ownership_key(pepid: &str) -> String {
-    format!("cops:{}", pepid.to_ascii_lowercase())
+    crate::cluster::OwnedKey::pep(pepid).to_string()
 }
 
 /// The cluster's view of a PEP changed.
