@@ -846,7 +846,6 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves the management API, health and reflection on `listener` until the task is dropped.
 /// The gRPC health service and its reporter: the whole server ("") is NOT_SERVING until
 /// [`set_ready`] (the node is a cluster member), and again while it leaves.
 pub fn health() -> (
@@ -875,6 +874,7 @@ pub async fn set_ready(reporter: &tonic_health::server::HealthReporter, ready: b
     }
 }
 
+/// Serves the management API, health and reflection on `listener` until the task is dropped.
 pub async fn serve(
     listener: TcpListener,
     service: ManagementService,

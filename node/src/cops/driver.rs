@@ -1,4 +1,4 @@
-//! The COPS RouterDriver actor: one per PEP connection (the node is the PDP and never opens
+//! The CopsDriver actor: one per PEP connection (the node is the PDP and never opens
 //! connections). It owns the socket and the sans-IO [`PdpConnection`], validates OPN (client
 //! type → profile, PEPID allow-list), and serves each client type by its profile:
 //!
@@ -65,7 +65,6 @@ pub struct SendDecision {
 #[rtype(result = "()")]
 pub struct Shutdown;
 
-/// The actor.
 /// An OPN waits at most this long for the cluster to decide who serves the PEP.
 const HOLD_FOR: std::time::Duration = std::time::Duration::from_secs(4);
 
@@ -113,6 +112,7 @@ fn resolve(addr: &str) -> Option<SocketAddr> {
         .or_else(|| addr.to_socket_addrs().ok()?.next())
 }
 
+/// The actor.
 pub struct CopsDriver {
     shared: Arc<CopsShared>,
     connection: u64,
