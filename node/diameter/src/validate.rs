@@ -376,6 +376,7 @@ pub fn validate_request(
         max_depth: limits.max_grouped_depth,
         values: true,
         rules: true,
+        strict: false,
     };
     walk.avps(&msg.avps, 1)?;
     check_rules(dict, &command.request, &msg.avps)
@@ -395,6 +396,7 @@ pub fn validate_answer(
         max_depth: limits.max_grouped_depth,
         values: true,
         rules: false,
+        strict: false,
     };
     walk.avps(&msg.avps, 1)
 }
@@ -413,6 +415,7 @@ pub fn check_answer_rules(dict: &Dictionary, msg: &Message) -> Result<(), Protoc
         max_depth: Limits::MAX_GROUPED_DEPTH,
         values: false,
         rules: true,
+        strict: false,
     };
     walk.avps(&msg.avps, 1)?;
     check_rules(dict, rules, &msg.avps)
@@ -457,56 +460,36 @@ pub fn check_strict(dict: &Dictionary, msg: &Message) -> Result<(), ProtocolErro
             "E bit set in a request",
         ));
     }
+    let walk = Walk {
+        dict,
+        max_depth: Limits::MAX_GROUPED_DEPTH,
+        values: true,
+        rules: true,
+        strict: true,
+    };
+    walk.avps(&msg.avps, 1)?;
     check_rules(dict, rules, &msg.avps)?;
-    strict_avps(dict, rules, &msg.avps, 1)
+    check_named(dict, rules, &msg.avps)
 }
 
-fn strict_avps(
-    dict: &Dictionary,
-    rules: &MessageRules,
-    avps: &[Avp],
-    depth: usize,
-) -> Result<(), ProtocolError> {
-    for a in avps {
-        let named = rules.rule(a.code(), a.vendor()).is_some();
-        if a.flags().is_mandatory() && !named {
+/// Every AVP with the M bit is named by `rules` (not only admitted by `*[AVP]`): 5001.
+fn check_named(dict: &Dictionary, rules: &MessageRules, avps: &[Avp]) -> Result<(), ProtocolError> {
+    match avps
+        .iter()
+        .find(|a| a.flags().is_mandatory() && rules.rule(a.code(), a.vendor()).is_none())
+    {
+        Some(a) => {
             let name = dict
                 .avp(a.code(), a.vendor())
                 .map_or_else(|| format!("AVP {}", a.code()), |d| d.name.clone());
-            return Err(ProtocolError::with_avp(
+            Err(ProtocolError::with_avp(
                 result::AVP_UNSUPPORTED,
                 a.clone(),
                 format!("{name} has the M bit and is not in the grammar"),
-            ));
+            ))
         }
-        let Some(def) = dict.avp(a.code(), a.vendor()) else {
-            continue;
-        };
-        let m_bit_wrong = match def.m_bit {
-            MBit::Must => !a.flags().is_mandatory(),
-            MBit::MustNot => a.flags().is_mandatory(),
-            MBit::May => false,
-        };
-        if m_bit_wrong {
-            return Err(ProtocolError::with_avp(
-                result::INVALID_AVP_BITS,
-                a.clone(),
-                format!("{}: M bit against its definition", def.name),
-            ));
-        }
-        if let (Some(inner), true) = (&def.rules, depth < Limits::MAX_GROUPED_DEPTH) {
-            let children = a.grouped().map_err(|_| {
-                ProtocolError::with_avp(
-                    result::INVALID_AVP_VALUE,
-                    a.clone(),
-                    format!("{}: not a Grouped AVP", def.name),
-                )
-            })?;
-            check_rules(dict, inner, &children).map_err(|e| e.within(a, &def.name))?;
-            strict_avps(dict, inner, &children, depth + 1).map_err(|e| e.within(a, &def.name))?;
-        }
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// A walk over a message's AVPs, into Grouped AVPs.
@@ -520,6 +503,10 @@ struct Walk<'a> {
     values: bool,
     /// Check the content rules of Grouped AVPs.
     rules: bool,
+    /// As a peer that checks the M bit against the grammar does ([`check_strict`]): the M bit
+    /// as the definition says (set where it must be too), and every M-bit AVP inside a Grouped
+    /// AVP named by its rules.
+    strict: bool,
 }
 
 impl Walk<'_> {
@@ -543,6 +530,13 @@ impl Walk<'_> {
                 result::INVALID_AVP_BITS,
                 a.clone(),
                 format!("{} must not have the M bit", def.name),
+            ));
+        }
+        if self.strict && def.m_bit == MBit::Must && !a.flags().is_mandatory() {
+            return Err(ProtocolError::with_avp(
+                result::INVALID_AVP_BITS,
+                a.clone(),
+                format!("{} must have the M bit", def.name),
             ));
         }
         if a.is(avp::FAILED_AVP, 0) {
@@ -580,6 +574,9 @@ impl Walk<'_> {
             && let Some(rules) = &def.rules
         {
             check_rules(self.dict, rules, &children).map_err(|e| e.within(a, &def.name))?;
+            if self.strict {
+                check_named(self.dict, rules, &children).map_err(|e| e.within(a, &def.name))?;
+            }
         }
         Ok(())
     }

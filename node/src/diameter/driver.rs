@@ -479,8 +479,9 @@ impl RouterDriver {
                                         // Again when the watchdog is back to OKAY.
                                         act.resync_owed = true;
                                     }
-                                    RequestFailure::Timeout | RequestFailure::InvalidAnswer(_) => {
-                                        act.retry_srq(ctx, "timed out");
+                                    RequestFailure::Timeout => act.retry_srq(ctx, "timed out"),
+                                    RequestFailure::InvalidAnswer(_) => {
+                                        act.retry_srq(ctx, "answered with an invalid SRR");
                                     }
                                     RequestFailure::ConnectionClosed => act.resync = None,
                                 }
@@ -499,7 +500,7 @@ impl RouterDriver {
     }
 
     /// Sends the SRQ in progress again after its back-off, if the resynchronization is still
-    /// the current one and the driver still acts on the router by then.
+    /// the current one by then ([`Self::send_srq`] checks that the driver still acts).
     fn retry_srq(&mut self, ctx: &mut Context<Self>, why: &str) {
         let (Some(router), Some(resync)) = (self.router.clone(), self.resync) else {
             return;
@@ -513,7 +514,7 @@ impl RouterDriver {
         tracing::warn!(%router, attempt = next.attempt, delay_ms = delay.as_millis() as u64, "SRQ {why}: sending it again");
         self.sae().resync_retry(&router, next.attempt, delay, why);
         ctx.run_later(delay, move |act, ctx| {
-            if act.resync == Some(next) && act.acting() {
+            if act.resync == Some(next) {
                 act.send_srq(ctx, None);
                 act.step(ctx);
             }

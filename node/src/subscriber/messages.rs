@@ -88,8 +88,13 @@ pub fn service_from_install(p: &PolicyInstall, service: &str) -> ServiceSession 
 /// answer echoes what its command's answer rules require of the request: Auth-Application-Id
 /// for AAA and SRR, Accounting-Record-Type and -Number for ACA.
 pub fn answer(request: &Message, local: &Local, code: u32) -> Message {
+    refusal(request, local, code, "")
+}
+
+/// [`answer`] with an Error-Message (none when `message` is empty).
+pub fn refusal(request: &Message, local: &Local, code: u32, message: &str) -> Message {
     if result::is_protocol_error(code) {
-        return ErrorAnswer::new(code, "").to_request(
+        return ErrorAnswer::new(code, message).to_request(
             request,
             &local.origin_host,
             &local.origin_realm,
@@ -114,20 +119,9 @@ pub fn answer(request: &Message, local: &Local, code: u32) -> Message {
             }
         }
     }
-    a
-}
-
-/// A refusal with an Error-Message (for a protocol error, in the answer-message format).
-pub fn refusal(request: &Message, local: &Local, code: u32, message: &str) -> Message {
-    if result::is_protocol_error(code) {
-        return ErrorAnswer::new(code, message).to_request(
-            request,
-            &local.origin_host,
-            &local.origin_realm,
-        );
+    if !message.is_empty() {
+        a.push(error_message(message));
     }
-    let mut a = answer(request, local, code);
-    a.push(error_message(message));
     a
 }
 
