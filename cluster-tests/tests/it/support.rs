@@ -829,7 +829,11 @@ pub fn tshark_findings(pcap: &Path, extra: &[&str], except: Option<&str>) -> Str
         filter = format!("{filter} && !({except})");
     }
     let mut cmd = Command::new("tshark");
+    // TCP's own analysis (D-SACK, retransmissions, window notes) reports how the loopback
+    // carried a live capture, not what our bytes are; only the protocol layers are judged.
     cmd.arg("-r").arg(pcap).args(extra).args([
+        "-o",
+        "tcp.analyze_sequence_numbers:FALSE",
         "-Y",
         &filter,
         "-T",
