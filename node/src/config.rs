@@ -318,15 +318,14 @@ pub struct CopsConfig {
     /// `None`: any PEP.
     pub allowed_pepids: Option<BTreeSet<String>>,
     pub profiles: std::collections::BTreeMap<u16, CopsProfile>,
-    pub realm_budgets: std::collections::BTreeMap<String, crate::cops::admission::Budget>,
-    pub pep_budgets: std::collections::BTreeMap<String, crate::cops::admission::Budget>,
-    pub default_budget: crate::cops::admission::Budget,
+    pub realm_budgets: std::collections::BTreeMap<String, Budget>,
+    pub pep_budgets: std::collections::BTreeMap<String, Budget>,
+    pub default_budget: Budget,
     pub integrity: Option<sae_cops::pdp::IntegrityConfig>,
 }
 
 impl CopsSection {
     fn validate(self) -> Result<CopsConfig, ConfigError> {
-        use crate::cops::admission::Budget;
         let listen: SocketAddr = self.listen.parse().map_err(|_| {
             invalid(
                 "cops.listen",
@@ -645,7 +644,7 @@ pub struct Config {
     pub grpc_listen: SocketAddr,
     /// Prometheus endpoint address.
     pub metrics_listen: SocketAddr,
-    pub sessions: crate::sae::Settings,
+    pub sessions: SessionSettings,
     /// Subscriber session arbiters (at least 1).
     pub session_arbiters: usize,
     /// The catalog seed (written to the control state when the cluster is created).
@@ -934,7 +933,7 @@ impl FileConfig {
             log_level: log.level,
             grpc_listen,
             metrics_listen,
-            sessions: crate::sae::Settings {
+            sessions: SessionSettings {
                 ppr_timeout: Duration::from_secs(sessions.ppr_timeout_secs),
                 ppr_retries: sessions.ppr_retries,
                 resync_window: Duration::from_secs(sessions.resync_window_secs),
@@ -965,6 +964,43 @@ impl FileConfig {
                 dictionary: std::sync::Arc::new(dictionary),
             },
         })
+    }
+}
+
+/// A limit on concurrent calls and their bandwidth (0: no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Budget {
+    pub calls: u32,
+    pub bandwidth_kbps: u64,
+}
+
+/// Timing and retry settings of the subscriber flows.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// How long to wait for a PPA.
+    pub ppr_timeout: Duration,
+    /// PPRs re-sent after a timeout or a lost connection before giving up.
+    pub ppr_retries: u32,
+    /// After an SRQ, sessions the router has not replayed within this window are ended.
+    pub resync_window: Duration,
+    /// After an ASA, how long to wait for the router's STR before ending the session anyway.
+    pub logout_timeout: Duration,
+    /// Timeout of the other SAE-initiated requests (ASR, ACR, SRQ).
+    pub request_timeout: Duration,
+    /// Answers kept to repeat to re-sent duplicates of router requests (0: none).
+    pub duplicate_answers: usize,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            ppr_timeout: Duration::from_secs(5),
+            ppr_retries: 2,
+            resync_window: Duration::from_secs(30),
+            logout_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            duplicate_answers: 16384,
+        }
     }
 }
 

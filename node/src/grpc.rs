@@ -17,8 +17,9 @@ use crate::catalog::{Rule, ServiceDef};
 use crate::cluster::{Command, Refusal, Response as ControlResponse};
 use crate::diameter::{DiameterServer, PeerStatus};
 use crate::events::SessionEvent;
-use crate::model::{SubscriberRecord, UsageFilter, UsageRecord};
-use crate::sae::{Sae, SendError, SubscriberError};
+use crate::model::{Attachment, SubscriberRecord, UsageFilter, UsageRecord};
+use crate::subscriber::engine::{Engine, SubscriberError};
+use crate::subscriber::link::SendError;
 use crate::subscriber::registry::{ListFilter, LookupError, SubscriberRef};
 use crate::subscriber::session::ChangeOutcome;
 
@@ -28,7 +29,7 @@ pub struct ManagementService {
     pub node_name: String,
     pub started: Instant,
     pub diameter: DiameterServer,
-    pub sae: Arc<Sae>,
+    pub engine: Arc<Engine>,
     pub cops: Arc<crate::cops::CopsShared>,
     pub cluster: Arc<crate::cluster::Cluster>,
 }
@@ -113,7 +114,10 @@ fn subscriber_to_pb(r: &SubscriberRecord) -> pb::Subscriber {
     pb::Subscriber {
         session_id: r.session_id.clone(),
         router: r.router.clone(),
-        application: application_name(r.application_id),
+        application: match &r.attachment {
+            Attachment::Diameter { application_id, .. } => application_name(*application_id),
+            Attachment::Cops { .. } => application_name(0),
+        },
         user_name: r.user_name.clone().unwrap_or_default(),
         framed_ip: r.framed_ip.map(|i| i.to_string()).unwrap_or_default(),
         nas_port_id: r.nas_port_id.clone().unwrap_or_default(),
@@ -328,26 +332,27 @@ impl Management for ManagementService {
         &self,
         _request: Request<pb::GetNodeStatusRequest>,
     ) -> Result<Response<pb::NodeStatus>, Status> {
-        let sae = &self.sae;
+        let engine = &self.engine;
+        let local = self.diameter.diameter().local();
         Ok(Response::new(pb::NodeStatus {
             node_name: self.node_name.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
             uptime_seconds: self.started.elapsed().as_secs(),
-            origin_host: sae.local.origin_host.clone(),
-            origin_realm: sae.local.origin_realm.clone(),
+            origin_host: local.origin_host.clone(),
+            origin_realm: local.origin_realm.clone(),
             diameter_peers: self
                 .diameter
                 .peers()
                 .into_iter()
                 .map(|p| {
-                    let n = sae
+                    let n = engine
                         .sessions
                         .count_of_router(&p.origin_host.to_ascii_lowercase());
                     peer_to_pb(p, n)
                 })
                 .collect(),
-            subscriber_sessions: sae.sessions.len() as u64,
-            usage_records: sae.store.usage_count(),
+            subscriber_sessions: engine.sessions.len() as u64,
+            usage_records: engine.store.usage_count(),
         }))
     }
 
@@ -357,7 +362,7 @@ impl Management for ManagementService {
     ) -> Result<Response<pb::ListServicesResponse>, Status> {
         Ok(Response::new(pb::ListServicesResponse {
             services: self
-                .sae
+                .engine
                 .catalog
                 .services()
                 .into_iter()
@@ -371,7 +376,7 @@ impl Management for ManagementService {
         request: Request<pb::GetServiceRequest>,
     ) -> Result<Response<pb::Service>, Status> {
         let name = request.into_inner().name;
-        self.sae
+        self.engine
             .catalog
             .service(&name)
             .map(|s| Response::new(service_to_pb(s)))
@@ -390,7 +395,7 @@ impl Management for ManagementService {
         let name = def.name.clone();
         self.catalog_write(Command::PutService(def)).await?;
         let stored =
-            self.sae.catalog.service(&name).ok_or_else(|| {
+            self.engine.catalog.service(&name).ok_or_else(|| {
                 Status::aborted(format!("service {name:?} was changed meanwhile"))
             })?;
         Ok(Response::new(service_to_pb(stored)))
@@ -411,7 +416,7 @@ impl Management for ManagementService {
     ) -> Result<Response<pb::ListRulesResponse>, Status> {
         Ok(Response::new(pb::ListRulesResponse {
             rules: self
-                .sae
+                .engine
                 .catalog
                 .rules()
                 .into_iter()
@@ -432,7 +437,7 @@ impl Management for ManagementService {
         let name = rule.name.clone();
         self.catalog_write(Command::PutRule(rule)).await?;
         let stored = self
-            .sae
+            .engine
             .catalog
             .rule(&name)
             .ok_or_else(|| Status::aborted(format!("rule {name:?} was changed meanwhile")))?;
@@ -530,7 +535,7 @@ impl Management for ManagementService {
             n => n.min(MAX_PAGE),
         };
         let after = non_empty(r.page_token);
-        let (page, more, total) = self.sae.sessions.list(&filter, after.as_deref(), size);
+        let (page, more, total) = self.engine.sessions.list(&filter, after.as_deref(), size);
         let next_page_token = if more {
             page.last()
                 .map(|r| r.session_id.clone())
@@ -551,7 +556,7 @@ impl Management for ManagementService {
     ) -> Result<Response<pb::Subscriber>, Status> {
         let reference = reference(request.into_inner().subscriber)?;
         let entry = self
-            .sae
+            .engine
             .sessions
             .find(&reference)
             .map_err(|e| subscriber_status(e.into()))?;
@@ -566,7 +571,7 @@ impl Management for ManagementService {
         let reference = reference(r.subscriber)?;
         let overrides: BTreeMap<String, String> = r.substitutions.into_iter().collect();
         let outcome = self
-            .sae
+            .engine
             .activate(&reference, &r.service, overrides)
             .await
             .map_err(subscriber_status)?;
@@ -580,7 +585,7 @@ impl Management for ManagementService {
         let r = request.into_inner();
         let reference = reference(r.subscriber)?;
         let outcome = self
-            .sae
+            .engine
             .deactivate(&reference, &r.service)
             .await
             .map_err(subscriber_status)?;
@@ -593,7 +598,7 @@ impl Management for ManagementService {
     ) -> Result<Response<pb::LogoutResponse>, Status> {
         let reference = reference(request.into_inner().subscriber)?;
         let outcome = self
-            .sae
+            .engine
             .logout(&reference)
             .await
             .map_err(subscriber_status)?;
@@ -610,7 +615,7 @@ impl Management for ManagementService {
     ) -> Result<Response<pb::CollectUsageResponse>, Status> {
         let reference = reference(request.into_inner().subscriber)?;
         let outcome = self
-            .sae
+            .engine
             .collect_usage(&reference)
             .await
             .map_err(subscriber_status)?;
@@ -633,7 +638,7 @@ impl Management for ManagementService {
             after_id: r.after_id,
             limit: (r.limit as usize).min(MAX_PAGE),
         };
-        let store = self.sae.store.clone();
+        let store = self.engine.store.clone();
         let records = tokio::task::spawn_blocking(move || {
             store.flush()?;
             store.usage(&filter)
@@ -655,10 +660,11 @@ impl Management for ManagementService {
             return Err(Status::invalid_argument("router is required"));
         }
         let code = self
-            .sae
+            .diameter
+            .diameter()
             .resync_router(&router)
             .await
-            .map_err(subscriber_status)?;
+            .map_err(|e| subscriber_status(e.into()))?;
         Ok(Response::new(pb::ResyncRouterResponse {
             result_code: code,
         }))
@@ -726,7 +732,7 @@ impl Management for ManagementService {
     ) -> Result<Response<pb::ControlUsageResponse>, Status> {
         use sae_cops::message::Decision;
         use sae_cops::object::{Command, Context, DecisionFlags};
-        use sae_cops::usage::{ActionKind, FeedbackAction, UsageClass};
+        use sae_cops::usage::ActionKind;
         let r = request.into_inner();
         let action = match r.action.as_str() {
             "solicit" => ActionKind::Solicit,
@@ -761,20 +767,7 @@ impl Management for ManagementService {
             }
             vec![h]
         };
-        let instance = FeedbackAction {
-            id: 1,
-            action,
-            target: None,
-            report_now: matches!(
-                action,
-                ActionKind::SuspendReporting | ActionKind::SuspendMonitoring
-            ),
-        }
-        .to_instance()
-        .map_err(|e| Status::internal(e.to_string()))?;
-        let named =
-            sae_cops::pr::encode_install_decision(&sae_cops::pr::InstallDecision(vec![instance]))
-                .map_err(|e| Status::internal(e.to_string()))?;
+        let named = crate::cops::decisions::feedback_decision(action).map_err(Status::internal)?;
         let mut sent = 0;
         for handle in handles {
             let mut d = Decision::new(
@@ -808,7 +801,7 @@ impl Management for ManagementService {
         let r = request.into_inner();
         let session = non_empty(r.session_id);
         let user = non_empty(r.user_name);
-        let rx = self.sae.events.subscribe();
+        let rx = self.engine.events.subscribe();
         let stream = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |e| {
             let keep = match e {
                 Ok(e) => {

@@ -1,12 +1,14 @@
 //! `sae-node`: the Service Activation Engine node.
 //!
-//! Routers connect over Diameter (JSRC/PTSP); a [`diameter::driver::RouterDriver`] actor per
-//! connection runs the `sae-diameter` peer state machine and turns the router's requests into
-//! subscriber session events; a [`subscriber::session::SubscriberSession`] actor per session
-//! (spread over one arbiter per core) owns its services, accounting and timers; [`sae::Sae`]
-//! holds what they share (catalog, store, registries, events, metrics). The management API
+//! Routers connect over Diameter (JSRC/PTSP) and COPS-PR; a [`diameter::driver::RouterDriver`]
+//! or [`cops::driver::CopsDriver`] actor per connection runs the protocol's sans-IO state
+//! machine and turns the router's requests into subscriber session events; a
+//! [`subscriber::session::SubscriberSession`] actor per session (spread over one arbiter per
+//! core) owns its services, accounting and timers and reaches its router through a
+//! [`subscriber::link::PolicyLink`]; [`subscriber::engine::Engine`] holds what they share
+//! (catalog, store, registry, events, metrics) and knows no protocol. The management API
 //! ([`grpc`]) and the Prometheus endpoint ([`metrics`]) run on the tokio workers. `main` is a
-//! thin wrapper around [`start`].
+//! thin wrapper around [`start`]; [`start`] is where the parts are put together.
 
 #![forbid(unsafe_code)]
 
@@ -19,7 +21,6 @@ pub mod events;
 pub mod grpc;
 pub mod metrics;
 pub mod model;
-pub mod sae;
 pub mod store;
 pub mod subscriber;
 pub mod telemetry;
@@ -33,9 +34,9 @@ use sae_diameter::codes::DisconnectCause;
 
 pub use config::Config;
 use diameter::DiameterServer;
-use model::SessionState;
-use sae::Sae;
+use model::{Attachment, SessionState};
 use store::{SessionStore, SledStore};
+use subscriber::engine::Engine;
 
 /// A running node.
 pub struct Node {
@@ -43,7 +44,7 @@ pub struct Node {
     health: tonic_health::server::HealthReporter,
     diameter: DiameterServer,
     cops: cops::CopsServer,
-    sae: Arc<Sae>,
+    engine: Arc<Engine>,
     store: Arc<SledStore>,
     grpc_addr: SocketAddr,
     metrics_addr: SocketAddr,
@@ -79,56 +80,34 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         .map(|_| Arbiter::new())
         .collect();
     let shards: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
-    let sae = Arc::new(Sae::new(
-        subscriber::messages::Local {
-            origin_host: config.diameter.origin_host.clone(),
-            origin_realm: config.diameter.origin_realm.clone(),
-        },
+    let engine = Arc::new(Engine::new(
         catalog,
         store.clone(),
         metrics.clone(),
         config.sessions.clone(),
-        config.diameter.dictionary.clone(),
         shards,
-        ownership.clone(),
     ));
-    // Sessions kept from the previous run wait for their router's replay.
-    let recovered = store
-        .load_sessions()
-        .map_err(|e| anyhow::anyhow!("recovering sessions: {e}"))?;
-    let n = recovered.len();
-    for mut record in recovered {
-        record.state = SessionState::Resyncing;
-        sae.spawn_session(record);
-    }
-    if n > 0 {
-        tracing::info!(
-            sessions = n,
-            "sessions recovered from storage; waiting for their routers to resync"
-        );
-    }
+    let routers = Arc::new(diameter::routers::Routers::default());
+    let codes = sae_diameter::jsrc::JuniperCodes::from_dictionary(&config.diameter.dictionary)
+        .map_err(|e| anyhow::anyhow!("dictionary: {e}"))?;
+    let diameter_link = Arc::new(diameter::link::DiameterLink::new(
+        diameter::messages::Local {
+            origin_host: config.diameter.origin_host.clone(),
+            origin_realm: config.diameter.origin_realm.clone(),
+        },
+        codes,
+        routers,
+        ownership.clone(),
+        config.sessions.clone(),
+        metrics.clone(),
+    ));
 
-    let (diameter, listener) = DiameterServer::bind(&config.diameter, sae.clone())
+    let diameter_listener = tokio::net::TcpListener::bind(config.diameter.listen)
         .await
         .map_err(|e| anyhow::anyhow!("diameter listener on {}: {e}", config.diameter.listen))?;
-    if config.diameter.allowed_peers.is_none() {
-        tracing::warn!("no diameter.allowed_peers configured: any Diameter peer is accepted");
-    }
-    tracing::info!(
-        node = %config.name,
-        origin_host = %config.diameter.origin_host,
-        addr = %diameter.local_addr(),
-        applications = ?config.diameter.applications.iter().map(|a| a.name()).collect::<Vec<_>>(),
-        "diameter listener bound"
-    );
-    let cops_shared = Arc::new(cops::CopsShared::new(config.cops.clone(), sae.clone()));
-    let _ = sae.cops.set(Arc::downgrade(&cops_shared));
-    let (cops, cops_listener) = cops::CopsServer::bind(cops_shared.clone())
+    let cops_listener = tokio::net::TcpListener::bind(config.cops.listen)
         .await
         .map_err(|e| anyhow::anyhow!("COPS listener on {}: {e}", config.cops.listen))?;
-    if config.cops.allowed_pepids.is_none() {
-        tracing::warn!("no cops.allowed_pepids configured: any PEP is accepted");
-    }
     let grpc_listener = grpc::bind(config.grpc_listen)
         .await
         .map_err(|e| anyhow::anyhow!("gRPC listener on {}: {e}", config.grpc_listen))?;
@@ -141,8 +120,8 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
     let member = cluster::Member {
         name: config.name.clone(),
         grpc: host_port(&host, grpc_addr.port()),
-        diameter: host_port(&host, diameter.local_addr().port()),
-        cops: host_port(&host, cops.local_addr().port()),
+        diameter: host_port(&host, diameter_listener.local_addr()?.port()),
+        cops: host_port(&host, cops_listener.local_addr()?.port()),
         origin_host: config.diameter.origin_host.clone(),
     };
     let raft_dir = config.data_dir.join("sae-raft");
@@ -151,11 +130,61 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
     let cluster = cluster::Cluster::open(&raft_dir, member, config.cluster.clone(), ownership)
         .await
         .map_err(|e| anyhow::anyhow!("cluster: {e}"))?;
-    let _ = sae.cluster.set(cluster.clone());
+
+    let diameter_side = Arc::new(diameter::Diameter::new(
+        engine.clone(),
+        diameter_link,
+        config.diameter.dictionary.clone(),
+        cluster.clone(),
+    ));
+    let diameter = DiameterServer::new(&config.diameter, &diameter_listener, diameter_side.clone())
+        .map_err(|e| anyhow::anyhow!("diameter listener on {}: {e}", config.diameter.listen))?;
+    if config.diameter.allowed_peers.is_none() {
+        tracing::warn!("no diameter.allowed_peers configured: any Diameter peer is accepted");
+    }
+    tracing::info!(
+        node = %config.name,
+        origin_host = %config.diameter.origin_host,
+        addr = %diameter.local_addr(),
+        applications = ?config.diameter.applications.iter().map(|a| a.name()).collect::<Vec<_>>(),
+        "diameter listener bound"
+    );
+    let cops_shared = cops::CopsShared::new(
+        config.cops.clone(),
+        engine.clone(),
+        cluster.ownership.clone(),
+        cluster.clone(),
+    );
+    let cops = cops::CopsServer::new(cops_shared.clone(), &cops_listener)
+        .map_err(|e| anyhow::anyhow!("COPS listener on {}: {e}", config.cops.listen))?;
+    if config.cops.allowed_pepids.is_none() {
+        tracing::warn!("no cops.allowed_pepids configured: any PEP is accepted");
+    }
+
+    // Sessions kept from the previous run wait for their router's replay.
+    let recovered = store
+        .load_sessions()
+        .map_err(|e| anyhow::anyhow!("recovering sessions: {e}"))?;
+    let n = recovered.len();
+    for mut record in recovered {
+        record.state = SessionState::Resyncing;
+        let link = match record.attachment {
+            Attachment::Diameter { .. } => diameter_side.session_link.clone(),
+            Attachment::Cops { .. } => cops_shared.session_link.clone(),
+        };
+        engine.spawn_session(record, link);
+    }
+    if n > 0 {
+        tracing::info!(
+            sessions = n,
+            "sessions recovered from storage; waiting for their routers to resync"
+        );
+    }
+
     // Sessions of routers that moved to another node end here (the new owner rebuilds them
     // from the router's replay).
-    let mut lost = sae.ownership.subscribe_lost();
-    let s = sae.clone();
+    let mut lost = cluster.ownership.subscribe_lost();
+    let s = engine.clone();
     let hand_over = tokio::spawn(async move {
         loop {
             match lost.recv().await {
@@ -175,7 +204,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         node_name: config.name.clone(),
         started: std::time::Instant::now(),
         diameter: diameter.clone(),
-        sae: sae.clone(),
+        engine: engine.clone(),
         cops: cops_shared,
         cluster: cluster.clone(),
     };
@@ -188,7 +217,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         }
     }));
     cluster
-        .bootstrap(config.catalog.clone(), sae.catalog.clone())
+        .bootstrap(config.catalog.clone(), engine.catalog.clone())
         .await
         .map_err(|e| anyhow::anyhow!("cluster: {e}"))?;
     tracing::info!(node = cluster.id, member = ?cluster.member, "cluster member ready");
@@ -198,14 +227,14 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
             tracing::error!("metrics endpoint stopped: {e}");
         }
     }));
-    tasks.push(actix::spawn(diameter.clone().serve(listener)));
+    tasks.push(actix::spawn(diameter.clone().serve(diameter_listener)));
     tasks.push(actix::spawn(cops.clone().serve(cops_listener)));
     Ok(Node {
         cluster,
         health,
         diameter,
         cops,
-        sae,
+        engine,
         store,
         grpc_addr,
         metrics_addr,
@@ -253,8 +282,8 @@ impl Node {
     }
 
     /// The subscriber engine.
-    pub fn sae(&self) -> &Arc<Sae> {
-        &self.sae
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 
     /// Graceful stop: hand the routers over and leave the cluster, no new connections, DPR

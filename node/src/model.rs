@@ -82,27 +82,168 @@ impl SessionState {
     }
 }
 
-/// One subscriber session, keyed by its Diameter Session-Id.
+/// How a subscriber session is attached to its router: the protocol and what that protocol
+/// needs to reach the session on the router.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "protocol", rename_all = "kebab-case")]
+pub enum Attachment {
+    /// A Diameter (JSRC/PTSP) session of the router named by [`SubscriberRecord::router`].
+    Diameter {
+        /// The router's Origin-Realm.
+        realm: String,
+        /// Auth-Application-Id the session runs under (JSRC or PTSP).
+        application_id: u32,
+    },
+    /// A COPS-PR request state of a PEP.
+    Cops {
+        pepid: String,
+        client_type: u16,
+        /// The request state's Handle.
+        #[serde(with = "hex_bytes")]
+        handle: Vec<u8>,
+        /// The router's id of the subscriber interface (its SubscriberInterface instance),
+        /// which the policies installed for the session refer to.
+        interface: u32,
+    },
+}
+
+/// One subscriber session, keyed by its Session-Id (a COPS-PR session's names its PEP, client
+/// type and handle).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "StoredRecord")]
 pub struct SubscriberRecord {
     pub session_id: String,
-    /// The router's Origin-Host, lower case.
+    /// The router's Origin-Host or the PEP's PEPID, lower case: what the cluster places and
+    /// sessions are indexed by.
     pub router: String,
-    pub router_realm: String,
-    /// Auth-Application-Id the session runs under (JSRC or PTSP).
-    pub application_id: u32,
+    pub attachment: Attachment,
     pub user_name: Option<String>,
     pub framed_ip: Option<Ipv4Addr>,
     pub nas_port_id: Option<String>,
     pub login_ms: UnixMs,
-    /// The router confirmed the provisioning (confirm AAR).
+    /// The router confirmed the provisioning (confirm AAR, COPS-PR success report).
     pub confirmed: bool,
     pub state: SessionState,
     pub services: Vec<ServiceSession>,
-    /// COPS-PR: the router's id of the subscriber interface (its SubscriberInterface instance),
-    /// which the policies installed for the session refer to.
+}
+
+/// A session record as stored, by this version or an earlier one: records written before
+/// [`Attachment`] existed carry the router's realm and application id (Diameter) or the
+/// interface id (COPS-PR, whose PEP, client type and handle are in the Session-Id) instead.
+#[derive(Deserialize)]
+struct StoredRecord {
+    session_id: String,
+    router: String,
     #[serde(default)]
-    pub router_interface: Option<u32>,
+    attachment: Option<Attachment>,
+    #[serde(default)]
+    router_realm: Option<String>,
+    #[serde(default)]
+    application_id: Option<u32>,
+    #[serde(default)]
+    router_interface: Option<u32>,
+    user_name: Option<String>,
+    framed_ip: Option<Ipv4Addr>,
+    nas_port_id: Option<String>,
+    login_ms: UnixMs,
+    confirmed: bool,
+    state: SessionState,
+    services: Vec<ServiceSession>,
+}
+
+impl TryFrom<StoredRecord> for SubscriberRecord {
+    type Error = String;
+
+    fn try_from(r: StoredRecord) -> Result<SubscriberRecord, String> {
+        let attachment = match (r.attachment, r.router_interface) {
+            (Some(a), _) => a,
+            (None, Some(interface)) => {
+                let (pepid, client_type, handle) = earlier_cops_session_id(&r.session_id)
+                    .ok_or_else(|| {
+                        format!(
+                            "COPS-PR session {:?}: the Session-Id does not name a PEP, client type and handle",
+                            r.session_id
+                        )
+                    })?;
+                Attachment::Cops {
+                    pepid,
+                    client_type,
+                    handle,
+                    interface,
+                }
+            }
+            (None, None) => Attachment::Diameter {
+                realm: r.router_realm.unwrap_or_default(),
+                application_id: r
+                    .application_id
+                    .ok_or_else(|| format!("session {:?}: no application id", r.session_id))?,
+            },
+        };
+        Ok(SubscriberRecord {
+            session_id: r.session_id,
+            router: r.router,
+            attachment,
+            user_name: r.user_name,
+            framed_ip: r.framed_ip,
+            nas_port_id: r.nas_port_id,
+            login_ms: r.login_ms,
+            confirmed: r.confirmed,
+            state: r.state,
+            services: r.services,
+        })
+    }
+}
+
+/// PEP, client type and handle of a COPS-PR Session-Id as earlier versions stored it
+/// (`cops;<pepid>;<client type, 4 hex digits>;<handle in hex>`), for records without an
+/// [`Attachment`].
+fn earlier_cops_session_id(session_id: &str) -> Option<(String, u16, Vec<u8>)> {
+    let mut parts = session_id.split(';');
+    if parts.next()? != "cops" {
+        return None;
+    }
+    let pepid = parts.next()?.to_owned();
+    let client_type = u16::from_str_radix(parts.next()?, 16).ok()?;
+    let handle = hex_bytes::parse(parts.next()?)?;
+    parts
+        .next()
+        .is_none()
+        .then_some((pepid, client_type, handle))
+}
+
+/// Bytes as a lower-case hex string.
+pub mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn format(bytes: &[u8]) -> String {
+        use std::fmt::Write;
+        bytes
+            .iter()
+            .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+                let _ = write!(s, "{b:02x}");
+                s
+            })
+    }
+
+    /// `None` unless `s` is a non-empty, even number of hex digits.
+    pub fn parse(s: &str) -> Option<Vec<u8>> {
+        if s.is_empty() || !s.len().is_multiple_of(2) {
+            return None;
+        }
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+            .collect()
+    }
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        parse(&s).ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not hex bytes")))
+    }
 }
 
 /// What a usage record reports.
@@ -184,5 +325,98 @@ impl UsageFilter {
                 .policy_name
                 .as_ref()
                 .is_none_or(|p| *p == r.policy_name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service() -> ServiceSession {
+        ServiceSession {
+            service: "gold".into(),
+            policy_name: "gold-policy".into(),
+            template_name: "rate-limit".into(),
+            substitutions: BTreeMap::new(),
+            accounting: true,
+            state: ServiceState::Active,
+            result_code: 2001,
+            error: String::new(),
+            activated_ms: 1,
+        }
+    }
+
+    #[test]
+    fn records_keep_their_attachment_through_the_store_format() {
+        for attachment in [
+            Attachment::Diameter {
+                realm: "example.net".into(),
+                application_id: 16_777_244,
+            },
+            Attachment::Cops {
+                pepid: "erx1".into(),
+                client_type: 0x800B,
+                handle: vec![0, 0, 0, 7],
+                interface: 7,
+            },
+        ] {
+            let r = SubscriberRecord {
+                session_id: "s1".into(),
+                router: "r1".into(),
+                attachment,
+                user_name: Some("alice".into()),
+                framed_ip: Some(Ipv4Addr::new(10, 0, 0, 1)),
+                nas_port_id: None,
+                login_ms: 5,
+                confirmed: true,
+                state: SessionState::Active,
+                services: vec![service()],
+            };
+            let json = serde_json::to_vec(&r).unwrap();
+            assert_eq!(
+                serde_json::from_slice::<SubscriberRecord>(&json).unwrap(),
+                r
+            );
+        }
+    }
+
+    #[test]
+    fn records_of_earlier_versions_get_their_attachment() {
+        let diameter = r#"{"session_id":"r1;1;2","router":"r1.example","router_realm":"example.net",
+            "application_id":16777244,"user_name":null,"framed_ip":null,"nas_port_id":null,
+            "login_ms":1,"confirmed":false,"state":"resyncing","services":[]}"#;
+        let r: SubscriberRecord = serde_json::from_str(diameter).unwrap();
+        assert_eq!(
+            r.attachment,
+            Attachment::Diameter {
+                realm: "example.net".into(),
+                application_id: 16_777_244
+            }
+        );
+        let cops = r#"{"session_id":"cops;erx1;800b;00000007","router":"erx1","router_realm":"",
+            "application_id":0,"user_name":"u","framed_ip":"10.2.0.7","nas_port_id":"fe3/0.7",
+            "login_ms":1,"confirmed":true,"state":"active","services":[],"router_interface":7}"#;
+        let r: SubscriberRecord = serde_json::from_str(cops).unwrap();
+        assert_eq!(
+            r.attachment,
+            Attachment::Cops {
+                pepid: "erx1".into(),
+                client_type: 0x800B,
+                handle: vec![0, 0, 0, 7],
+                interface: 7
+            }
+        );
+        let unreadable = cops.replace("cops;erx1;800b;00000007", "cops;erx1;zz;07");
+        let e = serde_json::from_str::<SubscriberRecord>(&unreadable).unwrap_err();
+        assert!(e.to_string().contains("does not name a PEP"), "{e}");
+    }
+
+    #[test]
+    fn hex_bytes_refuse_what_is_not_hex() {
+        assert_eq!(hex_bytes::parse("00ff"), Some(vec![0, 255]));
+        for bad in ["", "0", "0g", "é0"] {
+            assert_eq!(hex_bytes::parse(bad), None, "{bad}");
+        }
+        assert_eq!(hex_bytes::format(&[0xde, 0xad]), "dead");
     }
 }

@@ -477,8 +477,10 @@ mod tests {
         SubscriberRecord {
             session_id: id.into(),
             router: "bng1.example.net".into(),
-            router_realm: "example.net".into(),
-            application_id: 16_777_244,
+            attachment: crate::model::Attachment::Diameter {
+                realm: "example.net".into(),
+                application_id: 16_777_244,
+            },
             user_name: Some(user.into()),
             framed_ip: Some("10.0.0.7".parse().expect("ip")),
             nas_port_id: Some("ge-0/0/1.100".into()),
@@ -496,7 +498,6 @@ mod tests {
                 error: String::new(),
                 activated_ms: 1_700_000_000_500,
             }],
-            router_interface: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Two `sae_diameter::peer::Peer`s, a router (initiator) and the SAE (responder), talk to each
 //! other in memory; every octet either of them transmits is captured. What the SAE sends is
-//! built by the node's own builders (`sae_node::subscriber::messages`: SRQ, AAA, PPR, ACR, ASR,
+//! built by the node's own builders (`sae_node::diameter::messages`: SRQ, AAA, PPR, ACR, ASR,
 //! answers and refusals); the router's side is built with `sae_diameter::jsrc`; all of it goes
 //! through the same peers, so it also passes the receiving side's dictionary validation. The
 //! capture becomes a text2pcap hexdump (one packet per message, router 40000 → SAE 3868 and
@@ -22,8 +22,8 @@ use sae_diameter::{
     Avp, AvpFlags, Capabilities, Dictionary, Event, FrameDecoder, JuniperCodes, Message, Peer,
     PeerConfig, PeerFilter, Role, Value, VendorApplication,
 };
-use sae_node::model::{ServiceSession, ServiceState, SessionState, SubscriberRecord};
-use sae_node::subscriber::messages as node_messages;
+use sae_node::diameter::messages as node_messages;
+use sae_node::model::{Attachment, ServiceSession, ServiceState, SessionState, SubscriberRecord};
 
 use crate::support::{
     od_hexdump, require_juniper_dictionary, require_tshark, run_ok, tshark_findings,
@@ -372,8 +372,10 @@ fn node_record(n: u32) -> SubscriberRecord {
     SubscriberRecord {
         session_id: format!("{ROUTER};1700000000;{n}"),
         router: ROUTER.into(),
-        router_realm: REALM.into(),
-        application_id: app::JSRC,
+        attachment: Attachment::Diameter {
+            realm: REALM.into(),
+            application_id: app::JSRC,
+        },
         user_name: Some("subscriber-1@isp.example".into()),
         framed_ip: Some([192, 0, 2, 10].into()),
         nas_port_id: Some("ge-1/0/0.100".into()),
@@ -384,7 +386,6 @@ fn node_record(n: u32) -> SubscriberRecord {
             service("gold", "gold-100M", "rate-limit"),
             service("parental", "parental-control", ""),
         ],
-        router_interface: None,
     }
 }
 
@@ -425,7 +426,7 @@ fn every_message() -> Vec<Captured> {
     }
 
     // The messages the SAE sends are built by the node's own builders
-    // (`sae_node::subscriber::messages`), exactly as its actors send them.
+    // (`sae_node::diameter::messages`), exactly as its actors send them.
     let local = local();
     let codes = JuniperCodes::DEFAULT;
     let record = node_record(1);

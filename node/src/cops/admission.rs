@@ -6,12 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 
-/// A limit on concurrent calls and their bandwidth (0: no limit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Budget {
-    pub calls: u32,
-    pub bandwidth_kbps: u64,
-}
+pub use crate::config::Budget;
 
 /// Whose budget a call is taken from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -19,12 +19,11 @@ use std::sync::Arc;
 
 use actix::io::{WriteHandler, Writer};
 use actix::prelude::*;
-use bytes::Bytes;
 use sae_cops::message::{Decision, Request};
 use sae_cops::object::{ClientSi, Command, DecisionFlags, ErrorCode, ErrorObject, Handle};
 use sae_cops::pdp::{PdpConfig, PdpConnection, PdpEvent};
-use sae_cops::pib::{CallRequest, PolicyInstance, PolicySubstitution, SubscriberInterface};
-use sae_cops::pr::{InstallDecision, PrInstance, decode_request_client_si};
+use sae_cops::pib::{CallRequest, SubscriberInterface};
+use sae_cops::pr::{PrInstance, decode_request_client_si};
 use sae_cops::usage::UsageClass;
 use sae_cops::{Frame, object::ReportType};
 use tokio::net::TcpStream;
@@ -35,13 +34,13 @@ use tokio_util::codec::FramedRead;
 
 use super::admission::{CallAsk, Verdict};
 use super::codec::{CodecError, CopsCodec};
+use super::decisions::{failure_detail, install_decision, usage_records};
 use super::{CopsShared, CopsStatus, session_id_for};
-use crate::catalog::{Decision as RuleDecision, LoginInfo};
 use crate::cluster::RouterView;
 use crate::config::CopsProfile;
 use crate::events::{EventKind, SessionEvent};
-use crate::model::{ServiceSession, ServiceState, SessionState, SubscriberRecord, now_ms};
-use crate::subscriber::session::{CopsReport, EndSession};
+use crate::model::{Attachment, ServiceState, SessionState, SubscriberRecord, UsageKind, now_ms};
+use crate::subscriber::session::{EndSession, Report, RouterReport};
 use crate::timer::{DeadlineTimer, now};
 
 /// Close now: another connection of the same PEP and client type took over.
@@ -197,7 +196,7 @@ impl CopsDriver {
     }
 
     fn on_event(&mut self, event: PdpEvent, ctx: &mut Context<Self>) {
-        let sae = self.shared.sae.clone();
+        let engine = self.shared.engine.clone();
         match event {
             PdpEvent::Open {
                 client_type,
@@ -212,7 +211,7 @@ impl CopsDriver {
             } => {
                 let pepid = self.pepid(client_type);
                 self.shared.remember(&pepid, client_type, &handle);
-                sae.metrics.cops("in", "REQ", "");
+                engine.metrics.cops("in", "REQ", "");
                 match self.shared.profile(client_type) {
                     Some(CopsProfile::Admission) => {
                         self.admission_request(client_type, &pepid, handle, request)
@@ -230,7 +229,7 @@ impl CopsDriver {
                 client_si,
                 solicited,
             } => {
-                sae.metrics.cops("in", "RPT", "");
+                engine.metrics.cops("in", "RPT", "");
                 let pepid = self.pepid(client_type);
                 self.on_report(
                     client_type,
@@ -246,7 +245,7 @@ impl CopsDriver {
                 handle,
                 reason,
             } => {
-                sae.metrics.cops("in", "DRQ", "");
+                engine.metrics.cops("in", "DRQ", "");
                 let pepid = self.pepid(client_type);
                 self.shared.forget(&pepid, client_type, &handle);
                 self.on_delete(client_type, &pepid, &handle, &format!("{:?}", reason.code));
@@ -279,7 +278,7 @@ impl CopsDriver {
                 self.closed = true;
                 for (ct, pepid) in std::mem::take(&mut self.clients) {
                     if self.shared.unregister(&pepid, ct, self.connection) {
-                        sae.events.publish(SessionEvent::router(
+                        engine.events.publish(SessionEvent::router(
                             EventKind::RouterDown,
                             &pepid,
                             format!("COPS client type {ct:#06x}: {reason:?}"),
@@ -294,7 +293,7 @@ impl CopsDriver {
 
     fn on_open(&mut self, client_type: u16, pep_id: String, ctx: &mut Context<Self>) {
         let now = now();
-        let metrics = self.shared.sae.metrics.clone();
+        let metrics = self.shared.engine.metrics.clone();
         metrics.cops("in", "OPN", "");
         if self.shared.profile(client_type).is_none() {
             metrics.cops("out", "CC", "unsupported-client-type");
@@ -315,19 +314,18 @@ impl CopsDriver {
             return;
         }
         // Only the node the cluster gives the PEP to serves it.
-        let sae = self.shared.sae.clone();
         let key = ownership_key(&pep_id);
         if !self.watched.contains_key(&pep_id) {
-            let view_rx = sae.ownership.watch(&key);
+            let view_rx = self.shared.ownership.watch(&key);
             self.watched.insert(pep_id.clone(), view_rx.clone());
             let p = pep_id.clone();
             ctx.add_stream(WatchStream::new(view_rx).map(move |view| PepView {
                 pepid: p.clone(),
                 view,
             }));
-            sae.router_presence_changed();
+            self.shared.cluster.nudge();
         }
-        match placement(&sae.ownership.view(&key)) {
+        match placement(&self.shared.ownership.view(&key)) {
             Placement::Here(epoch) => {
                 self.serving.insert(pep_id.clone(), epoch);
                 self.accept(client_type, pep_id, ctx);
@@ -351,7 +349,7 @@ impl CopsDriver {
     fn redirect(&mut self, client_type: u16, pep_id: &str, owner: &str) {
         let Some(addr) = resolve(owner) else {
             tracing::warn!(client_type, %pep_id, %owner, "the serving node's address does not resolve");
-            self.shared.sae.metrics.cops("out", "CC", "unplaced");
+            self.shared.engine.metrics.cops("out", "CC", "unplaced");
             let _ = self.pdp.close_client_type(
                 now(),
                 client_type,
@@ -365,7 +363,7 @@ impl CopsDriver {
             port: addr.port(),
         };
         tracing::info!(client_type, %pep_id, to = %address.address, port = address.port, "PEP redirected to its PDP");
-        self.shared.sae.metrics.cops("out", "CC", "redirect");
+        self.shared.engine.metrics.cops("out", "CC", "redirect");
         if let Err(e) = self.pdp.redirect(now(), client_type, address) {
             tracing::debug!(error = %e, "redirect");
         }
@@ -381,7 +379,7 @@ impl CopsDriver {
         self.pending = keep;
         for (client_type, pep_id, _) in old {
             tracing::warn!(client_type, %pep_id, "no node of the cluster serves this PEP yet");
-            self.shared.sae.metrics.cops("out", "CC", "unplaced");
+            self.shared.engine.metrics.cops("out", "CC", "unplaced");
             let _ = self.pdp.close_client_type(
                 now,
                 client_type,
@@ -459,7 +457,7 @@ impl CopsDriver {
     /// the PEP to synchronize (SSQ).
     fn accept(&mut self, client_type: u16, pep_id: String, ctx: &mut Context<Self>) {
         let now = now();
-        let metrics = self.shared.sae.metrics.clone();
+        let metrics = self.shared.engine.metrics.clone();
         // The same PEP and client type on another connection (failure or HA switch-over): that
         // connection is closed and this one takes its request states over.
         let (previous, handles) = self.shared.take_over(&pep_id, client_type);
@@ -494,7 +492,7 @@ impl CopsDriver {
         };
         self.shared.register(status, self.connection, ctx.address());
         tracing::info!(client_type, %pep_id, resumed, "PEP open");
-        self.shared.sae.events.publish(SessionEvent::router(
+        self.shared.engine.events.publish(SessionEvent::router(
             EventKind::RouterUp,
             &pep_id,
             format!("COPS client type {client_type:#06x} from {}", self.remote),
@@ -507,7 +505,7 @@ impl CopsDriver {
             Some(Command::Remove) => "remove",
             _ => "null",
         };
-        self.shared.sae.metrics.cops("out", "DEC", outcome);
+        self.shared.engine.metrics.cops("out", "DEC", outcome);
         if let Err(e) = self
             .pdp
             .send_decisions(now(), client_type, handle, decisions, true)
@@ -518,7 +516,7 @@ impl CopsDriver {
 
     fn decision_error(&mut self, client_type: u16, handle: Handle, code: ErrorCode, why: &str) {
         tracing::info!(client_type, %why, "request refused with a DEC Error");
-        self.shared.sae.metrics.cops("out", "DEC", "error");
+        self.shared.engine.metrics.cops("out", "DEC", "error");
         if let Err(e) =
             self.pdp
                 .send_decision_error(now(), client_type, handle, ErrorObject::new(code), true)
@@ -617,14 +615,14 @@ impl CopsDriver {
                 return;
             }
         };
-        let sae = self.shared.sae.clone();
+        let engine = self.shared.engine.clone();
         let session_id = session_id_for(pepid, client_type, &handle);
         let router = pepid.to_ascii_lowercase();
         let user_name = (!iface.login_name.is_empty()).then(|| iface.login_name.clone());
         let framed_ip = (iface.address != [0, 0, 0, 0]).then(|| iface.address.into());
         // A REQ for a handle that already has a session (a PEP re-sending its state after a
         // reconnect or an SSQ, or repeating itself) keeps the session and gets its policies.
-        if let Some(existing) = sae.sessions.get(&session_id) {
+        if let Some(existing) = engine.sessions.get(&session_id) {
             tracing::debug!(%session_id, update, "request for a known session");
             match install_decision(iface.id, &existing.record.services) {
                 Ok(install) => {
@@ -642,8 +640,12 @@ impl CopsDriver {
         let mut record = SubscriberRecord {
             session_id,
             router: router.clone(),
-            router_realm: String::new(),
-            application_id: 0,
+            attachment: Attachment::Cops {
+                pepid: pepid.to_owned(),
+                client_type,
+                handle: handle.0.to_vec(),
+                interface: iface.id,
+            },
             user_name,
             framed_ip,
             nas_port_id: Some(iface.if_name.clone()),
@@ -651,22 +653,9 @@ impl CopsDriver {
             confirmed: false,
             state: SessionState::Active,
             services: Vec::new(),
-            router_interface: Some(iface.id),
         };
-        let decision = sae.catalog.decide(&LoginInfo {
-            user_name: record.user_name.as_deref(),
-            nas_port_id: record.nas_port_id.as_deref(),
-            router: &router,
-        });
-        let services = match decision {
-            RuleDecision::Reject { rule } => {
-                sae.metrics.logins_refused.inc();
-                sae.session_event(
-                    EventKind::LoginRefused,
-                    &record,
-                    "",
-                    format!("refused by rule {rule}"),
-                );
+        record.services = match engine.admit(&record, ServiceState::Installing, 0) {
+            Err(_) => {
                 self.decide(
                     client_type,
                     handle,
@@ -677,23 +666,8 @@ impl CopsDriver {
                 );
                 return;
             }
-            RuleDecision::Services(s) => s,
+            Ok(services) => services,
         };
-        let now_ms = now_ms();
-        record.services = services
-            .into_iter()
-            .map(|c| ServiceSession {
-                service: c.name,
-                policy_name: c.policy_name,
-                template_name: c.template_name,
-                substitutions: c.substitutions,
-                accounting: c.accounting,
-                state: ServiceState::Installing,
-                result_code: 0,
-                error: String::new(),
-                activated_ms: now_ms,
-            })
-            .collect();
         let install = match install_decision(iface.id, &record.services) {
             Ok(b) => b,
             Err(why) => {
@@ -703,15 +677,7 @@ impl CopsDriver {
         };
         let mut decision = Decision::new(request.context, DecisionFlags::new(Command::Install));
         decision.named = Some(install);
-        sae.metrics.logins.inc();
-        let names: Vec<&str> = record.services.iter().map(|s| s.service.as_str()).collect();
-        sae.session_event(
-            EventKind::Login,
-            &record,
-            "",
-            format!("COPS-PR: {}", names.join(",")),
-        );
-        sae.spawn_session(record);
+        engine.logged_in(record, self.shared.session_link.clone(), "COPS-PR: ");
         self.decide(client_type, handle, vec![decision]);
     }
 
@@ -728,20 +694,41 @@ impl CopsDriver {
             tracing::debug!(client_type, ?report_type, "admission report");
             return;
         }
-        let sae = &self.shared.sae;
+        let engine = &self.shared.engine;
         let session_id = session_id_for(pepid, client_type, handle);
-        let Some(entry) = sae.sessions.get(&session_id) else {
+        let Some(entry) = engine.sessions.get(&session_id) else {
             return;
         };
         let named = client_si.and_then(|c| match c {
             ClientSi::Named(b) => Some(b),
             ClientSi::Signaled(_) => None,
         });
-        entry.addr.do_send(CopsReport {
-            report_type,
-            named,
-            solicited,
-        });
+        let report = match report_type {
+            ReportType::Success => RouterReport::Confirm {
+                detail: "PEP reported the policies installed",
+            },
+            ReportType::Failure => RouterReport::InstallFailed {
+                detail: failure_detail(named.as_ref()),
+            },
+            ReportType::Accounting => {
+                let kind = if solicited {
+                    UsageKind::Collected
+                } else {
+                    UsageKind::Interim
+                };
+                RouterReport::Usage(
+                    named
+                        .as_ref()
+                        .map(|b| usage_records(b, &entry.record, kind))
+                        .unwrap_or_default(),
+                )
+            }
+            ReportType::Other(code) => {
+                tracing::info!(%session_id, code, "report of an unknown type");
+                return;
+            }
+        };
+        entry.addr.do_send(Report(report));
     }
 
     fn on_delete(&mut self, client_type: u16, pepid: &str, handle: &Handle, why: &str) {
@@ -757,7 +744,7 @@ impl CopsDriver {
             }
             Some(CopsProfile::Provisioning) => {
                 let session_id = session_id_for(pepid, client_type, handle);
-                if let Some(entry) = self.shared.sae.sessions.get(&session_id) {
+                if let Some(entry) = self.shared.engine.sessions.get(&session_id) {
                     entry.addr.do_send(EndSession {
                         detail: format!("DRQ from the PEP ({why})"),
                     });
@@ -766,80 +753,6 @@ impl CopsDriver {
             None => {}
         }
     }
-}
-
-/// The named decision data installing a subscriber's policies on interface `interface`, with
-/// an RFC 3483 usage policy (selection criteria on the policy instance + linkage to the traffic
-/// usage class, reported every Accounting Timer interval) for each accounted policy.
-pub fn install_decision(interface: u32, services: &[ServiceSession]) -> Result<Bytes, String> {
-    use sae_cops::usage::{Linkage, SelectionCriteria, TRAFFIC_USAGE_ENTRY};
-    let mut instances = Vec::new();
-    for s in services {
-        // Ids follow the service, so a later decision names the same instances.
-        let id = super::policy_id(&s.service);
-        let p = PolicyInstance {
-            id,
-            interface,
-            policy_name: s.policy_name.clone(),
-            template_name: s.template_name.clone(),
-            accounting: s.accounting,
-        };
-        let policy = p.to_instance().map_err(|e| e.to_string())?;
-        let policy_prid = policy.prid.clone();
-        instances.push(policy);
-        for (name, value) in &s.substitutions {
-            let sub = PolicySubstitution {
-                id: super::policy_id(&format!("{}\u{1f}{name}", s.service)),
-                policy: id,
-                name: name.clone(),
-                value: value.clone(),
-            };
-            instances.push(sub.to_instance().map_err(|e| e.to_string())?);
-        }
-        if s.accounting {
-            let selection = SelectionCriteria {
-                id,
-                target: policy_prid,
-                all_instances: false,
-            }
-            .to_instance()
-            .map_err(|e| e.to_string())?;
-            let linkage = Linkage {
-                id,
-                selection: selection.prid.clone(),
-                usage_prc: sae_cops::pr::Prid::new(TRAFFIC_USAGE_ENTRY)
-                    .ok_or("traffic usage PRC")?,
-                interval_count: 1,
-                threshold: None,
-                report_on_change: false,
-                clear_on_report: false,
-            }
-            .to_instance()
-            .map_err(|e| e.to_string())?;
-            instances.push(selection);
-            instances.push(linkage);
-        }
-    }
-    sae_cops::pr::encode_install_decision(&InstallDecision(instances)).map_err(|e| e.to_string())
-}
-
-/// The named decision data removing a service's policy (and its usage policy).
-pub fn remove_decision(service: &ServiceSession) -> Result<Bytes, String> {
-    use sae_cops::pr::{RemoveDecision, RemoveTarget};
-    use sae_cops::usage::{LINKAGE_ENTRY, SELECTION_CRITERIA_ENTRY};
-    let id = super::policy_id(&service.service);
-    let instance = |prc: &[u32]| {
-        sae_cops::pr::Prid::new(prc)
-            .and_then(|p| sae_cops::pr::Prid::instance_of(&p, id))
-            .map(RemoveTarget::Instance)
-            .ok_or_else(|| "PRID".to_owned())
-    };
-    let mut targets = vec![instance(sae_cops::pib::POLICY_ENTRY)?];
-    if service.accounting {
-        targets.push(instance(LINKAGE_ENTRY)?);
-        targets.push(instance(SELECTION_CRITERIA_ENTRY)?);
-    }
-    sae_cops::pr::encode_remove_decision(&RemoveDecision(targets)).map_err(|e| e.to_string())
 }
 
 impl Actor for CopsDriver {

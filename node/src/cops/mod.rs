@@ -5,7 +5,9 @@
 
 pub mod admission;
 pub mod codec;
+pub mod decisions;
 pub mod driver;
+pub mod link;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -18,9 +20,11 @@ use sae_cops::object::Handle;
 use sae_cops::pdp::PdpConfig;
 use tokio::net::TcpListener;
 
+use crate::cluster::{Cluster, Ownership};
 use crate::config::{CopsConfig, CopsProfile};
-use crate::model::UnixMs;
-use crate::sae::Sae;
+use crate::model::{Attachment, UnixMs, hex_bytes};
+use crate::subscriber::engine::Engine;
+use crate::subscriber::link::PolicyLink;
 use admission::Admission;
 use driver::{CopsDriver, Shutdown};
 
@@ -49,7 +53,13 @@ type Key = (String, u16);
 /// What the COPS drivers and the management API share.
 pub struct CopsShared {
     pub config: CopsConfig,
-    pub sae: Arc<Sae>,
+    pub engine: Arc<Engine>,
+    /// Which PEPs this node may serve.
+    pub ownership: Arc<Ownership>,
+    /// Told when a PEP connects or goes away.
+    pub cluster: Arc<Cluster>,
+    /// The link every COPS-PR session holds.
+    pub session_link: Arc<dyn PolicyLink>,
     pub admission: Mutex<Admission>,
     open: Mutex<HashMap<Key, Open>>,
     /// Request states per PEP and client type; they outlive connections.
@@ -70,49 +80,35 @@ pub fn parse_session_id(session_id: &str) -> Option<(String, u16, Handle)> {
     }
     let pepid = parts.next()?.to_owned();
     let client_type = u16::from_str_radix(parts.next()?, 16).ok()?;
-    let handle = parse_hex(parts.next()?)?;
+    let handle = Handle(hex_bytes::parse(parts.next()?)?.into());
     parts
         .next()
         .is_none()
         .then_some((pepid, client_type, handle))
 }
 
-/// The stable instance id of a service's policy on a PEP (so later decisions name the same
-/// instance): FNV-1a of the service name, never 0.
-pub fn policy_id(service: &str) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in service.bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    (h & 0x7fff_ffff).max(1)
-}
-
-fn parse_hex(s: &str) -> Option<Handle> {
-    if s.is_empty() || !s.len().is_multiple_of(2) {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect();
-    bytes.map(|b| Handle(b.into()))
-}
-
 impl CopsShared {
-    pub fn new(config: CopsConfig, sae: Arc<Sae>) -> CopsShared {
+    pub fn new(
+        config: CopsConfig,
+        engine: Arc<Engine>,
+        ownership: Arc<Ownership>,
+        cluster: Arc<Cluster>,
+    ) -> Arc<CopsShared> {
         let admission = Admission::new(
             config.realm_budgets.clone(),
             config.pep_budgets.clone(),
             config.default_budget,
         );
-        CopsShared {
+        Arc::new_cyclic(|shared| CopsShared {
             config,
-            sae,
+            engine,
+            ownership,
+            cluster,
+            session_link: Arc::new(link::CopsLink::new(shared.clone())),
             admission: Mutex::new(admission),
             open: Mutex::new(HashMap::new()),
             states: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// The profile serving a client type.
@@ -155,12 +151,17 @@ impl CopsShared {
         let mut states = self.states.lock().expect("cops states lock");
         let handles = states.entry(key).or_default();
         // Subscriber sessions of this PEP recovered from storage after a restart.
-        let prefix = session_id_for(pepid, client_type, &Handle(bytes::Bytes::new()));
-        for e in self.sae.sessions.of_router(&pepid.to_ascii_lowercase()) {
-            if let Some(hex) = e.record.session_id.strip_prefix(&prefix)
-                && let Some(h) = parse_hex(hex)
+        for e in self.engine.sessions.of_router(&pepid.to_ascii_lowercase()) {
+            if let Attachment::Cops {
+                pepid: p,
+                client_type: c,
+                handle,
+                ..
+            } = &e.record.attachment
+                && p == pepid
+                && *c == client_type
             {
-                handles.insert(h);
+                handles.insert(Handle(handle.clone().into()));
             }
         }
         (previous, handles.clone())
@@ -242,9 +243,8 @@ pub struct CopsServer {
 }
 
 impl CopsServer {
-    /// Binds the listener; connections are served once [`CopsServer::serve`] runs.
-    pub async fn bind(shared: Arc<CopsShared>) -> std::io::Result<(CopsServer, TcpListener)> {
-        let listener = TcpListener::bind(shared.config.listen).await?;
+    /// The server of a bound listener; connections are served once [`CopsServer::serve`] runs.
+    pub fn new(shared: Arc<CopsShared>, listener: &TcpListener) -> std::io::Result<CopsServer> {
         let local_addr = listener.local_addr()?;
         let pdp = PdpConfig {
             ka_timer: shared.config.keepalive_secs,
@@ -253,15 +253,12 @@ impl CopsServer {
             integrity: shared.config.integrity.clone(),
             ..PdpConfig::default()
         };
-        Ok((
-            CopsServer {
-                shared,
-                pdp: Arc::new(pdp),
-                next_connection: Arc::new(AtomicU64::new(1)),
-                local_addr,
-            },
-            listener,
-        ))
+        Ok(CopsServer {
+            shared,
+            pdp: Arc::new(pdp),
+            next_connection: Arc::new(AtomicU64::new(1)),
+            local_addr,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -319,12 +316,5 @@ mod tests {
         assert_eq!(parse_session_id(&id), Some(("erx1".into(), 0x800B, h)));
         assert_eq!(parse_session_id("router1;1;2;3"), None);
         assert_eq!(parse_session_id("cops;erx1;800b;xyz"), None);
-    }
-
-    #[test]
-    fn policy_ids_are_stable_and_non_zero() {
-        assert_eq!(policy_id("gold"), policy_id("gold"));
-        assert_ne!(policy_id("gold"), policy_id("video"));
-        assert!(policy_id("") > 0);
     }
 }

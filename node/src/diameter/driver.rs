@@ -24,19 +24,22 @@ use tokio_stream::wrappers::WatchStream;
 use tokio_util::codec::FramedRead;
 
 use super::codec::{CodecError, DiameterCodec};
+use super::messages;
+use super::routers::PeerStatus;
+use super::shared::Diameter;
 use crate::cluster::RouterView;
 use crate::config::DuplicatePeer;
 use crate::events::{EventKind, SessionEvent};
-use crate::sae::{PeerStatus, Sae, SendError};
-use crate::subscriber::messages;
-use crate::subscriber::session::RouterRequest;
+use crate::model::{SubscriberRecord, UsageKind};
+use crate::subscriber::link::SendError;
+use crate::subscriber::session::{Report, RouterReport};
 use crate::timer::{DeadlineTimer, now};
 
 /// What every driver of a listener shares.
 pub struct DriverShared {
     pub peer_config: Arc<PeerConfig>,
     pub duplicate_peer: DuplicatePeer,
-    pub sae: Arc<Sae>,
+    pub diameter: Arc<Diameter>,
 }
 
 /// Send a request to the router; the answer (or why there is none) is the result.
@@ -61,6 +64,27 @@ pub struct Replace;
 #[derive(Message)]
 #[rtype(result = "Result<u32, SendError>")]
 pub struct Resync;
+
+/// Which answer a session's reply becomes.
+#[derive(Debug, Clone, Copy)]
+enum ReportKind {
+    /// AAA with the session's services.
+    Relogin,
+    /// ACA.
+    Accounting,
+    /// A plain success answer.
+    Other,
+}
+
+impl ReportKind {
+    fn of(report: &RouterReport) -> ReportKind {
+        match report {
+            RouterReport::Relogin => ReportKind::Relogin,
+            RouterReport::Usage(_) => ReportKind::Accounting,
+            _ => ReportKind::Other,
+        }
+    }
+}
 
 /// Router requests held at most this long while the cluster decides who serves the router.
 const HOLD_FOR: Duration = Duration::from_secs(4);
@@ -162,8 +186,8 @@ impl RouterDriver {
         })
     }
 
-    fn sae(&self) -> &Arc<Sae> {
-        &self.shared.sae
+    fn side(&self) -> &Arc<Diameter> {
+        &self.shared.diameter
     }
 
     fn name(&self, code: u32, request: bool) -> String {
@@ -209,10 +233,12 @@ impl RouterDriver {
             Event::Answer { id, answer } => {
                 if let Some(mut w) = self.waiting.remove(&id) {
                     let name = self.name(w.command, false);
-                    self.sae()
+                    self.side()
+                        .engine
                         .metrics
                         .message("in", &name, answer.result_code());
-                    self.sae()
+                    self.side()
+                        .engine
                         .metrics
                         .round_trip(&self.name(w.command, true), w.sent.elapsed());
                     if let Some(reply) = w.reply.take() {
@@ -232,8 +258,8 @@ impl RouterDriver {
             Event::Watchdog(state) => {
                 tracing::info!(state = state.name(), "watchdog");
                 if let Some(host) = &self.router {
-                    self.sae()
-                        .routers
+                    self.side()
+                        .routers()
                         .update(host, self.connection, |s| s.watchdog = state);
                 }
                 if state == WatchdogState::Okay && self.resync_owed && self.acting() {
@@ -250,7 +276,7 @@ impl RouterDriver {
         if self.shared.peer_config.allowed_peers == PeerFilter::Any {
             tracing::warn!(peer = %info.capabilities.origin_host, "accepting a peer with no allow-list configured");
         }
-        if let Some((_, existing)) = self.sae().routers.get(&host) {
+        if let Some((_, existing)) = self.side().routers().get(&host) {
             match self.shared.duplicate_peer {
                 DuplicatePeer::Reject => {
                     return Err((
@@ -286,21 +312,25 @@ impl RouterDriver {
             last_origin_host: None,
             pending_requests: 0,
         };
-        let sae = self.sae().clone();
-        sae.routers.insert(self.connection, ctx.address(), status);
-        sae.metrics.diameter_peers.set(sae.routers.len() as i64);
+        let side = self.side().clone();
+        side.routers()
+            .insert(self.connection, ctx.address(), status);
+        side.engine
+            .metrics
+            .diameter_peers
+            .set(side.routers().len() as i64);
         self.router = Some(host.clone());
-        sae.events.publish(SessionEvent::router(
+        side.engine.events.publish(SessionEvent::router(
             EventKind::RouterUp,
             &host,
             format!("connected from {}", self.remote),
         ));
         // Serve the router once the cluster says this node owns it; the first message to it
         // is then SRQ.
-        let view_rx = sae.ownership.watch(&host);
+        let view_rx = side.ownership().watch(&host);
         self.view_rx = Some(view_rx.clone());
         ctx.add_stream(WatchStream::new(view_rx));
-        sae.router_presence_changed();
+        side.router_presence_changed();
     }
 
     /// Whether this driver may act on the router now (owner, epoch, lease).
@@ -380,7 +410,7 @@ impl RouterDriver {
             let (request, started) = self.held.pop_front().expect("front exists");
             let answer = messages::refusal(
                 &request,
-                &self.sae().local,
+                self.side().local(),
                 result::TOO_BUSY,
                 "no SAE of the cluster serves this router yet",
             );
@@ -417,7 +447,7 @@ impl RouterDriver {
             attempt: 1,
         });
         self.resync_owed = false;
-        self.sae().start_resync(&router);
+        self.side().engine.start_resync(&router);
         self.send_srq(ctx, reply);
     }
 
@@ -436,16 +466,16 @@ impl RouterDriver {
             }
             return;
         }
-        let sae = self.sae().clone();
+        let side = self.side().clone();
         let app = messages::preferred_application(&self.applications);
         let srq = messages::session_resync_with(
-            &sae.local,
-            &sae.juniper_codes,
+            side.local(),
+            side.codes(),
             &router,
             &self.router_realm,
             app,
         );
-        let rx = self.send_request(srq, Some(sae.settings.request_timeout));
+        let rx = self.send_request(srq, Some(side.engine.settings.request_timeout));
         let r2 = router.clone();
         ctx.spawn(
             async move { rx.await.unwrap_or(Err(RequestFailure::ConnectionClosed)) }
@@ -464,10 +494,10 @@ impl RouterDriver {
                                 if code == result::SUCCESS {
                                     // The router now remembers this node as its
                                     // Juniper-Last-Origin-Host; so does the cluster.
-                                    act.sae().record_last_origin_host(&r2);
+                                    act.side().record_last_origin_host(&r2);
                                 }
                                 // The window for the sessions it does not replay starts now.
-                                act.sae().resync_answered(&r2);
+                                act.side().engine.resync_answered(&r2);
                             }
                             Ok(code)
                         }
@@ -512,7 +542,7 @@ impl RouterDriver {
         let delay = srq_retry_delay(next.attempt);
         self.resync = Some(next);
         tracing::warn!(%router, attempt = next.attempt, delay_ms = delay.as_millis() as u64, "SRQ {why}: sending it again");
-        self.sae().resync_retry(&router, next.attempt, delay, why);
+        self.side().resync_retry(&router, next.attempt, delay, why);
         ctx.run_later(delay, move |act, ctx| {
             if act.resync == Some(next) {
                 act.send_srq(ctx, None);
@@ -535,7 +565,8 @@ impl RouterDriver {
         };
         match sent {
             Ok(id) => {
-                self.sae()
+                self.side()
+                    .engine
                     .metrics
                     .message("out", &self.name(cmd, true), None);
                 self.waiting.insert(
@@ -558,9 +589,9 @@ impl RouterDriver {
     fn publish_pending(&self) {
         if let Some(router) = &self.router {
             let n = self.waiting.len();
-            self.sae().pending_requests(router, n);
-            self.sae()
-                .routers
+            self.side().pending_requests(router, n);
+            self.side()
+                .routers()
                 .update(router, self.connection, |s| s.pending_requests = n);
         }
     }
@@ -572,7 +603,7 @@ impl RouterDriver {
             && !result::is_protocol_error(code)
         {
             let end_to_end = answer.header.end_to_end;
-            self.sae()
+            self.side()
                 .answers
                 .lock()
                 .expect("answer cache lock")
@@ -580,10 +611,14 @@ impl RouterDriver {
         }
         let name = self.name(answer.header.command_code, false);
         let req_name = self.name(answer.header.command_code, true);
-        self.sae()
+        self.side()
+            .engine
             .metrics
             .message("out", &name, answer.result_code());
-        self.sae().metrics.answered(&req_name, started.elapsed());
+        self.side()
+            .engine
+            .metrics
+            .answered(&req_name, started.elapsed());
         if let Err(e) = self.peer.send_answer(answer) {
             tracing::warn!(error = %e, "answer not sent");
         }
@@ -593,14 +628,15 @@ impl RouterDriver {
     fn on_request(&mut self, request: Message, ctx: &mut Context<Self>) {
         let started = now();
         let cmd = request.header.command_code;
-        self.sae()
+        self.side()
+            .engine
             .metrics
             .message("in", &self.name(cmd, true), None);
         if request.header.flags.is_retransmit()
             && let Some(router) = &self.router
         {
             let again = self
-                .sae()
+                .side()
                 .answers
                 .lock()
                 .expect("answer cache lock")
@@ -619,7 +655,7 @@ impl RouterDriver {
     }
 
     fn handle_request(&mut self, request: Message, started: Instant, ctx: &mut Context<Self>) {
-        let sae = self.sae().clone();
+        let side = self.side().clone();
         let cmd = request.header.command_code;
         let Some(router) = self.router.clone() else {
             return;
@@ -628,7 +664,7 @@ impl RouterDriver {
             // Another node serves the router: redirect. Nobody yet (or this node, not yet
             // live): hold the request until the cluster decides.
             let answer = if let Some(uri) = self.owner_elsewhere() {
-                messages::redirect(&request, &sae.local, &uri)
+                messages::redirect(&request, side.local(), &uri)
             } else if self.held.len() < MAX_HELD {
                 if self.held.is_empty() {
                     ctx.run_later(HOLD_FOR, |act, ctx| act.expire_held(ctx));
@@ -638,7 +674,7 @@ impl RouterDriver {
             } else {
                 messages::refusal(
                     &request,
-                    &sae.local,
+                    side.local(),
                     result::TOO_BUSY,
                     "no SAE of the cluster serves this router yet",
                 )
@@ -646,38 +682,53 @@ impl RouterDriver {
             self.send_answer(answer, started, ctx);
             return;
         }
-        if let Some(last) = request.last_origin_host_with(&sae.juniper_codes) {
+        if let Some(last) = request.last_origin_host_with(side.codes()) {
             let last = last.to_owned();
-            sae.routers.update(&router, self.connection, |s| {
+            side.routers().update(&router, self.connection, |s| {
                 s.last_origin_host = Some(last)
             });
         }
-        let local = &sae.local;
-        let session = request.session_id().and_then(|id| sae.sessions.get(id));
+        let local = side.local();
+        let session = request
+            .session_id()
+            .and_then(|id| side.engine.sessions.get(id));
         let immediate = match (cmd, session) {
             (command::AA | command::ACCOUNTING | command::SESSION_TERMINATION, Some(entry)) => {
-                // The session's actor answers.
-                ctx.spawn(
-                    entry
-                        .addr
-                        .send(RouterRequest(request.clone()))
-                        .into_actor(self)
-                        .map(move |answer, act, ctx| {
-                            let answer = answer.unwrap_or_else(|_| {
-                                let local = &act.sae().local;
-                                messages::refusal(
-                                    &request,
-                                    local,
-                                    result::UNKNOWN_SESSION_ID,
-                                    "the session has ended",
-                                )
-                            });
-                            act.send_answer(answer, started, ctx);
-                        }),
-                );
+                let report = match self.report(&request, &entry.record) {
+                    Ok(report) => report,
+                    Err(refusal) => return self.send_answer(refusal, started, ctx),
+                };
+                let kind = ReportKind::of(&report);
+                // The session's actor takes it in; the answer follows.
+                ctx.spawn(entry.addr.send(Report(report)).into_actor(self).map(
+                    move |services, act, ctx| {
+                        let side = act.side().clone();
+                        let local = side.local();
+                        let answer = match services {
+                            Err(_) => messages::refusal(
+                                &request,
+                                local,
+                                result::UNKNOWN_SESSION_ID,
+                                "the session has ended",
+                            ),
+                            Ok(services) => match kind {
+                                ReportKind::Relogin => {
+                                    messages::login_answer(&request, local, side.codes(), &services)
+                                }
+                                ReportKind::Accounting => {
+                                    messages::accounting_answer(&request, local, result::SUCCESS)
+                                }
+                                ReportKind::Other => {
+                                    messages::answer(&request, local, result::SUCCESS)
+                                }
+                            },
+                        };
+                        act.send_answer(answer, started, ctx);
+                    },
+                ));
                 return;
             }
-            (command::AA, None) => match request.request_type_with(&sae.juniper_codes) {
+            (command::AA, None) => match request.request_type_with(side.codes()) {
                 Some(RequestType::Provisioning) => messages::refusal(
                     &request,
                     local,
@@ -690,7 +741,7 @@ impl RouterDriver {
                     result::UNKNOWN_SESSION_ID,
                     "address family of a session this SAE does not hold",
                 ),
-                _ => sae.login(&request, &router, &self.router_realm),
+                _ => side.login(&request, &router, &self.router_realm),
             },
             (command::ACCOUNTING, None) => {
                 let mut a =
@@ -707,9 +758,9 @@ impl RouterDriver {
             (command::SESSION_RESYNC, _) => {
                 // The router asks for resynchronization: it replays its sessions next.
                 tracing::info!(%router, "router asked for resynchronization");
-                sae.start_resync(&router);
+                side.engine.start_resync(&router);
                 // Answered at once: the window starts with the SRR.
-                sae.resync_answered(&router);
+                side.engine.resync_answered(&router);
                 messages::answer(&request, local, result::SUCCESS)
             }
             _ => messages::refusal(
@@ -722,6 +773,56 @@ impl RouterDriver {
         self.send_answer(immediate, started, ctx);
     }
 
+    /// A router's AAR, ACR or STR about a session it holds, in the session's terms; or the
+    /// answer refusing it.
+    fn report(
+        &self,
+        request: &Message,
+        record: &SubscriberRecord,
+    ) -> Result<RouterReport, Message> {
+        let side = self.side();
+        let link = &side.link;
+        let codes = side.codes();
+        Ok(match request.header.command_code {
+            command::AA => match request.request_type_with(codes) {
+                Some(RequestType::Provisioning) => RouterReport::Confirm {
+                    detail: "router confirmed the provisioning",
+                },
+                Some(RequestType::Synchronization) => {
+                    let installs = request.policy_installs_with(codes).map_err(|e| {
+                        messages::bad_policy_install(request, side.local(), codes, &e)
+                    })?;
+                    RouterReport::Replay {
+                        services: installs
+                            .iter()
+                            .map(|p| messages::service_from_install(p, &p.policy_name))
+                            .collect(),
+                        framed_ip: request.framed_ip(),
+                    }
+                }
+                Some(RequestType::FamilyDeactivation) => RouterReport::FamilyDown,
+                // The same Session-Id logging in again, or a second address family coming up
+                // (Juniper-Request-Type 4): answered with what it has.
+                _ => RouterReport::Relogin,
+            },
+            command::ACCOUNTING => {
+                let kind = request
+                    .accounting_record_type()
+                    .and_then(UsageKind::from_record_type)
+                    .unwrap_or(UsageKind::Event);
+                let number = request.accounting_record_number().unwrap_or(0);
+                RouterReport::Usage(link.usage(request, record, kind, number))
+            }
+            _ => {
+                let cause = request.termination_cause().unwrap_or(0);
+                RouterReport::Terminate {
+                    usage: link.usage(request, record, UsageKind::Final, 0),
+                    detail: format!("router ended the session (Termination-Cause {cause})"),
+                }
+            }
+        })
+    }
+
     fn on_closed(&mut self, reason: &CloseReason, ctx: &mut Context<Self>) {
         tracing::info!(?reason, "connection closed");
         self.closed = true;
@@ -731,12 +832,15 @@ impl RouterDriver {
             }
         }
         if let Some(host) = self.router.take() {
-            let sae = self.sae().clone();
-            sae.pending_requests(&host, 0);
-            if sae.routers.remove(&host, self.connection) {
-                sae.metrics.diameter_peers.set(sae.routers.len() as i64);
-                sae.router_presence_changed();
-                sae.events.publish(SessionEvent::router(
+            let side = self.side().clone();
+            side.pending_requests(&host, 0);
+            if side.routers().remove(&host, self.connection) {
+                side.engine
+                    .metrics
+                    .diameter_peers
+                    .set(side.routers().len() as i64);
+                side.router_presence_changed();
+                side.engine.events.publish(SessionEvent::router(
                     EventKind::RouterDown,
                     &host,
                     format!("{reason:?}"),

@@ -1,5 +1,5 @@
-//! The node's Diameter listener: binds, accepts router connections and gives each a
-//! [`RouterDriver`] actor; the router registry lives in [`Sae`].
+//! The node's Diameter listener: accepts router connections and gives each a [`RouterDriver`]
+//! actor; the router registry lives in [`Diameter`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,8 +12,9 @@ use sae_diameter::{Capabilities, PeerConfig, VendorApplication};
 use tokio::net::TcpListener;
 
 use super::driver::{Disconnect, DriverShared, RouterDriver};
+use super::routers::PeerStatus;
+use super::shared::Diameter;
 use crate::config::DiameterConfig;
-use crate::sae::{PeerStatus, Sae};
 
 /// The running Diameter server.
 #[derive(Clone)]
@@ -60,12 +61,13 @@ fn unix_now() -> u64 {
 }
 
 impl DiameterServer {
-    /// Binds the listener. Connections are served once [`DiameterServer::serve`] runs.
-    pub async fn bind(
+    /// The server of a bound listener. Connections are served once [`DiameterServer::serve`]
+    /// runs.
+    pub fn new(
         config: &DiameterConfig,
-        sae: Arc<Sae>,
-    ) -> std::io::Result<(DiameterServer, TcpListener)> {
-        let listener = TcpListener::bind(config.listen).await?;
+        listener: &TcpListener,
+        diameter: Arc<Diameter>,
+    ) -> std::io::Result<DiameterServer> {
         let local_addr = listener.local_addr()?;
         let started = unix_now();
         let mut peer_config = PeerConfig::new(
@@ -87,16 +89,13 @@ impl DiameterServer {
         let shared = Arc::new(DriverShared {
             peer_config: Arc::new(peer_config),
             duplicate_peer: config.duplicate_peer,
-            sae,
+            diameter,
         });
-        Ok((
-            DiameterServer {
-                shared,
-                next_connection: Arc::new(AtomicU64::new(1)),
-                local_addr,
-            },
-            listener,
-        ))
+        Ok(DiameterServer {
+            shared,
+            next_connection: Arc::new(AtomicU64::new(1)),
+            local_addr,
+        })
     }
 
     /// The bound address.
@@ -123,22 +122,27 @@ impl DiameterServer {
         }
     }
 
+    /// The Diameter side the drivers share.
+    pub fn diameter(&self) -> &Arc<Diameter> {
+        &self.shared.diameter
+    }
+
     /// Status of every open peer.
     pub fn peers(&self) -> Vec<PeerStatus> {
-        self.shared.sae.routers.statuses()
+        self.shared.diameter.routers().statuses()
     }
 
     /// Sends DPR to every open peer and waits (up to the disconnect timeout) for them to go.
     pub async fn disconnect_all(&self, cause: DisconnectCause) {
-        let sae = &self.shared.sae;
-        for d in sae.routers.drivers() {
+        let routers = self.shared.diameter.routers();
+        for d in routers.drivers() {
             d.do_send(Disconnect(cause));
         }
         let deadline = tokio::time::Instant::now()
             + self.shared.peer_config.disconnect_timeout
             + Duration::from_secs(1);
         while tokio::time::Instant::now() < deadline {
-            if sae.routers.is_empty() {
+            if routers.is_empty() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -1,6 +1,8 @@
-//! Subscriber sessions: the actor per session, the registry that finds them, and the Diameter
-//! messages of their flows.
+//! Subscriber sessions, whatever the protocol: the engine (login decision and the operations on
+//! subscribers), the actor per session, the registry that finds them, and the link through which
+//! a session reaches its router.
 
-pub mod messages;
+pub mod engine;
+pub mod link;
 pub mod registry;
 pub mod session;

@@ -1,29 +1,54 @@
-//! The SubscriberSession actor: one per subscriber session. It owns the session's record (login
-//! identity, services and their policies, state), answers the router's requests about the session
-//! (confirm and replay AARs, ACR, STR), carries out the operator's (activation, deactivation,
-//! logout, usage collection) as PPR/ASR/ACR with timeouts and bounded retries, publishes every
-//! change to the registry, the store and the event bus, and ends the session at logout or when a
-//! resynchronization does not replay it.
+//! The SubscriberSession actor: one per subscriber session, whatever its protocol. It owns the
+//! session's record (login identity, services and their policies, state), takes in what the
+//! router reports about the session (confirmation, replay, usage, termination), carries out the
+//! operator's requests (activation, deactivation, logout, usage collection) through its
+//! [`PolicyLink`], publishes every change to the registry, the store and the event bus, and ends
+//! the session at logout or when a resynchronization does not replay it.
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use sae_diameter::Message;
-use sae_diameter::codes::{command, result};
-use sae_diameter::jsrc::{RequestType, SubscriberMessage};
 
-use super::messages;
+use super::engine::{Engine, SubscriberError};
+use super::link::{Answered, Change, Pending, PolicyLink, SendError};
 use crate::events::EventKind;
-use crate::model::{
-    ServiceSession, ServiceState, SessionState, SubscriberRecord, UsageKind, UsageRecord,
-};
-use crate::sae::{Sae, SendError, SubscriberError};
+use crate::model::{ServiceSession, ServiceState, SessionState, SubscriberRecord, UsageRecord};
 
-/// A request from the router about this session; the answer goes back to the router.
+/// What the router reports about the session, in the protocol's terms turned into the
+/// session's: the reply is the session's services after the report.
+#[derive(Debug)]
+pub enum RouterReport {
+    /// The router installed what it was given (a confirmation, a success report).
+    Confirm { detail: &'static str },
+    /// The router replays the session after a resynchronization: `services` are the policies
+    /// it holds (each named by its policy until the session names it) and the subscriber's
+    /// address.
+    Replay {
+        services: Vec<ServiceSession>,
+        framed_ip: Option<Ipv4Addr>,
+    },
+    /// One address family of a dual-stack subscriber went down; the session goes on.
+    FamilyDown,
+    /// The same session logging in again, or another address family coming up: it keeps what
+    /// it has.
+    Relogin,
+    /// Usage the router reported.
+    Usage(Vec<UsageRecord>),
+    /// The router ended the session, with its final usage.
+    Terminate {
+        usage: Vec<UsageRecord>,
+        detail: String,
+    },
+    /// The router could not install the policies being installed.
+    InstallFailed { detail: String },
+}
+
+/// A [`RouterReport`] to the session.
 #[derive(Message)]
-#[rtype(result = "Message")]
-pub struct RouterRequest(pub Message);
+#[rtype(result = "Vec<ServiceSession>")]
+pub struct Report(pub RouterReport);
 
 /// The router is asked to replay its sessions (SRQ sent, or its own SRQ answered): this one
 /// waits for its replay. The window that ends it unreplayed starts with [`ResyncAnswered`].
@@ -39,63 +64,52 @@ pub struct ResyncAnswered {
     pub window: Duration,
 }
 
-/// Install a service (PPR with Juniper-Policy-Install).
+/// Install a service.
 #[derive(Message)]
 #[rtype(result = "Result<ChangeOutcome, SubscriberError>")]
 pub struct Activate {
     pub service: ServiceSession,
 }
 
-/// Remove a service (PPR with Juniper-Policy-Remove).
+/// Remove a service.
 #[derive(Message)]
 #[rtype(result = "Result<ChangeOutcome, SubscriberError>")]
 pub struct Deactivate {
     pub service: String,
 }
 
-/// Log the subscriber out (ASR).
+/// Log the subscriber out.
 #[derive(Message)]
 #[rtype(result = "Result<LogoutOutcome, SubscriberError>")]
 pub struct Logout;
 
-/// Ask the router for statistics (ACR).
+/// Ask the router for the session's usage.
 #[derive(Message)]
 #[rtype(result = "Result<CollectOutcome, SubscriberError>")]
 pub struct Collect;
 
-/// End the session (COPS DRQ, a replaced request state).
+/// End the session (the router deleted its request state).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct EndSession {
     pub detail: String,
 }
 
-/// A COPS-PR report about the session's request state: the outcome of the installed policies
-/// or usage (accounting).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CopsReport {
-    pub report_type: sae_cops::object::ReportType,
-    /// Named ClientSI (PRID/EPD sub-objects), if any.
-    pub named: Option<bytes::Bytes>,
-    pub solicited: bool,
-}
-
-/// What a PPR achieved.
+/// What an install or a removal achieved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeOutcome {
     pub session_id: String,
     pub service: String,
     pub policy_name: String,
     pub success: bool,
-    /// PPA Result-Code; 0 when the router never answered.
+    /// The router's result code; 0 when it never answered (or answers in a later report).
     pub result_code: u32,
     pub state: Option<ServiceState>,
     pub message: String,
     pub attempts: u32,
 }
 
-/// What an ASR achieved.
+/// What a logout achieved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogoutOutcome {
     pub session_id: String,
@@ -103,7 +117,7 @@ pub struct LogoutOutcome {
     pub usage: Vec<UsageRecord>,
 }
 
-/// What a statistics request returned.
+/// What a usage request returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollectOutcome {
     pub session_id: String,
@@ -113,7 +127,8 @@ pub struct CollectOutcome {
 
 /// The actor.
 pub struct SubscriberSession {
-    sae: Arc<Sae>,
+    engine: Arc<Engine>,
+    link: Arc<dyn PolicyLink>,
     record: Arc<SubscriberRecord>,
     resync_timer: Option<SpawnHandle>,
     logout_timer: Option<SpawnHandle>,
@@ -126,42 +141,15 @@ impl Actor for SubscriberSession {
     type Context = Context<Self>;
 }
 
-/// A PPR sent until answered or out of attempts.
-async fn push_with_retry(
-    sae: Arc<Sae>,
-    router: String,
-    request: Message,
-) -> (Result<Message, SendError>, u32) {
-    let attempts = 1 + sae.settings.ppr_retries;
-    let mut last = Err(SendError::NotConnected(router.clone()));
-    for attempt in 1..=attempts {
-        let started = std::time::Instant::now();
-        last = sae
-            .request(&router, request.clone(), sae.settings.ppr_timeout)
-            .await;
-        match &last {
-            Ok(_) => {
-                sae.metrics.round_trip("PPR", started.elapsed());
-                return (last, attempt);
-            }
-            // Not connected or not ours: retrying will not help within this request.
-            Err(SendError::NotConnected(_) | SendError::NotServed(_)) => return (last, attempt),
-            Err(SendError::Failed { reason, .. }) => {
-                tracing::info!(%router, attempt, %reason, "PPR not answered");
-                if attempt < attempts {
-                    // A short pause lets a reconnecting router come back.
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                }
-            }
-        }
-    }
-    (last, attempts)
-}
-
 impl SubscriberSession {
-    pub fn new(sae: Arc<Sae>, record: Arc<SubscriberRecord>) -> SubscriberSession {
+    pub fn new(
+        engine: Arc<Engine>,
+        link: Arc<dyn PolicyLink>,
+        record: Arc<SubscriberRecord>,
+    ) -> SubscriberSession {
         SubscriberSession {
-            sae,
+            engine,
+            link,
             record,
             resync_timer: None,
             logout_timer: None,
@@ -191,21 +179,22 @@ impl SubscriberSession {
         if self.ended {
             return;
         }
-        self.sae.sessions.update(self.record.clone());
-        self.sae.store.put_session(&self.record);
+        self.engine.sessions.update(self.record.clone());
+        self.engine.store.put_session(&self.record);
     }
 
     fn event(&self, kind: EventKind, service: &str, detail: impl Into<String>) {
-        self.sae.session_event(kind, &self.record, service, detail);
+        self.engine
+            .session_event(kind, &self.record, service, detail);
     }
 
     fn store_usage(&self, records: Vec<UsageRecord>) -> Vec<UsageRecord> {
         let stored: Vec<UsageRecord> = records
             .into_iter()
-            .map(|r| self.sae.store.append_usage(r))
+            .map(|r| self.engine.store.append_usage(r))
             .collect();
         for r in &stored {
-            self.sae.metrics.usage_records.inc();
+            self.engine.metrics.usage_records.inc();
             self.event(
                 EventKind::Usage,
                 "",
@@ -234,25 +223,14 @@ impl SubscriberSession {
         self.event(kind, "", detail);
         self.ended = true;
         let addr = ctx.address();
-        self.sae.sessions.remove(&self.record.session_id, &addr);
-        self.sae.store.remove_session(&self.record.session_id);
-        self.sae
+        self.engine.sessions.remove(&self.record.session_id, &addr);
+        self.engine.store.remove_session(&self.record.session_id);
+        self.engine
             .metrics
             .subscriber_sessions
-            .set(self.sae.sessions.len() as i64);
+            .set(self.engine.sessions.len() as i64);
         if self.inflight == 0 {
             ctx.stop();
-        }
-    }
-
-    /// A change is only attempted while the router is connected; otherwise nothing is
-    /// recorded (the router never heard of it).
-    fn router_connected(&self) -> Result<(), SubscriberError> {
-        match self.sae.routers.get(&self.record.router) {
-            Some(_) => Ok(()),
-            None => Err(SubscriberError::Router(SendError::NotConnected(
-                self.record.router.clone(),
-            ))),
         }
     }
 
@@ -269,279 +247,109 @@ impl SubscriberSession {
         }
     }
 
-    fn acct_records(&self, m: &Message, kind: UsageKind, number: u32) -> Vec<UsageRecord> {
-        match m.acct_records_with(&self.sae.juniper_codes) {
-            Ok(r) => messages::usage_records(&r, &self.record, kind, number),
-            Err(e) => {
-                tracing::warn!(session = %self.record.session_id, error = %e, "unreadable Juniper-Acct-Record");
-                Vec::new()
-            }
-        }
-    }
-
-    fn on_aar(&mut self, request: &Message, ctx: &mut Context<Self>) -> Message {
-        let sae = self.sae.clone();
-        let local = &sae.local;
-        let codes = &sae.juniper_codes;
-        match request.request_type_with(codes) {
-            Some(RequestType::Provisioning) => {
-                let r = self.record_mut();
-                r.confirmed = true;
-                for s in &mut r.services {
-                    if s.state == ServiceState::Installing {
-                        s.state = ServiceState::Active;
-                    }
-                }
-                self.publish();
-                self.event(
-                    EventKind::Confirmed,
-                    "",
-                    "router confirmed the provisioning",
-                );
-                messages::answer(request, local, result::SUCCESS)
-            }
-            Some(RequestType::Synchronization) => {
-                let installs = match request.policy_installs_with(codes) {
-                    Ok(i) => i,
-                    Err(e) => return messages::bad_policy_install(request, local, codes, &e),
-                };
-                if let Some(t) = self.resync_timer.take() {
-                    ctx.cancel_future(t);
-                }
-                // The router is the source of truth: the services are what it holds.
-                let services: Vec<ServiceSession> = installs
-                    .iter()
-                    .map(|p| {
-                        let name = self
-                            .record
-                            .services
-                            .iter()
-                            .find(|s| s.policy_name == p.policy_name)
-                            .map(|s| s.service.clone())
-                            .unwrap_or_else(|| self.sae.service_for_policy(&p.policy_name));
-                        messages::service_from_install(p, &name)
-                    })
-                    .collect();
-                let r = self.record_mut();
-                r.services = services;
-                r.state = SessionState::Active;
-                r.confirmed = true;
-                if let Some(ip) = request.framed_ip() {
-                    r.framed_ip = Some(ip);
-                }
-                self.publish();
-                self.event(EventKind::SessionReplayed, "", "replayed by the router");
-                messages::answer(request, local, result::SUCCESS)
-            }
-            Some(RequestType::FamilyDeactivation) => {
-                // One address family of a dual-stack subscriber went down; the session and its
-                // services go on with the other.
-                self.event(EventKind::Confirmed, "", "an address family went down");
-                messages::answer(request, local, result::SUCCESS)
-            }
-            _ => {
-                // The same Session-Id logging in again, or a second address family coming up
-                // (Juniper-Request-Type 4): answer with what it has.
-                messages::login_answer(request, local, codes, &self.record.services)
-            }
-        }
-    }
-
-    fn on_acr(&mut self, request: &Message) -> Message {
-        let kind = request
-            .accounting_record_type()
-            .and_then(UsageKind::from_record_type)
-            .unwrap_or(UsageKind::Event);
-        let number = request.accounting_record_number().unwrap_or(0);
-        let records = self.acct_records(request, kind, number);
-        self.store_usage(records);
-        messages::accounting_answer(request, &self.sae.local, result::SUCCESS)
-    }
-
-    fn on_str(&mut self, request: &Message, ctx: &mut Context<Self>) -> Message {
-        let records = self.acct_records(request, UsageKind::Final, 0);
-        self.store_usage(records);
-        let cause = request.termination_cause().unwrap_or(0);
-        let answer = messages::answer(request, &self.sae.local, result::SUCCESS);
-        self.end(
-            ctx,
-            &format!("router ended the session (Termination-Cause {cause})"),
-        );
-        answer
-    }
-}
-
-impl Handler<RouterRequest> for SubscriberSession {
-    type Result = MessageResult<RouterRequest>;
-
-    fn handle(&mut self, msg: RouterRequest, ctx: &mut Context<Self>) -> Self::Result {
-        let _span = self.span();
-        let request = msg.0;
-        let answer = match request.header.command_code {
-            command::AA => self.on_aar(&request, ctx),
-            command::ACCOUNTING => self.on_acr(&request),
-            command::SESSION_TERMINATION => self.on_str(&request, ctx),
-            _ => messages::refusal(
-                &request,
-                &self.sae.local,
-                result::COMMAND_UNSUPPORTED,
-                "not a subscriber session request",
-            ),
-        };
-        MessageResult(answer)
-    }
-}
-
-impl Handler<StartResync> for SubscriberSession {
-    type Result = ();
-
-    fn handle(&mut self, _msg: StartResync, ctx: &mut Context<Self>) {
-        let _span = self.span();
-        self.record_mut().state = SessionState::Resyncing;
-        self.publish();
-        // Until the router answers, a window from an earlier SRQ no longer applies.
-        if let Some(t) = self.resync_timer.take() {
-            ctx.cancel_future(t);
-        }
-    }
-}
-
-impl Handler<ResyncAnswered> for SubscriberSession {
-    type Result = ();
-
-    fn handle(&mut self, msg: ResyncAnswered, ctx: &mut Context<Self>) {
-        let _span = self.span();
-        if self.record.state != SessionState::Resyncing {
-            return;
-        }
-        if let Some(t) = self.resync_timer.take() {
-            ctx.cancel_future(t);
-        }
-        self.resync_timer = Some(ctx.run_later(msg.window, |act, ctx| {
-            act.resync_timer = None;
-            if act.record.state == SessionState::Resyncing {
-                act.end(ctx, "not replayed by the router within the resync window");
-            }
-        }));
-    }
-}
-
-impl Handler<Activate> for SubscriberSession {
-    type Result = ResponseActFuture<Self, Result<ChangeOutcome, SubscriberError>>;
-
-    fn handle(&mut self, msg: Activate, _ctx: &mut Context<Self>) -> Self::Result {
-        let _span = self.span();
-        if self.record.router_interface.is_some() {
-            return Box::pin(fut::ready(self.cops_change(msg.service, true)));
-        }
-        if let Err(e) = self.router_connected() {
-            return Box::pin(fut::ready(Err(e)));
-        }
-        let service = msg.service;
-        let name = service.service.clone();
-        let request = messages::push_profile(
-            &self.record,
-            &self.sae.local,
-            &self.sae.juniper_codes,
-            &[&service],
-            &[],
-        );
+    /// Services still being installed are now active.
+    fn confirm(&mut self, detail: &'static str) {
         let r = self.record_mut();
-        match r.services.iter_mut().find(|s| s.service == name) {
-            Some(existing) => *existing = service,
-            None => r.services.push(service),
+        r.confirmed = true;
+        for s in &mut r.services {
+            if s.state == ServiceState::Installing {
+                s.state = ServiceState::Active;
+            }
         }
         self.publish();
-        self.op_started();
-        let sae = self.sae.clone();
-        let router = self.record.router.clone();
-        Box::pin(push_with_retry(sae, router, request).into_actor(self).map(
-            move |(outcome, attempts), act, ctx| {
-                let r = act.ppr_done(&name, true, outcome, attempts);
-                act.op_done(ctx);
-                r
-            },
-        ))
+        self.event(EventKind::Confirmed, "", detail);
     }
-}
 
-impl Handler<Deactivate> for SubscriberSession {
-    type Result = ResponseActFuture<Self, Result<ChangeOutcome, SubscriberError>>;
-
-    fn handle(&mut self, msg: Deactivate, _ctx: &mut Context<Self>) -> Self::Result {
-        let _span = self.span();
-        if self.record.router_interface.is_some() {
-            let Some(service) = self
-                .record
-                .services
-                .iter()
-                .find(|s| s.service == msg.service)
-                .cloned()
-            else {
-                let err =
-                    SubscriberError::ServiceNotActive(self.record.session_id.clone(), msg.service);
-                return Box::pin(fut::ready(Err(err)));
-            };
-            return Box::pin(fut::ready(self.cops_change(service, false)));
+    fn replay(
+        &mut self,
+        services: Vec<ServiceSession>,
+        framed_ip: Option<Ipv4Addr>,
+        ctx: &mut Context<Self>,
+    ) {
+        if let Some(t) = self.resync_timer.take() {
+            ctx.cancel_future(t);
         }
-        if let Err(e) = self.router_connected() {
-            return Box::pin(fut::ready(Err(e)));
-        }
-        let name = msg.service;
-        let Some(service) = self.record.services.iter().find(|s| s.service == name) else {
-            let err = SubscriberError::ServiceNotActive(self.record.session_id.clone(), name);
-            return Box::pin(fut::ready(Err(err)));
-        };
-        let request = messages::push_profile(
-            &self.record,
-            &self.sae.local,
-            &self.sae.juniper_codes,
-            &[],
-            &[service.policy_name.as_str()],
-        );
-        if let Some(s) = self
-            .record_mut()
-            .services
-            .iter_mut()
-            .find(|s| s.service == name)
-        {
-            s.state = ServiceState::Removing;
+        // The router is the source of truth: the services are what it holds.
+        let services: Vec<ServiceSession> = services
+            .into_iter()
+            .map(|mut s| {
+                s.service = self
+                    .record
+                    .services
+                    .iter()
+                    .find(|known| known.policy_name == s.policy_name)
+                    .map(|known| known.service.clone())
+                    .unwrap_or_else(|| self.engine.service_for_policy(&s.policy_name));
+                s
+            })
+            .collect();
+        let r = self.record_mut();
+        r.services = services;
+        r.state = SessionState::Active;
+        r.confirmed = true;
+        if let Some(ip) = framed_ip {
+            r.framed_ip = Some(ip);
         }
         self.publish();
-        self.op_started();
-        let sae = self.sae.clone();
-        let router = self.record.router.clone();
-        Box::pin(push_with_retry(sae, router, request).into_actor(self).map(
-            move |(outcome, attempts), act, ctx| {
-                let r = act.ppr_done(&name, false, outcome, attempts);
-                act.op_done(ctx);
-                r
-            },
-        ))
+        self.event(EventKind::SessionReplayed, "", "replayed by the router");
     }
-}
 
-impl SubscriberSession {
-    /// Records a PPA (or its absence) for one service.
-    fn ppr_done(
+    fn install_failed(&mut self, detail: String) {
+        let r = self.record_mut();
+        for s in &mut r.services {
+            if s.state == ServiceState::Installing {
+                s.state = ServiceState::Failed;
+                s.error = detail.clone();
+            }
+        }
+        self.publish();
+        self.event(EventKind::ServiceFailed, "", detail);
+    }
+
+    /// Waits for the router's answer to a change and records it.
+    fn change(
+        &mut self,
+        name: String,
+        install: bool,
+        pending: Pending<Change>,
+    ) -> ResponseActFuture<Self, Result<ChangeOutcome, SubscriberError>> {
+        self.op_started();
+        Box::pin(pending.into_actor(self).map(move |outcome, act, ctx| {
+            let r = act.change_done(&name, install, outcome);
+            act.op_done(ctx);
+            r
+        }))
+    }
+
+    /// Records what the router made of a change of one service.
+    fn change_done(
         &mut self,
         name: &str,
         install: bool,
-        outcome: Result<Message, SendError>,
-        attempts: u32,
+        outcome: Result<Change, SendError>,
     ) -> Result<ChangeOutcome, SubscriberError> {
         if self.ended {
             return Err(SubscriberError::SessionGone);
         }
         let session_id = self.record.session_id.clone();
-        let (code, message) = match &outcome {
-            Ok(answer) => (
-                answer.result_code().unwrap_or(0),
-                answer.error_message().unwrap_or("").to_owned(),
-            ),
-            Err(e) => (0, e.to_string()),
+        if outcome == Ok(Change::Sent) {
+            return Ok(self.change_sent(name, install));
+        }
+        let (outcome, attempts) = match outcome {
+            Ok(Change::Unanswered { error, attempts }) => (Err(error), attempts),
+            Err(error) => (Err(error), 1),
+            Ok(answered) => (Ok(answered), 1),
         };
-        let success = code == result::SUCCESS;
+        let (success, code, message, attempts) = match &outcome {
+            Ok(Change::Answered {
+                success,
+                result_code,
+                message,
+                attempts,
+            }) => (*success, *result_code, message.clone(), *attempts),
+            Ok(_) => unreachable!("sent and unanswered changes are handled above"),
+            Err(e) => (false, 0, e.to_string(), attempts),
+        };
         let r = self.record_mut();
         let Some(idx) = r.services.iter().position(|s| s.service == name) else {
             return Err(SubscriberError::ServiceNotActive(
@@ -609,6 +417,160 @@ impl SubscriberSession {
             attempts,
         })
     }
+
+    /// A change sent to a router that confirms it in a report of its own: an install stays
+    /// `Installing` until then, a removal is done.
+    fn change_sent(&mut self, name: &str, install: bool) -> ChangeOutcome {
+        let r = self.record_mut();
+        let policy_name = r
+            .services
+            .iter()
+            .find(|x| x.service == name)
+            .map(|x| x.policy_name.clone())
+            .unwrap_or_default();
+        let state = if install {
+            Some(ServiceState::Installing)
+        } else {
+            r.services.retain(|x| x.service != name);
+            None
+        };
+        self.publish();
+        let kind = if install {
+            EventKind::ServiceActivated
+        } else {
+            EventKind::ServiceDeactivated
+        };
+        self.event(kind, name, "DEC sent to the PEP");
+        ChangeOutcome {
+            session_id: self.record.session_id.clone(),
+            service: name.to_owned(),
+            policy_name,
+            success: true,
+            result_code: 0,
+            state,
+            message: "DEC sent; the PEP's report confirms it".into(),
+            attempts: 1,
+        }
+    }
+}
+
+impl Handler<Report> for SubscriberSession {
+    type Result = MessageResult<Report>;
+
+    fn handle(&mut self, msg: Report, ctx: &mut Context<Self>) -> Self::Result {
+        let _span = self.span();
+        match msg.0 {
+            RouterReport::Confirm { detail } => self.confirm(detail),
+            RouterReport::Replay {
+                services,
+                framed_ip,
+            } => self.replay(services, framed_ip, ctx),
+            RouterReport::FamilyDown => {
+                self.event(EventKind::Confirmed, "", "an address family went down");
+            }
+            RouterReport::Relogin => {}
+            RouterReport::Usage(records) => {
+                self.store_usage(records);
+            }
+            RouterReport::Terminate { usage, detail } => {
+                self.store_usage(usage);
+                let services = self.record.services.clone();
+                self.end(ctx, &detail);
+                return MessageResult(services);
+            }
+            RouterReport::InstallFailed { detail } => self.install_failed(detail),
+        }
+        MessageResult(self.record.services.clone())
+    }
+}
+
+impl Handler<StartResync> for SubscriberSession {
+    type Result = ();
+
+    fn handle(&mut self, _msg: StartResync, ctx: &mut Context<Self>) {
+        let _span = self.span();
+        self.record_mut().state = SessionState::Resyncing;
+        self.publish();
+        // Until the router answers, a window from an earlier SRQ no longer applies.
+        if let Some(t) = self.resync_timer.take() {
+            ctx.cancel_future(t);
+        }
+    }
+}
+
+impl Handler<ResyncAnswered> for SubscriberSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: ResyncAnswered, ctx: &mut Context<Self>) {
+        let _span = self.span();
+        if self.record.state != SessionState::Resyncing {
+            return;
+        }
+        if let Some(t) = self.resync_timer.take() {
+            ctx.cancel_future(t);
+        }
+        self.resync_timer = Some(ctx.run_later(msg.window, |act, ctx| {
+            act.resync_timer = None;
+            if act.record.state == SessionState::Resyncing {
+                act.end(ctx, "not replayed by the router within the resync window");
+            }
+        }));
+    }
+}
+
+impl Handler<Activate> for SubscriberSession {
+    type Result = ResponseActFuture<Self, Result<ChangeOutcome, SubscriberError>>;
+
+    fn handle(&mut self, msg: Activate, _ctx: &mut Context<Self>) -> Self::Result {
+        let _span = self.span();
+        if let Err(e) = self.link.ready(&self.record) {
+            return Box::pin(fut::ready(Err(e.into())));
+        }
+        let mut service = msg.service;
+        let pending = match self.link.install(&self.record, &service) {
+            Ok(p) => p,
+            Err(e) => return Box::pin(fut::ready(Err(e.into()))),
+        };
+        service.state = ServiceState::Installing;
+        let name = service.service.clone();
+        let r = self.record_mut();
+        match r.services.iter_mut().find(|s| s.service == name) {
+            Some(existing) => *existing = service,
+            None => r.services.push(service),
+        }
+        self.publish();
+        self.change(name, true, pending)
+    }
+}
+
+impl Handler<Deactivate> for SubscriberSession {
+    type Result = ResponseActFuture<Self, Result<ChangeOutcome, SubscriberError>>;
+
+    fn handle(&mut self, msg: Deactivate, _ctx: &mut Context<Self>) -> Self::Result {
+        let _span = self.span();
+        if let Err(e) = self.link.ready(&self.record) {
+            return Box::pin(fut::ready(Err(e.into())));
+        }
+        let name = msg.service;
+        let Some(service) = self.record.services.iter().find(|s| s.service == name) else {
+            let err = SubscriberError::ServiceNotActive(self.record.session_id.clone(), name);
+            return Box::pin(fut::ready(Err(err)));
+        };
+        let pending = match self.link.remove(&self.record, service) {
+            Ok(p) => p,
+            Err(e) => return Box::pin(fut::ready(Err(e.into()))),
+        };
+        if let Some(s) = self
+            .record_mut()
+            .services
+            .iter_mut()
+            .find(|s| s.service == name)
+        {
+            s.state = ServiceState::Removing;
+        }
+        self.publish();
+        self.change(name, false, pending)
+    }
 }
 
 impl Handler<Logout> for SubscriberSession {
@@ -616,61 +578,41 @@ impl Handler<Logout> for SubscriberSession {
 
     fn handle(&mut self, _msg: Logout, _ctx: &mut Context<Self>) -> Self::Result {
         let _span = self.span();
-        let request = messages::abort_session(&self.record, &self.sae.local);
-        let sae = self.sae.clone();
-        let router = self.record.router.clone();
-        let timeout = sae.settings.request_timeout;
+        let pending = self.link.abort(&self.record);
         self.op_started();
-        Box::pin(
-            async move {
-                let started = std::time::Instant::now();
-                let r = sae.request(&router, request, timeout).await;
-                if r.is_ok() {
-                    sae.metrics.round_trip("ASR", started.elapsed());
-                }
-                r
-            }
-            .into_actor(self)
-            .map(|outcome, act, ctx| {
-                act.op_done(ctx);
-                let answer = outcome?;
-                let code = answer.result_code().unwrap_or(0);
-                let session_id = act.record.session_id.clone();
-                if act.ended {
-                    // The router's STR got here first.
-                    return Ok(LogoutOutcome {
-                        session_id,
-                        result_code: code,
-                        usage: Vec::new(),
-                    });
-                }
-                let records = act.acct_records(&answer, UsageKind::Final, 0);
-                let usage = act.store_usage(records);
-                match code {
-                    result::SUCCESS => {
-                        act.record_mut().state = SessionState::LoggingOut;
-                        act.publish();
-                        // The router follows with STR; end the session anyway if it does not.
-                        let wait = act.sae.settings.logout_timeout;
-                        act.logout_timer = Some(ctx.run_later(wait, |act, ctx| {
-                            act.end(ctx, "logged out by the operator (no STR from the router)");
-                        }));
-                    }
-                    result::UNKNOWN_SESSION_ID => {
-                        act.end(
-                            ctx,
-                            "logged out by the operator; the router did not know it",
-                        );
-                    }
-                    _ => {}
-                }
-                Ok(LogoutOutcome {
+        Box::pin(pending.into_actor(self).map(|outcome, act, ctx| {
+            act.op_done(ctx);
+            let answer: Answered = outcome?;
+            let session_id = act.record.session_id.clone();
+            if act.ended {
+                // The router's own termination got here first.
+                return Ok(LogoutOutcome {
                     session_id,
-                    result_code: code,
-                    usage,
-                })
-            }),
-        )
+                    result_code: answer.result_code,
+                    usage: Vec::new(),
+                });
+            }
+            let usage = act.store_usage(answer.usage);
+            if answer.success {
+                act.record_mut().state = SessionState::LoggingOut;
+                act.publish();
+                // The router follows with its termination; end the session anyway if not.
+                let wait = act.engine.settings.logout_timeout;
+                act.logout_timer = Some(ctx.run_later(wait, |act, ctx| {
+                    act.end(ctx, "logged out by the operator (no STR from the router)");
+                }));
+            } else if answer.unknown_session {
+                act.end(
+                    ctx,
+                    "logged out by the operator; the router did not know it",
+                );
+            }
+            Ok(LogoutOutcome {
+                session_id,
+                result_code: answer.result_code,
+                usage,
+            })
+        }))
     }
 }
 
@@ -679,37 +621,18 @@ impl Handler<Collect> for SubscriberSession {
 
     fn handle(&mut self, _msg: Collect, _ctx: &mut Context<Self>) -> Self::Result {
         let _span = self.span();
-        let number = self.sae.next_acct_number();
-        let request = messages::collect_usage(
-            &self.record,
-            &self.sae.local,
-            &self.sae.juniper_codes,
-            number,
-        );
-        let sae = self.sae.clone();
-        let router = self.record.router.clone();
-        let timeout = sae.settings.request_timeout;
+        let pending = self.link.collect(&self.record);
         self.op_started();
-        Box::pin(
-            async move { sae.request(&router, request, timeout).await }
-                .into_actor(self)
-                .map(move |outcome, act, ctx| {
-                    act.op_done(ctx);
-                    let answer = outcome?;
-                    let code = answer.result_code().unwrap_or(0);
-                    let records = if code == result::SUCCESS {
-                        act.acct_records(&answer, UsageKind::Collected, number)
-                    } else {
-                        Vec::new()
-                    };
-                    let usage = act.store_usage(records);
-                    Ok(CollectOutcome {
-                        session_id: act.record.session_id.clone(),
-                        result_code: code,
-                        usage,
-                    })
-                }),
-        )
+        Box::pin(pending.into_actor(self).map(|outcome, act, ctx| {
+            act.op_done(ctx);
+            let answer = outcome?;
+            let usage = act.store_usage(answer.usage);
+            Ok(CollectOutcome {
+                session_id: act.record.session_id.clone(),
+                result_code: answer.result_code,
+                usage,
+            })
+        }))
     }
 }
 
@@ -736,194 +659,5 @@ impl Handler<HandOver> for SubscriberSession {
     fn handle(&mut self, msg: HandOver, ctx: &mut Context<Self>) {
         let _span = self.span();
         self.end_as(ctx, EventKind::HandedOver, &msg.detail);
-    }
-}
-
-impl Handler<CopsReport> for SubscriberSession {
-    type Result = ();
-
-    fn handle(&mut self, msg: CopsReport, _ctx: &mut Context<Self>) {
-        let _span = self.span();
-        use sae_cops::object::ReportType;
-        match msg.report_type {
-            ReportType::Success => {
-                let r = self.record_mut();
-                r.confirmed = true;
-                for s in &mut r.services {
-                    if s.state == ServiceState::Installing {
-                        s.state = ServiceState::Active;
-                    }
-                }
-                self.publish();
-                self.event(
-                    EventKind::Confirmed,
-                    "",
-                    "PEP reported the policies installed",
-                );
-            }
-            ReportType::Failure => {
-                let detail = msg
-                    .named
-                    .as_ref()
-                    .and_then(|b| sae_cops::pr::decode_outcome_report(b).ok())
-                    .map(|r| format!("{r:?}"))
-                    .unwrap_or_else(|| "failure report".into());
-                let r = self.record_mut();
-                for s in &mut r.services {
-                    if s.state == ServiceState::Installing {
-                        s.state = ServiceState::Failed;
-                        s.error = detail.clone();
-                    }
-                }
-                self.publish();
-                self.event(EventKind::ServiceFailed, "", detail);
-            }
-            ReportType::Accounting => {
-                let kind = if msg.solicited {
-                    UsageKind::Collected
-                } else {
-                    UsageKind::Interim
-                };
-                let records = msg
-                    .named
-                    .as_ref()
-                    .map(|b| self.cops_usage(b, kind))
-                    .unwrap_or_default();
-                self.store_usage(records);
-            }
-            ReportType::Other(code) => {
-                tracing::info!(session = %self.record.session_id, code, "report of an unknown type");
-            }
-        }
-    }
-}
-
-impl SubscriberSession {
-    /// COPS-PR: installs or removes a service's policy with an unsolicited DEC on the session's
-    /// request state. The PEP's next report confirms an install (or marks it failed).
-    fn cops_change(
-        &mut self,
-        service: ServiceSession,
-        install: bool,
-    ) -> Result<ChangeOutcome, SubscriberError> {
-        use sae_cops::message::Decision;
-        use sae_cops::object::{Command, Context as CopsContext, DecisionFlags};
-        let not_connected =
-            || SubscriberError::Router(SendError::NotConnected(self.record.router.clone()));
-        let Some((pepid, client_type, handle)) =
-            crate::cops::parse_session_id(&self.record.session_id)
-        else {
-            return Err(not_connected());
-        };
-        let Some(driver) = self
-            .sae
-            .cops
-            .get()
-            .and_then(std::sync::Weak::upgrade)
-            .and_then(|c| c.driver(&pepid, client_type))
-            .map(|(d, _)| d)
-        else {
-            return Err(not_connected());
-        };
-        let interface = self.record.router_interface.unwrap_or(0);
-        let (command, named) = if install {
-            (
-                Command::Install,
-                crate::cops::driver::install_decision(interface, std::slice::from_ref(&service)),
-            )
-        } else {
-            (
-                Command::Remove,
-                crate::cops::driver::remove_decision(&service),
-            )
-        };
-        let named = named.map_err(|e| {
-            SubscriberError::Router(SendError::Failed {
-                router: self.record.router.clone(),
-                reason: e,
-            })
-        })?;
-        let mut decision = Decision::new(CopsContext::configuration(), DecisionFlags::new(command));
-        decision.named = Some(named);
-        driver.do_send(crate::cops::driver::SendDecision {
-            client_type,
-            handle,
-            decisions: vec![decision],
-        });
-        let name = service.service.clone();
-        let policy_name = service.policy_name.clone();
-        let r = self.record_mut();
-        let state = if install {
-            let mut s = service;
-            s.state = ServiceState::Installing;
-            match r.services.iter_mut().find(|x| x.service == name) {
-                Some(existing) => *existing = s,
-                None => r.services.push(s),
-            }
-            Some(ServiceState::Installing)
-        } else {
-            r.services.retain(|x| x.service != name);
-            None
-        };
-        self.publish();
-        let kind = if install {
-            EventKind::ServiceActivated
-        } else {
-            EventKind::ServiceDeactivated
-        };
-        self.event(kind, &name, "DEC sent to the PEP");
-        Ok(ChangeOutcome {
-            session_id: self.record.session_id.clone(),
-            service: name,
-            policy_name,
-            success: true,
-            result_code: 0,
-            state,
-            message: "DEC sent; the PEP's report confirms it".into(),
-            attempts: 1,
-        })
-    }
-
-    /// Usage records from an accounting RPT: each RFC 3483 usage instance names the policy
-    /// instance it monitors (its id is the service's [`crate::cops::policy_id`]).
-    fn cops_usage(&self, named: &bytes::Bytes, kind: UsageKind) -> Vec<UsageRecord> {
-        use sae_cops::usage::{TrafficUsage, UsageClass};
-        let report = match sae_cops::pr::decode_accounting_report(named) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(session = %self.record.session_id, error = %e, "unreadable accounting report");
-                return Vec::new();
-            }
-        };
-        let time_ms = crate::model::now_ms();
-        report
-            .0
-            .iter()
-            .filter_map(|pri| TrafficUsage::from_instance(pri).ok())
-            .map(|u| {
-                let id = u.selected.instance_id();
-                let policy_name = self
-                    .record
-                    .services
-                    .iter()
-                    .find(|s| crate::cops::policy_id(&s.service) == id)
-                    .map(|s| s.policy_name.clone())
-                    .unwrap_or_else(|| u.selected.to_string());
-                UsageRecord {
-                    id: 0,
-                    session_id: self.record.session_id.clone(),
-                    user_name: self.record.user_name.clone(),
-                    router: self.record.router.clone(),
-                    policy_name,
-                    kind,
-                    record_number: u.id,
-                    input_octets: u.octets,
-                    output_octets: 0,
-                    input_packets: u.packets,
-                    output_packets: 0,
-                    time_ms,
-                }
-            })
-            .collect()
     }
 }

@@ -226,7 +226,7 @@ async fn an_sbc_is_admitted_up_to_its_budget_and_a_released_call_frees_room() {
     let statuses = node.cops().statuses();
     assert_eq!(statuses.len(), 1);
     assert_eq!((statuses[0].0.pepid.as_str(), statuses[0].1), ("sbc1", 3));
-    let metrics = node.sae().metrics.encode();
+    let metrics = node.engine().metrics.encode();
     for line in [
         r#"sae_cops_messages_total{direction="out",op="DEC",outcome="install"} 3"#,
         r#"sae_cops_messages_total{direction="out",op="DEC",outcome="remove"} 1"#,
@@ -309,7 +309,7 @@ async fn eventually(mut f: impl FnMut() -> bool) {
 #[actix::test]
 async fn cops_pr_provisioning_installs_policies_records_reports_and_usage_and_ends_on_drq() {
     let (node, addr) = start("accounting_timer_secs = 30", CATALOG).await;
-    let sae = node.sae().clone();
+    let sae = node.engine().clone();
     let mut erx = Pep::connect(addr, 0x800B, "erx1").await;
     let (_, acct) = erx.accepted_synced().await;
     assert_eq!(acct, Some(Duration::from_secs(30)));
@@ -397,7 +397,7 @@ async fn cops_pr_provisioning_installs_policies_records_reports_and_usage_and_en
 #[actix::test]
 async fn a_reconnecting_pep_takes_its_state_over_and_stale_states_end() {
     let (node, addr) = start("", CATALOG).await;
-    let sae = node.sae().clone();
+    let sae = node.engine().clone();
     let mut erx = Pep::connect(addr, 0x800B, "erx1").await;
     erx.accepted_synced().await;
     for id in [7, 8] {
@@ -441,13 +441,13 @@ async fn after_a_restart_the_pep_resends_what_it_holds_and_the_rest_is_ended() {
         erx.decision().await;
     }
     drop(erx);
-    let sae = node.sae().clone();
+    let sae = node.engine().clone();
     eventually(|| sae.sessions.len() == 2).await;
     node.shutdown().await;
     drop(sae);
 
     let node = sae_node::start(config()).await.unwrap();
-    let sae = node.sae().clone();
+    let sae = node.engine().clone();
     assert_eq!(sae.sessions.len(), 2, "recovered from storage");
     let mut erx = Pep::connect(cops_addr(&node), 0x800B, "erx1").await;
     erx.accepted().await;
@@ -594,7 +594,7 @@ fn hex_key() -> Vec<u8> {
 async fn operators_activate_and_deactivate_services_of_cops_pr_sessions_with_unsolicited_decs() {
     use sae_node::subscriber::registry::SubscriberRef;
     let (node, addr) = start("", CATALOG).await;
-    let sae = node.sae().clone();
+    let sae = node.engine().clone();
     let mut erx = Pep::connect(addr, 0x800B, "erx1").await;
     erx.accepted_synced().await;
     erx.request(9, interface(9)).await;
@@ -647,4 +647,94 @@ async fn operators_activate_and_deactivate_services_of_cops_pr_sessions_with_uns
     let rec = sae.sessions.get(session_id).unwrap().record;
     assert!(rec.services.iter().all(|s| s.service != "video"));
     assert!(rec.services.iter().any(|s| s.service == "gold"));
+}
+
+/// Copies a directory tree.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// `tests/data/before-attachment` is the data directory of a node of the version before
+/// session records said how they are attached to their router, written by that version (commit
+/// 12372ff): two Diameter sessions of router1.test.realm, two COPS-PR sessions of PEP erx1,
+/// then a graceful stop. Today's node recovers all four with their attachment; the router is asked to replay
+/// and the PEP takes its request states over.
+#[actix::test]
+async fn a_data_directory_of_the_previous_version_is_recovered() {
+    use sae_diameter::codes::{app, command, result};
+    use sae_node::model::{Attachment, SessionState};
+    let data = tempfile::tempdir().unwrap();
+    copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/before-attachment"),
+        data.path(),
+    );
+    let node = sae_node::start(crate::client::config_cops_in(data.path(), CATALOG, ""))
+        .await
+        .unwrap();
+    let engine = node.engine().clone();
+    assert_eq!(engine.sessions.len(), 4);
+    for id in ["r1;9;1", "r1;9;2"] {
+        let r = engine.sessions.get(id).unwrap().record;
+        assert_eq!(r.router, "router1.test.realm");
+        assert_eq!(r.state, SessionState::Resyncing);
+        assert_eq!(
+            r.attachment,
+            Attachment::Diameter {
+                realm: "test.realm".into(),
+                application_id: app::JSRC
+            }
+        );
+    }
+    for id in [7u8, 8] {
+        let r = engine
+            .sessions
+            .get(&format!("cops;erx1;800b;000000{id:02x}"))
+            .unwrap()
+            .record;
+        assert_eq!(
+            r.attachment,
+            Attachment::Cops {
+                pepid: "erx1".into(),
+                client_type: 0x800B,
+                handle: vec![0, 0, 0, id],
+                interface: u32::from(id),
+            }
+        );
+    }
+
+    // The PEP takes both request states over and keeps the one it re-sends.
+    let mut erx = Pep::connect(cops_addr(&node), 0x800B, "erx1").await;
+    erx.accepted().await;
+    match erx.event().await {
+        PepEvent::SyncRequest { handle: None } => {}
+        other => panic!("expected SSQ, got {other:?}"),
+    }
+    assert_eq!(node.cops().statuses()[0].1, 2);
+    erx.request(8, interface(8)).await;
+    assert_eq!(command(&erx.decision().await.1), Command::Install);
+
+    // The router is asked to replay its sessions first.
+    let mut c = crate::client::Client::connect(node.listeners()[0].addr).await;
+    c.exchange_capabilities("router1.test.realm", &[app::JSRC])
+        .await;
+    let srq = c.expect_message().await;
+    assert_eq!(srq.header.command_code, command::SESSION_RESYNC);
+    let mut srr = sae_diameter::Message::answer_to(&srq);
+    srr.set_result_code(result::SUCCESS);
+    srr.push_origin("router1.test.realm", "test.realm");
+    c.send(srr).await;
+    erx.conn.sync_complete(now(), None).unwrap();
+    erx.flush().await;
+    // Nothing replayed or re-sent within the window is ended; what was re-sent stays.
+    eventually(|| engine.sessions.get("cops;erx1;800b;00000007").is_none()).await;
+    assert!(engine.sessions.get("cops;erx1;800b;00000008").is_some());
 }

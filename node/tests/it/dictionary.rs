@@ -108,8 +108,8 @@ async fn a_dictionary_file_moving_the_template_and_substitution_avps_moves_them_
     let path = dir.path().join("site-dictionary.toml");
     std::fs::write(&path, MOVED).unwrap();
     let (node, addr) = start(&format!("dictionary = {path:?}\n{CATALOG}")).await;
-    let sae = node.sae().clone();
-    let codes = sae.juniper_codes;
+    let sae = node.engine().clone();
+    let codes = *node.diameter().diameter().codes();
     assert_eq!(
         (
             codes.template_name,

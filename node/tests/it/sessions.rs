@@ -162,7 +162,7 @@ async fn login_installs_the_rule_services_and_confirmation_is_acknowledged() {
         ),
         ("rate", "100m")
     );
-    let sae = node.sae().clone();
+    let sae = node.engine().clone();
     let entry = sae
         .sessions
         .find(&SubscriberRef::UserName("alice@isp.example".into()))
@@ -200,7 +200,7 @@ async fn a_refused_login_leaves_no_session() {
     assert_eq!(aaa.result_code(), Some(result::UNABLE_TO_COMPLY));
     assert!(aaa.error_message().unwrap().contains("blocked"));
     assert!(aaa.policy_installs().unwrap().is_empty());
-    assert!(node.sae().sessions.is_empty());
+    assert!(node.engine().sessions.is_empty());
 }
 
 #[actix::test]
@@ -225,7 +225,7 @@ async fn str_ends_the_session_with_its_final_usage_and_an_unknown_one_gets_5002(
         c.expect_message().await.result_code(),
         Some(result::SUCCESS)
     );
-    let sae = node.sae().clone();
+    let sae = node.engine().clone();
     eventually(|| sae.sessions.is_empty()).await;
     sae.store.flush().unwrap();
     let records = sae
@@ -267,7 +267,7 @@ async fn accounting_from_the_router_is_stored_and_echoed() {
     let aca = c.expect_message().await;
     assert_eq!(aca.result_code(), Some(result::SUCCESS));
     assert_eq!(aca.accounting_record_type(), Some(3));
-    let sae = node.sae().clone();
+    let sae = node.engine().clone();
     eventually(|| sae.store.usage_count() == 1).await;
     sae.store.flush().unwrap();
     let r = &sae.store.usage(&UsageFilter::default()).unwrap()[0];
@@ -308,7 +308,7 @@ async fn a_re_sent_request_gets_the_same_answer_and_is_not_counted_twice() {
             .with(sae_diameter::CommandFlags::RETRANSMIT, retransmit);
         m.encode().unwrap()
     };
-    let sae = node.sae().clone();
+    let sae = node.engine().clone();
     c.write_raw(&acr(0x0901, 0x7777_0001, false)).await;
     let first = c.expect_message().await;
     assert_eq!(first.result_code(), Some(result::SUCCESS));
@@ -349,7 +349,7 @@ async fn activation_and_deactivation_go_through_ppr_and_record_the_router_result
     let (node, addr) = node("").await;
     let mut c = open_client(addr, ROUTER).await;
     logged_in(&mut c, "r1;1;5", "dave@isp.example").await;
-    let sae = node.sae().clone();
+    let sae = node.engine().clone();
     let who = SubscriberRef::UserName("dave@isp.example".into());
 
     // Accepted.
@@ -407,7 +407,7 @@ async fn an_unanswered_ppr_is_retried_a_bounded_number_of_times() {
     let (node, addr) = node("ppr_timeout_secs = 1\nppr_retries = 1").await;
     let mut c = open_client(addr, ROUTER).await;
     logged_in(&mut c, "r1;1;6", "erin@isp.example").await;
-    let sae = node.sae().clone();
+    let sae = node.engine().clone();
     let who = SubscriberRef::SessionId("r1;1;6".into());
     let (s, w) = (sae.clone(), who.clone());
     let op = spawn(async move { s.activate(&w, "video", BTreeMap::new()).await });
@@ -438,7 +438,7 @@ async fn router_srq_mid_life_keeps_replayed_sessions_and_ends_the_others() {
     let mut c = open_client(addr, ROUTER).await;
     logged_in(&mut c, "r1;2;1", "kept@isp.example").await;
     logged_in(&mut c, "r1;2;2", "gone@isp.example").await;
-    let sae = node.sae().clone();
+    let sae = node.engine().clone();
     assert_eq!(sae.sessions.len(), 2);
 
     let srq = Message::request(command::SESSION_RESYNC, app::JSRC, false)
@@ -491,11 +491,11 @@ async fn an_unanswered_srq_is_sent_again_and_the_window_starts_with_the_srr() {
     let mut c = open_client(addr, ROUTER).await;
     logged_in(&mut c, "r1;5;1", "replayed@isp.example").await;
     logged_in(&mut c, "r1;5;2", "forgotten@isp.example").await;
-    let sae = node.sae().clone();
+    let sae = node.engine().clone();
     let mut events = sae.events.subscribe();
     let resync = {
-        let sae = sae.clone();
-        spawn(async move { sae.resync_router(ROUTER).await })
+        let diameter = node.diameter().diameter().clone();
+        spawn(async move { diameter.resync_router(ROUTER).await })
     };
     // The router is not ready: the first SRQ is lost.
     let first = c.expect_message().await;
@@ -566,7 +566,7 @@ async fn a_restarted_node_recovers_its_sessions_and_resyncs_them_with_the_router
     let mut c = open_client(addr, ROUTER).await;
     logged_in(&mut c, "r1;3;1", "replayed@isp.example").await;
     logged_in(&mut c, "r1;3;2", "forgotten@isp.example").await;
-    let first = node.sae().clone();
+    let first = node.engine().clone();
     eventually(|| first.sessions.len() == 2).await;
     drop(c);
     node.shutdown().await;
@@ -575,7 +575,7 @@ async fn a_restarted_node_recovers_its_sessions_and_resyncs_them_with_the_router
     let node = sae_node::start(config_in(data.path(), &extra))
         .await
         .unwrap();
-    let sae = node.sae().clone();
+    let sae = node.engine().clone();
     // Recovered from storage, waiting for the router.
     assert_eq!(sae.sessions.len(), 2);
     assert!(
@@ -655,7 +655,7 @@ async fn address_family_changes_of_a_dual_stack_subscriber_keep_the_session() {
     let (node, addr) = node("").await;
     let mut c = open_client(addr, ROUTER).await;
     logged_in(&mut c, "r1;6;1", "dual@isp.example").await;
-    let sae = node.sae().clone();
+    let sae = node.engine().clone();
     // The second family comes up: answered with the session's policies.
     c.send(login(
         "r1;6;1",

@@ -12,7 +12,7 @@ use sae_diameter::jsrc::{
 use sae_diameter::validate::{ErrorAnswer, Redirect};
 use sae_diameter::{Avp, Message, Value};
 
-use crate::model::{ServiceSession, SubscriberRecord, UsageKind, UsageRecord, now_ms};
+use crate::model::{Attachment, ServiceSession, SubscriberRecord, UsageKind, UsageRecord, now_ms};
 
 /// Who we are on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,15 +191,26 @@ pub fn accounting_answer(request: &Message, local: &Local, code: u32) -> Message
     answer(request, local, code)
 }
 
+/// The realm and application a Diameter session runs under (none for another attachment).
+fn attached(record: &SubscriberRecord) -> (&str, u32) {
+    match &record.attachment {
+        Attachment::Diameter {
+            realm,
+            application_id,
+        } => (realm, *application_id),
+        Attachment::Cops { .. } => ("", 0),
+    }
+}
+
 fn session_request(cmd: u32, record: &SubscriberRecord) -> Message {
-    let mut m = Message::request(cmd, record.application_id, true);
+    let mut m = Message::request(cmd, attached(record).1, true);
     m.push(utf8(avp::SESSION_ID, &record.session_id));
     m
 }
 
 fn push_destination(m: &mut Message, local: &Local, record: &SubscriberRecord) {
     m.push_origin(&local.origin_host, &local.origin_realm);
-    m.push(identity(avp::DESTINATION_REALM, &record.router_realm));
+    m.push(identity(avp::DESTINATION_REALM, attached(record).0));
     m.push(identity(avp::DESTINATION_HOST, &record.router));
 }
 
@@ -212,7 +223,7 @@ pub fn push_profile(
     remove: &[&str],
 ) -> Message {
     let mut m = session_request(command::PUSH_PROFILE, record);
-    m.push(unsigned(avp::AUTH_APPLICATION_ID, record.application_id));
+    m.push(unsigned(avp::AUTH_APPLICATION_ID, attached(record).1));
     push_destination(&mut m, local, record);
     if let Some(u) = &record.user_name {
         m.push(utf8(avp::USER_NAME, u));
@@ -230,7 +241,7 @@ pub fn push_profile(
 pub fn abort_session(record: &SubscriberRecord, local: &Local) -> Message {
     let mut m = session_request(command::ABORT_SESSION, record);
     push_destination(&mut m, local, record);
-    m.push(unsigned(avp::AUTH_APPLICATION_ID, record.application_id));
+    m.push(unsigned(avp::AUTH_APPLICATION_ID, attached(record).1));
     if let Some(u) = &record.user_name {
         m.push(utf8(avp::USER_NAME, u));
     }
@@ -250,7 +261,7 @@ pub fn collect_usage(
     m.push(enumerated(avp::ACCOUNTING_RECORD_TYPE, 1));
     m.push(unsigned(avp::ACCOUNTING_RECORD_NUMBER, number));
     // RFC 6733 section 9.7.1: an ACR names its application with Acct-Application-Id.
-    m.push(unsigned(avp::ACCT_APPLICATION_ID, record.application_id));
+    m.push(unsigned(avp::ACCT_APPLICATION_ID, attached(record).1));
     if let Some(u) = &record.user_name {
         m.push(utf8(avp::USER_NAME, u));
     }
@@ -350,8 +361,10 @@ mod tests {
         SubscriberRecord {
             session_id: "r1;1;2;3".into(),
             router: "r1.example".into(),
-            router_realm: "example".into(),
-            application_id: app::JSRC,
+            attachment: Attachment::Diameter {
+                realm: "example".into(),
+                application_id: app::JSRC,
+            },
             user_name: Some("alice@example".into()),
             framed_ip: None,
             nas_port_id: None,
@@ -359,7 +372,6 @@ mod tests {
             confirmed: false,
             state: SessionState::Active,
             services: vec![service(true)],
-            router_interface: None,
         }
     }
 
