@@ -9,7 +9,8 @@
 //!   are acknowledged to openraft only after a sled flush.
 //! - [`state_machine`]: the applied state and snapshots in sled ([`StateMachineStore`]).
 //!
-//! - [`network`] and [`service`]: openraft's RPCs over tonic (one cached channel per peer).
+//! - [`network`]: openraft's RPCs over tonic, on [`channels`] (one cached channel per member,
+//!   shared with every other call to a member); the server side is `grpc::cluster`.
 //! - [`runtime`]: the running member ([`Cluster`]): membership, writes through the leader,
 //!   leases, router assignment, and publication of the state to the node.
 //! - [`ownership`]: the router views drivers act on ([`Ownership`]).
@@ -19,11 +20,11 @@
 //! `openraft::Raft::new` takes, so another engine can replace sled behind them; the sled
 //! implementation passes openraft's storage test suite (`suite_tests`).
 
+pub mod channels;
 pub mod log_store;
 pub mod network;
 pub mod ownership;
 pub mod runtime;
-pub mod service;
 pub mod state;
 pub mod state_machine;
 pub mod types;

@@ -1,8 +1,6 @@
-//! The Raft network over tonic: openraft's RPCs as JSON inside the `Cluster` gRPC service,
-//! with one cached channel per peer address ([`Channels`]).
+//! The Raft network over tonic: openraft's RPCs as JSON inside the `Cluster` gRPC service, on
+//! the member's cached channel ([`Channels`]).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::error::{
@@ -14,44 +12,11 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use sae_proto::v1::RaftPayload;
-use sae_proto::v1::cluster_client::ClusterClient;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic::transport::{Channel, Endpoint};
 
+use super::channels::Channels;
 use super::types::{Member, NodeId, TypeConfig};
-
-/// How long a connection attempt to a peer may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// One lazily connected gRPC channel per peer address, shared by every caller (a tonic
-/// channel reconnects by itself after a failure).
-#[derive(Debug, Clone, Default)]
-pub struct Channels {
-    inner: Arc<Mutex<HashMap<String, Channel>>>,
-}
-
-impl Channels {
-    /// The channel to `addr` (`host:port`), created on first use.
-    pub fn get(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
-        let mut map = self.inner.lock().expect("channel cache lock");
-        if let Some(c) = map.get(addr) {
-            return Ok(c.clone());
-        }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .connect_lazy();
-        map.insert(addr.to_owned(), channel.clone());
-        Ok(channel)
-    }
-
-    /// A client of the cluster service at `addr`.
-    pub fn client(&self, addr: &str) -> Result<ClusterClient<Channel>, tonic::transport::Error> {
-        Ok(ClusterClient::new(self.get(addr)?))
-    }
-}
 
 /// Creates one [`PeerClient`] per target for openraft.
 #[derive(Debug, Clone, Default)]

@@ -30,7 +30,8 @@ use sae_proto::v1 as pb;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::network::{Channels, Network};
+use super::channels::Channels;
+use super::network::Network;
 use super::ownership::{Ownership, RouterView};
 use super::state::{Command, ControlState, Refusal, Response};
 use super::types::{Member, NodeId, StoredMembership, TypeConfig};
@@ -250,7 +251,7 @@ impl Cluster {
             for addr in addrs {
                 let request = pb::JoinRequest {
                     node_id: self.id,
-                    member: Some(member_to_pb(&self.member)),
+                    member: Some(pb::MemberInfo::from(&self.member)),
                 };
                 match self.channels.client(addr) {
                     Ok(mut c) => match c.join(request).await {
@@ -955,7 +956,7 @@ async fn allocate_id(
     while tokio::time::Instant::now() < deadline {
         for addr in addrs {
             let request = pb::AllocateNodeIdRequest {
-                member: Some(member_to_pb(member)),
+                member: Some(pb::MemberInfo::from(member)),
             };
             match channels.client(addr) {
                 Ok(mut c) => match c.allocate_node_id(request).await {
@@ -969,26 +970,4 @@ async fn allocate_id(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Err(last.unwrap_or_else(|| ClusterError::Invalid("no member to join".into())))
-}
-
-/// The wire form of a member.
-pub fn member_to_pb(m: &Member) -> pb::MemberInfo {
-    pb::MemberInfo {
-        name: m.name.clone(),
-        grpc: m.grpc.clone(),
-        diameter: m.diameter.clone(),
-        cops: m.cops.clone(),
-        origin_host: m.origin_host.clone(),
-    }
-}
-
-/// A member from its wire form.
-pub fn member_from_pb(m: pb::MemberInfo) -> Member {
-    Member {
-        name: m.name,
-        grpc: m.grpc,
-        diameter: m.diameter,
-        cops: m.cops,
-        origin_host: m.origin_host,
-    }
 }

@@ -1,4 +1,4 @@
-//! The `Cluster` gRPC service: Raft RPCs into the local Raft, and control-state writes and
+//! The `sae.v1.Cluster` gRPC service: Raft RPCs into the local Raft, and control-state writes and
 //! membership calls, served by the leader (other members forward them to it).
 
 use std::sync::Arc;
@@ -9,9 +9,8 @@ use sae_proto::v1::cluster_server::{Cluster as ClusterRpc, ClusterServer};
 use serde::Serialize;
 use tonic::{Request, Response as GrpcResponse, Status};
 
-use super::runtime::{Cluster, ClusterError, member_from_pb};
-use super::state::{Command, Response};
-use super::types::TypeConfig;
+use super::convert::cluster_status as status;
+use crate::cluster::{Cluster, Command, Member, Response, TypeConfig};
 
 /// The service, for [`tonic::transport::Server::add_service`].
 pub fn server(cluster: Arc<Cluster>) -> ClusterServer<ClusterService> {
@@ -34,19 +33,6 @@ fn encode<T: Serialize>(value: &T) -> Result<GrpcResponse<pb::RaftPayload>, Stat
     serde_json::to_vec(value)
         .map(|json| GrpcResponse::new(pb::RaftPayload { json }))
         .map_err(|e| Status::internal(format!("reply: {e}")))
-}
-
-/// The gRPC status of a cluster failure.
-pub fn status(e: ClusterError) -> Status {
-    match e {
-        ClusterError::NoLeader | ClusterError::Timeout(_) => Status::unavailable(e.to_string()),
-        ClusterError::Invalid(_) => Status::invalid_argument(e.to_string()),
-        ClusterError::NotMember => Status::failed_precondition(e.to_string()),
-        ClusterError::Evicted(_) => Status::permission_denied(e.to_string()),
-        ClusterError::Refused(super::Refusal::NotFound { .. }) => Status::not_found(e.to_string()),
-        ClusterError::Refused(_) => Status::failed_precondition(e.to_string()),
-        _ => Status::internal(e.to_string()),
-    }
 }
 
 #[tonic::async_trait]
@@ -124,7 +110,7 @@ impl ClusterRpc for ClusterService {
         let req = request.into_inner();
         let member = req
             .member
-            .map(member_from_pb)
+            .map(Member::from)
             .ok_or_else(|| Status::invalid_argument("member is required"))?;
         if req.node_id == 0 {
             return Err(Status::invalid_argument("node_id is required"));

@@ -1,27 +1,22 @@
-//! The management API over gRPC (tonic), with the standard health service and server
-//! reflection. Conversions between the domain and the prost types live here only.
+//! The management API (`sae.v1.Management`): the catalog, subscribers and their services,
+//! usage, routers, COPS, the cluster; what only the leader decides is forwarded to it.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures::{Stream, StreamExt};
 use sae_proto::v1 as pb;
-use sae_proto::v1::management_server::{Management, ManagementServer};
-use tokio::net::TcpListener;
+use sae_proto::v1::management_server::Management;
 use tonic::{Request, Response, Status};
 
-use crate::catalog::{Rule, ServiceDef};
-use crate::cluster::{Command, Refusal, Response as ControlResponse};
-use crate::diameter::{DiameterServer, PeerStatus};
-use crate::events::SessionEvent;
-use crate::model::{Attachment, SubscriberRecord, UsageFilter, UsageRecord};
-use crate::subscriber::engine::{Engine, SubscriberError};
-use crate::subscriber::link::SendError;
-use crate::subscriber::registry::{ListFilter, LookupError, SubscriberRef};
-use crate::subscriber::session::ChangeOutcome;
+use super::convert::*;
+use crate::cluster::{Command, Response as ControlResponse};
+use crate::diameter::DiameterServer;
+use crate::model::UsageFilter;
+use crate::subscriber::engine::Engine;
+use crate::subscriber::registry::ListFilter;
 
 /// The management service of one node.
 #[derive(Clone)]
@@ -34,207 +29,6 @@ pub struct ManagementService {
     pub cluster: Arc<crate::cluster::Cluster>,
 }
 
-fn peer_to_pb(p: PeerStatus, sessions: usize) -> pb::DiameterPeer {
-    pb::DiameterPeer {
-        origin_host: p.origin_host,
-        origin_realm: p.origin_realm,
-        remote_address: p.remote.to_string(),
-        state: "open".into(),
-        watchdog: p.watchdog.name().into(),
-        applications: p.applications,
-        product_name: p.product_name,
-        subscriber_sessions: sessions as u64,
-        pending_requests: p.pending_requests as u64,
-    }
-}
-
-fn service_to_pb(s: ServiceDef) -> pb::Service {
-    pb::Service {
-        name: s.name,
-        policy_name: s.policy_name,
-        template_name: s.template_name,
-        substitutions: s.substitutions.into_iter().collect(),
-        accounting: s.accounting,
-        description: s.description,
-    }
-}
-
-fn service_from_pb(s: pb::Service) -> ServiceDef {
-    ServiceDef {
-        name: s.name,
-        policy_name: s.policy_name,
-        template_name: s.template_name,
-        substitutions: s.substitutions.into_iter().collect(),
-        accounting: s.accounting,
-        description: s.description,
-    }
-}
-
-fn non_empty(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
-}
-
-fn rule_to_pb(r: Rule) -> pb::Rule {
-    pb::Rule {
-        name: r.name,
-        priority: r.priority,
-        login_name: r.login_name.unwrap_or_default(),
-        domain: r.domain.unwrap_or_default(),
-        nas_port_id: r.nas_port_id.unwrap_or_default(),
-        router: r.router.unwrap_or_default(),
-        services: r.services,
-        substitutions: r.substitutions.into_iter().collect(),
-        reject: r.reject,
-    }
-}
-
-fn rule_from_pb(r: pb::Rule) -> Rule {
-    Rule {
-        name: r.name,
-        priority: r.priority,
-        login_name: non_empty(r.login_name),
-        domain: non_empty(r.domain),
-        nas_port_id: non_empty(r.nas_port_id),
-        router: non_empty(r.router),
-        services: r.services,
-        substitutions: r.substitutions.into_iter().collect(),
-        reject: r.reject,
-    }
-}
-
-fn application_name(id: u32) -> String {
-    match id {
-        sae_diameter::codes::app::JSRC => "jsrc".into(),
-        sae_diameter::codes::app::PTSP => "ptsp".into(),
-        other => other.to_string(),
-    }
-}
-
-fn subscriber_to_pb(r: &SubscriberRecord) -> pb::Subscriber {
-    pb::Subscriber {
-        session_id: r.session_id.clone(),
-        router: r.router.clone(),
-        application: match &r.attachment {
-            Attachment::Diameter { application_id, .. } => application_name(*application_id),
-            Attachment::Cops { .. } => application_name(0),
-        },
-        user_name: r.user_name.clone().unwrap_or_default(),
-        framed_ip: r.framed_ip.map(|i| i.to_string()).unwrap_or_default(),
-        nas_port_id: r.nas_port_id.clone().unwrap_or_default(),
-        state: r.state.name().into(),
-        login_unix_ms: r.login_ms,
-        confirmed: r.confirmed,
-        services: r
-            .services
-            .iter()
-            .map(|s| pb::ServiceSession {
-                service: s.service.clone(),
-                policy_name: s.policy_name.clone(),
-                state: s.state.name().into(),
-                result_code: s.result_code,
-                error: s.error.clone(),
-                accounting: s.accounting,
-                substitutions: s
-                    .substitutions
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                activated_unix_ms: s.activated_ms,
-            })
-            .collect(),
-    }
-}
-
-fn usage_to_pb(r: UsageRecord) -> pb::UsageRecord {
-    pb::UsageRecord {
-        id: r.id,
-        session_id: r.session_id,
-        user_name: r.user_name.unwrap_or_default(),
-        router: r.router,
-        policy_name: r.policy_name,
-        kind: r.kind.name().into(),
-        record_number: r.record_number,
-        input_octets: r.input_octets,
-        output_octets: r.output_octets,
-        input_packets: r.input_packets,
-        output_packets: r.output_packets,
-        time_unix_ms: r.time_ms,
-    }
-}
-
-fn event_to_pb(e: SessionEvent) -> pb::SessionEvent {
-    pb::SessionEvent {
-        time_unix_ms: e.time_ms,
-        kind: e.kind.name().into(),
-        session_id: e.session_id,
-        user_name: e.user_name,
-        router: e.router,
-        service: e.service,
-        detail: e.detail,
-    }
-}
-
-fn change_to_pb(c: ChangeOutcome) -> pb::ServiceChangeResult {
-    pb::ServiceChangeResult {
-        session_id: c.session_id,
-        service: c.service,
-        policy_name: c.policy_name,
-        success: c.success,
-        result_code: c.result_code,
-        state: c
-            .state
-            .map(|s| s.name().to_owned())
-            .unwrap_or_else(|| "removed".into()),
-        message: c.message,
-        attempts: c.attempts,
-    }
-}
-
-fn reference(r: Option<pb::SubscriberRef>) -> Result<SubscriberRef, Status> {
-    use pb::subscriber_ref::Key;
-    let key = r.and_then(|r| r.key).ok_or_else(|| {
-        Status::invalid_argument(
-            "subscriber: one of session_id, user_name, framed_ip, nas_port_id is required",
-        )
-    })?;
-    Ok(match key {
-        Key::SessionId(s) if !s.is_empty() => SubscriberRef::SessionId(s),
-        Key::UserName(s) if !s.is_empty() => SubscriberRef::UserName(s),
-        Key::NasPortId(s) if !s.is_empty() => SubscriberRef::NasPortId(s),
-        Key::FramedIp(s) => SubscriberRef::FramedIp(s.parse().map_err(|_| {
-            Status::invalid_argument(format!("framed_ip {s:?} is not an IPv4 address"))
-        })?),
-        _ => return Err(Status::invalid_argument("subscriber: the key is empty")),
-    })
-}
-
-fn subscriber_status(e: SubscriberError) -> Status {
-    match &e {
-        SubscriberError::Lookup(LookupError::NotFound(_)) => Status::not_found(e.to_string()),
-        SubscriberError::Lookup(LookupError::Ambiguous { .. }) => {
-            Status::failed_precondition(e.to_string())
-        }
-        SubscriberError::UnknownService(_) | SubscriberError::ServiceNotActive(..) => {
-            Status::not_found(e.to_string())
-        }
-        SubscriberError::Router(SendError::NotConnected(_) | SendError::NotServed(_)) => {
-            Status::unavailable(e.to_string())
-        }
-        SubscriberError::Router(SendError::Failed { .. }) => {
-            Status::deadline_exceeded(e.to_string())
-        }
-        SubscriberError::SessionGone => Status::aborted(e.to_string()),
-    }
-}
-
-fn refusal_status(r: Refusal) -> Status {
-    match r {
-        Refusal::NotFound { .. } => Status::not_found(r.to_string()),
-        Refusal::Invalid(_) => Status::invalid_argument(r.to_string()),
-        _ => Status::failed_precondition(r.to_string()),
-    }
-}
-
 impl ManagementService {
     /// The leader's management API, for what only the leader decides (router moves, node
     /// removals), over the cluster's cached channel.
@@ -244,7 +38,7 @@ impl ManagementService {
         self.cluster
             .leader_channel()
             .map(pb::management_client::ManagementClient::new)
-            .map_err(crate::cluster::service::status)
+            .map_err(cluster_status)
     }
 
     /// A catalog change: a control-state command through the cluster's leader; once it
@@ -253,71 +47,8 @@ impl ManagementService {
         match self.cluster.write(cmd).await {
             Ok((ControlResponse::Refused(r), _)) => Err(refusal_status(r)),
             Ok(_) => Ok(()),
-            Err(e) => Err(crate::cluster::service::status(e)),
+            Err(e) => Err(cluster_status(e)),
         }
-    }
-}
-
-/// The cluster as the management API shows it.
-fn cluster_to_pb(v: crate::cluster::ClusterView) -> pb::ClusterStatus {
-    let membership = v.membership.membership();
-    let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
-    let name_of = |id: u64| {
-        membership
-            .get_node(&id)
-            .map(|m| m.name.clone())
-            .unwrap_or_default()
-    };
-    let members = membership
-        .nodes()
-        .map(|(id, m)| {
-            let entry = v.state.nodes.get(id).cloned().unwrap_or_default();
-            pb::ClusterMember {
-                id: *id,
-                name: m.name.clone(),
-                grpc_address: m.grpc.clone(),
-                diameter_address: m.diameter.clone(),
-                cops_address: m.cops.clone(),
-                origin_host: m.origin_host.clone(),
-                role: if voters.contains(id) {
-                    "voter"
-                } else {
-                    "learner"
-                }
-                .into(),
-                leader: v.leader == Some(*id),
-                alive: entry.lease_until_ms > v.now_ms,
-                lease_until_ms: entry.lease_until_ms,
-                routers_owned: v
-                    .state
-                    .routers
-                    .values()
-                    .filter(|r| r.owner_at(v.now_ms) == Some(*id))
-                    .count() as u32,
-                connected_routers: entry.connected.into_iter().collect(),
-            }
-        })
-        .collect();
-    let routers = v
-        .state
-        .routers
-        .iter()
-        .map(|(name, r)| pb::RouterOwner {
-            router: name.clone(),
-            owner: r.active.unwrap_or(0),
-            owner_name: r.active.map(name_of).unwrap_or_default(),
-            epoch: r.epoch,
-            lease_until_ms: r.lease_until_ms,
-            last_origin_host: r.last_origin_host.clone().unwrap_or_default(),
-        })
-        .collect();
-    pb::ClusterStatus {
-        node_id: v.id,
-        leader_id: v.leader.unwrap_or(0),
-        term: v.term,
-        last_applied: v.last_applied,
-        members,
-        routers,
     }
 }
 
@@ -473,7 +204,7 @@ impl Management for ManagementService {
             self.cluster
                 .move_router(&router, req.node_id)
                 .await
-                .map_err(crate::cluster::service::status)?;
+                .map_err(cluster_status)?;
         } else {
             self.leader_management()?
                 .move_router(pb::MoveRouterRequest {
@@ -503,7 +234,7 @@ impl Management for ManagementService {
             self.cluster
                 .remove(node_id, true)
                 .await
-                .map_err(crate::cluster::service::status)?;
+                .map_err(cluster_status)?;
         } else {
             self.leader_management()?
                 .remove_node(pb::RemoveNodeRequest { node_id })
@@ -816,76 +547,4 @@ impl Management for ManagementService {
         });
         Ok(Response::new(Box::pin(stream)))
     }
-}
-
-fn hex_handle(s: &str) -> Result<sae_cops::object::Handle, Status> {
-    let s = s.trim();
-    if !s.len().is_multiple_of(2) || s.is_empty() {
-        return Err(Status::invalid_argument(format!(
-            "handle {s:?} is not hex octets"
-        )));
-    }
-    let bytes: Result<Vec<u8>, _> = (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16))
-        .collect();
-    bytes
-        .map(|b| sae_cops::object::Handle(b.into()))
-        .map_err(|_| Status::invalid_argument(format!("handle {s:?} is not hex octets")))
-}
-
-/// Binds the gRPC listener.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
-}
-
-/// The gRPC health service and its reporter: the whole server ("") is NOT_SERVING until
-/// [`set_ready`] (the node is a cluster member), and again while it leaves.
-pub fn health() -> (
-    tonic_health::server::HealthReporter,
-    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
-) {
-    tonic_health::server::health_reporter()
-}
-
-/// Marks the node ready (or not) in the health service.
-pub async fn set_ready(reporter: &tonic_health::server::HealthReporter, ready: bool) {
-    let status = if ready {
-        tonic_health::ServingStatus::Serving
-    } else {
-        tonic_health::ServingStatus::NotServing
-    };
-    reporter.set_service_status("", status).await;
-    if ready {
-        reporter
-            .set_serving::<ManagementServer<ManagementService>>()
-            .await;
-    } else {
-        reporter
-            .set_not_serving::<ManagementServer<ManagementService>>()
-            .await;
-    }
-}
-
-/// Serves the management API, health and reflection on `listener` until the task is dropped.
-pub async fn serve(
-    listener: TcpListener,
-    service: ManagementService,
-    health_service: tonic_health::pb::health_server::HealthServer<
-        impl tonic_health::pb::health_server::Health,
-    >,
-) -> anyhow::Result<()> {
-    let cluster = crate::cluster::service::server(service.cluster.clone());
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(sae_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(ManagementServer::new(service))
-        .add_service(cluster)
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-        .await?;
-    Ok(())
 }
