@@ -1,7 +1,5 @@
-//! Diameter on the node: framing, the connection driver, and the listener.
+//! Diameter on the node: the connection driver and the listener.
 
-pub mod codec;
-pub mod connection;
 pub mod driver;
 pub mod server;
 
