@@ -26,18 +26,13 @@ pub fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("interop")
 }
 
-/// The `sae-sim` binary of this package.
-pub fn sae_sim_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_sae-sim"))
-}
-
-/// The `sae-node` binary, built by `cargo build -p sae-node` into the same target profile
-/// directory as this test executable (`target/<profile>/deps/it-*` → `target/<profile>/sae-node`).
-pub fn sae_node_bin() -> PathBuf {
+/// A binary of the workspace, built by `cargo build -p <package>` into the same target profile
+/// directory as this test executable (`target/<profile>/deps/it-*` → `target/<profile>/<name>`).
+fn workspace_bin(name: &str, package: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("path of the test executable");
     let mut candidates = Vec::new();
     for dir in exe.ancestors().skip(1).take(2) {
-        candidates.push(dir.join(format!("sae-node{}", std::env::consts::EXE_SUFFIX)));
+        candidates.push(dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX)));
     }
     candidates
         .iter()
@@ -45,10 +40,20 @@ pub fn sae_node_bin() -> PathBuf {
         .cloned()
         .unwrap_or_else(|| {
             panic!(
-                "sae-node binary not found (looked at {candidates:?}); build it first with \
-                 `cargo build -p sae-node` (the CI script builds the whole workspace)"
+                "{name} binary not found (looked at {candidates:?}); build it first with \
+                 `cargo build -p {package}` (the CI script builds the whole workspace)"
             )
         })
+}
+
+/// The `sae-sim` binary (package `sae-sim`), built into the same target profile directory.
+pub fn sae_sim_bin() -> PathBuf {
+    workspace_bin("sae-sim", "sae-sim")
+}
+
+/// The `sae-node` binary, built into the same target profile directory.
+pub fn sae_node_bin() -> PathBuf {
+    workspace_bin("sae-node", "sae-node")
 }
 
 /// The `saectl` binary, built into the same target profile directory as `sae-node`.

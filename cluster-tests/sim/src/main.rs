@@ -136,7 +136,7 @@
 //! | `error` | `error` |
 //!
 //! In answer events, `sae` is the answer's Origin-Host (without an answer, the SAE the request
-//! went to last). `sae_cluster_tests::events::check_single_active` checks a log of these
+//! went to last). `sae_sim::events::check_single_active` checks a log of these
 //! events for two SAEs acting on the router between two SRQs.
 //!
 //! Every request the router receives produces exactly one `request` event, printed before the
@@ -264,21 +264,21 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use sae_cluster_tests::control::Control;
-use sae_cluster_tests::cops_driver::{self, DriverConfig, PepRole, seed_from_clock};
-use sae_cluster_tests::cops_events::CopsEvent;
-use sae_cluster_tests::cops_pr::{PrCommand, PrConfig, PrState, PrTemplates};
-use sae_cluster_tests::cops_sbc::{SBC_CLIENT_TYPES, SbcCommand, SbcConfig, SbcState};
-use sae_cluster_tests::diameter_router::{RouterConnection, RouterEvent, RouterIdentity};
-use sae_cluster_tests::endpoint::Endpoint;
-use sae_cluster_tests::events::SimEvent;
-use sae_cluster_tests::load::{self, LoadConfig};
-use sae_cluster_tests::router_state::{DEFAULT_MAX_ATTEMPTS, RouterConfig};
-use sae_cluster_tests::sim::{self, Outcome, Plan, SimConfig};
-use sae_cluster_tests::subscribers::{Scenario, Templates};
 use sae_cops::pep::{AdmissionWhileDown, PepConfig};
 use sae_diameter::CloseReason;
 use sae_diameter::codes::{DisconnectCause, app};
+use sae_sim::control::Control;
+use sae_sim::cops_driver::{self, DriverConfig, PepRole, seed_from_clock};
+use sae_sim::cops_events::CopsEvent;
+use sae_sim::cops_pr::{PrCommand, PrConfig, PrState, PrTemplates};
+use sae_sim::cops_sbc::{SBC_CLIENT_TYPES, SbcCommand, SbcConfig, SbcState};
+use sae_sim::diameter_router::{RouterConnection, RouterEvent, RouterIdentity};
+use sae_sim::endpoint::Endpoint;
+use sae_sim::events::SimEvent;
+use sae_sim::load::{self, LoadConfig};
+use sae_sim::router_state::{DEFAULT_MAX_ATTEMPTS, RouterConfig};
+use sae_sim::sim::{self, Outcome, Plan, SimConfig};
+use sae_sim::subscribers::{Scenario, Templates};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
