@@ -11,9 +11,14 @@
 //! - [`control`], [`subscribers`], [`events`]: stdin commands, subscriber templates and
 //!   scenario files, the JSON events on stdout (and [`events::check_single_active`], the
 //!   one-active-SAE check over a router's event log).
+//! - [`cops_sbc`], [`cops_pr`]: the COPS PEPs, sans-IO over `sae_cops::pep`: an SBC asking for
+//!   call admission (`sae-sim sbc`) and a COPS-PR router (`sae-sim copspr`); [`cops_driver`]:
+//!   their tokio driver (connection, back-off and HA switch-over, control commands);
+//!   [`cops_events`]: their JSON events.
 //! - [`endpoint`]: `--connect` arguments, socket addresses or `host:port` names.
 //!
-//! The command line, the events and the control commands are documented in `src/main.rs`.
+//! The command line, the events and the control commands are documented in the crate's
+//! `README.md`.
 
 #![forbid(unsafe_code)]
 
