@@ -46,7 +46,7 @@ echo "==> cargo build (static, release, $TRIPLE)"
     # CARGO_ENCODED_RUSTFLAGS would take precedence over RUSTFLAGS.
     unset CARGO_ENCODED_RUSTFLAGS
     RUSTFLAGS="-C target-feature=+crt-static" "$CARGO" build --release --target "$TRIPLE" \
-        -p sae-node -p sae-ctl -p sae-cluster-tests --bins
+        -p sae-node -p sae-ctl -p sae-sim --bins
 )
 built=$(date +%s)
 

@@ -25,7 +25,8 @@
 //!   catalog writes with a snapshot every 1,000 entries: growth stays bounded by the snapshot
 //!   and the kept log tail.
 //!
-//! Run: `cargo build --release -p sae-node && cargo bench -p sae-cluster-tests --bench sae_flows`.
+//! Run: `cargo build --release -p sae-node -p sae-sim`, then
+//! `cargo bench -p sae-cluster-tests --bench sae_flows`.
 //! Sizes can be changed with SAE_BENCH_{RATE,RATE_LOGINS,SAT_LOGINS,PPRS,IDLE_SESSIONS,
 //! FAILOVER_SESSIONS,CONTROL_WRITES}.
 
@@ -48,15 +49,25 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn node_bin() -> PathBuf {
+/// A release binary of the workspace (`target/release/<name>`, next to this bench's
+/// `target/release/deps`).
+fn release_bin(name: &str, package: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("bench path");
     for dir in exe.ancestors().skip(1).take(3) {
-        let p = dir.join("sae-node");
+        let p = dir.join(name);
         if p.is_file() && dir.ends_with("release") {
             return p;
         }
     }
-    panic!("release sae-node not found: run `cargo build --release -p sae-node` first");
+    panic!("release {name} not found: run `cargo build --release -p {package}` first");
+}
+
+fn node_bin() -> PathBuf {
+    release_bin("sae-node", "sae-node")
+}
+
+fn sim_bin() -> PathBuf {
+    release_bin("sae-sim", "sae-sim")
 }
 
 const CONFIG: &str = r#"
@@ -195,7 +206,7 @@ impl Drop for Node {
 
 /// Runs `sae-sim load` to completion and returns its JSON result.
 fn load(node: &Node, args: &[&str]) -> Json {
-    let out = Command::new(env!("CARGO_BIN_EXE_sae-sim"))
+    let out = Command::new(sim_bin())
         .args(["load", "--connect", &node.diameter])
         .args(args)
         .stderr(Stdio::inherit())
@@ -219,7 +230,7 @@ struct Holding {
 }
 
 fn hold(node: &Node, args: &[&str]) -> Holding {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sae-sim"))
+    let mut child = Command::new(sim_bin())
         .args(["load", "--connect", &node.diameter, "--hold"])
         .args(args)
         .stdin(Stdio::piped())
@@ -530,7 +541,7 @@ fn failover(sessions: u64) -> Json {
     const ROUTER: &str = "bench-router.test.realm";
     let rt = rt();
     let mut nodes = three_nodes(&rt);
-    let mut sim = Command::new(env!("CARGO_BIN_EXE_sae-sim"));
+    let mut sim = Command::new(sim_bin());
     sim.arg("router");
     for n in &nodes {
         sim.args(["--connect", &n.diameter]);

@@ -1,37 +1,6 @@
-//! The router simulator (`sae-sim`) and the harness shared by process-level tests.
-//!
-//! - [`diameter_router`]: a bare Diameter initiator (CER/CEA, watchdog, DPR) and the
-//!   capabilities a simulated router announces; `sae-sim diameter`.
-//! - [`router_state`]: the JSRC/PTSP router, sans-IO: the subscriber session table and every
-//!   decision (login, answers to PPR/ASR/ACR/SRQ, accounting, logout, the multi-SAE rule).
-//! - [`sim`]: the tokio driver of that state over one or more SAE connections; `sae-sim router`.
-//! - [`load`]: logins at a rate over K router connections with a latency histogram;
-//!   `sae-sim load`.
-//! - [`control`], [`subscribers`], [`events`]: stdin commands, subscriber templates and
-//!   scenario files, the JSON events on stdout (and [`events::check_single_active`], the
-//!   one-active-SAE check over a router's event log).
-//! - [`endpoint`]: `--connect` arguments, socket addresses or `host:port` names.
-//!
-//! The command line, the events and the control commands are documented in `src/main.rs`.
+//! Process-level and interop tests of the SAE, and its end-to-end benchmark: they live in
+//! `tests/it` and `benches/sae_flows.rs` and run real `sae-node` and `sae-sim` processes.
+//! The router simulator itself is the `sae-sim` crate (`cluster-tests/sim`); this library is
+//! empty.
 
 #![forbid(unsafe_code)]
-
-pub mod control;
-pub mod cops_driver;
-pub mod cops_events;
-pub mod cops_pr;
-pub mod cops_sbc;
-pub mod diameter_router;
-pub mod endpoint;
-pub mod events;
-pub mod load;
-pub mod router_state;
-pub mod sim;
-pub mod subscribers;
-
-#[cfg(test)]
-mod cops_test_support;
-#[cfg(test)]
-mod cops_tests;
-#[cfg(test)]
-mod sim_tests;

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use sae_cluster_tests::events::check_single_active;
 use sae_proto::v1 as pb;
+use sae_sim::events::check_single_active;
 
 use crate::support::{Api, NodeConfig, SaeNode, Sim};
 

@@ -667,7 +667,6 @@ fn compose_cluster_survives_a_stop_a_partition_and_rejoins() {
         .collect();
     assert!(logouts.is_empty(), "sessions ended: {logouts:?}");
     // And from the router's side: no two SAEs ever acted on it in the same epoch.
-    sae_cluster_tests::events::check_single_active(&p.sim_events())
-        .unwrap_or_else(|e| panic!("{e}"));
+    sae_sim::events::check_single_active(&p.sim_events()).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("compose test done in {:?}", started.elapsed());
 }

@@ -28,7 +28,7 @@ use sae_node::model::{Attachment, ServiceSession, ServiceState, SessionState, Su
 use crate::support::{
     od_hexdump, require_juniper_dictionary, require_tshark, run_ok, tshark_findings,
 };
-use sae_cluster_tests::diameter_router::{self, RouterIdentity};
+use sae_sim::diameter_router::{self, RouterIdentity};
 
 const SAE: &str = "sae.test.realm";
 const ROUTER: &str = "router1.test.realm";

@@ -1,6 +1,9 @@
 //! Errors: [`DecodeError`] for bytes that are not an acceptable COPS message (each maps to
-//! the Error object to send back), and [`Error`] for everything else the crate reports.
+//! the Error object to send back), and [`Error`] for everything else the crate reports. With
+//! the `tokio` feature, [`CodecError`] is why a framed byte stream stopped.
 
+#[cfg(feature = "tokio")]
+use crate::frame::FramingError;
 use crate::message::OpCode;
 use crate::object::{ErrorCode, ErrorObject, Reason, ReasonCode};
 
@@ -112,6 +115,17 @@ pub enum Error {
     UnknownKey(u32),
     #[error(transparent)]
     Decode(#[from] DecodeError),
+}
+
+/// Why a framed byte stream ([`crate::tokio::CopsCodec`]) stopped yielding frames: the octets
+/// cannot be framed any further, or reading failed.
+#[cfg(feature = "tokio")]
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error(transparent)]
+    Framing(#[from] FramingError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@
 //! - [`pdp`], [`pep`]: the connection state machines of each end; [`backoff`]: PEP reconnect
 //!   delays.
 //!
-//! Nothing here reads a clock or touches a socket: callers move the bytes.
+//! Nothing here reads a clock or touches a socket: callers move the bytes. The `tokio`
+//! feature (off by default) adds `tokio`: a tokio-util codec over [`FrameDecoder`].
 
 #![forbid(unsafe_code)]
 
@@ -26,9 +27,13 @@ pub mod pep;
 pub mod pib;
 pub mod pr;
 mod timer;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 pub mod usage;
 
 pub use backoff::Backoff;
+#[cfg(feature = "tokio")]
+pub use error::CodecError;
 pub use error::{AuthFailure, DecodeError, Error};
 pub use frame::{Frame, FrameDecoder, FrameStatus, FramingError, Limits, frame_status};
 pub use integrity::{KeyTable, Signer, Verifier};

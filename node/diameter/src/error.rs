@@ -1,9 +1,11 @@
 //! Errors: [`DecodeError`] for bytes that are not a well-formed Diameter message,
 //! [`AvpDataError`] for AVP data that does not fit its type, and [`Error`] for everything else
 //! the crate reports (dictionary files, receive limits, requests the peer state machine cannot
-//! take).
+//! take). With the `tokio` feature, [`CodecError`] is why a framed byte stream stopped.
 
 use crate::avp::AvpFlags;
+#[cfg(feature = "tokio")]
+use crate::frame::FramingError;
 
 /// Bytes that do not form a Diameter message. Every variant maps to an RFC 6733 Result-Code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,4 +58,15 @@ pub enum Error {
     NotARequest(&'static str),
     #[error("no pending request with Hop-by-Hop identifier {0:#x}")]
     UnknownRequest(u32),
+}
+
+/// Why a framed byte stream ([`crate::tokio::DiameterCodec`]) stopped yielding frames: the
+/// octets cannot be framed any further, or reading failed.
+#[cfg(feature = "tokio")]
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error(transparent)]
+    Framing(#[from] FramingError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }

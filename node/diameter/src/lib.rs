@@ -10,6 +10,8 @@
 //! - [`duplicate`]: the answers sent recently, repeated to re-sent (T bit) duplicates.
 //!
 //! Nothing here reads a clock or touches a socket: callers pass `now` and move the bytes.
+//! The `tokio` feature (off by default) adds the one exception, `tokio`: a tokio-util codec
+//! over [`FrameDecoder`] and a tokio driver of a [`Peer`] on a TCP stream.
 
 #![forbid(unsafe_code)]
 
@@ -23,6 +25,8 @@ pub mod frame;
 pub mod jsrc;
 pub mod message;
 pub mod peer;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 pub mod validate;
 pub mod watchdog;
 
@@ -30,6 +34,8 @@ pub use avp::{Address, Avp, AvpFlags, AvpType, DiameterTime, Value};
 pub use capabilities::{Capabilities, VendorApplication};
 pub use dictionary::Dictionary;
 pub use duplicate::AnswerCache;
+#[cfg(feature = "tokio")]
+pub use error::CodecError;
 pub use error::{AvpDataError, DecodeError, Error};
 pub use frame::{Frame, FrameDecoder, FramingError, Limits};
 pub use jsrc::JuniperCodes;

@@ -24,8 +24,9 @@ use sae_cops::object::{ClientSi, Command, DecisionFlags, ErrorCode, ErrorObject,
 use sae_cops::pdp::{PdpConfig, PdpConnection, PdpEvent};
 use sae_cops::pib::{CallRequest, SubscriberInterface};
 use sae_cops::pr::{PrInstance, decode_request_client_si};
+use sae_cops::tokio::CopsCodec;
 use sae_cops::usage::UsageClass;
-use sae_cops::{Frame, object::ReportType};
+use sae_cops::{CodecError, Frame, object::ReportType};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio_stream::StreamExt as _;
@@ -33,7 +34,6 @@ use tokio_stream::wrappers::WatchStream;
 use tokio_util::codec::FramedRead;
 
 use super::admission::{CallAsk, Verdict};
-use super::codec::{CodecError, CopsCodec};
 use super::decisions::{failure_detail, install_decision, usage_records};
 use super::{CopsShared, CopsStatus, session_id_for};
 use crate::cluster::RouterView;

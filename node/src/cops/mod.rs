@@ -4,7 +4,6 @@
 //! admission budgets, the open PEPs, and the request states a reconnecting PEP takes over.
 
 pub mod admission;
-pub mod codec;
 pub mod decisions;
 pub mod driver;
 pub mod link;

@@ -15,15 +15,15 @@ use actix::prelude::*;
 use sae_diameter::codes::{DisconnectCause, command, result};
 use sae_diameter::jsrc::{RequestType, SubscriberMessage};
 use sae_diameter::peer::{PeerFilter, RequestFailure, RequestId};
+use sae_diameter::tokio::DiameterCodec;
 use sae_diameter::watchdog::WatchdogState;
-use sae_diameter::{CloseReason, Event, Frame, Message, Peer, PeerConfig, PeerInfo};
+use sae_diameter::{CloseReason, CodecError, Event, Frame, Message, Peer, PeerConfig, PeerInfo};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{oneshot, watch};
 use tokio_stream::wrappers::WatchStream;
 use tokio_util::codec::FramedRead;
 
-use super::codec::{CodecError, DiameterCodec};
 use super::messages;
 use super::routers::PeerStatus;
 use super::shared::Diameter;

@@ -2,8 +2,6 @@
 //! the routers table, the link through which Diameter sessions reach their router, the
 //! messages of the subscriber flows, and the login of a new session ([`Diameter`]).
 
-pub mod codec;
-pub mod connection;
 pub mod driver;
 pub mod link;
 pub mod messages;

@@ -1,5 +1,5 @@
 //! What the simulated router reports: one flat JSON object per line on stdout, each with an
-//! `"event"` field. The list of events and their fields is documented in `main.rs`.
+//! `"event"` field. The list of events and their fields is documented in the crate's `README.md`.
 
 use serde::Serialize;
 

@@ -1,260 +1,7 @@
-//! `sae-sim`: a Juniper JSRC/PTSP router simulator for the SAE, for tests, demos and load.
-//!
-//! # Subcommands
-//!
-//! ## `sae-sim diameter` — transport only (unchanged)
-//!
-//! Connects, exchanges capabilities, keeps the watchdog, sends DPR after `--run-secs` (or on
-//! Ctrl-C). Prints plain text lines: `connected <sae>`, `watchdog <state>`,
-//! `disconnected <reason>`, `failed <reason>`. Flags: `--connect ADDR`, `--origin-host`
-//! (default `sim.test.realm`), `--origin-realm` (`test.realm`), `--application ID`
-//! (repeatable, default 16777244), `--watchdog-secs` (30), `--reopen`, `--run-secs`.
-//! Exit 0 after a clean DPR/DPA.
-//!
-//! ## `sae-sim router` (alias `sae-sim jsrc`) — the router side of the JSRC/PTSP flows
-//!
-//! ```text
-//! sae-sim router --connect ADDR|HOST:PORT [--connect ADDR|HOST:PORT ...]
-//!     [--application jsrc|ptsp]        Application-Id 16777244 / 16777273, vendor 2636 (jsrc)
-//!     [--origin-host H] [--origin-realm R]          (sim.test.realm / test.realm)
-//!     [--watchdog-secs 30] [--reopen] [--timeout-secs 10] [--connect-timeout-secs 5]
-//!     [--subscribers N] [--first 0] [--rate 100]    N generated logins, PER_SEC (0: at once)
-//!     [--user-template 'user{n}@example.net'] [--ip-base 10.0.0.1]
-//!     [--nas-port-template 'ge-0/0/0.{n}']           subscriber n: base IP + n
-//!     [--scenario FILE]                 TOML subscribers and timed steps (see `subscribers`)
-//!     [--no-confirm]                    no provisioning-confirmation AAR after a login
-//!     [--no-startup-srq]                no SRQ when the connection comes up
-//!     [--fail-ppr GLOB]...              refuse PPRs installing a matching policy: PPA 5012
-//!     [--drop-ppr GLOB]...              never answer PPRs installing a matching policy
-//!     [--drop-srq N]                    never answer the first N SRQs from the SAEs
-//!     [--interim-secs 0]                ACR INTERIM period (0: none)
-//!     [--inactivity-secs 1800]          idle logout, STR Termination-Cause 14 (0: never)
-//!     [--control]                       read commands on stdin
-//!     [--run-secs S]                    DPR and exit after S seconds
-//!     [--reconnect-secs S]              reconnect S seconds after losing a connection
-//!     [--max-attempts 20]               sends of one request while redirected/busy/failing
-//!     [--retry-backoff-ms 250]          first back-off of a held request (doubling, ≤ 8×)
-//!     [--no-retry-failures]             timeouts and lost connections fail at once
-//! ```
-//!
-//! With several `--connect`, requests go to the active SAE (the remembered
-//! Juniper-Last-Origin-Host when connected to it, else the first connection that came up);
-//! answers to an SAE's request and their follow-ups go back over that SAE's connection.
-//! `HOST:PORT` names are resolved again at every connection attempt.
-//!
-//! Cluster behaviour: an answer 3006 (DIAMETER_REDIRECT_INDICATION) or 3004 (TOO_BUSY) to one
-//! of the router's requests (login, confirmation, ACR, STR, its own SRQ), a timeout or a
-//! closed connection does not end the request: it is sent again (`redirected`), at once to
-//! the connected SAE named by the Redirect-Host (a DiameterURI, `aaa://host:port`, matched
-//! on its host against the SAEs' Origin-Hosts) for the first redirects, otherwise held until
-//! an SAE becomes active by sending SRQ (then sent to it after the replay, `resent` reason
-//! `srq`) or until its back-off ends (`resent` reason `backoff`, to the Redirect-Host if
-//! connected, else to the active SAE). After `--max-attempts` sends, the last answer is
-//! reported as the outcome (`login-failed` with `result` 3006, …). A held SRQ of the router
-//! is reported answered (`srq-answered`, `error` "superseded…") when an SAE's SRQ comes.
-//! Replays (Request-Type 3) are never sent again: the next active SAE asks with its SRQ.
-//!
-//! Sequence: connect → `connected` → SRQ (`srq-sent` reason `startup`; it names a
-//! Juniper-Last-Origin-Host only if an SAE's own SRQ already set one) → `srq-answered` →
-//! `ready` → the `--subscribers`/`--scenario` logins at `--rate` → `logins-done`. Without
-//! `--control` it runs until `--run-secs`, SIGINT/SIGTERM, or the SAE closes the connection.
-//! With `--control`, end of stdin is `quit`.
-//! The process exits when every connection has closed: status 0 if it was asked to (`quit`,
-//! `dpr`, `drop`, `--run-secs`, a signal), 1 otherwise (SAE closed, CER refused, no connection).
-//! With `--reconnect-secs`, a connection that ends (or cannot be opened) without being asked
-//! to is retried every S seconds (`reconnecting`, then `connected` again) and the sessions are
-//! kept; the router does not send an SRQ of its own then (the SAE's first message is one).
-//! Each connection attempt runs beside the router's main loop and gives up after
-//! `--connect-timeout-secs` per address (`connect-failed`, error "… connect timed out after
-//! …"): an SAE whose address no longer answers (a killed node) holds up neither the timers nor
-//! the other connections.
-//! Tracing goes to stderr (`RUST_LOG`).
-//!
-//! What the router does is described in `router_state.rs`: login AAR (Request-Type 1), AAA 2001
-//! keeps the session with its Juniper-Policy-Install policies, confirmation AAR (Request-Type
-//! 2), ACR START/INTERIM/STOP for policies with Juniper-Acct-Collect, PPR → PPA (2001, 5002
-//! unknown session, 5012 `--fail-ppr`, nothing for `--drop-ppr`), ASR → ASA then ACR STOP and
-//! STR cause 4 with the final Juniper-Acct-Records, ACR from the SAE → ACA with counters, SRQ →
-//! SRR and a Request-Type 3 replay of every session (nothing for the first `--drop-srq`), and
-//! the multi-SAE rule (a request from an SAE other than the remembered one → SRQ to it,
-//! replay after its SRR). Session-Id: `<origin-host>;<start time>;<login counter>;<subscriber
-//! n>`.
-//!
-//! ### Control commands (stdin, one per line; `#` comments and blank lines ignored)
-//!
-//! | command | effect |
-//! |---|---|
-//! | `login <user> [ip] [nas-port-id]` | AAR; address and port from the templates when omitted |
-//! | `logout <user\|session-id>` | ACR STOP (if accounting started), STR cause 1 (LOGOUT) |
-//! | `idle <user\|session-id>` | the same with cause 14 (IDLE_TIMEOUT), now |
-//! | `acct <user\|session-id> start\|interim\|stop` | an ACR of that type for the accounted policies |
-//! | `touch <user\|session-id>` | subscriber activity: restarts the inactivity timer |
-//! | `srq` | SRQ to the active SAE now; replay after SRR 2001 |
-//! | `str-unknown <session-id>` | an STR (cause 1) for that Session-Id whatever the table holds; the STA is a `logout` event |
-//! | `fail-ppr <glob>` / `fail-ppr off` | add a refuse glob / clear them |
-//! | `drop-ppr <glob>` / `drop-ppr off` | add a never-answer glob / clear them |
-//! | `drop-srq <n>` / `drop-srq off` | leave the next n SRQs from the SAEs unanswered / answer them all again |
-//! | `drop` | close every TCP connection without DPR |
-//! | `dpr` | DPR/DPA on every connection (once the requests in flight are answered, at most `--timeout-secs`) |
-//! | `list` | a `session` event per session, then `listed` |
-//! | `quit` | the same as `dpr`; end of stdin is `quit` |
-//!
-//! Commands read before `ready` wait for it and then run in order, so a script can be piped
-//! in whole. A bad line gives an `error` event (at once). After `drop` or `dpr` the process
-//! exits once the connections are closed.
-//!
-//! ### Events (stdout, one flat JSON object per line, field `event`)
-//!
-//! Fields that may be absent are marked `?`; `result` is the Result-Code received or sent, or
-//! null when there was no answer (then `error` says why: `timeout`, `connection-closed`,
-//! `invalid answer: …`, `answer without Result-Code`, a Session-Id mismatch, …).
-//!
-//! | event | fields |
-//! |---|---|
-//! | `connected` | `sae` (its Origin-Host), `realm`, `addr`, `application` |
-//! | `connect-failed` | `addr`, `error` (TCP error, or the refused capabilities exchange) |
-//! | `watchdog` | `sae`, `state` (`okay`, `suspect`, `down`, `reopen`, …) |
-//! | `reconnecting` | `addr`, `after_s` (`--reconnect-secs`) |
-//! | `disconnected` | `sae`, `reason` (`local-disconnect`, `peer-disconnected …`, `transport-closed`, `watchdog-expired`, `dropped`, …) |
-//! | `ready` | `sae`: logins and commands run from now on |
-//! | `active-sae` | `sae`, `previous` (null at first): the remembered Juniper-Last-Origin-Host changed |
-//! | `login` | `session_id`, `user`, `ip`, `nas_port_id`, `result` (2001), `policies`, `accounting` (policies with Juniper-Acct-Collect), `sae`, `latency_us` |
-//! | `login-failed` | `session_id`, `user`, `sae` (null if never sent), `result`, `error?`, `latency_us` (null without answer) |
-//! | `confirmed` | `session_id`, `user`, `sae`, `result`, `error?` |
-//! | `request` | `command` (`PPR`, `ASR`, `ACR`, `SRQ`, or another name answered 3001), `from` (the request's Origin-Host), `session_id`, `result` (null: not answered), `install?`/`remove?` (PPR policy names), `policies?` (ACR: policies reported in the ACA), `record_type?` (ACR), `dropped?` (true: not answered, `--drop-ppr` or `--drop-srq`), `error?` |
-//! | `srq-sent` | `to`, `reason` (`startup`, `different-sae`, `control`), `last_origin_host` (null when none known) |
-//! | `srq-answered` | `to`, `sae`, `reason`, `result`, `error?`, `sessions` (how many are replayed) |
-//! | `replayed` | `session_id`, `user`, `sae`, `result`, `error?` |
-//! | `acct` | `session_id`, `user`, `type` (`start`, `interim`, `stop`), `record_number`, `policies`, `sae`, `result`, `error?` |
-//! | `logout` | `session_id`, `user`, `cause` (1, 4, 14), `sae`, `result`, `error?`: the session is gone |
-//! | `redirected` | `command` (`AAR`, `ACR`, `STR`, `SRQ`), `session_id`, `from` (the answering SAE), `to` (where it goes now; null: held), `result` (3006, 3004; null for a timeout or closed connection), `redirect_host?`, `error?`, `attempt` (sends so far) |
-//! | `resent` | `command`, `session_id`, `to`, `reason` (`srq`, `backoff`), `attempt` (this send included) |
-//! | `session` | `session_id`, `user`, `ip`, `nas_port_id`, `policies`, `accounting`, `idle_s`, `ending` |
-//! | `listed` | `count` |
-//! | `logins-done` | `ok`, `failed`: every planned login has an outcome |
-//! | `control` | `command` (`touch`, `fail-ppr`, `drop-ppr`, `drop-srq`, `drop`, `dpr`, `quit`, `shutdown` for `--run-secs` or a signal), `detail?` |
-//! | `error` | `error` |
-//!
-//! In answer events, `sae` is the answer's Origin-Host (without an answer, the SAE the request
-//! went to last). `sae_cluster_tests::events::check_single_active` checks a log of these
-//! events for two SAEs acting on the router between two SRQs.
-//!
-//! Every request the router receives produces exactly one `request` event, printed before the
-//! events of what it caused (`active-sae`, `srq-sent`, …). A `request` event from a PPR
-//! that installs accounted policies is followed later by `acct` events (START), an ASR by
-//! `acct` (STOP) and `logout` (cause 4).
-//!
-//! ## `sae-sim load` — login throughput and latency
-//!
-//! ```text
-//! sae-sim load --connect ADDR|HOST:PORT --subscribers N (--rate PER_SEC | --saturate)
-//!     [--concurrency C]                  most logins awaiting an AAA (default: none with
-//!                                        --rate, 256 with --saturate)
-//!     [--routers K]                      K router connections, Origin-Host from
-//!     [--origin-host-template 'load{r}.sim.test.realm'] [--origin-realm test.realm]
-//!     [--application jsrc|ptsp] [--first 0] [--user-template …] [--ip-base …]
-//!     [--nas-port-template …] [--confirm] [--startup-srq] [--inactivity-secs 0]
-//!     [--timeout-secs 10] [--connect-timeout-secs 5] [--watchdog-secs 30] [--hold] [--verbose]
-//! ```
-//!
-//! Subscriber `i` logs in over router `i % K`. Prints one JSON object:
-//! `{"mode":"load","logins":N,"ok":..,"failed":..,"elapsed_s":..,"logins_per_s":..,
-//! "latency_us":{"p50":..,"p90":..,"p99":..,"p999":..,"max":..},"rate":..|null,
-//! "concurrency":..|null,"routers":K,"failures":{"<Result-Code or reason>":count}}` —
-//! latency runs from the router queuing the AAR to the router processing its AAA (so it
-//! includes the simulator's own queuing; `--routers` spreads that over more tasks and
-//! connections), over every login that got an AAA; `elapsed_s` runs from the first login to
-//! the last outcome; `logins_per_s` counts successful logins. With `--hold` it then prints
-//! `{"event":"holding","sessions":ok,"routers":K}` and stays connected, answering the SAE's
-//! requests (PPR, ASR, ACR, SRQ) for those sessions until stdin closes or SIGINT/SIGTERM, then
-//! sends DPR and prints `{"event":"released"}`. `--verbose` copies every router event to stderr.
-//! A router that cannot connect gives `{"mode":"load","error":"…"}` and exit status 1.
-//!
-//! ## `sae-sim sbc` — an SBC playing the COPS PEP for call admission
-//!
-//! ```text
-//! sae-sim sbc --connect ADDR|HOST:PORT [--connect ADDR2 ...] --pepid ID
-//!     [--client-type 0x800A|0x7926|0x7929]   (0x800A)
-//!     [--allow-while-down]                   admit new calls while the PDP is unreachable
-//!     [--backoff-ceiling-secs 300] [--backoff-initial-secs 1] [--connect-timeout-secs 5]
-//!     [--calls N --rate R --bandwidth-kbps B --realm R --hold-secs S]
-//!     [--control]
-//! ```
-//!
-//! OPN (PEPID, client type) → CAT → KA at a random point between 1/4 and 3/4 of the KA timer.
-//! A failure (KA timeout, CC from the PDP, TCP closed) is followed by reconnect attempts after
-//! back-off delays doubling from `--backoff-initial-secs` up to `--backoff-ceiling-secs`
-//! (reset by a CAT), each to the next `--connect` address (HA switch-over), always with the
-//! same PEPID and client type; a CC with PDP-Redirect goes to the redirect address at once.
-//! An attempt runs beside the driver's loop and gives up after `--connect-timeout-secs` (per
-//! address of a name), so calls, hangups and timers go on while a PDP does not answer.
-//! A call is a REQ with a fresh handle and one CallRequest (call id, realm, media streams,
-//! bandwidth): DEC Install admits, DEC Remove (or Error) denies (then DRQ). While down, new
-//! calls are denied (`denied-while-down`) unless `--allow-while-down` (`admitted-while-down`,
-//! unknown to the PDP); calls already up stay up. Hangup: DRQ (reason Tear) if connected; a
-//! PDP-admitted call hung up while down has its DRQ sent after reconnecting; a call admitted
-//! while down is just dropped. SSQ: REQs of admitted calls re-sent, then SSC. `--calls N`:
-//! calls `call0`… at `--rate` per second from the first CAT, hung up after `--hold-secs` (0:
-//! kept). Without `--control` it runs until SIGINT/SIGTERM (then CC and exit).
-//!
-//! Control commands: `call <call-id> [bandwidth-kbps] [realm]`, `hangup <call-id>`, `drop`
-//! (close TCP without CC), `cc` (send CC; reconnects like after a failure), `list` (a
-//! `call-entry` per call, then `listed`), `quit` (CC, exit; also end of stdin).
-//!
-//! ## `sae-sim copspr` — a COPS-PR router (subscriber provisioning, RFC 3483 usage)
-//!
-//! ```text
-//! sae-sim copspr --connect ADDR|HOST:PORT [--connect ADDR2 ...] --pepid ID [--client-type 0x800B]
-//!     [--subscribers N --rate R --first 0]
-//!     [--if-template 'fastEthernet 3/0.{n}'] [--user-template 'user{n}@example.net']
-//!     [--ip-base 10.2.0.1] [--fail-policy GLOB]... [--usage-octets-per-s 1000]
-//!     [--backoff-ceiling-secs 300] [--backoff-initial-secs 1] [--connect-timeout-secs 5]
-//!     [--control]
-//! ```
-//!
-//! Per subscriber interface a REQ (SubscriberInterface: id, if-name, address, login name,
-//! virtual router); DEC Install (PolicyInstance + PolicySubstitution) → RPT success, or RPT
-//! failure with a CPERR per policy matching `--fail-policy` (not installed); DEC Remove →
-//! refused (DRQ). Accounted policies count synthetic usage (`--usage-octets-per-s`, packets =
-//! octets/1000, cumulative) and are reported in accounting RPTs (TrafficUsage, `selected` =
-//! PolicyInstance PRID) once per CAT Accounting Timer (never with timer 0). FeedbackAction
-//! DECs: solicit (solicited RPT now), suspend-/resume-reporting, suspend-/resume-monitoring
-//! (with the report asked for on suspension). Logout: final accounting RPT, then DRQ. Counting
-//! goes on while disconnected; after the next CAT the cached usage is reported (trigger
-//! `reconnected`), then an SSQ is answered with RPT success per installed interface (REQ for
-//! unanswered ones) and SSC.
-//!
-//! Control commands: `login <if-name> [ip] [user]` (the if-name runs up to the first IPv4
-//! address, or quote it), `logout <if-name>`, `drop`, `list` (a `subscriber` per interface,
-//! then `listed`), `quit`.
-//!
-//! ### COPS events (stdout, one flat JSON object per line, field `event`)
-//!
-//! | event | fields |
-//! |---|---|
-//! | `connected` | `pdp` (its address), `addr` (ours), `pepid`, `client_type` (`0x800a`) |
-//! | `connect-failed` | `addr`, `error` |
-//! | `accepted` | `keepalive_s`, `accounting_timer_s` (null when absent / 0 for KA) |
-//! | `ka-sent` | `count` |
-//! | `disconnected` | `pdp`, `reason` (`ka-timeout`, `pdp-cc <Error>[ redirect A]`, `transport-closed`, `dropped`, `local-cc <Error>`, `accept-timeout`, `protocol-error …`) |
-//! | `reconnecting` | `addr`, `after_s`, `attempt` |
-//! | `redirected` | `to` |
-//! | `call` | `call_id`, `result` (`admitted`, `denied`, `admitted-while-down`, `denied-while-down`, `abandoned`), `latency_us` (REQ to DEC), `handle?` (hex), `error?` |
-//! | `hangup` | `call_id`, `by` (`local`, `pdp`), `drq` (`sent`, `queued`, `none`) |
-//! | `call-entry` | `call_id`, `state`, `handle`, `realm`, `bandwidth_kbps` |
-//! | `calls-done` | `admitted`, `denied` |
-//! | `installed` | `if_name`, `handle`, `policies`, `accounting` |
-//! | `refused` | `if_name`, `handle`, `error?` |
-//! | `report` | `if_name`, `handle`, `type` (`success`, `failure`, `accounting`), `solicited`, `policies`, `octets`, `trigger?` (`periodic`, `solicited`, `suspended`, `final`, `reconnected`, …) |
-//! | `feedback` | `if_name`, `handle`, `action` (`solicit`, `suspend-reporting`, …) |
-//! | `logout` | `if_name`, `handle`, `by` (`local`, `pdp`) |
-//! | `subscriber` | `if_name`, `handle`, `state`, `policies`, `octets` |
-//! | `sync` | `handles` |
-//! | `logins-done` | `installed`, `refused` |
-//! | `listed` | `count` |
-//! | `error` | `error` |
-//!
-//! Exit status 0 if a connection was ever up, 1 otherwise.
+//! `sae-sim`: the router simulator of the SAE (a JSRC/PTSP router, a COPS SBC, a COPS-PR
+//! router), for tests, demos and load. Its manual (subcommands, flags, control commands,
+//! events, exit status) is the crate's `README.md`; `sae-sim <subcommand> --help` lists the
+//! flags.
 
 #![forbid(unsafe_code)]
 
@@ -264,21 +11,21 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use sae_cluster_tests::control::Control;
-use sae_cluster_tests::cops_driver::{self, DriverConfig, PepRole, seed_from_clock};
-use sae_cluster_tests::cops_events::CopsEvent;
-use sae_cluster_tests::cops_pr::{PrCommand, PrConfig, PrState, PrTemplates};
-use sae_cluster_tests::cops_sbc::{SBC_CLIENT_TYPES, SbcCommand, SbcConfig, SbcState};
-use sae_cluster_tests::diameter_router::{RouterConnection, RouterEvent, RouterIdentity};
-use sae_cluster_tests::endpoint::Endpoint;
-use sae_cluster_tests::events::SimEvent;
-use sae_cluster_tests::load::{self, LoadConfig};
-use sae_cluster_tests::router_state::{DEFAULT_MAX_ATTEMPTS, RouterConfig};
-use sae_cluster_tests::sim::{self, Outcome, Plan, SimConfig};
-use sae_cluster_tests::subscribers::{Scenario, Templates};
 use sae_cops::pep::{AdmissionWhileDown, PepConfig};
 use sae_diameter::CloseReason;
 use sae_diameter::codes::{DisconnectCause, app};
+use sae_sim::control::Control;
+use sae_sim::cops_driver::{self, DriverConfig, PepRole, seed_from_clock};
+use sae_sim::cops_events::CopsEvent;
+use sae_sim::cops_pr::{PrCommand, PrConfig, PrState, PrTemplates};
+use sae_sim::cops_sbc::{SBC_CLIENT_TYPES, SbcCommand, SbcConfig, SbcState};
+use sae_sim::diameter_router::{RouterConnection, RouterEvent, RouterIdentity};
+use sae_sim::endpoint::Endpoint;
+use sae_sim::events::SimEvent;
+use sae_sim::load::{self, LoadConfig};
+use sae_sim::router_state::{DEFAULT_MAX_ATTEMPTS, RouterConfig};
+use sae_sim::sim::{self, Outcome, Plan, SimConfig};
+use sae_sim::subscribers::{Scenario, Templates};
 use serde::Serialize;
 use tokio::sync::mpsc;
 

@@ -1,5 +1,5 @@
 //! The tokio side of the simulated router: connections to the SAEs (each driven by
-//! `sae_node::diameter::connection::drive`), the main loop that owns the timers, the login
+//! `sae_diameter::tokio::connection::drive`), the main loop that owns the timers, the login
 //! plan and the control commands, and the glue to the sans-IO [`RouterState`].
 //!
 //! Threads of control:
@@ -36,9 +36,9 @@ use std::time::Duration;
 
 use sae_diameter::codes::DisconnectCause;
 use sae_diameter::peer::RequestFailure;
+use sae_diameter::tokio::connection::{self, Command, ConnectionHandle, ConnectionHooks};
 use sae_diameter::watchdog::WatchdogState;
 use sae_diameter::{CloseReason, Message, Peer, PeerInfo};
-use sae_node::diameter::connection::{self, Command, ConnectionHandle, ConnectionHooks};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle};

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use sae_diameter::codes::{DisconnectCause, app, vendor};
 use sae_diameter::peer::{EndToEndIds, Role};
+use sae_diameter::tokio::connection::{self, Command, ConnectionHooks};
 use sae_diameter::watchdog::WatchdogState;
 use sae_diameter::{
     Capabilities, CloseReason, Dictionary, Message, Peer, PeerConfig, PeerInfo, VendorApplication,
 };
-use sae_node::diameter::connection::{self, Command, ConnectionHooks};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 

@@ -10,11 +10,11 @@ use std::time::Duration;
 use sae_diameter::codes::{DisconnectCause, app, avp, command, vendor};
 use sae_diameter::jsrc::{AcctRecord, PolicyInstall, RequestType, SubscriberMessage};
 use sae_diameter::peer::{RequestFailure, Role};
+use sae_diameter::tokio::connection::{self, ConnectionHandle, ConnectionHooks};
 use sae_diameter::{
     Avp, Capabilities, CloseReason, Dictionary, Message, Peer, PeerConfig, PeerInfo, Value,
     VendorApplication, jsrc,
 };
-use sae_node::diameter::connection::{self, ConnectionHandle, ConnectionHooks};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

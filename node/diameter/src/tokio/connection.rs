@@ -1,21 +1,23 @@
 //! Drives one Diameter connection: moves bytes between a TCP stream and the sans-IO
 //! [`Peer`], runs its timers, and hands events to the owner through [`ConnectionHooks`].
-//! The same driver serves the node (responder) and the simulator (initiator).
+//! It serves either end: the router simulator drives its connections (initiator) with it, and
+//! the simulator's tests their scripted SAEs (responder).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use sae_diameter::codes::DisconnectCause;
-use sae_diameter::peer::{RequestFailure, RequestId};
-use sae_diameter::watchdog::WatchdogState;
-use sae_diameter::{CloseReason, Event, Message, Peer, PeerInfo};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
-use super::codec::{CodecError, DiameterCodec};
+use super::codec::DiameterCodec;
+use crate::codes::DisconnectCause;
+use crate::error::CodecError;
+use crate::message::Message;
+use crate::peer::{CloseReason, Event, Peer, PeerInfo, RequestFailure, RequestId};
+use crate::watchdog::WatchdogState;
 
 /// What the owner of a connection decides and hears about.
 pub trait ConnectionHooks: Send + 'static {
@@ -195,5 +197,155 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::avp::{Avp, Value};
+    use crate::capabilities::{Capabilities, VendorApplication};
+    use crate::codes::{app, avp, command, result, vendor};
+    use crate::dictionary::Dictionary;
+    use crate::peer::{PeerConfig, Role};
+
+    /// Reports the hooks' calls as text.
+    struct Hooks {
+        host: &'static str,
+        seen: mpsc::UnboundedSender<String>,
+    }
+
+    impl ConnectionHooks for Hooks {
+        fn capabilities(&mut self, info: &PeerInfo) -> Result<(), (u32, String)> {
+            let _ = self
+                .seen
+                .send(format!("cer {}", info.capabilities.origin_host));
+            Ok(())
+        }
+        fn up(&mut self, info: &PeerInfo) {
+            let _ = self
+                .seen
+                .send(format!("up {}", info.capabilities.origin_host));
+        }
+        fn request(&mut self, request: Message) -> Message {
+            let _ = self.seen.send(format!(
+                "request {}",
+                request.session_id().unwrap_or_default()
+            ));
+            let mut answer = Message::answer_to(&request);
+            answer.set_result_code(result::SUCCESS);
+            answer.push_origin(self.host, "test.realm");
+            answer
+        }
+        fn closed(&mut self, reason: &CloseReason) {
+            let _ = self.seen.send(format!("closed {reason:?}"));
+        }
+    }
+
+    fn peer(role: Role, host: &str, ip: std::net::IpAddr, seed: u64) -> Peer {
+        let caps = Capabilities {
+            origin_host: host.into(),
+            origin_realm: "test.realm".into(),
+            host_ip_addresses: vec![ip],
+            vendor_id: vendor::JUNIPER,
+            product_name: "connection-test".into(),
+            supported_vendor_ids: vec![vendor::JUNIPER],
+            vendor_specific_applications: vec![VendorApplication::auth(vendor::JUNIPER, app::JSRC)],
+            ..Default::default()
+        };
+        let config = PeerConfig::new(role, caps, Arc::new(Dictionary::base()));
+        Peer::new(Arc::new(config), seed, false)
+    }
+
+    fn str_request(session_id: &str) -> Message {
+        let mut m = Message::request(command::SESSION_TERMINATION, app::JSRC, true);
+        m.push(Avp::mandatory(
+            avp::SESSION_ID,
+            &Value::Utf8String(session_id.into()),
+        ));
+        m.push_origin("client.test.realm", "test.realm");
+        m.push(Avp::mandatory(
+            avp::DESTINATION_REALM,
+            &Value::DiameterIdentity("test.realm".into()),
+        ));
+        m.push(Avp::mandatory(
+            avp::AUTH_APPLICATION_ID,
+            &Value::Unsigned32(app::JSRC),
+        ));
+        m.push(Avp::mandatory(
+            avp::TERMINATION_CAUSE,
+            &Value::Enumerated(1),
+        ));
+        m
+    }
+
+    async fn next(rx: &mut mpsc::UnboundedReceiver<String>) -> String {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a hook call in time")
+            .expect("hooks alive")
+    }
+
+    #[tokio::test]
+    async fn both_ends_exchange_capabilities_a_request_and_a_disconnect() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (server_seen, mut server_rx) = mpsc::unbounded_channel();
+        let server = tokio::spawn(async move {
+            let (stream, remote) = listener.accept().await.unwrap();
+            let peer = peer(Role::Responder, "server.test.realm", addr.ip(), 1);
+            let hooks = Hooks {
+                host: "server.test.realm",
+                seen: server_seen,
+            };
+            let (_handle, commands) = channel(remote);
+            drive(stream, peer, hooks, commands).await
+        });
+
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (client_seen, mut client_rx) = mpsc::unbounded_channel();
+        let peer = peer(Role::Initiator, "client.test.realm", addr.ip(), 2);
+        let hooks = Hooks {
+            host: "client.test.realm",
+            seen: client_seen,
+        };
+        let (handle, commands) = channel(addr);
+        let client = tokio::spawn(drive(stream, peer, hooks, commands));
+
+        assert_eq!(next(&mut server_rx).await, "cer client.test.realm");
+        assert_eq!(next(&mut server_rx).await, "up client.test.realm");
+        assert_eq!(next(&mut client_rx).await, "up server.test.realm");
+
+        let answer = handle
+            .request(str_request("client.test.realm;1;1"), None)
+            .await
+            .expect("an answer");
+        assert_eq!(next(&mut server_rx).await, "request client.test.realm;1;1");
+        assert_eq!(answer.result_code(), Some(result::SUCCESS));
+        assert_eq!(answer.session_id(), Some("client.test.realm;1;1"));
+        assert_eq!(answer.origin_host(), Some("server.test.realm"));
+
+        assert!(
+            handle
+                .send(Command::Disconnect(DisconnectCause::Rebooting))
+                .await
+        );
+        assert_eq!(client.await.unwrap(), CloseReason::LocalDisconnect);
+        assert_eq!(
+            server.await.unwrap(),
+            CloseReason::PeerDisconnected(Some(DisconnectCause::Rebooting))
+        );
+        assert_eq!(next(&mut client_rx).await, "closed LocalDisconnect");
+        // The connection is gone: a request fails at once.
+        assert_eq!(
+            handle
+                .request(str_request("client.test.realm;1;2"), None)
+                .await,
+            Err(RequestFailure::ConnectionClosed)
+        );
     }
 }

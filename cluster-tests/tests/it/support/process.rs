@@ -1,5 +1,8 @@
-//! Shared helpers: locating the workspace binaries and third-party tools, running child
-//! processes whose output is watched line by line, and waiting on conditions with deadlines.
+//! Child processes: the workspace binaries (`sae-node`, `sae-sim`, `saectl`, found next to the
+//! test executable) and the interop python; [`Proc`], a child whose stdout and stderr are read
+//! line by line and which is killed when dropped; [`SaeNode`], a node started on its own
+//! configuration and data directory, with the addresses it printed; [`Sim`], a `sae-sim` with
+//! its control pipe and JSON events.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -9,35 +12,15 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// What to do when a prerequisite installed by the CI script is missing.
-pub const RUN_CI_SETUP: &str = "run `bash .ci/run` from the repository root (it installs tshark, \
-     the Juniper tshark dictionary and the python-diameter venv), or set SAE_INTEROP_PYTHON";
+use super::{RUN_CI_SETUP, WAIT, interop_dir, wait_for, workspace_root};
 
-/// The workspace root (the parent of this package's directory).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("cluster-tests has a parent directory")
-        .to_path_buf()
-}
-
-/// `cluster-tests/interop`: the python scripts and the tshark dictionary fragment.
-pub fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("interop")
-}
-
-/// The `sae-sim` binary of this package.
-pub fn sae_sim_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_sae-sim"))
-}
-
-/// The `sae-node` binary, built by `cargo build -p sae-node` into the same target profile
-/// directory as this test executable (`target/<profile>/deps/it-*` → `target/<profile>/sae-node`).
-pub fn sae_node_bin() -> PathBuf {
+/// A binary of the workspace, built by `cargo build -p <package>` into the same target profile
+/// directory as this test executable (`target/<profile>/deps/it-*` → `target/<profile>/<name>`).
+fn workspace_bin(name: &str, package: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("path of the test executable");
     let mut candidates = Vec::new();
     for dir in exe.ancestors().skip(1).take(2) {
-        candidates.push(dir.join(format!("sae-node{}", std::env::consts::EXE_SUFFIX)));
+        candidates.push(dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX)));
     }
     candidates
         .iter()
@@ -45,10 +28,20 @@ pub fn sae_node_bin() -> PathBuf {
         .cloned()
         .unwrap_or_else(|| {
             panic!(
-                "sae-node binary not found (looked at {candidates:?}); build it first with \
-                 `cargo build -p sae-node` (the CI script builds the whole workspace)"
+                "{name} binary not found (looked at {candidates:?}); build it first with \
+                 `cargo build -p {package}` (the CI script builds the whole workspace)"
             )
         })
+}
+
+/// The `sae-sim` binary (package `sae-sim`), built into the same target profile directory.
+pub fn sae_sim_bin() -> PathBuf {
+    workspace_bin("sae-sim", "sae-sim")
+}
+
+/// The `sae-node` binary, built into the same target profile directory.
+pub fn sae_node_bin() -> PathBuf {
+    workspace_bin("sae-node", "sae-node")
 }
 
 /// The `saectl` binary, built into the same target profile directory as `sae-node`.
@@ -100,55 +93,6 @@ pub fn python_script(script: &str) -> Command {
         .env("PYTHONUNBUFFERED", "1")
         .env("PYTHONDONTWRITEBYTECODE", "1");
     cmd
-}
-
-/// Panics with setup instructions unless `tshark` and `text2pcap` run.
-pub fn require_tshark() {
-    for tool in ["tshark", "text2pcap"] {
-        let ok = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "{tool} is not installed: {RUN_CI_SETUP}");
-    }
-}
-
-/// Panics with setup instructions unless tshark's Diameter dictionary knows the Juniper AVPs
-/// from `interop/tshark/Custom.xml`.
-pub fn require_juniper_dictionary() {
-    require_tshark();
-    let out = Command::new("tshark")
-        .args(["-G", "fields"])
-        .output()
-        .expect("tshark -G fields");
-    let fields = String::from_utf8_lossy(&out.stdout);
-    for name in [
-        "diameter.Juniper-Policy-Install",
-        "diameter.Juniper-Last-Origin-Host",
-    ] {
-        assert!(
-            fields.lines().any(|l| l.split('\t').nth(2) == Some(name)),
-            "tshark's Diameter dictionary lacks {name}: install cluster-tests/interop/tshark/\
-             Custom.xml as <tshark global configuration dir>/diameter/Custom.xml; {RUN_CI_SETUP}"
-        );
-    }
-}
-
-/// Waits until `condition` returns `Some`, polling every 20 ms, for at most `timeout`.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut condition: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = condition() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// One line of a child's output and when it was read.
@@ -570,285 +514,6 @@ impl SaeNode {
     }
 }
 
-/// Runs a command to completion, returning stdout; panics with its stderr on failure.
-pub fn run_ok(mut cmd: Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed with {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
-
-/// Formats bytes the way `od -Ax -tx1 -v` does, which text2pcap reads: a hex offset, then up
-/// to 16 octets per line. `direction` ('I' or 'O') precedes the packet for `text2pcap -D`.
-pub fn od_hexdump(direction: char, bytes: &[u8], out: &mut String) {
-    use std::fmt::Write;
-    out.push(direction);
-    out.push('\n');
-    for (i, chunk) in bytes.chunks(16).enumerate() {
-        let _ = write!(out, "{:06x}", i * 16);
-        for b in chunk {
-            let _ = write!(out, " {b:02x}");
-        }
-        out.push('\n');
-    }
-    let _ = writeln!(out, "{:06x}", bytes.len());
-}
-
-/// The last `n` lines, for failure messages.
-pub fn tail(lines: &[String], n: usize) -> String {
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// A live capture of one TCP port on the loopback interface by tshark, stopped on `finish`
-/// (or killed on drop).
-pub struct LiveCapture {
-    proc: Proc,
-    file: PathBuf,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-/// One end of the captured TCP connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
-    /// The end listening on the captured port.
-    Listener,
-    /// The end that connected to it.
-    Connector,
-}
-
-/// A finished capture file and the port its Diameter traffic used.
-pub struct CaptureFile {
-    pub file: PathBuf,
-    pub port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl LiveCapture {
-    /// Starts `tshark -i lo -f "tcp port PORT"` and waits until it captures.
-    pub fn start(port: u16) -> LiveCapture {
-        require_tshark();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let file = dir.path().join("live.pcapng");
-        let mut cmd = Command::new("tshark");
-        cmd.args(["-i", "lo", "-f", &format!("tcp port {port}"), "-q", "-w"])
-            .arg(&file);
-        let proc = Proc::spawn("tshark-capture", cmd);
-        if let Err(e) = proc.stderr.wait_line(
-            0,
-            Duration::from_secs(20),
-            "tshark to start capturing",
-            // "Capturing on 'lo'" comes when the interface is opened; "Capture started" once
-            // dumpcap really captures (packets before that are lost).
-            |l| l.contains("Capture started"),
-        ) {
-            panic!(
-                "live capture on lo failed ({e}); capturing needs root or the wireshark group: \
-                 {RUN_CI_SETUP}\n{}",
-                proc.transcript()
-            );
-        }
-        LiveCapture {
-            proc,
-            file,
-            port,
-            dir,
-        }
-    }
-
-    /// Frames written so far that end a TCP connection (FIN or RST), and all frames.
-    fn progress(&self) -> (usize, usize) {
-        // Reading a file that is being written may end in a cut-short packet; that is fine.
-        let out = Command::new("tshark")
-            .arg("-r")
-            .arg(&self.file)
-            .args([
-                "-T",
-                "fields",
-                "-e",
-                "tcp.flags.fin",
-                "-e",
-                "tcp.flags.reset",
-            ])
-            .stderr(Stdio::null())
-            .output()
-            .expect("run tshark -r");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let ends = text
-            .lines()
-            .filter(|l| l.split('\t').any(|f| matches!(f, "1" | "True")))
-            .count();
-        (ends, text.lines().count())
-    }
-
-    /// Waits until the capture file holds the end of the TCP connection and has stopped
-    /// growing, then stops tshark and returns the file. (dumpcap hands packets over in blocks;
-    /// stopping it right after the traffic would lose the last ones.)
-    pub fn finish(mut self) -> CaptureFile {
-        let mut last = 0;
-        wait_for(
-            Duration::from_secs(20),
-            "the capture to hold the end of the connection",
-            || {
-                let (ends, frames) = self.progress();
-                let stable = ends > 0 && frames == last;
-                last = frames;
-                if !stable {
-                    thread::sleep(Duration::from_millis(300));
-                }
-                stable.then_some(())
-            },
-        );
-        self.proc.terminate();
-        let status = self.proc.wait_exit(Duration::from_secs(15));
-        assert!(
-            status.success() || status.code().is_none(),
-            "tshark capture ended with {status}\n{}",
-            self.proc.transcript()
-        );
-        assert!(self.file.is_file(), "tshark wrote no capture file");
-        CaptureFile {
-            file: self.file,
-            port: self.port,
-            _dir: self.dir,
-        }
-    }
-}
-
-/// The Diameter messages of a capture as tshark reads them.
-#[derive(Debug, Default)]
-pub struct DiameterSeen {
-    /// (command code, request?) of every message, in order.
-    pub messages: Vec<(u32, bool)>,
-    /// Every Result-Code value, in order.
-    pub result_codes: Vec<u32>,
-}
-
-impl DiameterSeen {
-    /// How many messages with this command code and R bit.
-    pub fn count(&self, command_code: u32, request: bool) -> usize {
-        self.messages
-            .iter()
-            .filter(|m| **m == (command_code, request))
-            .count()
-    }
-}
-
-impl CaptureFile {
-    fn tshark(&self) -> Command {
-        let mut cmd = Command::new("tshark");
-        cmd.arg("-r")
-            .arg(&self.file)
-            .args(["-d", &format!("tcp.port=={},diameter", self.port)]);
-        cmd
-    }
-
-    /// The display filter for TCP segments sent by one end: the end that owns the captured
-    /// port (the listener) or the other one (the connecting side).
-    fn sent_by(&self, end: End) -> String {
-        match end {
-            End::Listener => format!("tcp.srcport == {}", self.port),
-            End::Connector => format!("tcp.srcport != {}", self.port),
-        }
-    }
-
-    /// Frames that tshark finds malformed or warns about, except TCP resets sent by
-    /// python-diameter's end (it closes its sockets with SO_LINGER 0, i.e. RST, on purpose).
-    pub fn findings(&self, python_end: End) -> String {
-        let decode_as = format!("tcp.port=={},diameter", self.port);
-        let resets = format!("tcp.flags.reset == 1 && {}", self.sent_by(python_end));
-        tshark_findings(&self.file, &["-d", &decode_as], Some(&resets))
-    }
-
-    /// Frame numbers of TCP resets sent by `end`.
-    pub fn resets_by(&self, end: End) -> String {
-        let mut cmd = self.tshark();
-        cmd.args([
-            "-Y",
-            &format!("tcp.flags.reset == 1 && {}", self.sent_by(end)),
-            "-T",
-            "fields",
-            "-e",
-            "frame.number",
-        ]);
-        run_ok(cmd)
-    }
-
-    /// Every Diameter message in the capture.
-    pub fn diameter(&self) -> DiameterSeen {
-        let mut cmd = self.tshark();
-        cmd.args([
-            "-Y",
-            "diameter",
-            "-T",
-            "fields",
-            "-E",
-            "occurrence=a",
-            "-E",
-            "aggregator=,",
-            "-e",
-            "diameter.cmd.code",
-            "-e",
-            "diameter.flags.request",
-            "-e",
-            "diameter.Result-Code",
-        ]);
-        let mut seen = DiameterSeen::default();
-        for row in run_ok(cmd).lines() {
-            let f: Vec<&str> = row.split('\t').collect();
-            assert_eq!(f.len(), 3, "unexpected tshark row {row:?}");
-            let codes: Vec<u32> = f[0].split(',').map(|c| c.parse().unwrap()).collect();
-            let requests: Vec<bool> = f[1]
-                .split(',')
-                .map(|r| matches!(r, "1" | "True" | "true"))
-                .collect();
-            assert_eq!(codes.len(), requests.len(), "row {row:?}");
-            seen.messages.extend(codes.into_iter().zip(requests));
-            seen.result_codes.extend(
-                f[2].split(',')
-                    .filter(|r| !r.is_empty())
-                    .map(|r| r.parse::<u32>().unwrap()),
-            );
-        }
-        seen
-    }
-}
-
-/// The pass/fail check of interop.md: `tshark -r` lists, one line per frame, what it finds
-/// malformed or warns about. `extra` goes before the filter (decode-as, preferences); frames
-/// matching `except` are left out.
-pub fn tshark_findings(pcap: &Path, extra: &[&str], except: Option<&str>) -> String {
-    let mut filter = "(_ws.malformed || _ws.expert.severity >= warning)".to_owned();
-    if let Some(except) = except {
-        filter = format!("{filter} && !({except})");
-    }
-    let mut cmd = Command::new("tshark");
-    // TCP's own analysis (D-SACK, retransmissions, window notes) reports how the loopback
-    // carried a live capture, not what our bytes are; only the protocol layers are judged.
-    cmd.arg("-r").arg(pcap).args(extra).args([
-        "-o",
-        "tcp.analyze_sequence_numbers:FALSE",
-        "-Y",
-        &filter,
-        "-T",
-        "fields",
-        "-e",
-        "frame.number",
-        "-e",
-        "_ws.expert.message",
-    ]);
-    run_ok(cmd)
-}
-
-/// How long the process tests wait for an event or a condition.
-pub const WAIT: Duration = Duration::from_secs(20);
-
 /// A running `sae-sim` with its control pipe; it prints one JSON event per line.
 pub struct Sim {
     pub proc: Proc,
@@ -889,64 +554,5 @@ impl Sim {
             Ok((i, line)) => (i, serde_json::from_str(&line.text).expect("JSON event")),
             Err(e) => panic!("sae-sim: {e}\n{}", self.proc.transcript()),
         }
-    }
-}
-
-/// A blocking client of a node's management API.
-pub struct Api {
-    pub rt: tokio::runtime::Runtime,
-    pub client: sae_proto::v1::management_client::ManagementClient<tonic::transport::Channel>,
-}
-
-impl Api {
-    pub fn connect(node: &SaeNode) -> Api {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let client = rt
-            .block_on(sae_proto::v1::management_client::ManagementClient::connect(
-                node.grpc_url(),
-            ))
-            .expect("connect to the management API");
-        Api { rt, client }
-    }
-
-    /// Polls until `f` holds (at most [`WAIT`]).
-    pub fn until<T>(&mut self, what: &str, mut f: impl FnMut(&mut Api) -> Option<T>) -> T {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(v) = f(self) {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// A subscriber by user name.
-    pub fn subscriber(&mut self, user: &str) -> Result<sae_proto::v1::Subscriber, tonic::Status> {
-        use sae_proto::v1 as pb;
-        let req = pb::GetSubscriberRequest {
-            subscriber: Some(pb::SubscriberRef {
-                key: Some(pb::subscriber_ref::Key::UserName(user.into())),
-            }),
-        };
-        self.rt
-            .block_on(self.client.get_subscriber(req))
-            .map(|r| r.into_inner())
-    }
-
-    /// Usage records of a user.
-    pub fn usage(&mut self, user: &str) -> Vec<sae_proto::v1::UsageRecord> {
-        let req = sae_proto::v1::ListUsageRecordsRequest {
-            user_name: user.into(),
-            ..Default::default()
-        };
-        self.rt
-            .block_on(self.client.list_usage_records(req))
-            .expect("ListUsageRecords")
-            .into_inner()
-            .records
     }
 }

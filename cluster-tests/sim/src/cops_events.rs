@@ -1,5 +1,6 @@
 //! What the simulated COPS PEPs (`sae-sim sbc`, `sae-sim copspr`) report: one flat JSON object
-//! per line on stdout, each with an `"event"` field. The list is documented in `main.rs`.
+//! per line on stdout, each with an `"event"` field. The list is documented in the crate's
+//! `README.md`.
 
 use serde::Serialize;
 
