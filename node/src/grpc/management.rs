@@ -206,12 +206,15 @@ impl Management for ManagementService {
                 .await
                 .map_err(cluster_status)?;
         } else {
-            self.leader_management()?
+            // The leader's answer: this node may not have applied the move yet.
+            let owner = self
+                .leader_management()?
                 .move_router(pb::MoveRouterRequest {
                     router: router.clone(),
                     node_id: req.node_id,
                 })
                 .await?;
+            return Ok(owner);
         }
         let view = self.cluster.view();
         let owner = cluster_to_pb(view)
