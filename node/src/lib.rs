@@ -294,6 +294,10 @@ impl Node {
         for t in &self.tasks {
             t.abort();
         }
+        // Once they are gone, nothing of theirs holds the store or the engine any more.
+        for t in self.tasks {
+            let _ = t.await;
+        }
         self.diameter
             .disconnect_all(DisconnectCause::Rebooting)
             .await;
@@ -304,9 +308,18 @@ impl Node {
             Ok(Err(e)) => tracing::error!("store flush at shutdown: {e}"),
             Err(e) => tracing::error!("store flush at shutdown: {e}"),
         }
+        // The session actors (and what they hold) are dropped when their arbiters' threads
+        // end; waited for off this arbiter.
         for a in &self.arbiters {
             a.stop();
         }
+        let arbiters = self.arbiters;
+        let _ = tokio::task::spawn_blocking(move || {
+            for a in arbiters {
+                let _ = a.join();
+            }
+        })
+        .await;
     }
 }
 

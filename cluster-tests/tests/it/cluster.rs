@@ -619,8 +619,10 @@ fn five_nodes_three_voters_and_every_node_serves_a_router() {
         "r4.test.realm",
         "r5.test.realm",
     ];
+    // A first placement waits one renewal period for every node to report the router: 1 s
+    // rather than 0.4 s, so that a node slowed by a loaded machine still reports in time.
     let config = |i: usize| {
-        let mut c = node_config(ip(18, i), host(i), "");
+        let mut c = node_config(ip(18, i), host(i), "renew_ms = 1000\nlease_ms = 3000");
         c.allowed_peers = Some(routers.to_vec());
         c
     };
