@@ -137,6 +137,114 @@ pub struct Rule {
     /// Refuse the login.
     #[serde(default)]
     pub reject: bool,
+    /// The subscriber DN to assign, a template: `uniqueID=<userName>,ou=<domain>,o=users`.
+    /// Placeholders: see [`TEMPLATE_FIELDS`]; a template whose field the login lacks assigns
+    /// nothing.
+    #[serde(default)]
+    pub subscriber_dn: Option<String>,
+    /// The retailer DN to assign, a template.
+    #[serde(default)]
+    pub retailer_dn: Option<String>,
+    /// The accounting id to assign, a template (the login name when absent).
+    #[serde(default)]
+    pub accounting_id: Option<String>,
+    /// Services the subscriber is subscribed to (aggregate fragments may require it).
+    #[serde(default)]
+    pub subscriptions: Vec<String>,
+    /// The name of the subscriber's virtual router on its router (`default` when absent): the
+    /// session's VR is `<virtual_router>@<router>`.
+    #[serde(default)]
+    pub virtual_router: Option<String>,
+}
+
+/// The fields a rule's templates can name, as `<field>`.
+pub const TEMPLATE_FIELDS: [&str; 6] = [
+    "loginName",
+    "userName",
+    "domain",
+    "router",
+    "interfaceName",
+    "portId",
+];
+
+/// Renders a checked template with `value` giving each field; `None` when a field it names
+/// has no value.
+fn render(template: &str, value: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('>')? + open;
+        out.push_str(&value(&rest[open + 1..close])?);
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+fn check_template(field: &str, template: &str) -> Result<(), CatalogError> {
+    check_text(field, template, false)?;
+    let mut rest = template;
+    while let Some(open) = rest.find(['<', '>']) {
+        if rest.as_bytes()[open] == b'>' {
+            return Err(invalid(field.to_owned(), "'>' without '<'"));
+        }
+        let Some(close) = rest[open..].find('>') else {
+            return Err(invalid(field.to_owned(), "'<' without '>'"));
+        };
+        let name = &rest[open + 1..open + close];
+        if !TEMPLATE_FIELDS.contains(&name) {
+            return Err(invalid(
+                field.to_owned(),
+                format!(
+                    "unknown field <{name}> (known: {})",
+                    TEMPLATE_FIELDS.map(|f| format!("<{f}>")).join(", ")
+                ),
+            ));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    Ok(())
+}
+
+/// What a rule assigns a subscriber beside its services.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    pub subscriber_dn: Option<String>,
+    pub retailer_dn: Option<String>,
+    pub accounting_id: Option<String>,
+    pub subscriptions: Vec<String>,
+    pub virtual_router: Option<String>,
+}
+
+impl Profile {
+    fn of(rule: &Rule, login: &LoginInfo<'_>) -> Profile {
+        let value = |field: &str| -> Option<String> {
+            let port = login.nas_port_id;
+            match field {
+                "loginName" => login.user_name.map(str::to_owned),
+                "userName" => login
+                    .user_name
+                    .map(|u| u.rsplit_once('@').map_or(u, |(user, _)| user).to_owned()),
+                "domain" => login.domain().map(str::to_owned),
+                "router" => Some(login.router.to_owned()),
+                "interfaceName" => port.map(|p| p.split_once(':').map_or(p, |(i, _)| i).to_owned()),
+                "portId" => port.map(str::to_owned),
+                _ => None,
+            }
+        };
+        let template = |t: &Option<String>| t.as_deref().and_then(|t| render(t, value));
+        Profile {
+            subscriber_dn: template(&rule.subscriber_dn),
+            retailer_dn: template(&rule.retailer_dn),
+            accounting_id: template(&rule.accounting_id),
+            subscriptions: rule.subscriptions.clone(),
+            virtual_router: rule
+                .virtual_router
+                .as_ref()
+                .map(|vr| format!("{vr}@{}", login.router)),
+        }
+    }
 }
 
 /// The catalog as written in the configuration: `[[service]]` and `[[rule]]` tables.
@@ -228,8 +336,8 @@ impl ChosenService {
 pub enum Decision {
     /// The first matching rule refuses the login.
     Reject { rule: String },
-    /// The services to activate (empty when no rule matches).
-    Services(Vec<ChosenService>),
+    /// The services to activate (empty when no rule matches) and what the rule assigns.
+    Services(Vec<ChosenService>, Profile),
 }
 
 /// A rule with its patterns compiled.
@@ -317,7 +425,13 @@ impl State {
     fn rules_using(&self, service: &str) -> Vec<String> {
         self.rules
             .iter()
-            .filter(|r| r.rule.services.iter().any(|s| s == service))
+            .filter(|r| {
+                let rule = &r.rule;
+                rule.services
+                    .iter()
+                    .chain(&rule.subscriptions)
+                    .any(|s| s == service)
+            })
             .map(|r| r.rule.name.clone())
             .collect()
     }
@@ -367,7 +481,7 @@ impl Catalog {
     pub fn decide(&self, login: &LoginInfo<'_>) -> Decision {
         let state = self.state.read().expect("catalog lock");
         let Some(rule) = state.rules.iter().find(|r| r.matches(login)) else {
-            return Decision::Services(Vec::new());
+            return Decision::Services(Vec::new(), Profile::default());
         };
         let rule = &rule.rule;
         if rule.reject {
@@ -396,7 +510,7 @@ impl Catalog {
                 description: def.description.clone(),
             });
         }
-        Decision::Services(chosen)
+        Decision::Services(chosen, Profile::of(rule, login))
     }
 
     /// Every service, by name.
@@ -549,6 +663,33 @@ fn check_rule(rule: &Rule, services: &BTreeMap<String, ServiceDef>) -> Result<()
             ));
         }
     }
+    for (attr, template) in [
+        ("subscriber_dn", &rule.subscriber_dn),
+        ("retailer_dn", &rule.retailer_dn),
+        ("accounting_id", &rule.accounting_id),
+    ] {
+        if let Some(t) = template {
+            check_template(&field(attr), t)?;
+        }
+    }
+    if let Some(vr) = &rule.virtual_router {
+        check_name(&field("virtual_router"), vr)?;
+    }
+    let mut seen = BTreeSet::new();
+    for name in &rule.subscriptions {
+        if !services.contains_key(name) {
+            return Err(invalid(
+                field("subscriptions"),
+                format!("unknown service {name:?}"),
+            ));
+        }
+        if !seen.insert(name) {
+            return Err(invalid(
+                field("subscriptions"),
+                format!("service {name:?} listed twice"),
+            ));
+        }
+    }
     check_substitutions(&field("substitutions"), &rule.substitutions)
 }
 
@@ -641,7 +782,7 @@ mod tests {
     fn names(decision: Decision) -> Vec<String> {
         match decision {
             Decision::Reject { rule } => vec![format!("reject:{rule}")],
-            Decision::Services(s) => s.into_iter().map(|s| s.name).collect(),
+            Decision::Services(s, _) => s.into_iter().map(|s| s.name).collect(),
         }
     }
 
@@ -662,6 +803,83 @@ mod tests {
 
     fn with_rules(rules: Vec<Rule>) -> CatalogFile {
         CatalogFile { rules, ..seed() }
+    }
+
+    #[test]
+    fn rules_assign_dns_accounting_ids_subscriptions_and_the_virtual_router() {
+        let c = Catalog::new(&with_rules(vec![Rule {
+            subscriber_dn: Some("uniqueID=<userName>,ou=<domain>,o=users".into()),
+            retailer_dn: Some("o=<router>".into()),
+            accounting_id: Some("<interfaceName>/<portId>".into()),
+            subscriptions: vec!["video".into()],
+            virtual_router: Some("internet".into()),
+            ..rule("r", 1, &["gold"])
+        }]))
+        .unwrap();
+        let Decision::Services(_, p) = c.decide(&login(
+            Some("alice@isp.example"),
+            Some("ge-0/0/1.7:100-200"),
+            "bng1",
+        )) else {
+            panic!("admitted")
+        };
+        assert_eq!(
+            p.subscriber_dn.as_deref(),
+            Some("uniqueID=alice,ou=isp.example,o=users")
+        );
+        assert_eq!(p.retailer_dn.as_deref(), Some("o=bng1"));
+        assert_eq!(
+            p.accounting_id.as_deref(),
+            Some("ge-0/0/1.7/ge-0/0/1.7:100-200")
+        );
+        assert_eq!(p.subscriptions, ["video"]);
+        assert_eq!(p.virtual_router.as_deref(), Some("internet@bng1"));
+        // A field the login lacks assigns nothing.
+        let Decision::Services(_, p) = c.decide(&login(Some("bob"), None, "bng1")) else {
+            panic!("admitted")
+        };
+        assert_eq!((p.subscriber_dn, p.accounting_id), (None, None));
+        // Deleting a service a rule subscribes to is refused like one it activates.
+        assert!(c.delete_service("video").is_err());
+    }
+
+    #[test]
+    fn bad_templates_and_subscriptions_are_refused_naming_the_field() {
+        let refused = |r: Rule| Catalog::new(&with_rules(vec![r])).unwrap_err().to_string();
+        let e = refused(Rule {
+            subscriber_dn: Some("uniqueID=<user>".into()),
+            ..rule("r", 1, &[])
+        });
+        assert!(
+            e.contains("rule \"r\".subscriber_dn") && e.contains("unknown field <user>"),
+            "{e}"
+        );
+        let e = refused(Rule {
+            accounting_id: Some("<userName".into()),
+            ..rule("r", 1, &[])
+        });
+        assert!(
+            e.contains("accounting_id") && e.contains("'<' without '>'"),
+            "{e}"
+        );
+        let e = refused(Rule {
+            retailer_dn: Some("o=x>".into()),
+            ..rule("r", 1, &[])
+        });
+        assert!(e.contains("'>' without '<'"), "{e}");
+        let e = refused(Rule {
+            subscriptions: vec!["platinum".into()],
+            ..rule("r", 1, &[])
+        });
+        assert!(
+            e.contains("subscriptions") && e.contains("unknown service \"platinum\""),
+            "{e}"
+        );
+        let e = refused(Rule {
+            virtual_router: Some("a@b".into()),
+            ..rule("r", 1, &[])
+        });
+        assert!(e.contains("virtual_router"), "{e}");
     }
 
     #[test]
@@ -705,7 +923,7 @@ mod tests {
         assert!(d("bob@other.net").is_empty());
         assert_eq!(
             c.decide(&login(None, None, "bng1")),
-            Decision::Services(vec![])
+            Decision::Services(vec![], Profile::default())
         );
     }
 
@@ -814,7 +1032,7 @@ mod tests {
         seed.services[0].template_name = "tmpl".into();
         seed.services[0].accounting = true;
         let c = catalog(&dir, seed);
-        let Decision::Services(chosen) = c.decide(&login(None, None, "r")) else {
+        let Decision::Services(chosen, _) = c.decide(&login(None, None, "r")) else {
             panic!("services expected");
         };
         assert_eq!(chosen.len(), 2);

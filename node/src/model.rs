@@ -107,6 +107,89 @@ pub enum Attachment {
     },
 }
 
+/// How a subscriber session came to be: SRC's login types (seed 003, Table 4 `loginType`).
+/// This node derives them from what the router sends: a Diameter login carrying DHCP options
+/// is an address login (`AUTHADDR` with a User-Name, `ADDR` without); any other router login
+/// is an interface login (`AUTHINTF` with a User-Name, as for PPP, `INTF` without). `PORTAL`
+/// and `ASSIGNEDIP` name logins through a portal and through an application, which this
+/// node does not start itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LoginType {
+    #[serde(rename = "ADDR")]
+    Addr,
+    #[serde(rename = "AUTHADDR")]
+    AuthAddr,
+    #[default]
+    #[serde(rename = "INTF")]
+    Intf,
+    #[serde(rename = "AUTHINTF")]
+    AuthIntf,
+    #[serde(rename = "PORTAL")]
+    Portal,
+    #[serde(rename = "ASSIGNEDIP")]
+    AssignedIp,
+}
+
+impl LoginType {
+    pub fn name(self) -> &'static str {
+        match self {
+            LoginType::Addr => "ADDR",
+            LoginType::AuthAddr => "AUTHADDR",
+            LoginType::Intf => "INTF",
+            LoginType::AuthIntf => "AUTHINTF",
+            LoginType::Portal => "PORTAL",
+            LoginType::AssignedIp => "ASSIGNEDIP",
+        }
+    }
+
+    /// The login type of a router login: an address login when `address_login` (the router
+    /// sent DHCP options), authenticated when it carries a user name.
+    pub fn of_router_login(address_login: bool, authenticated: bool) -> LoginType {
+        match (address_login, authenticated) {
+            (true, true) => LoginType::AuthAddr,
+            (true, false) => LoginType::Addr,
+            (false, true) => LoginType::AuthIntf,
+            (false, false) => LoginType::Intf,
+        }
+    }
+}
+
+/// What else a subscriber session is known by (seed 003, Table 4): read from the router's
+/// login, derived from it, or assigned by the catalog's rule. Records stored before these
+/// existed read with every field empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SubscriberAttributes {
+    pub login_type: LoginType,
+    /// Framed-IPv6-Prefix (`2001:db8:1::/64`), as many as the router sent.
+    pub framed_ipv6_prefixes: Vec<String>,
+    /// Delegated-IPv6-Prefix.
+    pub delegated_ipv6_prefixes: Vec<String>,
+    /// NAS-IP-Address: the router's own address.
+    pub nas_ip: Option<Ipv4Addr>,
+    /// Calling-Station-Id: the DHCP subscriber's MAC address as text.
+    pub mac_address: Option<String>,
+    /// Class: the RADIUS class the subscriber was authorized with (text, or hex when not
+    /// UTF-8); several are joined with `,`.
+    pub radius_class: Option<String>,
+    /// The interface part of NAS-Port-Id (before any `:`), or the COPS-PR interface name.
+    pub interface_name: Option<String>,
+    /// NAS-Port-Id whole: the interface with its layer-2 details.
+    pub port_id: Option<String>,
+    /// The virtual router, `vrname@hostname`; empty means `default@<router>`.
+    pub virtual_router: Option<String>,
+    /// The PPP or DHCP user name the router authenticated, which a portal login does not
+    /// change.
+    pub primary_user_name: Option<String>,
+    /// Assigned by the catalog's rule.
+    pub subscriber_dn: Option<String>,
+    pub retailer_dn: Option<String>,
+    /// Assigned by the catalog's rule; the login name when the rule names none.
+    pub accounting_id: Option<String>,
+    /// Services the subscriber is subscribed to (the rule's list).
+    pub subscriptions: Vec<String>,
+}
+
 /// One subscriber session, keyed by its Session-Id (a COPS-PR session's names its PEP, client
 /// type and handle).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +208,28 @@ pub struct SubscriberRecord {
     pub confirmed: bool,
     pub state: SessionState,
     pub services: Vec<ServiceSession>,
+    pub attributes: SubscriberAttributes,
+}
+
+impl SubscriberRecord {
+    /// The part of the login name before its last `@` (Table 4 `userName`).
+    pub fn user_part(&self) -> Option<&str> {
+        let login = self.user_name.as_deref()?;
+        Some(login.rsplit_once('@').map_or(login, |(user, _)| user))
+    }
+
+    /// The part of the login name after its last `@` (Table 4 `domain`).
+    pub fn domain(&self) -> Option<&str> {
+        self.user_name.as_deref()?.rsplit_once('@').map(|(_, d)| d)
+    }
+
+    /// The session's virtual router, `vrname@hostname`.
+    pub fn virtual_router(&self) -> String {
+        self.attributes
+            .virtual_router
+            .clone()
+            .unwrap_or_else(|| format!("default@{}", self.router))
+    }
 }
 
 /// A session record as stored, by this version or an earlier one: records written before
@@ -149,6 +254,8 @@ struct StoredRecord {
     confirmed: bool,
     state: SessionState,
     services: Vec<ServiceSession>,
+    #[serde(default)]
+    attributes: SubscriberAttributes,
 }
 
 impl TryFrom<StoredRecord> for SubscriberRecord {
@@ -190,6 +297,7 @@ impl TryFrom<StoredRecord> for SubscriberRecord {
             confirmed: r.confirmed,
             state: r.state,
             services: r.services,
+            attributes: r.attributes,
         })
     }
 }
@@ -371,13 +479,44 @@ mod tests {
                 confirmed: true,
                 state: SessionState::Active,
                 services: vec![service()],
+                attributes: SubscriberAttributes {
+                    login_type: LoginType::AuthAddr,
+                    framed_ipv6_prefixes: vec!["2001:db8:1::/64".into()],
+                    delegated_ipv6_prefixes: vec!["2001:db8:2::/56".into()],
+                    nas_ip: Some(Ipv4Addr::new(192, 0, 2, 1)),
+                    mac_address: Some("00:11:22:33:44:55".into()),
+                    subscriber_dn: Some("uniqueID=alice,o=users".into()),
+                    subscriptions: vec!["gold".into()],
+                    ..SubscriberAttributes::default()
+                },
             };
             let json = serde_json::to_vec(&r).unwrap();
+            assert!(String::from_utf8_lossy(&json).contains(r#""login_type":"AUTHADDR""#));
             assert_eq!(
                 serde_json::from_slice::<SubscriberRecord>(&json).unwrap(),
                 r
             );
         }
+    }
+
+    #[test]
+    fn login_names_split_into_user_and_domain() {
+        let mut r: SubscriberRecord = serde_json::from_str(
+            r#"{"session_id":"s","router":"r1","attachment":{"protocol":"diameter","realm":"x","application_id":1},
+            "user_name":"alice@isp@example.net","framed_ip":null,"nas_port_id":null,
+            "login_ms":1,"confirmed":false,"state":"active","services":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.user_part(), r.domain()),
+            (Some("alice@isp"), Some("example.net"))
+        );
+        r.user_name = Some("bob".into());
+        assert_eq!((r.user_part(), r.domain()), (Some("bob"), None));
+        r.attributes.virtual_router = Some("cust1@r1".into());
+        assert_eq!(r.virtual_router(), "cust1@r1");
+        assert_eq!(LoginType::of_router_login(true, false), LoginType::Addr);
+        assert_eq!(LoginType::of_router_login(false, true), LoginType::AuthIntf);
     }
 
     #[test]
@@ -406,6 +545,9 @@ mod tests {
                 interface: 7
             }
         );
+        assert_eq!(r.attributes, SubscriberAttributes::default());
+        assert_eq!(r.attributes.login_type.name(), "INTF");
+        assert_eq!(r.virtual_router(), "default@erx1");
         let unreadable = cops.replace("cops;erx1;800b;00000007", "cops;erx1;zz;07");
         let e = serde_json::from_str::<SubscriberRecord>(&unreadable).unwrap_err();
         assert!(e.to_string().contains("does not name a PEP"), "{e}");

@@ -498,6 +498,7 @@ mod tests {
                 error: String::new(),
                 activated_ms: 1_700_000_000_500,
             }],
+            attributes: Default::default(),
         }
     }
 

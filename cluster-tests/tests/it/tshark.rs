@@ -386,6 +386,7 @@ fn node_record(n: u32) -> SubscriberRecord {
             service("gold", "gold-100M", "rate-limit"),
             service("parental", "parental-control", ""),
         ],
+        attributes: Default::default(),
     }
 }
 

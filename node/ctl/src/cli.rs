@@ -157,7 +157,7 @@ pub enum RuleCommand {
     /// Create or replace a rule. Rules are tried by ascending priority; the first whose every
     /// given pattern matches wins. Patterns are globs ('*', '?') compared without regard to case;
     /// a pattern left out matches everything.
-    Put(RulePutArgs),
+    Put(Box<RulePutArgs>),
     /// Remove a rule.
     #[command(visible_alias = "rm")]
     Delete {
@@ -210,9 +210,31 @@ pub struct RulePutArgs {
     /// Refuse the login instead (no services).
     #[arg(long, conflicts_with_all = ["file", "services", "substitutions"])]
     pub reject: bool,
+    /// The DN assigned to the subscribers, a template naming <loginName>, <userName>,
+    /// <domain>, <router>, <interfaceName> or <portId>: `uniqueID=<userName>,ou=<domain>,o=users`.
+    #[arg(long, value_name = "TEMPLATE", conflicts_with = "file")]
+    pub subscriber_dn: Option<String>,
+    /// The retailer DN assigned to the subscribers, a template.
+    #[arg(long, value_name = "TEMPLATE", conflicts_with = "file")]
+    pub retailer_dn: Option<String>,
+    /// The accounting id assigned to the subscribers, a template (default: the login name).
+    #[arg(long, value_name = "TEMPLATE", conflicts_with = "file")]
+    pub accounting_id: Option<String>,
+    /// A service the subscribers are subscribed to (repeatable, or comma-separated).
+    #[arg(
+        long = "subscription",
+        value_name = "SERVICE",
+        value_delimiter = ',',
+        conflicts_with = "file"
+    )]
+    pub subscriptions: Vec<String>,
+    /// The subscribers' virtual router name on their router (default: `default`).
+    #[arg(long, value_name = "VRNAME", conflicts_with = "file")]
+    pub virtual_router: Option<String>,
     /// Read the rules from the `[[rule]]` entries of a TOML file (fields: name, priority
-    /// (default 0), login_name, domain, nas_port_id, router, services, substitutions, reject), as
-    /// in the node's configuration file; every entry is stored unless NAME is given.
+    /// (default 0), login_name, domain, nas_port_id, router, services, substitutions, reject,
+    /// subscriber_dn, retailer_dn, accounting_id, subscriptions, virtual_router), as in the
+    /// node's configuration file; every entry is stored unless NAME is given.
     #[arg(long, value_name = "FILE.toml")]
     pub file: Option<PathBuf>,
 }

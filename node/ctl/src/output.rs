@@ -340,7 +340,7 @@ pub fn rules(rules: &[Rule]) -> String {
 
 /// `rule put`: one rule.
 pub fn rule(r: &Rule) -> String {
-    block(&[
+    let mut pairs = vec![
         ("name", r.name.clone()),
         ("priority", r.priority.to_string()),
         ("login-name", pattern(&r.login_name)),
@@ -350,7 +350,25 @@ pub fn rule(r: &Rule) -> String {
         ("action", action(r)),
         ("services", r.services.join(", ")),
         ("substitutions", substitutions(&r.substitutions)),
-    ])
+    ];
+    let assigned = [
+        ("subscriber-dn", r.subscriber_dn.clone()),
+        ("retailer-dn", r.retailer_dn.clone()),
+        ("accounting-id", r.accounting_id.clone()),
+        ("subscriptions", r.subscriptions.join(", ")),
+        ("virtual-router", r.virtual_router.clone()),
+    ];
+    pairs.extend(non_empty(&assigned));
+    block(&pairs)
+}
+
+/// The pairs whose value is not empty.
+fn non_empty(pairs: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .cloned()
+        .collect()
 }
 
 /// The services of a subscriber in one cell: names, with the state when not active.
@@ -413,7 +431,7 @@ pub fn subscribers_footer(page: &ListSubscribersResponse) -> String {
 
 /// `subscriber get`: the session, then its services.
 pub fn subscriber(s: &Subscriber) -> String {
-    let mut out = block(&[
+    let mut pairs = vec![
         ("session-id", s.session_id.clone()),
         ("user", s.user_name.clone()),
         ("ip", s.framed_ip.clone()),
@@ -424,7 +442,26 @@ pub fn subscriber(s: &Subscriber) -> String {
         ("confirmed", yes_no(s.confirmed)),
         ("login", time(s.login_unix_ms, false)),
         ("services", s.services.len().to_string()),
-    ]);
+    ];
+    let known_by = [
+        ("login-type", s.login_type.clone()),
+        ("user-name", s.user_part.clone()),
+        ("domain", s.domain.clone()),
+        ("primary-user", s.primary_user_name.clone()),
+        ("interface", s.interface_name.clone()),
+        ("vr", s.virtual_router.clone()),
+        ("nas-ip", s.nas_ip.clone()),
+        ("mac", s.mac_address.clone()),
+        ("class", s.radius_class.clone()),
+        ("ipv6-prefix", s.framed_ipv6_prefixes.join(", ")),
+        ("delegated-prefix", s.delegated_ipv6_prefixes.join(", ")),
+        ("dn", s.subscriber_dn.clone()),
+        ("retailer-dn", s.retailer_dn.clone()),
+        ("accounting-id", s.accounting_id.clone()),
+        ("subscriptions", s.subscriptions.join(", ")),
+    ];
+    pairs.extend(non_empty(&known_by));
+    let mut out = block(&pairs);
     if !s.services.is_empty() {
         let mut t = Table::new(&[
             "SERVICE",
@@ -1035,6 +1072,7 @@ guests       200  guest*      *             *            *       reject  -      
                     ..Default::default()
                 },
             ],
+            ..Default::default()
         }
     }
 

@@ -361,6 +361,11 @@ fn put_rules(args: &RulePutArgs) -> Result<Vec<Rule>, CtlError> {
         services: args.services.clone(),
         substitutions: substitutions(&args.substitutions)?,
         reject: args.reject,
+        subscriber_dn: args.subscriber_dn.clone().unwrap_or_default(),
+        retailer_dn: args.retailer_dn.clone().unwrap_or_default(),
+        accounting_id: args.accounting_id.clone().unwrap_or_default(),
+        subscriptions: args.subscriptions.clone(),
+        virtual_router: args.virtual_router.clone().unwrap_or_default(),
     }])
 }
 
@@ -417,6 +422,16 @@ struct RuleEntry {
     substitutions: BTreeMap<String, Scalar>,
     #[serde(default)]
     reject: bool,
+    #[serde(default)]
+    subscriber_dn: String,
+    #[serde(default)]
+    retailer_dn: String,
+    #[serde(default)]
+    accounting_id: String,
+    #[serde(default)]
+    subscriptions: Vec<String>,
+    #[serde(default)]
+    virtual_router: String,
 }
 
 /// A substitution value in a file: a string, or a number or boolean taken as its text
@@ -482,6 +497,11 @@ pub fn rules_from_toml(text: &str, only: Option<&str>) -> Result<Vec<Rule>, Stri
             services: e.services,
             substitutions: scalars(e.substitutions),
             reject: e.reject,
+            subscriber_dn: e.subscriber_dn,
+            retailer_dn: e.retailer_dn,
+            accounting_id: e.accounting_id,
+            subscriptions: e.subscriptions,
+            virtual_router: e.virtual_router,
         })
         .collect())
 }
@@ -713,6 +733,9 @@ mod tests {
         domain = "corp.example"
         services = ["gold"]
         substitutions = { rate = "20m" }
+        subscriber_dn = "uniqueID=<userName>,ou=<domain>,o=users"
+        subscriptions = ["silver"]
+        virtual_router = "corp"
 
         [[rule]]
         name = "deny-guests"
@@ -761,6 +784,9 @@ mod tests {
                     domain: "corp.example".into(),
                     services: vec!["gold".into()],
                     substitutions: HashMap::from([("rate".into(), "20m".into())]),
+                    subscriber_dn: "uniqueID=<userName>,ou=<domain>,o=users".into(),
+                    subscriptions: vec!["silver".into()],
+                    virtual_router: "corp".into(),
                     ..Default::default()
                 },
                 Rule {
@@ -891,6 +917,7 @@ mod tests {
                     services: vec!["gold".into(), "voip".into(), "video".into()],
                     substitutions: HashMap::from([("rate".into(), "1".into())]),
                     reject: false,
+                    ..Default::default()
                 })
             }]
         );

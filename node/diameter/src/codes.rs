@@ -46,10 +46,15 @@ pub mod command {
 /// AVP codes of the IETF (vendor 0) AVPs the code reads or writes directly.
 pub mod avp {
     pub const USER_NAME: u32 = 1;
+    pub const NAS_IP_ADDRESS: u32 = 4;
     pub const FRAMED_IP_ADDRESS: u32 = 8;
+    pub const CLASS: u32 = 25;
+    pub const CALLING_STATION_ID: u32 = 31;
     pub const EVENT_TIMESTAMP: u32 = 55;
     pub const ACCT_INTERIM_INTERVAL: u32 = 85;
     pub const NAS_PORT_ID: u32 = 87;
+    pub const FRAMED_IPV6_PREFIX: u32 = 97;
+    pub const DELEGATED_IPV6_PREFIX: u32 = 123;
     pub const HOST_IP_ADDRESS: u32 = 257;
     pub const AUTH_APPLICATION_ID: u32 = 258;
     pub const ACCT_APPLICATION_ID: u32 = 259;

@@ -407,6 +407,16 @@ pub trait SubscriberMessage {
     fn framed_ip(&self) -> Option<Ipv4Addr>;
     /// NAS-Port-Id (the subscriber's interface).
     fn nas_port_id(&self) -> Option<&str>;
+    /// NAS-IP-Address (four octets: RADIUS's IPv4 form).
+    fn nas_ip_address(&self) -> Option<Ipv4Addr>;
+    /// Calling-Station-Id (for a DHCP subscriber, its MAC address as text).
+    fn calling_station_id(&self) -> Option<&str>;
+    /// Every Class, raw.
+    fn classes(&self) -> Vec<&Bytes>;
+    /// Every Framed-IPv6-Prefix; the first malformed one is the error, with its AVP.
+    fn framed_ipv6_prefixes(&self) -> Result<Vec<Ipv6Prefix>, InvalidAvp<'_>>;
+    /// Every Delegated-IPv6-Prefix; the first malformed one is the error, with its AVP.
+    fn delegated_ipv6_prefixes(&self) -> Result<Vec<Ipv6Prefix>, InvalidAvp<'_>>;
     /// Termination-Cause.
     fn termination_cause(&self) -> Option<i32>;
     /// Accounting-Record-Type.
@@ -483,6 +493,81 @@ pub trait SubscriberMessage {
     }
 }
 
+/// An AVP whose data its reader refused, for the Failed-AVP of the answer.
+#[derive(Debug, Clone)]
+pub struct InvalidAvp<'a> {
+    pub avp: &'a Avp,
+    pub error: AvpDataError,
+}
+
+impl std::fmt::Display for InvalidAvp<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AVP {}: {}", self.avp.code(), self.error)
+    }
+}
+
+/// An IPv6 prefix in the layout of RFC 3162 section 2.3 (Framed-IPv6-Prefix) and RFC 4818
+/// (Delegated-IPv6-Prefix): a reserved octet, the prefix length (0 to 128), then the prefix,
+/// at least as many octets as the length needs and at most 16. Bits beyond the length are
+/// cleared when read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ipv6Prefix {
+    pub addr: std::net::Ipv6Addr,
+    pub len: u8,
+}
+
+impl Ipv6Prefix {
+    /// Reads the AVP data.
+    pub fn from_data(data: &[u8]) -> Result<Ipv6Prefix, AvpDataError> {
+        let [_reserved, len, prefix @ ..] = data else {
+            return Err(AvpDataError::Length {
+                expected: 2,
+                actual: data.len(),
+            });
+        };
+        if *len > 128 {
+            return Err(AvpDataError::Value("prefix length above 128"));
+        }
+        let needed = usize::from(*len).div_ceil(8);
+        if prefix.len() < needed || prefix.len() > 16 {
+            return Err(AvpDataError::Length {
+                expected: 2 + needed,
+                actual: data.len(),
+            });
+        }
+        let mut octets = [0u8; 16];
+        octets[..prefix.len()].copy_from_slice(prefix);
+        let bits = u128::from_be_bytes(octets);
+        let mask = u128::MAX.checked_shl(128 - u32::from(*len)).unwrap_or(0);
+        Ok(Ipv6Prefix {
+            addr: std::net::Ipv6Addr::from(bits & mask),
+            len: *len,
+        })
+    }
+
+    /// The AVP data: the reserved octet, the length and the octets the length needs.
+    pub fn to_data(self) -> Bytes {
+        let needed = usize::from(self.len).div_ceil(8);
+        let mut data = Vec::with_capacity(2 + needed);
+        data.extend_from_slice(&[0, self.len]);
+        data.extend_from_slice(&self.addr.octets()[..needed]);
+        Bytes::from(data)
+    }
+}
+
+impl std::fmt::Display for Ipv6Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+fn ipv6_prefixes(message: &Message, code: u32) -> Result<Vec<Ipv6Prefix>, InvalidAvp<'_>> {
+    message
+        .find_all(code, 0)
+        .map(|avp| Ipv6Prefix::from_data(avp.data()).map_err(|error| InvalidAvp { avp, error }))
+        .collect()
+}
+
 fn ipv4(a: &Avp) -> Option<Ipv4Addr> {
     <[u8; 4]>::try_from(&a.data()[..]).ok().map(Ipv4Addr::from)
 }
@@ -496,6 +581,22 @@ impl SubscriberMessage for Message {
     }
     fn nas_port_id(&self) -> Option<&str> {
         self.find(avp::NAS_PORT_ID, 0).and_then(|a| a.as_str().ok())
+    }
+    fn nas_ip_address(&self) -> Option<Ipv4Addr> {
+        self.find(avp::NAS_IP_ADDRESS, 0).and_then(ipv4)
+    }
+    fn calling_station_id(&self) -> Option<&str> {
+        self.find(avp::CALLING_STATION_ID, 0)
+            .and_then(|a| a.as_str().ok())
+    }
+    fn classes(&self) -> Vec<&Bytes> {
+        self.find_all(avp::CLASS, 0).map(Avp::data).collect()
+    }
+    fn framed_ipv6_prefixes(&self) -> Result<Vec<Ipv6Prefix>, InvalidAvp<'_>> {
+        ipv6_prefixes(self, avp::FRAMED_IPV6_PREFIX)
+    }
+    fn delegated_ipv6_prefixes(&self) -> Result<Vec<Ipv6Prefix>, InvalidAvp<'_>> {
+        ipv6_prefixes(self, avp::DELEGATED_IPV6_PREFIX)
     }
     fn termination_cause(&self) -> Option<i32> {
         self.find(avp::TERMINATION_CAUSE, 0)
@@ -604,6 +705,25 @@ pub fn error_message(text: &str) -> Avp {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn ipv6_prefixes_read_as_rfc_3162_lays_them_out() {
+        let p = Ipv6Prefix::from_data(&[0, 56, 0x20, 0x01, 0x0d, 0xb8, 0, 0x01, 0xff]).unwrap();
+        assert_eq!(p.to_string(), "2001:db8:1:ff00::/56");
+        assert_eq!(
+            &p.to_data()[..],
+            &[0, 56, 0x20, 0x01, 0x0d, 0xb8, 0, 0x01, 0xff]
+        );
+        // Octets beyond the length are allowed up to 16; bits beyond it are cleared.
+        let p =
+            Ipv6Prefix::from_data(&[0, 60, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0xff, 0xee]).unwrap();
+        assert_eq!(p.to_string(), "2001:db8:0:f0::/60");
+        assert_eq!(Ipv6Prefix::from_data(&[0, 0]).unwrap().to_string(), "::/0");
+        assert!(Ipv6Prefix::from_data(&[0]).is_err());
+        assert!(Ipv6Prefix::from_data(&[0, 129]).is_err());
+        assert!(Ipv6Prefix::from_data(&[0, 64, 0x20, 0x01]).is_err());
+        assert!(Ipv6Prefix::from_data(&[0u8; 19]).is_err());
+    }
     use super::*;
     use crate::codes::{app, command};
 

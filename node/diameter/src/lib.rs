@@ -38,7 +38,7 @@ pub use duplicate::AnswerCache;
 pub use error::CodecError;
 pub use error::{AvpDataError, DecodeError, Error};
 pub use frame::{Frame, FrameDecoder, FramingError, Limits};
-pub use jsrc::JuniperCodes;
+pub use jsrc::{InvalidAvp, Ipv6Prefix, JuniperCodes};
 pub use message::{CommandFlags, Header, Message};
 pub use peer::{
     CloseReason, Event, Peer, PeerConfig, PeerFilter, PeerInfo, PeerState, RequestId, Role,

@@ -39,7 +39,10 @@ use super::{CopsShared, CopsStatus, session_id_for};
 use crate::cluster::RouterView;
 use crate::config::CopsProfile;
 use crate::events::{EventKind, SessionEvent};
-use crate::model::{Attachment, ServiceState, SessionState, SubscriberRecord, UsageKind, now_ms};
+use crate::model::{
+    Attachment, LoginType, ServiceState, SessionState, SubscriberAttributes, SubscriberRecord,
+    UsageKind, now_ms,
+};
 use crate::subscriber::session::{EndSession, Report, RouterReport};
 use crate::timer::{DeadlineTimer, now};
 
@@ -653,8 +656,20 @@ impl CopsDriver {
             confirmed: false,
             state: SessionState::Active,
             services: Vec::new(),
+            attributes: SubscriberAttributes {
+                login_type: LoginType::of_router_login(false, !iface.login_name.is_empty()),
+                interface_name: Some(iface.if_name.clone()),
+                port_id: Some(iface.if_name.clone()),
+                virtual_router: match iface.virtual_router.as_str() {
+                    "" => None,
+                    vr if vr.contains('@') => Some(vr.to_owned()),
+                    vr => Some(format!("{vr}@{router}")),
+                },
+                primary_user_name: (!iface.login_name.is_empty()).then(|| iface.login_name.clone()),
+                ..SubscriberAttributes::default()
+            },
         };
-        record.services = match engine.admit(&record, ServiceState::Installing, 0) {
+        record.services = match engine.admit(&mut record, ServiceState::Installing, 0) {
             Err(_) => {
                 self.decide(
                     client_type,

@@ -6,13 +6,16 @@ use std::collections::BTreeMap;
 
 use sae_diameter::codes::{app, avp, command, result};
 use sae_diameter::jsrc::{
-    AcctRecord, JuniperCodes, PolicyDefinition, PolicyInstall, Substitution, error_message,
-    last_origin_host_with, policy_remove_with,
+    AcctRecord, InvalidAvp, JuniperCodes, PolicyDefinition, PolicyInstall, SubscriberMessage,
+    Substitution, error_message, last_origin_host_with, policy_remove_with,
 };
 use sae_diameter::validate::{ErrorAnswer, Redirect};
 use sae_diameter::{Avp, Message, Value};
 
-use crate::model::{Attachment, ServiceSession, SubscriberRecord, UsageKind, UsageRecord, now_ms};
+use crate::model::{
+    Attachment, LoginType, ServiceSession, SubscriberAttributes, SubscriberRecord, UsageKind,
+    UsageRecord, now_ms,
+};
 
 /// Who we are on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +151,58 @@ pub fn bad_policy_install(
             &Value::Grouped(vec![bad.clone()]),
         ));
     }
+    a
+}
+
+/// What a login AAR tells about the subscriber beside its identity (seed 003, Table 4). A
+/// malformed IPv6 prefix is refused (the caller answers 5004 naming it).
+pub fn login_attributes<'a>(
+    request: &'a Message,
+    codes: &JuniperCodes,
+) -> Result<SubscriberAttributes, InvalidAvp<'a>> {
+    let text = |prefixes: Vec<sae_diameter::Ipv6Prefix>| {
+        prefixes.iter().map(ToString::to_string).collect::<Vec<_>>()
+    };
+    let classes: Vec<String> = request
+        .classes()
+        .into_iter()
+        .map(|c| match std::str::from_utf8(c) {
+            Ok(s) if !s.chars().any(char::is_control) => s.to_owned(),
+            _ => crate::model::hex_bytes::format(c),
+        })
+        .collect();
+    let port_id = request.nas_port_id().map(str::to_owned);
+    Ok(SubscriberAttributes {
+        login_type: LoginType::of_router_login(
+            request.dhcp_options_with(codes).is_some(),
+            request.user_name().is_some(),
+        ),
+        framed_ipv6_prefixes: text(request.framed_ipv6_prefixes()?),
+        delegated_ipv6_prefixes: text(request.delegated_ipv6_prefixes()?),
+        nas_ip: request.nas_ip_address(),
+        mac_address: request.calling_station_id().map(str::to_owned),
+        radius_class: (!classes.is_empty()).then(|| classes.join(",")),
+        interface_name: port_id
+            .as_deref()
+            .map(|p| p.split_once(':').map_or(p, |(intf, _)| intf).to_owned()),
+        port_id,
+        primary_user_name: request.user_name().map(str::to_owned),
+        ..SubscriberAttributes::default()
+    })
+}
+
+/// 5004 DIAMETER_INVALID_AVP_VALUE naming the AVP a reader refused.
+pub fn invalid_avp(request: &Message, local: &Local, bad: &InvalidAvp<'_>) -> Message {
+    let mut a = refusal(
+        request,
+        local,
+        result::INVALID_AVP_VALUE,
+        &format!("AVP {}: {}", bad.avp.code(), bad.error),
+    );
+    a.push(Avp::mandatory(
+        avp::FAILED_AVP,
+        &Value::Grouped(vec![bad.avp.clone()]),
+    ));
     a
 }
 
@@ -372,6 +427,7 @@ mod tests {
             confirmed: false,
             state: SessionState::Active,
             services: vec![service(true)],
+            attributes: Default::default(),
         }
     }
 

@@ -153,6 +153,10 @@ impl Diameter {
             );
         };
         let replay = request.request_type_with(codes) == Some(RequestType::Synchronization);
+        let attributes = match messages::login_attributes(request, codes) {
+            Ok(a) => a,
+            Err(bad) => return messages::invalid_avp(request, local, &bad),
+        };
         let mut record = SubscriberRecord {
             session_id,
             router: router.to_owned(),
@@ -167,6 +171,7 @@ impl Diameter {
             confirmed: replay,
             state: SessionState::Active,
             services: Vec::new(),
+            attributes,
         };
         let link = self.session_link.clone();
         if replay {
@@ -195,7 +200,7 @@ impl Diameter {
         }
         match self
             .engine
-            .admit(&record, ServiceState::Active, result::SUCCESS)
+            .admit(&mut record, ServiceState::Active, result::SUCCESS)
         {
             Err(refused) => messages::refusal(
                 request,

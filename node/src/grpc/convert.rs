@@ -105,6 +105,11 @@ pub(crate) fn rule_to_pb(r: Rule) -> pb::Rule {
         services: r.services,
         substitutions: r.substitutions.into_iter().collect(),
         reject: r.reject,
+        subscriber_dn: r.subscriber_dn.unwrap_or_default(),
+        retailer_dn: r.retailer_dn.unwrap_or_default(),
+        accounting_id: r.accounting_id.unwrap_or_default(),
+        subscriptions: r.subscriptions,
+        virtual_router: r.virtual_router.unwrap_or_default(),
     }
 }
 
@@ -119,6 +124,11 @@ pub(crate) fn rule_from_pb(r: pb::Rule) -> Rule {
         services: r.services,
         substitutions: r.substitutions.into_iter().collect(),
         reject: r.reject,
+        subscriber_dn: non_empty(r.subscriber_dn),
+        retailer_dn: non_empty(r.retailer_dn),
+        accounting_id: non_empty(r.accounting_id),
+        subscriptions: r.subscriptions,
+        virtual_router: non_empty(r.virtual_router),
     }
 }
 
@@ -131,6 +141,8 @@ pub(crate) fn application_name(id: u32) -> String {
 }
 
 pub(crate) fn subscriber_to_pb(r: &SubscriberRecord) -> pb::Subscriber {
+    let a = &r.attributes;
+    let text = |s: Option<&str>| s.map(str::to_owned).unwrap_or_default();
     pb::Subscriber {
         session_id: r.session_id.clone(),
         router: r.router.clone(),
@@ -162,6 +174,22 @@ pub(crate) fn subscriber_to_pb(r: &SubscriberRecord) -> pb::Subscriber {
                 activated_unix_ms: s.activated_ms,
             })
             .collect(),
+        login_type: a.login_type.name().into(),
+        user_part: text(r.user_part()),
+        domain: text(r.domain()),
+        framed_ipv6_prefixes: a.framed_ipv6_prefixes.clone(),
+        delegated_ipv6_prefixes: a.delegated_ipv6_prefixes.clone(),
+        nas_ip: a.nas_ip.map(|i| i.to_string()).unwrap_or_default(),
+        mac_address: text(a.mac_address.as_deref()),
+        radius_class: text(a.radius_class.as_deref()),
+        interface_name: text(a.interface_name.as_deref()),
+        port_id: text(a.port_id.as_deref()),
+        virtual_router: r.virtual_router(),
+        primary_user_name: text(a.primary_user_name.as_deref()),
+        subscriber_dn: text(a.subscriber_dn.as_deref()),
+        retailer_dn: text(a.retailer_dn.as_deref()),
+        accounting_id: text(a.accounting_id.as_deref()),
+        subscriptions: a.subscriptions.clone(),
     }
 }
 

@@ -78,11 +78,12 @@ impl Engine {
 
     /// The login decision for a session the node does not hold, by the catalog's rules: the
     /// services it gets (in `state`, with `result_code`), or the rule that refused it (counted
-    /// and announced here). The caller answers the router and, once the answer can be sent,
-    /// starts the session with [`Engine::logged_in`].
+    /// and announced here). An admitted record gets what the rule assigns (DN, retailer DN,
+    /// accounting id, subscriptions, virtual router). The caller answers the router and, once
+    /// the answer can be sent, starts the session with [`Engine::logged_in`].
     pub fn admit(
         &self,
-        record: &SubscriberRecord,
+        record: &mut SubscriberRecord,
         state: ServiceState,
         result_code: u32,
     ) -> Result<Vec<ServiceSession>, Refused> {
@@ -102,7 +103,15 @@ impl Engine {
                 );
                 Err(Refused { rule })
             }
-            Decision::Services(chosen) => {
+            Decision::Services(chosen, profile) => {
+                let a = &mut record.attributes;
+                a.subscriber_dn = profile.subscriber_dn;
+                a.retailer_dn = profile.retailer_dn;
+                a.accounting_id = profile.accounting_id.or_else(|| record.user_name.clone());
+                a.subscriptions = profile.subscriptions;
+                if profile.virtual_router.is_some() {
+                    a.virtual_router = profile.virtual_router;
+                }
                 let now = now_ms();
                 Ok(chosen
                     .into_iter()

@@ -289,7 +289,11 @@ fn interface(id: u32) -> sae_cops::pr::PrInstance {
         if_name: format!("fastEthernet 3/0.{id}"),
         address: [10, 2, 0, id as u8],
         login_name: format!("user{id}@isp.example"),
-        virtual_router: "default@erx1".into(),
+        virtual_router: if id == 7 {
+            "cust1".into()
+        } else {
+            "default@erx1".into()
+        },
     }
     .to_instance()
     .unwrap()
@@ -339,6 +343,15 @@ async fn cops_pr_provisioning_installs_policies_records_reports_and_usage_and_en
     );
     assert_eq!(entry.record.user_name.as_deref(), Some("user7@isp.example"));
     assert_eq!(entry.record.services[0].state, ServiceState::Installing);
+    // The interface and its virtual router (a bare VR name is on the PEP's router).
+    let a = &entry.record.attributes;
+    assert_eq!(a.interface_name.as_deref(), Some("fastEthernet 3/0.7"));
+    assert_eq!(a.login_type.name(), "AUTHINTF");
+    assert_eq!(entry.record.virtual_router(), "cust1@erx1");
+    assert_eq!(
+        entry.record.attributes.accounting_id.as_deref(),
+        Some("user7@isp.example")
+    );
 
     erx.conn
         .report(now(), handle.clone(), ReportType::Success, None, true)

@@ -47,6 +47,10 @@ reject = true
 name = "default"
 priority = 10
 services = ["gold"]
+subscriber_dn = "uniqueID=<userName>,ou=<domain>,o=users"
+retailer_dn = "ou=<domain>,o=retailers"
+subscriptions = ["video"]
+virtual_router = "internet"
 "#
     )
 }
@@ -188,6 +192,61 @@ async fn login_installs_the_rule_services_and_confirmation_is_acknowledged() {
         c.expect_message().await.result_code(),
         Some(result::UNKNOWN_SESSION_ID)
     );
+}
+
+#[actix::test]
+async fn a_login_keeps_what_the_router_and_the_rule_say_about_the_subscriber() {
+    let (node, addr) = node("").await;
+    let mut c = open_client(addr, ROUTER).await;
+    let prefix =
+        |code, data: &[u8]| Avp::mandatory(code, &Value::OctetString(data.to_vec().into()));
+    let aar = login("r1;1;3", "carol@isp.example", None)
+        .with(prefix(
+            avp::FRAMED_IPV6_PREFIX,
+            &[0, 64, 0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 7],
+        ))
+        .with(prefix(
+            avp::DELEGATED_IPV6_PREFIX,
+            &[0, 56, 0x20, 0x01, 0x0d, 0xb8, 0, 2, 0x07],
+        ))
+        .with(prefix(avp::NAS_IP_ADDRESS, &[192, 0, 2, 1]))
+        .with(utf8(avp::CALLING_STATION_ID, "00:11:22:33:44:55"))
+        .with(prefix(avp::CLASS, b"gold-class"));
+    c.send(aar).await;
+    assert_eq!(
+        c.expect_message().await.result_code(),
+        Some(result::SUCCESS)
+    );
+    let record = node.engine().sessions.get("r1;1;3").unwrap().record;
+    let a = &record.attributes;
+    assert_eq!(a.login_type.name(), "AUTHINTF");
+    assert_eq!(a.framed_ipv6_prefixes, ["2001:db8:1:7::/64"]);
+    assert_eq!(a.delegated_ipv6_prefixes, ["2001:db8:2:700::/56"]);
+    assert_eq!(a.nas_ip, Some("192.0.2.1".parse().unwrap()));
+    assert_eq!(a.mac_address.as_deref(), Some("00:11:22:33:44:55"));
+    assert_eq!(a.radius_class.as_deref(), Some("gold-class"));
+    assert_eq!(a.interface_name.as_deref(), Some("ge-0/0/0.7"));
+    assert_eq!(a.primary_user_name.as_deref(), Some("carol@isp.example"));
+    assert_eq!(
+        a.subscriber_dn.as_deref(),
+        Some("uniqueID=carol,ou=isp.example,o=users")
+    );
+    assert_eq!(a.retailer_dn.as_deref(), Some("ou=isp.example,o=retailers"));
+    assert_eq!(a.accounting_id.as_deref(), Some("carol@isp.example"));
+    assert_eq!(a.subscriptions, ["video"]);
+    assert_eq!(record.virtual_router(), format!("internet@{ROUTER}"));
+
+    // A malformed prefix is the router's error: 5004 naming the AVP, and no session.
+    c.send(
+        login("r1;1;4", "dave@isp.example", None).with(prefix(avp::FRAMED_IPV6_PREFIX, &[0, 200])),
+    )
+    .await;
+    let aaa = c.expect_message().await;
+    assert_eq!(aaa.result_code(), Some(result::INVALID_AVP_VALUE));
+    let failed = aaa.find(avp::FAILED_AVP, 0).expect("Failed-AVP");
+    let inner = failed.grouped().unwrap();
+    assert_eq!(inner[0].code(), avp::FRAMED_IPV6_PREFIX);
+    assert!(node.engine().sessions.get("r1;1;4").is_none());
 }
 
 #[actix::test]

@@ -394,6 +394,11 @@ fn rule_put_list_delete() {
             "services": ["gold", "voip"],
             "substitutions": { "rate": "20m" },
             "reject": false,
+            "subscriber_dn": "",
+            "retailer_dn": "",
+            "accounting_id": "",
+            "subscriptions": [],
+            "virtual_router": "",
         })
     );
 
