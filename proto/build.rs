@@ -4,7 +4,11 @@
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["sae/v1/management.proto", "sae/v1/cluster.proto"];
+    let files = [
+        "sae/v1/management.proto",
+        "sae/v1/cluster.proto",
+        "sae/v1/nic.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed=proto/{file}");
     }

@@ -16,12 +16,14 @@
 
 pub mod config;
 pub mod directory;
+pub mod expr;
 pub mod reference;
 pub mod scenario;
 
 pub use directory::{
     Applied, Attributes, Binding, Directory, NodeId, Pool, Publication, SessionKey,
 };
+pub use expr::{ExprError, Expression, Value};
 pub use reference::{KeyKind, Reference, ReferenceError, Vr};
 pub use scenario::{Match, Resolution, ResolveError, Scenario, ScenarioError};
 
@@ -30,6 +32,8 @@ pub use scenario::{Match, Resolution, ResolveError, Scenario, ScenarioError};
 pub enum Error {
     #[error(transparent)]
     Reference(#[from] ReferenceError),
+    #[error("expression: {0}")]
+    Expression(#[from] ExprError),
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
     #[error(transparent)]
@@ -45,4 +49,72 @@ pub enum Error {
         value: String,
         reason: String,
     },
+}
+
+/// Evaluates a subscriber reference expression and parses its result as a reference.
+pub fn evaluate_reference(
+    expression: &Expression,
+    env: &dyn expr::Env,
+) -> Result<Reference, Error> {
+    let value = expression.evaluate(env)?;
+    let text = match &value {
+        Value::Str(s) => s.clone(),
+        other => {
+            return Err(Error::NotAReference {
+                expression: expression.source().to_string(),
+                value: other.to_string(),
+                reason: format!("it is of type {}, not str", other.type_name()),
+            });
+        }
+    };
+    Reference::parse(&text).map_err(|e| Error::NotAReference {
+        expression: expression.source().to_string(),
+        value: text.chars().take(200).collect(),
+        reason: e.message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn env() -> BTreeMap<String, Value> {
+        [
+            ("loginName", "alice@isp.example"),
+            ("interfaceName", "ge-0/0/0.7"),
+            ("virtualRouterName", "default@bng1"),
+            ("user_IpAddress", "10.0.0.7"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::from(v)))
+        .collect()
+    }
+
+    #[test]
+    fn an_expression_gives_a_reference() {
+        let e = Expression::parse("'interfaceName=%s;vr=%s' % (interfaceName, virtualRouterName)")
+            .unwrap();
+        let r = evaluate_reference(&e, &env()).unwrap();
+        assert_eq!(r.to_string(), "interfaceName=ge-0/0/0.7;vr=default@bng1");
+        let e = Expression::parse("'ip=' + user_IpAddress").unwrap();
+        assert_eq!(
+            evaluate_reference(&e, &env()).unwrap().address(),
+            Some("10.0.0.7".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_result_that_is_no_reference_says_why() {
+        let e = Expression::parse("len(loginName)").unwrap();
+        let err = evaluate_reference(&e, &env()).unwrap_err().to_string();
+        assert!(err.contains("it is of type int, not str"), "{err}");
+        let e = Expression::parse("loginName").unwrap();
+        let err = evaluate_reference(&e, &env()).unwrap_err().to_string();
+        assert!(err.contains("not name=value"), "{err}");
+        let e = Expression::parse("'ip=' + missing").unwrap();
+        let err = evaluate_reference(&e, &env()).unwrap_err().to_string();
+        assert!(err.contains("name 'missing' is not defined"), "{err}");
+    }
 }

@@ -52,6 +52,8 @@ pub struct FileConfig {
     pub sessions: SessionsSection,
     pub cops: CopsSection,
     pub cluster: ClusterSection,
+    /// `[nic]`: how the embedded NIC resolves subscriber references (scenario, address pools).
+    pub nic: sae_nic::config::ResolutionToml,
     /// The service catalog seed (`[[service]]` tables); the stored catalog wins once it exists.
     #[serde(rename = "service")]
     pub services: Vec<crate::catalog::ServiceDef>,
@@ -651,6 +653,7 @@ pub struct Config {
     pub catalog: crate::catalog::CatalogFile,
     pub cops: CopsConfig,
     pub cluster: ClusterConfig,
+    pub nic: sae_nic::config::Resolution,
 }
 
 /// Validated Diameter configuration.
@@ -735,9 +738,13 @@ impl FileConfig {
             sessions,
             cops,
             cluster,
+            nic,
             services,
             rules,
         } = self;
+        let nic = nic
+            .validate("nic")
+            .map_err(|e| invalid("nic", e.to_string()))?;
         let cops = cops.validate()?;
         let cluster = cluster.validate()?;
         let metrics_listen: SocketAddr = metrics.listen.parse().map_err(|_| {
@@ -945,6 +952,7 @@ impl FileConfig {
             catalog,
             cops,
             cluster,
+            nic,
             diameter: DiameterConfig {
                 listen,
                 origin_host,

@@ -21,6 +21,7 @@ pub mod events;
 pub mod grpc;
 pub mod metrics;
 pub mod model;
+pub mod nic;
 pub mod store;
 pub mod subscriber;
 pub mod telemetry;
@@ -41,6 +42,7 @@ use subscriber::engine::Engine;
 /// A running node.
 pub struct Node {
     cluster: Arc<cluster::Cluster>,
+    nic: Arc<nic::Nic>,
     health: tonic_health::server::HealthReporter,
     diameter: DiameterServer,
     cops: cops::CopsServer,
@@ -80,13 +82,17 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         .map(|_| Arbiter::new())
         .collect();
     let shards: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
-    let engine = Arc::new(Engine::new(
-        catalog,
-        store.clone(),
-        metrics.clone(),
-        config.sessions.clone(),
-        shards,
-    ));
+    let (nic_sink, nic_changes) = nic::NicSink::new();
+    let engine = Arc::new(
+        Engine::new(
+            catalog,
+            store.clone(),
+            metrics.clone(),
+            config.sessions.clone(),
+            shards,
+        )
+        .observed(Arc::new(nic_sink)),
+    );
     let routers = Arc::new(diameter::routers::Routers::default());
     let codes = sae_diameter::jsrc::JuniperCodes::from_dictionary(&config.diameter.dictionary)
         .map_err(|e| anyhow::anyhow!("dictionary: {e}"))?;
@@ -200,6 +206,47 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
             }
         }
     });
+    // The embedded NIC: this node's directory of the whole cluster's bindings, fed by its own
+    // publisher and by the other members'.
+    let nic = Arc::new(nic::Nic::new(cluster.id, config.nic.clone()));
+    let sources = nic::publisher::Sources {
+        sessions: {
+            let engine = Arc::downgrade(&engine);
+            Arc::new(move || {
+                engine
+                    .upgrade()
+                    .map(|e| e.sessions.records())
+                    .unwrap_or_default()
+            })
+        },
+        peers: {
+            let cluster = Arc::downgrade(&cluster);
+            Arc::new(move || cluster.upgrade().map(|c| c.peers()).unwrap_or_default())
+        },
+        owners: {
+            let cluster = Arc::downgrade(&cluster);
+            Arc::new(move || {
+                let Some(cluster) = cluster.upgrade() else {
+                    return Vec::new();
+                };
+                cluster
+                    .router_owners()
+                    .into_iter()
+                    .map(|(key, owner, epoch)| {
+                        let router = cluster::OwnedKey::parse(&key).sessions_router().to_owned();
+                        (router, owner, epoch)
+                    })
+                    .collect()
+            })
+        },
+        ownership: cluster.ownership.clone(),
+        send: grpc::nic::sender(Arc::downgrade(&cluster)),
+    };
+    let publisher = tokio::spawn(nic::publisher::run(nic.clone(), nic_changes, sources));
+    let nic_service = grpc::nic::NicService {
+        nic: nic.clone(),
+        cluster: cluster.clone(),
+    };
     let management = grpc::ManagementService {
         node_name: config.name.clone(),
         started: std::time::Instant::now(),
@@ -207,12 +254,13 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         engine: engine.clone(),
         cops: cops_shared,
         cluster: cluster.clone(),
+        nic: nic.clone(),
     };
-    let mut tasks = vec![hand_over];
+    let mut tasks = vec![hand_over, publisher];
     let (health, health_service) = grpc::health();
     grpc::set_ready(&health, false).await;
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = grpc::serve(grpc_listener, management, health_service).await {
+        if let Err(e) = grpc::serve(grpc_listener, management, nic_service, health_service).await {
             tracing::error!("management API stopped: {e:#}");
         }
     }));
@@ -231,6 +279,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
     tasks.push(actix::spawn(cops.clone().serve(cops_listener)));
     Ok(Node {
         cluster,
+        nic,
         health,
         diameter,
         cops,
@@ -279,6 +328,11 @@ impl Node {
     /// This node's part of the cluster.
     pub fn cluster(&self) -> &Arc<cluster::Cluster> {
         &self.cluster
+    }
+
+    /// The embedded NIC.
+    pub fn nic(&self) -> &Arc<nic::Nic> {
+        &self.nic
     }
 
     /// The subscriber engine.

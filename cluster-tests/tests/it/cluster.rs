@@ -17,10 +17,15 @@ const CATALOG: &str = r#"
 name = "internet"
 policy_name = "internet-10M"
 
+[[service]]
+name = "video"
+policy_name = "video-boost"
+
 [[rule]]
 name = "default"
 priority = 10
 services = ["internet"]
+subscriber_dn = "uniqueID=<userName>,ou=<domain>,o=users"
 "#;
 
 /// How long cluster conditions may take (elections, lease expiry, resync of hundreds of
@@ -584,30 +589,7 @@ fn an_operator_removes_a_live_node_and_it_stays_out() {
 
 /// A router simulator with its own Origin-Host, connected to every node.
 fn named_router_sim(nodes: &[&SaeNode], origin_host: &str, subscribers: u64) -> Sim {
-    let mut args: Vec<String> = vec!["router".into()];
-    for n in nodes {
-        args.extend(["--connect".into(), n.diameter.to_string()]);
-    }
-    args.extend(
-        [
-            "--origin-host",
-            origin_host,
-            "--origin-realm",
-            "test.realm",
-            "--no-confirm",
-            "--user-template",
-        ]
-        .map(String::from),
-    );
-    args.push(format!("{origin_host}-user{{n}}@example.net"));
-    args.extend([
-        "--subscribers".into(),
-        subscribers.to_string(),
-        "--rate".into(),
-        "100".into(),
-    ]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Sim::spawn(&args)
+    addressed_router_sim(nodes, origin_host, "10.0.0.1", subscribers)
 }
 
 #[test]
@@ -675,6 +657,283 @@ fn five_nodes_three_voters_and_every_node_serves_a_router() {
             held.iter()
                 .all(|u| u.starts_with(&format!("{}-user", r.router))),
             "{held:?}"
+        );
+    }
+    for sim in &sims {
+        check_single_active(&events(sim)).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// A router simulator named `origin_host` whose subscribers have addresses from `ip_base`.
+fn addressed_router_sim(nodes: &[&SaeNode], origin_host: &str, ip_base: &str, n: u64) -> Sim {
+    let mut args: Vec<String> = vec!["router".into()];
+    for node in nodes {
+        args.extend(["--connect".into(), node.diameter.to_string()]);
+    }
+    args.extend(
+        [
+            "--origin-host",
+            origin_host,
+            "--origin-realm",
+            "test.realm",
+            "--watchdog-secs",
+            "6",
+            "--no-confirm",
+            "--ip-base",
+            ip_base,
+            "--user-template",
+        ]
+        .map(String::from),
+    );
+    args.push(format!("{origin_host}-user{{n}}@example.net"));
+    args.extend([
+        "--subscribers".into(),
+        n.to_string(),
+        "--rate".into(),
+        "100".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Sim::spawn(&args)
+}
+
+fn bindings(node: &SaeNode) -> Vec<pb::NicBinding> {
+    let mut api = Api::connect(node);
+    api.rt
+        .block_on(api.client.list_bindings(pb::ListBindingsRequest {
+            reference: String::new(),
+            limit: 10_000,
+        }))
+        .map(|r| r.into_inner().bindings)
+        .unwrap_or_default()
+}
+
+fn resolve(node: &SaeNode, reference: &str) -> Result<pb::ResolveReply, tonic::Status> {
+    let mut api = Api::connect(node);
+    api.rt
+        .block_on(api.client.resolve(pb::ResolveRequest {
+            reference: reference.into(),
+        }))
+        .map(|r| r.into_inner())
+}
+
+fn by_reference(reference: &str) -> Option<pb::SubscriberRef> {
+    Some(pb::SubscriberRef {
+        key: Some(pb::subscriber_ref::Key::Reference(reference.into())),
+    })
+}
+
+/// The references of every key kind a binding can be found by.
+fn references_of(b: &pb::NicBinding) -> Vec<String> {
+    vec![
+        format!("ip={}", b.addresses[0]),
+        format!("loginName={}", b.login_name),
+        format!("dn={}", b.dn),
+        format!("interfaceName={};router={}", b.interface_name, b.router),
+        format!("interfaceName={};vr={}", b.interface_name, b.vr),
+        format!("accountingId={}", b.accounting_id),
+        format!("sessionId=\"{}\"", b.session_id),
+        format!("ip={};vr={}", b.addresses[0], b.vr),
+    ]
+}
+
+#[test]
+fn any_node_resolves_and_acts_on_any_subscriber_and_follows_a_failover() {
+    const PER_ROUTER: u64 = 20;
+    let routers = ["r1.test.realm", "r2.test.realm", "r3.test.realm"];
+    let config = |i: usize| {
+        let mut c = node_config(ip(19, i), host(i), "");
+        c.allowed_peers = Some(routers.to_vec());
+        c
+    };
+    let first = SaeNode::start(&config(1));
+    let mut nodes = vec![first];
+    for i in 2..=3 {
+        let args = join_args(&nodes[0]);
+        nodes.push(SaeNode::start_with(&config(i), &args));
+    }
+    let refs: Vec<&SaeNode> = nodes.iter().collect();
+    converged(&refs, 3);
+    let sims: Vec<Sim> = routers
+        .iter()
+        .enumerate()
+        .map(|(i, r)| addressed_router_sim(&refs, r, &format!("10.{}.0.1", i + 1), PER_ROUTER))
+        .collect();
+    for sim in &sims {
+        all_logins_done(sim, PER_ROUTER as usize);
+    }
+    // Router i on node i, so that every node serves one.
+    for (router, node) in routers.iter().zip(&nodes) {
+        if owner_of(&nodes[0], router).map(|o| o.owner) != Some(node.node_id) {
+            move_router(&nodes[0], router, node.node_id);
+        }
+    }
+    for (router, node) in routers.iter().zip(&nodes) {
+        until(
+            &format!("{router}'s sessions on node {}", node.node_id),
+            || {
+                let held = users(node);
+                (held.len() == PER_ROUTER as usize
+                    && held
+                        .iter()
+                        .all(|u| u.starts_with(&format!("{router}-user"))))
+                .then_some(())
+            },
+        );
+    }
+    // Every node's NIC holds every binding, each published by its router's owner.
+    let owner =
+        |router: &str| nodes[routers.iter().position(|r| *r == router).expect("ours")].node_id;
+    for node in &nodes {
+        until(
+            &format!("node {}'s NIC holding every binding", node.node_id),
+            || {
+                let all = bindings(node);
+                (all.len() == 3 * PER_ROUTER as usize
+                    && all.iter().all(|b| b.node == owner(&b.router)))
+                .then_some(())
+            },
+        );
+    }
+    let samples: Vec<pb::NicBinding> = routers
+        .iter()
+        .map(|r| {
+            bindings(&nodes[0])
+                .into_iter()
+                .find(|b| b.router == *r)
+                .expect("a binding of each router")
+        })
+        .collect();
+    for b in &samples {
+        assert_eq!(
+            b.dn,
+            format!(
+                "uniqueID={},ou=example.net,o=users",
+                b.login_name.split('@').next().unwrap()
+            )
+        );
+        assert_eq!(b.vr, format!("default@{}", b.router));
+    }
+    // Each key kind, from every node.
+    for node in &nodes {
+        for b in &samples {
+            for reference in references_of(b) {
+                let r = resolve(node, &reference)
+                    .unwrap_or_else(|e| panic!("{reference} on node {}: {e}", node.node_id));
+                assert_eq!(r.matches.len(), 1, "{reference}: {r:?}");
+                assert_eq!(r.matches[0].node, owner(&b.router), "{reference}: {r:?}");
+                assert_eq!(r.matches[0].session_id, b.session_id, "{reference}: {r:?}");
+            }
+        }
+        let e = resolve(node, "loginName=nobody@example.net").unwrap_err();
+        assert_eq!(e.code(), tonic::Code::NotFound, "{e}");
+        assert!(e.message().contains("step loginName > session"), "{e}");
+    }
+    // An operator activates a service through a node that does not serve the subscriber, and
+    // reads it back through the third one.
+    let b = &samples[1];
+    let (via, other) = (&nodes[0], &nodes[2]);
+    let mut api = Api::connect(via);
+    let change = api
+        .rt
+        .block_on(api.client.activate_service(pb::ActivateServiceRequest {
+            subscriber: by_reference(&format!("loginName={}", b.login_name)),
+            service: "video".into(),
+            ..Default::default()
+        }))
+        .expect("activation forwarded to the owner")
+        .into_inner();
+    assert!(change.success, "{change:?}");
+    assert_eq!(change.session_id, b.session_id);
+    let mut api = Api::connect(other);
+    let sub = api
+        .rt
+        .block_on(api.client.get_subscriber(pb::GetSubscriberRequest {
+            subscriber: by_reference(&format!("ip={}", b.addresses[0])),
+        }))
+        .expect("subscriber read through another node")
+        .into_inner();
+    assert_eq!(sub.node, owner(&b.router));
+    assert!(
+        sub.services
+            .iter()
+            .any(|s| s.service == "video" && s.state == "active"),
+        "{sub:?}"
+    );
+    // An expression over the fields of a subscriber another node serves.
+    let eval = api
+        .rt
+        .block_on(
+            api.client
+                .evaluate_expression(pb::EvaluateExpressionRequest {
+                    expression: "'interfaceName=%s;vr=%s' % (interfaceName, virtualRouterName)"
+                        .into(),
+                    subscriber: by_reference(&format!("loginName={}", b.login_name)),
+                    ..Default::default()
+                }),
+        )
+        .expect("expression evaluated on the owner")
+        .into_inner();
+    assert_eq!(
+        eval.reference,
+        format!("interfaceName={};vr={}", b.interface_name, b.vr)
+    );
+    assert_eq!(eval.matches.len(), 1, "{eval:?}");
+    assert_eq!(eval.matches[0].session_id, b.session_id);
+    // An old-style key of a subscriber served elsewhere is resolved too.
+    let sub = api
+        .rt
+        .block_on(api.client.get_subscriber(pb::GetSubscriberRequest {
+            subscriber: Some(pb::SubscriberRef {
+                key: Some(pb::subscriber_ref::Key::UserName(
+                    samples[0].login_name.clone(),
+                )),
+            }),
+        }))
+        .expect("user name served by node 1")
+        .into_inner();
+    assert_eq!(sub.node, owner(&samples[0].router));
+    // The whole cluster's subscribers from one node, each with its node.
+    let page = api
+        .rt
+        .block_on(api.client.list_subscribers(pb::ListSubscribersRequest {
+            cluster: true,
+            page_size: 1000,
+            ..Default::default()
+        }))
+        .expect("cluster-wide list")
+        .into_inner();
+    assert_eq!(page.total, 3 * PER_ROUTER);
+    assert!(page.subscribers.iter().all(|s| s.node == owner(&s.router)));
+
+    // The owner of r1 dies: once its successor has rebuilt the router's sessions, every
+    // surviving NIC points at the successor.
+    let before = owner_of(&nodes[1], routers[0]).expect("r1's owner");
+    let mut dead = nodes.remove(0);
+    dead.proc.kill();
+    let after = until("a new owner of r1", || {
+        owner_of(&nodes[0], routers[0])
+            .filter(|o| o.owner != before.owner && o.epoch > before.epoch)
+    });
+    for node in &nodes {
+        until(
+            &format!(
+                "node {}'s NIC following r1 to node {}",
+                node.node_id, after.owner
+            ),
+            || {
+                let all = bindings(node);
+                let r1: Vec<_> = all.iter().filter(|b| b.router == routers[0]).collect();
+                (r1.len() == PER_ROUTER as usize
+                    && r1
+                        .iter()
+                        .all(|b| b.node == after.owner && b.epoch == after.epoch))
+                .then_some(())
+            },
+        );
+        let r = resolve(node, &format!("loginName={}", samples[0].login_name)).expect("resolves");
+        assert_eq!(
+            (r.matches[0].node, r.matches[0].epoch),
+            (after.owner, after.epoch)
         );
     }
     for sim in &sims {

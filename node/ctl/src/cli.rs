@@ -33,8 +33,13 @@ REF names one subscriber session:
   user=NAME     by User-Name
   ip=A.B.C.D    by Framed-IP-Address
   port=ID       by NAS-Port-Id
+or, resolved through the NIC (any node finds a subscriber any node serves), a subscriber
+reference: ip= (IPv4 or IPv6 address, or prefix), loginName=, primaryUserName=, dn=,
+interfaceName=...;router=... (or ;vr=...), vr=vrname@host, accountingId=, sessionId=, and
+combinations such as ip=10.0.0.5;vr=cust1@bng2 (values with ';' in double quotes).
 A bare value is a Session-Id when it contains ';', an IP address when it is an IPv4 address,
-and a user name otherwise. A reference matching several sessions is refused (exit 2).";
+and a user name otherwise. A session held by another node is acted on there. A reference
+matching several sessions is refused (exit 2).";
 
 /// Command-line client of the SAE management API (sae.v1.Management).
 #[derive(Debug, Parser)]
@@ -95,6 +100,45 @@ pub enum Command {
     /// Whether the node serves (gRPC health check): prints SERVING and exits 0, or prints the
     /// status and exits 1. For container health checks.
     Health(HealthArgs),
+    /// The NIC: which node and session a subscriber reference names, and the bindings the
+    /// nodes publish.
+    #[command(subcommand)]
+    Nic(NicCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NicCommand {
+    /// The nodes and sessions a subscriber reference names (`ip=10.0.0.5`,
+    /// `loginName=alice@isp.example`, `dn=...`, `interfaceName=...;router=...`, `vr=...`,
+    /// `accountingId=...`, `sessionId=...`, combinations joined by ';').
+    Resolve {
+        /// The subscriber reference.
+        reference: String,
+    },
+    /// The bindings of the node's NIC (every node's sessions), by router and Session-Id.
+    Bindings {
+        /// Only the bindings this subscriber reference names.
+        #[arg(long, value_name = "REF")]
+        key: Option<String>,
+        /// At most this many (node default 100).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
+        limit: Option<u32>,
+    },
+    /// Evaluates a subscriber reference expression (a Python subset: literals, + and %
+    /// formatting, comparisons, and/or/not, conditionals, indexing, slicing, str(), int(),
+    /// len(), lower(), split(), ...) over a subscriber's fields (loginName, userName, domain,
+    /// interfaceName, virtualRouterName, ...) and substitutions, and resolves the reference it
+    /// gives.
+    Eval {
+        /// The expression, e.g. "'interfaceName=%s;vr=%s' % (interfaceName, virtualRouterName)".
+        expression: String,
+        /// Whose fields it reads (see `saectl subscriber --help` for REF).
+        #[arg(long, value_name = "REF", value_parser = parse_ref)]
+        subscriber: Option<SubscriberRef>,
+        /// A substitution value (repeatable).
+        #[arg(long = "sub", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        substitutions: Vec<KeyValue>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -316,6 +360,9 @@ pub struct SubscriberListArgs {
     /// Follow the page tokens and print every page.
     #[arg(long)]
     pub all: bool,
+    /// Every node's subscribers, with the node that serves each.
+    #[arg(long)]
+    pub cluster: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -561,7 +608,7 @@ mod tests {
     fn bad_refs_and_substitutions_are_usage_errors() {
         let e = Cli::try_parse_from(["saectl", "subscriber", "get", "ip=10.0.0"]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ValueValidation);
-        assert!(e.to_string().contains("not an IPv4 address"), "{e}");
+        assert!(e.to_string().contains("not an IP address or prefix"), "{e}");
         let e = Cli::try_parse_from([
             "saectl",
             "subscriber",

@@ -10,9 +10,10 @@ use std::fmt::Write as _;
 
 use sae_proto::v1::{
     AdmissionBudget, ClusterStatus, CollectUsageResponse, ControlUsageRequest,
-    ControlUsageResponse, CopsConnection, DiameterPeer, ListSubscribersResponse, LogoutResponse,
-    NodeStatus, ResyncRouterResponse, RouterOwner, Rule, Service, ServiceChangeResult,
-    SessionEvent, Subscriber, UsageRecord,
+    ControlUsageResponse, CopsConnection, DiameterPeer, EvaluateExpressionReply, ListBindingsReply,
+    ListSubscribersResponse, LogoutResponse, NicMatch, NodeStatus, ResolveReply,
+    ResyncRouterResponse, RouterOwner, Rule, Service, ServiceChangeResult, SessionEvent,
+    Subscriber, UsageRecord,
 };
 use serde::Serialize;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -387,8 +388,8 @@ fn service_names(s: &Subscriber) -> String {
 }
 
 /// `subscriber list`.
-pub fn subscribers(subscribers: &[Subscriber]) -> String {
-    let mut t = Table::new(&[
+pub fn subscribers(subscribers: &[Subscriber], with_node: bool) -> String {
+    let mut head = vec![
         "SESSION-ID",
         "USER",
         "IP",
@@ -396,9 +397,13 @@ pub fn subscribers(subscribers: &[Subscriber]) -> String {
         "ROUTER",
         "STATE",
         "SERVICES",
-    ]);
+    ];
+    if with_node {
+        head.push("NODE");
+    }
+    let mut t = Table::new(&head);
     for s in subscribers {
-        t.row(vec![
+        let mut row = vec![
             s.session_id.clone(),
             s.user_name.clone(),
             s.framed_ip.clone(),
@@ -406,6 +411,103 @@ pub fn subscribers(subscribers: &[Subscriber]) -> String {
             s.router.clone(),
             s.state.clone(),
             service_names(s),
+        ];
+        if with_node {
+            row.push(node_label(s.node, &s.node_name));
+        }
+        t.row(row);
+    }
+    t.render()
+}
+
+/// `name (id)`, or the id alone.
+fn node_label(id: u64, name: &str) -> String {
+    if name.is_empty() {
+        id.to_string()
+    } else {
+        format!("{name} ({id})")
+    }
+}
+
+/// `nic resolve`: the chain that answered and one line per match.
+pub fn resolution(r: &ResolveReply) -> String {
+    format!(
+        "{} resolved by {}\n{}",
+        r.reference,
+        r.chain,
+        matches_table(&r.matches)
+    )
+}
+
+/// The nodes and sessions a resolution found.
+fn matches_table(matches: &[NicMatch]) -> String {
+    let mut t = Table::new(&["NODE", "ROUTER", "EPOCH", "SESSION-ID"]);
+    for m in matches {
+        t.row(vec![
+            node_label(m.node, &m.node_name),
+            m.router.clone(),
+            m.epoch.to_string(),
+            if m.session_id.is_empty() {
+                "(none bound)".into()
+            } else {
+                m.session_id.clone()
+            },
+        ]);
+    }
+    t.render()
+}
+
+/// `nic eval`: the value, the reference it is and where the NIC finds it.
+pub fn evaluation(r: &EvaluateExpressionReply) -> String {
+    let mut pairs = vec![
+        ("value", r.value.clone()),
+        ("type", r.value_type.clone()),
+        ("names", r.names.join(", ")),
+    ];
+    if r.reference.is_empty() {
+        pairs.push(("reference", format!("none: {}", r.reference_error)));
+    } else {
+        pairs.push(("reference", r.reference.clone()));
+        if !r.resolve_error.is_empty() {
+            pairs.push(("resolved", format!("no: {}", r.resolve_error)));
+        }
+    }
+    let mut out = block(&pairs);
+    if !r.matches.is_empty() {
+        out.push('\n');
+        out.push_str(&matches_table(&r.matches));
+    }
+    out
+}
+
+/// `nic bindings`.
+pub fn bindings(r: &ListBindingsReply) -> String {
+    let mut t = Table::new(&[
+        "ROUTER",
+        "SESSION-ID",
+        "NODE",
+        "EPOCH",
+        "ADDRESSES",
+        "LOGIN",
+        "DN",
+        "INTERFACE",
+        "VR",
+        "ACCOUNTING-ID",
+    ]);
+    for b in &r.bindings {
+        let mut addresses = b.addresses.clone();
+        addresses.extend(b.prefixes.iter().cloned());
+        t.row(vec![
+            b.router.clone(),
+            b.session_id.clone(),
+            b.node.to_string(),
+            b.epoch.to_string(),
+            addresses.join(","),
+            b.login_name.clone(),
+            b.dn.clone(),
+            b.interface_name.clone(),
+            b.vr.clone(),
+            b.accounting_id.clone(),
         ]);
     }
     t.render()
@@ -444,6 +546,14 @@ pub fn subscriber(s: &Subscriber) -> String {
         ("services", s.services.len().to_string()),
     ];
     let known_by = [
+        (
+            "node",
+            if s.node_name.is_empty() {
+                String::new()
+            } else {
+                node_label(s.node, &s.node_name)
+            },
+        ),
         ("login-type", s.login_type.clone()),
         ("user-name", s.user_part.clone()),
         ("domain", s.domain.clone()),
@@ -1086,7 +1196,7 @@ guests       200  guest*      *             *            *       reject  -      
             ..Default::default()
         };
         assert_eq!(
-            subscribers(&[alice(), bob]),
+            subscribers(&[alice(), bob], false),
             "\
 SESSION-ID                    USER                IP        PORT          ROUTER           STATE      SERVICES
 mx1.example.net;1700000000;1  alice@corp.example  10.0.0.7  ge-1/0/0.100  mx1.example.net  active     gold,voip(failed)
@@ -1094,7 +1204,7 @@ mx2;1;2                       bob                 -         -             mx2   
 "
         );
         assert_eq!(
-            subscribers(&[]),
+            subscribers(&[], false),
             "SESSION-ID  USER  IP  PORT  ROUTER  STATE  SERVICES\n"
         );
         let page = ListSubscribersResponse {

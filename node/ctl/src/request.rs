@@ -9,18 +9,19 @@ use std::path::Path;
 use sae_proto::v1::subscriber_ref::Key;
 use sae_proto::v1::{
     ActivateServiceRequest, CollectUsageRequest, ControlUsageRequest, DeactivateServiceRequest,
-    DeleteRuleRequest, DeleteServiceRequest, GetClusterRequest, GetNodeStatusRequest,
-    GetServiceRequest, GetSubscriberRequest, ListAdmissionBudgetsRequest,
-    ListCopsConnectionsRequest, ListRulesRequest, ListServicesRequest, ListSubscribersRequest,
-    ListUsageRecordsRequest, LogoutRequest, MoveRouterRequest, PutRuleRequest, PutServiceRequest,
-    RemoveNodeRequest, ResyncRouterRequest, Rule, Service, SubscriberRef, WatchEventsRequest,
+    DeleteRuleRequest, DeleteServiceRequest, EvaluateExpressionRequest, GetClusterRequest,
+    GetNodeStatusRequest, GetServiceRequest, GetSubscriberRequest, ListAdmissionBudgetsRequest,
+    ListBindingsRequest, ListCopsConnectionsRequest, ListRulesRequest, ListServicesRequest,
+    ListSubscribersRequest, ListUsageRecordsRequest, LogoutRequest, MoveRouterRequest,
+    PutRuleRequest, PutServiceRequest, RemoveNodeRequest, ResolveRequest, ResyncRouterRequest,
+    Rule, Service, SubscriberRef, WatchEventsRequest,
 };
 use serde::Deserialize;
 use tonic_health::pb::HealthCheckRequest;
 
 use crate::cli::{
-    ClusterArgs, ClusterCommand, Command, CopsCommand, CopsUsageArgs, EventsArgs, RouterCommand,
-    RuleCommand, RulePutArgs, ServiceCommand, ServicePutArgs, SubscriberCommand,
+    ClusterArgs, ClusterCommand, Command, CopsCommand, CopsUsageArgs, EventsArgs, NicCommand,
+    RouterCommand, RuleCommand, RulePutArgs, ServiceCommand, ServicePutArgs, SubscriberCommand,
     SubscriberListArgs, UsageCommand, UsageListArgs,
 };
 use crate::error::CtlError;
@@ -84,20 +85,39 @@ fn parse_ref_key(s: &str) -> Result<Key, String> {
             "port" => Some(Key::NasPortId as fn(String) -> Key),
             _ => None,
         };
+        // NIC references: resolved by the node, any node's subscriber.
+        let nic_key = [
+            "loginName",
+            "primaryUserName",
+            "dn",
+            "interfaceName",
+            "router",
+            "vr",
+            "accountingId",
+            "acctId",
+            "sessionId",
+        ]
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(kind.trim()));
+        let nic_ip = kind == "ip"
+            && (value.contains(';') || value.parse::<Ipv4Addr>().is_err())
+            && !value.is_empty();
+        if nic_key || nic_ip {
+            let reference = sae_nic::Reference::parse(s).map_err(|e| e.to_string())?;
+            return Ok(Key::Reference(reference.to_string()));
+        }
         if let Some(make) = keyed {
             if value.is_empty() {
                 return Err(format!("{s:?}: no value after '{kind}='"));
-            }
-            if kind == "ip" && value.parse::<Ipv4Addr>().is_err() {
-                return Err(format!("{s:?}: {value:?} is not an IPv4 address"));
             }
             return Ok(make(value.to_owned()));
         }
         // `word=...` with an unknown word is most likely a typo, not a user name.
         if !kind.contains(';') && !kind.is_empty() && kind.chars().all(char::is_alphanumeric) {
             return Err(format!(
-                "{s:?}: unknown kind of reference {kind:?} (expected session=, user=, ip= or \
-                 port=; write user={s} for a user name containing '=')"
+                "{s:?}: unknown kind of reference {kind:?} (expected session=, user=, ip=, port= \
+                 or a NIC key: loginName=, primaryUserName=, dn=, interfaceName=, vr=, \
+                 accountingId=, sessionId=; write user={s} for a user name containing '=')"
             ));
         }
     }
@@ -180,6 +200,9 @@ pub enum Call {
     RemoveNode(RemoveNodeRequest),
     /// The standard gRPC health check (`grpc.health.v1.Health/Check`).
     Health(HealthCheckRequest),
+    Resolve(ResolveRequest),
+    ListBindings(ListBindingsRequest),
+    Evaluate(EvaluateExpressionRequest),
 }
 
 /// Builds the call of a command; reads the `--file` of `service put` and `rule put`.
@@ -256,6 +279,24 @@ pub fn build(command: &Command) -> Result<Call, CtlError> {
             CopsCommand::Budgets => Call::AdmissionBudgets(ListAdmissionBudgetsRequest {}),
             CopsCommand::Usage(args) => Call::ControlUsage(control_usage(args)),
         },
+        Command::Nic(c) => match c {
+            NicCommand::Resolve { reference } => Call::Resolve(ResolveRequest {
+                reference: reference.clone(),
+            }),
+            NicCommand::Bindings { key, limit } => Call::ListBindings(ListBindingsRequest {
+                reference: key.clone().unwrap_or_default(),
+                limit: limit.unwrap_or(0),
+            }),
+            NicCommand::Eval {
+                expression,
+                subscriber,
+                substitutions: subs,
+            } => Call::Evaluate(EvaluateExpressionRequest {
+                expression: expression.clone(),
+                subscriber: subscriber.clone(),
+                substitutions: substitutions(subs)?,
+            }),
+        },
         Command::Cluster(ClusterArgs { command }) => match command {
             None | Some(ClusterCommand::Status) => Call::Cluster {
                 request: GetClusterRequest {},
@@ -304,6 +345,7 @@ fn list_subscribers(args: &SubscriberListArgs) -> Call {
             service: args.service.clone().unwrap_or_default(),
             page_size: args.page_size.unwrap_or(0),
             page_token: args.page_token.clone().unwrap_or_default(),
+            cluster: args.cluster,
         },
         all: args.all,
     }
@@ -608,13 +650,41 @@ mod tests {
     }
 
     #[test]
+    fn nic_references_go_to_the_node_as_they_print() {
+        let nic = |s: &str| match parse_ref(s).unwrap().key.unwrap() {
+            Key::Reference(r) => r,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(nic("loginName=alice@isp"), "loginName=alice@isp");
+        assert_eq!(nic("ip=2001:db8::1"), "ip=2001:db8::1");
+        assert_eq!(
+            nic("ip=10.0.0.5;vr=cust1@bng2"),
+            "ip=10.0.0.5;vr=cust1@bng2"
+        );
+        assert_eq!(nic("dn=uniqueID=a,o=users"), "dn=uniqueID=a,o=users");
+        assert_eq!(nic("acctId=7"), "accountingId=7");
+        assert_eq!(
+            nic("interfaceName=ge-0/0/0.7;router=BNG1"),
+            "interfaceName=ge-0/0/0.7;router=bng1"
+        );
+        // A plain IPv4 address keeps its own key (looked up locally first).
+        assert_eq!(
+            parse_ref("ip=10.0.0.7").unwrap().key,
+            Some(Key::FramedIp("10.0.0.7".into()))
+        );
+    }
+
+    #[test]
     fn bad_refs_are_refused_with_a_reason() {
         for (bad, reason) in [
             ("", "empty"),
             ("user=", "no value after 'user='"),
             ("ip=", "no value after 'ip='"),
-            ("ip=10.0.0.300", "not an IPv4 address"),
-            ("ip=::1", "not an IPv4 address"),
+            ("ip=10.0.0.300", "not an IP address or prefix"),
+            ("ip=10.0.0.5/8", "did you mean 10.0.0.0/8"),
+            ("loginName=", "loginName has no value"),
+            ("interfaceName=ge-0/0/0", "needs router or vr"),
+            ("dn=a;mac=1", "unknown key \"mac\""),
             ("mac=00:11:22:33:44:55", "unknown kind of reference \"mac\""),
         ] {
             let e = parse_ref(bad).unwrap_err();
@@ -953,6 +1023,7 @@ mod tests {
                     service: "gold".into(),
                     page_size: 50,
                     page_token: String::new(),
+                    cluster: false,
                 },
                 all: true,
             }

@@ -200,6 +200,7 @@ impl Session {
                 self.show(out, &s, |_| format!("rule {name} deleted\n"))
             }
             Call::ListSubscribers { request, all } => {
+                let with_node = request.cluster;
                 let page = if all {
                     self.all_subscribers(request).await?
                 } else {
@@ -207,11 +208,32 @@ impl Session {
                     self.answer(c.list_subscribers(self::request(request, t)))
                         .await?
                 };
-                self.show(out, &page, |p| output::subscribers(&p.subscribers))?;
+                self.show(out, &page, |p| {
+                    output::subscribers(&p.subscribers, with_node)
+                })?;
                 if !self.json {
                     writeln!(err, "{}", output::subscribers_footer(&page))?;
                 }
                 Ok(())
+            }
+            Call::Resolve(r) => {
+                let mut c = self.client.clone();
+                let s = self.answer(c.resolve(request(r, t))).await?;
+                self.show(out, &s, output::resolution)
+            }
+            Call::ListBindings(r) => {
+                let mut c = self.client.clone();
+                let s = self.answer(c.list_bindings(request(r, t))).await?;
+                self.show(out, &s, output::bindings)?;
+                if !self.json {
+                    writeln!(err, "{} of {} bindings", s.bindings.len(), s.total)?;
+                }
+                Ok(())
+            }
+            Call::Evaluate(r) => {
+                let mut c = self.client.clone();
+                let s = self.answer(c.evaluate_expression(request(r, t))).await?;
+                self.show(out, &s, output::evaluation)
             }
             Call::GetSubscriber(r) => {
                 let mut c = self.client.clone();

@@ -317,6 +317,45 @@ impl Cluster {
         })
     }
 
+    /// The other members of the membership this node knows, with their gRPC addresses.
+    pub fn peers(&self) -> Vec<(NodeId, String)> {
+        self.sm.read(|a| {
+            a.membership
+                .membership()
+                .nodes()
+                .filter(|(id, _)| **id != self.id)
+                .map(|(id, m)| (*id, m.grpc.clone()))
+                .collect()
+        })
+    }
+
+    /// The name of every member this node knows, by id.
+    pub fn member_names(&self) -> BTreeMap<NodeId, String> {
+        self.sm.read(|a| {
+            a.membership
+                .membership()
+                .nodes()
+                .map(|(id, m)| (*id, m.name.clone()))
+                .collect()
+        })
+    }
+
+    /// Every router (and PEP) of the control state, by its owned key: active node and epoch.
+    pub fn router_owners(&self) -> Vec<(String, Option<NodeId>, u64)> {
+        self.sm.read(|a| {
+            a.state
+                .routers
+                .iter()
+                .map(|(name, r)| (name.clone(), r.active, r.epoch))
+                .collect()
+        })
+    }
+
+    /// The cached channel to a member's gRPC listener.
+    pub fn channel(&self, addr: &str) -> Result<tonic::transport::Channel, ClusterError> {
+        self.channels.get(addr).map_err(|e| peer_err(addr, e))
+    }
+
     /// Whether `id` is a member in the membership this node knows.
     pub fn is_member(&self, id: NodeId) -> bool {
         self.raft

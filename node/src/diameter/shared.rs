@@ -188,6 +188,7 @@ impl Diameter {
                     messages::service_from_install(p, &service)
                 })
                 .collect();
+            self.engine.assign_profile(&mut record);
             let answer = messages::answer(request, local, result::SUCCESS);
             self.engine.session_event(
                 EventKind::SessionReplayed,

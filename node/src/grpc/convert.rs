@@ -190,6 +190,8 @@ pub(crate) fn subscriber_to_pb(r: &SubscriberRecord) -> pb::Subscriber {
         retailer_dn: text(a.retailer_dn.as_deref()),
         accounting_id: text(a.accounting_id.as_deref()),
         subscriptions: a.subscriptions.clone(),
+        node: 0,
+        node_name: String::new(),
     }
 }
 

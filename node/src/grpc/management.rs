@@ -16,7 +16,8 @@ use crate::cluster::{Command, Response as ControlResponse};
 use crate::diameter::DiameterServer;
 use crate::model::UsageFilter;
 use crate::subscriber::engine::Engine;
-use crate::subscriber::registry::ListFilter;
+use crate::subscriber::registry::{ListFilter, LookupError, SubscriberRef};
+use sae_nic::Reference;
 
 /// The management service of one node.
 #[derive(Clone)]
@@ -27,6 +28,7 @@ pub struct ManagementService {
     pub engine: Arc<Engine>,
     pub cops: Arc<crate::cops::CopsShared>,
     pub cluster: Arc<crate::cluster::Cluster>,
+    pub nic: Arc<crate::nic::Nic>,
 }
 
 impl ManagementService {
@@ -50,6 +52,214 @@ impl ManagementService {
             Err(e) => Err(cluster_status(e)),
         }
     }
+}
+
+/// Request metadata naming the node that forwarded a subscriber call to its owner: a call
+/// carrying it is served here, never forwarded again.
+const FORWARDED_BY: &str = "sae-forwarded-by";
+
+/// Where a subscriber call is served.
+enum Target {
+    Local(SubscriberRef),
+    /// The node at `addr` serves the session.
+    Remote {
+        addr: String,
+        session_id: String,
+    },
+}
+
+fn by_session(session_id: String) -> Option<pb::SubscriberRef> {
+    Some(pb::SubscriberRef {
+        key: Some(pb::subscriber_ref::Key::SessionId(session_id)),
+    })
+}
+
+impl ManagementService {
+    /// Where the call for this subscriber is served: here when the node holds the session (or
+    /// the call was forwarded to it), else on the node the NIC resolves the reference to.
+    fn target(&self, forwarded: bool, r: Option<pb::SubscriberRef>) -> Result<Target, Status> {
+        if let Some(pb::subscriber_ref::Key::Reference(text)) =
+            r.as_ref().and_then(|r| r.key.as_ref())
+        {
+            let reference = super::nic::reference(text)?;
+            return self.resolved(&reference, forwarded);
+        }
+        let local = reference(r)?;
+        if forwarded
+            || !matches!(
+                self.engine.sessions.find(&local),
+                Err(LookupError::NotFound(_))
+            )
+        {
+            return Ok(Target::Local(local));
+        }
+        let nic_reference = match &local {
+            SubscriberRef::SessionId(id) => Reference {
+                session_id: Some(id.clone()),
+                ..Reference::default()
+            },
+            SubscriberRef::UserName(name) => Reference {
+                login_name: Some(name.clone()),
+                ..Reference::default()
+            },
+            SubscriberRef::FramedIp(ip) => match Reference::parse(&format!("ip={ip}")) {
+                Ok(r) => r,
+                Err(_) => return Ok(Target::Local(local)),
+            },
+            SubscriberRef::NasPortId(_) => return Ok(Target::Local(local)),
+        };
+        match self.resolved(&nic_reference, false) {
+            Ok(remote @ Target::Remote { .. }) => Ok(remote),
+            _ => Ok(Target::Local(local)),
+        }
+    }
+
+    /// The one session a NIC reference names, here or on another node.
+    fn resolved(&self, reference: &Reference, forwarded: bool) -> Result<Target, Status> {
+        let res = self
+            .nic
+            .resolve(reference)
+            .map_err(|e| Status::not_found(e.to_string()))?;
+        let bound: Vec<&sae_nic::Match> =
+            res.matches.iter().filter(|m| m.session.is_some()).collect();
+        let (node, session_id) = match bound.as_slice() {
+            [] => {
+                let serving: Vec<String> = res
+                    .matches
+                    .iter()
+                    .map(|m| format!("node {} serves {}", m.node, m.router))
+                    .collect();
+                return Err(Status::not_found(format!(
+                    "no subscriber session is bound to {reference} ({})",
+                    serving.join(", ")
+                )));
+            }
+            [m] => (
+                m.node,
+                m.session
+                    .as_ref()
+                    .map(|s| s.session_id.clone())
+                    .unwrap_or_default(),
+            ),
+            many => {
+                let names: Vec<String> = many
+                    .iter()
+                    .filter_map(|m| {
+                        m.session
+                            .as_ref()
+                            .map(|s| format!("{} on node {}", s.session_id, m.node))
+                    })
+                    .collect();
+                return Err(Status::failed_precondition(format!(
+                    "{reference} names {} sessions: {}",
+                    names.len(),
+                    names.join(", ")
+                )));
+            }
+        };
+        if node == self.cluster.id || forwarded {
+            return Ok(Target::Local(SubscriberRef::SessionId(session_id)));
+        }
+        let addr = self
+            .cluster
+            .peers()
+            .into_iter()
+            .find(|(id, _)| *id == node)
+            .map(|(_, addr)| addr)
+            .ok_or_else(|| {
+                Status::unavailable(format!(
+                    "{reference}: node {node} serves it but is not a member this node knows"
+                ))
+            })?;
+        Ok(Target::Remote { addr, session_id })
+    }
+
+    /// The management API of another member, for a forwarded call.
+    fn member_management(
+        &self,
+        addr: &str,
+    ) -> Result<pb::management_client::ManagementClient<tonic::transport::Channel>, Status> {
+        self.cluster
+            .channel(addr)
+            .map(pb::management_client::ManagementClient::new)
+            .map_err(cluster_status)
+    }
+
+    /// A request marked as forwarded by this node.
+    fn forwarded<T>(&self, message: T) -> Request<T> {
+        let mut r = Request::new(message);
+        if let Ok(v) = self.cluster.id.to_string().parse() {
+            r.metadata_mut().insert(FORWARDED_BY, v);
+        }
+        r
+    }
+
+    /// One page of every member's subscribers: each member's page after the same token,
+    /// merged in Session-Id order.
+    async fn list_cluster_subscribers(
+        &self,
+        r: pb::ListSubscribersRequest,
+    ) -> Result<pb::ListSubscribersResponse, Status> {
+        let size = match r.page_size as usize {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        let one = pb::ListSubscribersRequest {
+            cluster: false,
+            page_size: size as u32,
+            ..r
+        };
+        let mut pages = vec![
+            self.list_subscribers(Request::new(one.clone()))
+                .await?
+                .into_inner(),
+        ];
+        for (node, addr) in self.cluster.peers() {
+            let page = self
+                .member_management(&addr)?
+                .list_subscribers(Request::new(one.clone()))
+                .await
+                .map_err(|e| {
+                    Status::unavailable(format!("node {node} ({addr}): {}", e.message()))
+                })?;
+            pages.push(page.into_inner());
+        }
+        let total = pages.iter().map(|p| p.total).sum();
+        let mut more = pages.iter().any(|p| !p.next_page_token.is_empty());
+        let mut subscribers: Vec<pb::Subscriber> =
+            pages.into_iter().flat_map(|p| p.subscribers).collect();
+        subscribers.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        if subscribers.len() > size {
+            subscribers.truncate(size);
+            more = true;
+        }
+        let next_page_token = if more {
+            subscribers
+                .last()
+                .map(|s| s.session_id.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(pb::ListSubscribersResponse {
+            subscribers,
+            next_page_token,
+            total,
+        })
+    }
+
+    /// A subscriber as this node serves it.
+    fn subscriber(&self, record: &crate::model::SubscriberRecord) -> pb::Subscriber {
+        pb::Subscriber {
+            node: self.cluster.id,
+            node_name: self.node_name.clone(),
+            ..subscriber_to_pb(record)
+        }
+    }
+}
+
+fn is_forwarded<T>(request: &Request<T>) -> bool {
+    request.metadata().contains_key(FORWARDED_BY)
 }
 
 const DEFAULT_PAGE: usize = 100;
@@ -251,6 +461,9 @@ impl Management for ManagementService {
         request: Request<pb::ListSubscribersRequest>,
     ) -> Result<Response<pb::ListSubscribersResponse>, Status> {
         let r = request.into_inner();
+        if r.cluster {
+            return self.list_cluster_subscribers(r).await.map(Response::new);
+        }
         let framed_ip = match r.framed_ip.as_str() {
             "" => None,
             s => Some(s.parse().map_err(|_| {
@@ -278,7 +491,7 @@ impl Management for ManagementService {
             String::new()
         };
         Ok(Response::new(pb::ListSubscribersResponse {
-            subscribers: page.iter().map(|r| subscriber_to_pb(r)).collect(),
+            subscribers: page.iter().map(|r| self.subscriber(r)).collect(),
             next_page_token,
             total: total as u64,
         }))
@@ -288,21 +501,46 @@ impl Management for ManagementService {
         &self,
         request: Request<pb::GetSubscriberRequest>,
     ) -> Result<Response<pb::Subscriber>, Status> {
-        let reference = reference(request.into_inner().subscriber)?;
+        let forwarded = is_forwarded(&request);
+        let reference = match self.target(forwarded, request.into_inner().subscriber)? {
+            Target::Local(r) => r,
+            Target::Remote { addr, session_id } => {
+                let request = pb::GetSubscriberRequest {
+                    subscriber: by_session(session_id),
+                };
+                return self
+                    .member_management(&addr)?
+                    .get_subscriber(self.forwarded(request))
+                    .await;
+            }
+        };
         let entry = self
             .engine
             .sessions
             .find(&reference)
             .map_err(|e| subscriber_status(e.into()))?;
-        Ok(Response::new(subscriber_to_pb(&entry.record)))
+        Ok(Response::new(self.subscriber(&entry.record)))
     }
 
     async fn activate_service(
         &self,
         request: Request<pb::ActivateServiceRequest>,
     ) -> Result<Response<pb::ServiceChangeResult>, Status> {
+        let forwarded = is_forwarded(&request);
         let r = request.into_inner();
-        let reference = reference(r.subscriber)?;
+        let reference = match self.target(forwarded, r.subscriber.clone())? {
+            Target::Local(reference) => reference,
+            Target::Remote { addr, session_id } => {
+                let request = pb::ActivateServiceRequest {
+                    subscriber: by_session(session_id),
+                    ..r
+                };
+                return self
+                    .member_management(&addr)?
+                    .activate_service(self.forwarded(request))
+                    .await;
+            }
+        };
         let overrides: BTreeMap<String, String> = r.substitutions.into_iter().collect();
         let outcome = self
             .engine
@@ -316,8 +554,21 @@ impl Management for ManagementService {
         &self,
         request: Request<pb::DeactivateServiceRequest>,
     ) -> Result<Response<pb::ServiceChangeResult>, Status> {
+        let forwarded = is_forwarded(&request);
         let r = request.into_inner();
-        let reference = reference(r.subscriber)?;
+        let reference = match self.target(forwarded, r.subscriber.clone())? {
+            Target::Local(reference) => reference,
+            Target::Remote { addr, session_id } => {
+                let request = pb::DeactivateServiceRequest {
+                    subscriber: by_session(session_id),
+                    ..r
+                };
+                return self
+                    .member_management(&addr)?
+                    .deactivate_service(self.forwarded(request))
+                    .await;
+            }
+        };
         let outcome = self
             .engine
             .deactivate(&reference, &r.service)
@@ -330,7 +581,19 @@ impl Management for ManagementService {
         &self,
         request: Request<pb::LogoutRequest>,
     ) -> Result<Response<pb::LogoutResponse>, Status> {
-        let reference = reference(request.into_inner().subscriber)?;
+        let forwarded = is_forwarded(&request);
+        let reference = match self.target(forwarded, request.into_inner().subscriber)? {
+            Target::Local(reference) => reference,
+            Target::Remote { addr, session_id } => {
+                let request = pb::LogoutRequest {
+                    subscriber: by_session(session_id),
+                };
+                return self
+                    .member_management(&addr)?
+                    .logout(self.forwarded(request))
+                    .await;
+            }
+        };
         let outcome = self
             .engine
             .logout(&reference)
@@ -347,7 +610,19 @@ impl Management for ManagementService {
         &self,
         request: Request<pb::CollectUsageRequest>,
     ) -> Result<Response<pb::CollectUsageResponse>, Status> {
-        let reference = reference(request.into_inner().subscriber)?;
+        let forwarded = is_forwarded(&request);
+        let reference = match self.target(forwarded, request.into_inner().subscriber)? {
+            Target::Local(reference) => reference,
+            Target::Remote { addr, session_id } => {
+                let request = pb::CollectUsageRequest {
+                    subscriber: by_session(session_id),
+                };
+                return self
+                    .member_management(&addr)?
+                    .collect_usage(self.forwarded(request))
+                    .await;
+            }
+        };
         let outcome = self
             .engine
             .collect_usage(&reference)
@@ -527,6 +802,79 @@ impl Management for ManagementService {
     }
 
     type WatchEventsStream = EventStream;
+
+    async fn resolve(
+        &self,
+        request: Request<pb::ResolveRequest>,
+    ) -> Result<Response<pb::ResolveReply>, Status> {
+        super::nic::resolve(&self.nic, &self.cluster, &request.into_inner().reference)
+            .map(Response::new)
+    }
+
+    async fn list_bindings(
+        &self,
+        request: Request<pb::ListBindingsRequest>,
+    ) -> Result<Response<pb::ListBindingsReply>, Status> {
+        super::nic::list_bindings(&self.nic, request.into_inner()).map(Response::new)
+    }
+
+    async fn evaluate_expression(
+        &self,
+        request: Request<pb::EvaluateExpressionRequest>,
+    ) -> Result<Response<pb::EvaluateExpressionReply>, Status> {
+        let forwarded = is_forwarded(&request);
+        let r = request.into_inner();
+        let expression = sae_nic::Expression::parse(&r.expression)
+            .map_err(|e| Status::invalid_argument(format!("expression: {e}")))?;
+        let mut env = match &r.subscriber {
+            None => BTreeMap::new(),
+            Some(_) => match self.target(forwarded, r.subscriber.clone())? {
+                Target::Local(reference) => {
+                    let entry = self
+                        .engine
+                        .sessions
+                        .find(&reference)
+                        .map_err(|e| subscriber_status(e.into()))?;
+                    crate::nic::fields(&entry.record)
+                }
+                Target::Remote { addr, session_id } => {
+                    let request = pb::EvaluateExpressionRequest {
+                        subscriber: by_session(session_id),
+                        ..r
+                    };
+                    return self
+                        .member_management(&addr)?
+                        .evaluate_expression(self.forwarded(request))
+                        .await;
+                }
+            },
+        };
+        env.extend(
+            r.substitutions
+                .into_iter()
+                .map(|(k, v)| (k, sae_nic::Value::Str(v))),
+        );
+        let value = expression
+            .evaluate(&env)
+            .map_err(|e| Status::invalid_argument(format!("expression: {e}")))?;
+        let mut reply = pb::EvaluateExpressionReply {
+            value: value.to_string(),
+            value_type: value.type_name().into(),
+            names: expression.names(),
+            ..Default::default()
+        };
+        match sae_nic::evaluate_reference(&expression, &env) {
+            Err(e) => reply.reference_error = e.to_string(),
+            Ok(reference) => {
+                reply.reference = reference.to_string();
+                match super::nic::resolve(&self.nic, &self.cluster, &reply.reference) {
+                    Ok(res) => reply.matches = res.matches,
+                    Err(e) => reply.resolve_error = e.message().to_owned(),
+                }
+            }
+        }
+        Ok(Response::new(reply))
+    }
 
     async fn watch_events(
         &self,

@@ -76,6 +76,27 @@ impl Engine {
         }
     }
 
+    /// Gives a session rebuilt from its router's replay what its rule assigns (DN, accounting
+    /// id, subscriptions, virtual router), as at its login; its services are the router's.
+    pub fn assign_profile(&self, record: &mut SubscriberRecord) {
+        let decision = self.catalog.decide(&LoginInfo {
+            user_name: record.user_name.as_deref(),
+            nas_port_id: record.nas_port_id.as_deref(),
+            router: &record.router,
+        });
+        let profile = match decision {
+            Decision::Services(_, profile) => profile,
+            Decision::Reject { .. } => Default::default(),
+        };
+        assign(record, profile);
+    }
+
+    /// The engine with its session registry observed by `observer` (the node's NIC).
+    pub fn observed(mut self, observer: Arc<dyn super::registry::SessionObserver>) -> Engine {
+        self.sessions = Sessions::observed(observer);
+        self
+    }
+
     /// The login decision for a session the node does not hold, by the catalog's rules: the
     /// services it gets (in `state`, with `result_code`), or the rule that refused it (counted
     /// and announced here). An admitted record gets what the rule assigns (DN, retailer DN,
@@ -104,14 +125,7 @@ impl Engine {
                 Err(Refused { rule })
             }
             Decision::Services(chosen, profile) => {
-                let a = &mut record.attributes;
-                a.subscriber_dn = profile.subscriber_dn;
-                a.retailer_dn = profile.retailer_dn;
-                a.accounting_id = profile.accounting_id.or_else(|| record.user_name.clone());
-                a.subscriptions = profile.subscriptions;
-                if profile.virtual_router.is_some() {
-                    a.virtual_router = profile.virtual_router;
-                }
+                assign(record, profile);
                 let now = now_ms();
                 Ok(chosen
                     .into_iter()
@@ -230,6 +244,9 @@ impl Engine {
     /// The router accepted the resynchronization: the sessions of the router still waiting
     /// for their replay are ended unless replayed within the resync window from now.
     pub fn resync_answered(&self, router: &str) {
+        if let Some(o) = self.sessions.observer() {
+            o.resync_window(router, self.settings.resync_window);
+        }
         for e in self.sessions.of_router(router) {
             e.addr.do_send(ResyncAnswered {
                 window: self.settings.resync_window,
@@ -325,6 +342,18 @@ fn shard_of(session_id: &str, shards: usize) -> usize {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     (h % shards as u64) as usize
+}
+
+/// What a rule assigns, into the record (the accounting id defaults to the login name).
+fn assign(record: &mut SubscriberRecord, profile: crate::catalog::Profile) {
+    let a = &mut record.attributes;
+    a.subscriber_dn = profile.subscriber_dn;
+    a.retailer_dn = profile.retailer_dn;
+    a.accounting_id = profile.accounting_id.or_else(|| record.user_name.clone());
+    a.subscriptions = profile.subscriptions;
+    if profile.virtual_router.is_some() {
+        a.virtual_router = profile.virtual_router;
+    }
 }
 
 #[cfg(test)]

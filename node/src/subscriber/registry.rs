@@ -178,10 +178,27 @@ impl Inner {
     }
 }
 
+/// Told of every session registered, changed in what it is known by, and removed (the node's
+/// NIC publishes bindings from this). Called on the caller's thread: it must not block.
+pub trait SessionObserver: Send + Sync {
+    /// A session was registered, or what it is known by changed.
+    fn bound(&self, record: &Arc<SubscriberRecord>);
+    /// A session was removed.
+    fn unbound(&self, record: &Arc<SubscriberRecord>);
+    /// The router accepted a resynchronization: its sessions not replayed within `window` end.
+    fn resync_window(&self, _router: &str, _window: std::time::Duration) {}
+}
+
 /// The registry.
 #[derive(Default)]
 pub struct Sessions {
     inner: RwLock<Inner>,
+    observer: Option<Arc<dyn SessionObserver>>,
+}
+
+/// Whether two records of a session are known by the same keys (the NIC's view).
+fn same_binding(a: &SubscriberRecord, b: &SubscriberRecord) -> bool {
+    same_identity(a, b) && a.attributes == b.attributes
 }
 
 fn same_identity(a: &SubscriberRecord, b: &SubscriberRecord) -> bool {
@@ -192,15 +209,39 @@ fn same_identity(a: &SubscriberRecord, b: &SubscriberRecord) -> bool {
 }
 
 impl Sessions {
+    /// A registry that tells `observer` of its changes.
+    pub fn observed(observer: Arc<dyn SessionObserver>) -> Sessions {
+        Sessions {
+            inner: RwLock::default(),
+            observer: Some(observer),
+        }
+    }
+
+    /// The observer, if any.
+    pub fn observer(&self) -> Option<&Arc<dyn SessionObserver>> {
+        self.observer.as_ref()
+    }
+
     /// Registers a session; replaces an entry with the same Session-Id.
     pub fn insert(&self, addr: Addr<SubscriberSession>, record: Arc<SubscriberRecord>) {
-        let mut inner = self.inner.write().expect("sessions lock");
-        if let Some(old) = inner.by_id.remove(record.session_id.as_str()) {
-            inner.remove_indexes(&old.record);
+        {
+            let mut inner = self.inner.write().expect("sessions lock");
+            if let Some(old) = inner.by_id.remove(record.session_id.as_str()) {
+                inner.remove_indexes(&old.record);
+            }
+            let id: Arc<str> = Arc::from(record.session_id.as_str());
+            inner.add_indexes(&id, &record);
+            inner.by_id.insert(
+                id,
+                Entry {
+                    addr,
+                    record: record.clone(),
+                },
+            );
         }
-        let id: Arc<str> = Arc::from(record.session_id.as_str());
-        inner.add_indexes(&id, &record);
-        inner.by_id.insert(id, Entry { addr, record });
+        if let Some(o) = &self.observer {
+            o.bound(&record);
+        }
     }
 
     /// Publishes a session's new record (the actor calls this after every change).
@@ -219,8 +260,13 @@ impl Sessions {
             inner.remove_indexes(&old);
             inner.add_indexes(&id, &record);
         }
+        let rebound = !same_binding(&old, &record);
         if let Some(e) = inner.by_id.get_mut(record.session_id.as_str()) {
-            e.record = record;
+            e.record = record.clone();
+        }
+        drop(inner);
+        if rebound && let Some(o) = &self.observer {
+            o.bound(&record);
         }
     }
 
@@ -230,10 +276,21 @@ impl Sessions {
         if inner.by_id.get(session_id).is_none_or(|e| e.addr != *addr) {
             return false;
         }
-        if let Some(old) = inner.by_id.remove(session_id) {
-            inner.remove_indexes(&old.record);
+        let Some(old) = inner.by_id.remove(session_id) else {
+            return true;
+        };
+        inner.remove_indexes(&old.record);
+        drop(inner);
+        if let Some(o) = &self.observer {
+            o.unbound(&old.record);
         }
         true
+    }
+
+    /// Every session's record.
+    pub fn records(&self) -> Vec<Arc<SubscriberRecord>> {
+        let inner = self.inner.read().expect("sessions lock");
+        inner.by_id.values().map(|e| e.record.clone()).collect()
     }
 
     pub fn get(&self, session_id: &str) -> Option<Entry> {

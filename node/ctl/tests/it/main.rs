@@ -104,7 +104,7 @@ fn command_line_errors_exit_2_before_connecting() {
         ),
         (
             &["subscriber", "get", "ip=10.0.0.256"][..],
-            "not an IPv4 address",
+            "not an IP address or prefix",
         ),
         (
             &["subscriber", "logout", "mac=x"][..],
@@ -474,6 +474,71 @@ fn unknown_names_exit_2_with_not_found() {
         assert!(err.starts_with("saectl: NOT_FOUND: "), "{args:?}: {out:#?}");
         assert!(out.stdout.is_empty(), "{args:?}: {out:#?}");
     }
+}
+
+#[test]
+fn nic_resolve_eval_and_bindings_on_a_node_without_subscribers() {
+    let node = Node::start();
+    let out = node.ctl(&["nic", "resolve", "loginName=nobody@isp.example"]);
+    let err = out.fails_with(2);
+    assert!(
+        err.contains("NOT_FOUND") && err.contains("step loginName > session"),
+        "{out:#?}"
+    );
+    let err = node
+        .ctl(&["nic", "resolve", "address=1"])
+        .fails_with(2)
+        .to_owned();
+    assert!(
+        err.contains("INVALID_ARGUMENT") && err.contains("unknown key"),
+        "{err}"
+    );
+    let text = node
+        .ctl(&[
+            "nic",
+            "eval",
+            "'interfaceName=%s;router=%s' % (intf, 'BNG1')",
+            "--sub",
+            "intf=ge-0/0/0.7",
+        ])
+        .ok()
+        .to_owned();
+    assert!(
+        text.contains("value:") && text.contains("interfaceName=ge-0/0/0.7;router=BNG1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("interfaceName=ge-0/0/0.7;router=bng1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("resolved:") && text.contains("no SAE owns the router"),
+        "{text}"
+    );
+    let doc = node
+        .ctl(&["--json", "nic", "eval", "len('abc') * 2"])
+        .json();
+    assert_eq!(doc["value"], "6");
+    assert_eq!(doc["value_type"], "int");
+    assert!(
+        doc["reference_error"].as_str().unwrap().contains("not str"),
+        "{doc}"
+    );
+    for hostile in [
+        "__import__('os')",
+        "().__class__",
+        "'a' * 10**9",
+        "(lambda: 1)()",
+    ] {
+        let err = node.ctl(&["nic", "eval", hostile]).fails_with(2).to_owned();
+        assert!(
+            err.contains("INVALID_ARGUMENT: expression: 1:"),
+            "{hostile}: {err}"
+        );
+    }
+    let out = node.ctl(&["nic", "bindings"]);
+    assert!(out.ok().contains("ROUTER"), "{out:#?}");
+    assert!(out.stderr.contains("0 of 0 bindings"), "{out:#?}");
 }
 
 #[test]

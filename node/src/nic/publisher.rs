@@ -1,0 +1,315 @@
+//! The publisher: drains the registry's changes in batches, stamps them with the router's
+//! ownership epoch, applies them to this node's directory and sends them to every other member,
+//! each through its own queue and task so that a slow or unreachable member delays nobody.
+//!
+//! A member's queue that overflows, or a send that fails, turns into a replay of every binding
+//! of this node to that member once it answers again (retried with a growing pause). The owners
+//! of routers are taken from this node's copy of the control state whenever it changes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sae_nic::{Publication, SessionKey};
+use tokio::sync::mpsc;
+
+use super::{Change, Changes, Nic, binding, ownership_key};
+use crate::cluster::{NodeId, Ownership};
+use crate::model::SubscriberRecord;
+
+/// Most publications sent in one request.
+const BATCH: usize = 2048;
+/// How long changes are gathered before a batch goes out.
+const LINGER: Duration = Duration::from_millis(20);
+/// Batches one member's queue holds before it falls back to a replay.
+const PEER_QUEUE: usize = 256;
+/// How often the member list and the router owners are looked at.
+const REFRESH: Duration = Duration::from_millis(250);
+/// Pause after a failed send, doubled up to [`MAX_BACKOFF`].
+const BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Margin after a resynchronization window before `Synced` goes out.
+const SYNC_MARGIN: Duration = Duration::from_millis(500);
+
+/// Sends one batch to the member at a gRPC address.
+pub type SendFn = Arc<
+    dyn Fn(
+            String,
+            Arc<Vec<Publication>>,
+        ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Every router of the control state: name, active node, epoch.
+pub type Owners = Vec<(String, Option<NodeId>, u64)>;
+
+/// What the publisher reads of the node.
+pub struct Sources {
+    /// Every session this node holds.
+    pub sessions: Arc<dyn Fn() -> Vec<Arc<SubscriberRecord>> + Send + Sync>,
+    /// The other members: id and gRPC address.
+    pub peers: Arc<dyn Fn() -> Vec<(NodeId, String)> + Send + Sync>,
+    /// Every router of the control state with its active node and epoch (router names as
+    /// sessions carry them).
+    pub owners: Arc<dyn Fn() -> Owners + Send + Sync>,
+    pub ownership: Arc<Ownership>,
+    pub send: SendFn,
+}
+
+struct Peer {
+    addr: String,
+    tx: mpsc::Sender<Arc<Vec<Publication>>>,
+    replay: Arc<AtomicBool>,
+    task: tokio::task::AbortHandle,
+}
+
+/// Runs the publisher until the node stops (the sink is dropped).
+pub async fn run(nic: Arc<Nic>, mut changes: Changes, sources: Sources) {
+    let sources = Arc::new(sources);
+    // Every task the publisher starts (one per member, resync timers) ends with it.
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut peers: HashMap<NodeId, Peer> = HashMap::new();
+    let mut owners: BTreeMap<String, (Option<NodeId>, u64)> = BTreeMap::new();
+    let mut refresh = tokio::time::interval(REFRESH);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let first = tokio::select! {
+            change = changes.rx.recv() => match change {
+                Some(c) => Some(c),
+                None => break,
+            },
+            _ = refresh.tick() => None,
+        };
+        while tasks.try_join_next().is_some() {}
+        if first.is_none() {
+            refresh_owners(&nic, &sources, &mut owners);
+            refresh_peers(&nic, &sources, &mut peers, &mut tasks);
+            if changes.overflow.swap(false, Ordering::Relaxed) {
+                tracing::warn!("NIC publications overflowed: replaying every binding");
+                nic.apply(replay(&nic, &sources));
+                for p in peers.values() {
+                    p.replay.store(true, Ordering::Relaxed);
+                }
+            }
+            continue;
+        }
+        let mut batch = Vec::new();
+        let mut pending = first;
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while let Some(change) = pending.take() {
+            publication(&nic, &sources, change, &mut batch, &mut tasks);
+            if batch.len() >= BATCH {
+                break;
+            }
+            pending = match changes.rx.try_recv() {
+                Ok(c) => Some(c),
+                Err(_) => tokio::time::timeout_at(deadline, changes.rx.recv())
+                    .await
+                    .unwrap_or_default(),
+            };
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        nic.apply(batch.iter().cloned());
+        let batch = Arc::new(batch);
+        for p in peers.values() {
+            if p.tx.try_send(batch.clone()).is_err() {
+                p.replay.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+    tasks.abort_all();
+}
+
+/// The publication for one change, if this node may still speak for the router.
+fn publication(
+    nic: &Arc<Nic>,
+    sources: &Arc<Sources>,
+    change: Change,
+    out: &mut Vec<Publication>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) {
+    match change {
+        Change::Bound(record) => {
+            let view = sources.ownership.view(&ownership_key(&record));
+            if view.mine {
+                out.push(Publication::bind(binding(&record, nic.node(), view.epoch)));
+            }
+        }
+        Change::Unbound(record) => {
+            let view = sources.ownership.view(&ownership_key(&record));
+            // A node that lost the router removes only what it published itself: bindings
+            // of an older epoch than the router's current one.
+            let epoch = if view.mine {
+                view.epoch
+            } else {
+                view.epoch.saturating_sub(1)
+            };
+            out.push(Publication::Unbind {
+                session: SessionKey::new(&record.router, &record.session_id),
+                node: nic.node(),
+                epoch,
+            });
+        }
+        Change::Resync { router, window } => {
+            let view = sources.ownership.view(&router);
+            if !view.mine {
+                return;
+            }
+            let nic = nic.clone();
+            let sources = sources.clone();
+            let name = crate::cluster::OwnedKey::parse(&router)
+                .sessions_router()
+                .to_owned();
+            tasks.spawn(async move {
+                tokio::time::sleep(window + SYNC_MARGIN).await;
+                let now = sources.ownership.view(&router);
+                if !now.mine || now.epoch != view.epoch {
+                    return;
+                }
+                let synced = Publication::Synced {
+                    router: name,
+                    node: nic.node(),
+                    epoch: view.epoch,
+                };
+                nic.apply([synced.clone()]);
+                let batch = Arc::new(vec![synced]);
+                for (_, addr) in (sources.peers)() {
+                    let _ = (sources.send)(addr, batch.clone()).await;
+                }
+            });
+        }
+    }
+}
+
+/// Every binding of this node, framed as a replay.
+fn replay(nic: &Nic, sources: &Sources) -> Vec<Publication> {
+    let mut out = vec![Publication::ReplayStart { node: nic.node() }];
+    for record in (sources.sessions)() {
+        let view = sources.ownership.view(&ownership_key(&record));
+        if view.mine {
+            out.push(Publication::bind(binding(&record, nic.node(), view.epoch)));
+        }
+    }
+    out.push(Publication::ReplayEnd { node: nic.node() });
+    out
+}
+
+/// Owners from the control state into this node's directory.
+fn refresh_owners(
+    nic: &Nic,
+    sources: &Sources,
+    known: &mut BTreeMap<String, (Option<NodeId>, u64)>,
+) {
+    let mut changed = Vec::new();
+    for (router, owner, epoch) in (sources.owners)() {
+        if known.get(&router) != Some(&(owner, epoch)) {
+            known.insert(router.clone(), (owner, epoch));
+            if let Some(node) = owner {
+                changed.push(Publication::Owner {
+                    router,
+                    node,
+                    epoch,
+                });
+            }
+        }
+    }
+    if !changed.is_empty() {
+        nic.apply(changed);
+    }
+}
+
+/// Starts a task (and a replay) for each new member; stops those of members gone.
+fn refresh_peers(
+    nic: &Arc<Nic>,
+    sources: &Arc<Sources>,
+    peers: &mut HashMap<NodeId, Peer>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) {
+    let now: HashMap<NodeId, String> = (sources.peers)().into_iter().collect();
+    let gone: HashSet<NodeId> = peers
+        .iter()
+        .filter(|(id, p)| now.get(id) != Some(&p.addr))
+        .map(|(id, _)| *id)
+        .collect();
+    for id in gone {
+        if let Some(p) = peers.remove(&id) {
+            p.task.abort();
+        }
+    }
+    for (id, addr) in now {
+        if peers.contains_key(&id) {
+            continue;
+        }
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        let replay = Arc::new(AtomicBool::new(true));
+        let task = tasks.spawn(peer_task(
+            nic.clone(),
+            sources.clone(),
+            addr.clone(),
+            rx,
+            replay.clone(),
+        ));
+        peers.insert(
+            id,
+            Peer {
+                addr,
+                tx,
+                replay,
+                task,
+            },
+        );
+    }
+}
+
+/// Sends one member its batches, replaying first whenever it may have missed some.
+async fn peer_task(
+    nic: Arc<Nic>,
+    sources: Arc<Sources>,
+    addr: String,
+    mut rx: mpsc::Receiver<Arc<Vec<Publication>>>,
+    replay_needed: Arc<AtomicBool>,
+) {
+    let mut backoff = BACKOFF;
+    loop {
+        if replay_needed.swap(false, Ordering::Relaxed) {
+            // What is queued now is older than the replay's snapshot: drop it.
+            while rx.try_recv().is_ok() {}
+            let all = replay(&nic, &sources);
+            let n = all.len() - 2;
+            let mut ok = true;
+            for chunk in all.chunks(BATCH) {
+                if let Err(e) = (sources.send)(addr.clone(), Arc::new(chunk.to_vec())).await {
+                    tracing::debug!(peer = %addr, "NIC replay: {e}");
+                    ok = false;
+                    break;
+                }
+            }
+            if !ok {
+                replay_needed.store(true, Ordering::Relaxed);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+            tracing::debug!(peer = %addr, bindings = n, "NIC bindings replayed");
+            backoff = BACKOFF;
+        }
+        let batch = tokio::select! {
+            b = rx.recv() => match b {
+                Some(b) => b,
+                None => return,
+            },
+            // Looks at the replay flag now and then (set by an overflow).
+            _ = tokio::time::sleep(REFRESH) => continue,
+        };
+        if let Err(e) = (sources.send)(addr.clone(), batch).await {
+            tracing::debug!(peer = %addr, "NIC publish: {e}");
+            replay_needed.store(true, Ordering::Relaxed);
+        }
+    }
+}
