@@ -10,7 +10,9 @@
 //! a node that lost a router (a failover, a move) cannot overwrite its successor's bindings
 //! however late its publications arrive.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -135,15 +137,19 @@ pub struct Entry {
 type Slot = u32;
 
 /// How login and user names are compared: without regard to ASCII case.
-pub(crate) fn fold(name: &str) -> String {
-    name.to_ascii_lowercase()
+fn same_name(have: &Option<String>, want: &str) -> bool {
+    have.as_deref()
+        .is_some_and(|h| h.eq_ignore_ascii_case(want))
 }
 
 /// The sessions one key value names: almost always one.
 #[derive(Debug, Clone)]
 enum Slots {
     One(Slot),
-    Many(Vec<Slot>),
+    /// Boxed so that the common case (`One`) takes 16 bytes rather than 32: a million
+    /// bindings sit in several indexes each.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<Slot>>),
 }
 
 impl Slots {
@@ -157,7 +163,7 @@ impl Slots {
     fn insert(&mut self, slot: Slot) {
         match self {
             Slots::One(s) if *s == slot => {}
-            Slots::One(s) => *self = Slots::Many(vec![*s, slot]),
+            Slots::One(s) => *self = Slots::Many(Box::new(vec![*s, slot])),
             Slots::Many(v) if !v.contains(&slot) => v.push(slot),
             Slots::Many(_) => {}
         }
@@ -182,7 +188,7 @@ impl Slots {
     }
 }
 
-fn index_insert<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Slots>, key: K, slot: Slot) {
+fn index_insert<K: Hash + Eq, S: BuildHasher>(map: &mut HashMap<K, Slots, S>, key: K, slot: Slot) {
     match map.get_mut(&key) {
         Some(slots) => slots.insert(slot),
         None => {
@@ -191,10 +197,11 @@ fn index_insert<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Slots>, key: K, sl
     }
 }
 
-fn index_remove<K, Q>(map: &mut HashMap<K, Slots>, key: &Q, slot: Slot)
+fn index_remove<K, Q, S>(map: &mut HashMap<K, Slots, S>, key: &Q, slot: Slot)
 where
-    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
-    Q: std::hash::Hash + Eq + ?Sized,
+    K: Hash + Eq + std::borrow::Borrow<Q>,
+    Q: Hash + Eq + ?Sized,
+    S: BuildHasher,
 {
     if let Some(slots) = map.get_mut(key)
         && slots.remove(slot)
@@ -202,6 +209,38 @@ where
         map.remove(key);
     }
 }
+
+/// Hashes that are already uniformly spread: used as they are.
+#[derive(Debug, Clone, Copy, Default)]
+struct Spread(u64);
+
+impl Hasher for Spread {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type HashIndex = HashMap<u64, Slots, BuildHasherDefault<Spread>>;
+
+// The text indexes: each maps a keyed hash of the value to the sessions holding it. The text
+// itself is kept once, in the entry; lookups compare against it, so a collision costs a
+// comparison, never a wrong answer.
+const LOGIN: usize = 0;
+const PRIMARY: usize = 1;
+const DN: usize = 2;
+const ACCOUNTING: usize = 3;
+const INTERFACE: usize = 4;
+const SESSION_ID: usize = 5;
+const SESSION: usize = 6;
+const TEXT_INDEXES: usize = 7;
 
 /// Prefixes by length, for longest-prefix (most specific) matches.
 #[derive(Debug, Clone)]
@@ -292,16 +331,13 @@ pub struct DirectoryStats {
 pub struct Directory {
     slots: Vec<Option<Entry>>,
     free: Vec<Slot>,
-    ids: HashMap<SessionKey, Slot>,
+    /// Keys the text hashes (random per directory, so that no one can aim at collisions).
+    hasher: RandomState,
+    text: [HashIndex; TEXT_INDEXES],
+    bindings: usize,
     by_address: HashMap<IpAddr, Slots>,
     by_prefix: PrefixMap<Slots>,
-    by_login: HashMap<String, Slots>,
-    by_primary: HashMap<String, Slots>,
-    by_dn: HashMap<String, Slots>,
-    by_interface: HashMap<(String, String), Slots>,
     by_vr: HashMap<Vr, Slots>,
-    by_accounting: HashMap<String, Slots>,
-    by_session_id: HashMap<String, Slots>,
     routers: HashMap<String, RouterInfo>,
     configured_pools: Vec<Pool>,
     pools: PrefixMap<Vec<Vr>>,
@@ -321,7 +357,7 @@ impl Directory {
 
     pub fn stats(&self) -> DirectoryStats {
         DirectoryStats {
-            bindings: self.ids.len(),
+            bindings: self.bindings,
             routers: self.routers.len(),
             pools: self.pools.by_len.values().map(HashMap::len).sum(),
         }
@@ -414,7 +450,7 @@ impl Directory {
             return Applied::Stale;
         }
         let generation = self.generation(node);
-        if let Some(&slot) = self.ids.get(&session) {
+        if let Some(slot) = self.slot_of(&session) {
             let entry = self.slots[slot as usize].as_mut().expect("indexed slot");
             if entry.epoch > epoch {
                 return Applied::Stale;
@@ -426,17 +462,15 @@ impl Directory {
             if same {
                 return Applied::Unchanged;
             }
-            let old = std::mem::replace(&mut entry.attributes, attributes);
-            let router = entry.session.router.clone();
-            let session_id = entry.session.session_id.clone();
-            self.unindex(slot, &router, &session_id, &old);
-            let entry = self.slots[slot as usize].as_ref().expect("indexed slot");
-            let (router, attributes) = (entry.session.router.clone(), entry.attributes.clone());
-            self.index(slot, &router, &session_id, &attributes);
+            self.unindex(slot);
+            if let Some(entry) = self.slots[slot as usize].as_mut() {
+                entry.attributes = attributes;
+            }
+            self.index(slot);
             return Applied::Changed;
         }
         let entry = Entry {
-            session: session.clone(),
+            session,
             node,
             epoch,
             attributes,
@@ -452,17 +486,13 @@ impl Directory {
                 (self.slots.len() - 1) as Slot
             }
         };
-        let attributes = self.slots[slot as usize]
-            .as_ref()
-            .map(|e| e.attributes.clone())
-            .unwrap_or_default();
-        self.index(slot, &session.router, &session.session_id, &attributes);
-        self.ids.insert(session, slot);
+        self.index(slot);
+        self.bindings += 1;
         Applied::Changed
     }
 
     fn unbind(&mut self, session: &SessionKey, epoch: u64) -> Applied {
-        let Some(&slot) = self.ids.get(session) else {
+        let Some(slot) = self.slot_of(session) else {
             return Applied::Unchanged;
         };
         let entry = self.slots[slot as usize].as_ref().expect("indexed slot");
@@ -491,47 +521,84 @@ impl Directory {
     }
 
     fn remove_slot(&mut self, slot: Slot) {
+        if self.entry(slot).is_none() {
+            return;
+        }
+        self.unindex(slot);
+        self.slots[slot as usize] = None;
+        self.free.push(slot);
+        self.bindings -= 1;
+    }
+
+    /// A keyed hash of `parts` for index `which`; `fold` hashes the text without regard to
+    /// ASCII case.
+    fn hash(&self, which: usize, parts: &[&str], fold: bool) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write_usize(which);
+        for part in parts {
+            h.write_usize(part.len());
+            for b in part.bytes() {
+                h.write_u8(if fold { b.to_ascii_lowercase() } else { b });
+            }
+        }
+        h.finish()
+    }
+
+    /// The text keys an entry is indexed under.
+    fn keys(&self, e: &Entry) -> [Option<u64>; TEXT_INDEXES] {
+        let a = &e.attributes;
+        let one =
+            |which, v: &Option<String>, fold| v.as_deref().map(|v| self.hash(which, &[v], fold));
+        let router = e.session.router.as_str();
+        [
+            one(LOGIN, &a.login_name, true),
+            one(PRIMARY, &a.primary_user_name, true),
+            one(DN, &a.dn, false),
+            one(ACCOUNTING, &a.accounting_id, false),
+            a.interface_name
+                .as_deref()
+                .map(|i| self.hash(INTERFACE, &[router, i], false)),
+            Some(self.hash(SESSION_ID, &[&e.session.session_id], false)),
+            Some(self.hash(SESSION, &[router, &e.session.session_id], false)),
+        ]
+    }
+
+    fn index(&mut self, slot: Slot) {
         let Some(entry) = self.slots[slot as usize].take() else {
             return;
         };
-        self.unindex(
-            slot,
-            &entry.session.router,
-            &entry.session.session_id,
-            &entry.attributes,
-        );
-        self.ids.remove(&entry.session);
-        self.free.push(slot);
-    }
-
-    fn index(&mut self, slot: Slot, router: &str, session_id: &str, a: &Attributes) {
+        let keys = self.keys(&entry);
+        for (map, key) in self.text.iter_mut().zip(keys) {
+            if let Some(key) = key {
+                index_insert(map, key, slot);
+            }
+        }
+        let a = &entry.attributes;
         for addr in &a.addresses {
             index_insert(&mut self.by_address, *addr, slot);
         }
         for net in &a.prefixes {
             self.by_prefix
-                .entry_or(net.trunc(), || Slots::Many(Vec::new()))
+                .entry_or(net.trunc(), || Slots::Many(Box::default()))
                 .insert(slot);
-        }
-        for (map, value) in self.text_indexes(a) {
-            if let Some(value) = value {
-                index_insert(map, value, slot);
-            }
-        }
-        if let Some(name) = &a.interface_name {
-            index_insert(
-                &mut self.by_interface,
-                (router.to_string(), name.clone()),
-                slot,
-            );
         }
         if let Some(vr) = &a.vr {
             index_insert(&mut self.by_vr, vr.clone(), slot);
         }
-        index_insert(&mut self.by_session_id, session_id.to_string(), slot);
+        self.slots[slot as usize] = Some(entry);
     }
 
-    fn unindex(&mut self, slot: Slot, router: &str, session_id: &str, a: &Attributes) {
+    fn unindex(&mut self, slot: Slot) {
+        let Some(entry) = self.slots[slot as usize].take() else {
+            return;
+        };
+        let keys = self.keys(&entry);
+        for (map, key) in self.text.iter_mut().zip(keys) {
+            if let Some(key) = key {
+                index_remove(map, &key, slot);
+            }
+        }
+        let a = &entry.attributes;
         for addr in &a.addresses {
             index_remove(&mut self.by_address, addr, slot);
         }
@@ -543,39 +610,31 @@ impl Directory {
                 self.by_prefix.remove(&net);
             }
         }
-        for (map, value) in self.text_indexes(a) {
-            if let Some(value) = value {
-                index_remove(map, value.as_str(), slot);
-            }
-        }
-        if let Some(name) = &a.interface_name {
-            index_remove(
-                &mut self.by_interface,
-                &(router.to_string(), name.clone()),
-                slot,
-            );
-        }
         if let Some(vr) = &a.vr {
             index_remove(&mut self.by_vr, vr, slot);
         }
-        index_remove(&mut self.by_session_id, session_id, slot);
+        self.slots[slot as usize] = Some(entry);
     }
 
-    /// The text indexes with the keys `a` files under: login and user names without regard
-    /// to case, as routers and operators spell them differently.
-    fn text_indexes(
-        &mut self,
-        a: &Attributes,
-    ) -> [(&mut HashMap<String, Slots>, Option<String>); 4] {
-        [
-            (&mut self.by_login, a.login_name.as_deref().map(fold)),
-            (
-                &mut self.by_primary,
-                a.primary_user_name.as_deref().map(fold),
-            ),
-            (&mut self.by_dn, a.dn.clone()),
-            (&mut self.by_accounting, a.accounting_id.clone()),
-        ]
+    /// The slots under one text key whose entries `matches` accepts.
+    fn text_lookup(&self, which: usize, key: u64, matches: impl Fn(&Entry) -> bool) -> Vec<Slot> {
+        self.text[which]
+            .get(&key)
+            .map_or(&[][..], Slots::as_slice)
+            .iter()
+            .copied()
+            .filter(|s| self.entry(*s).is_some_and(&matches))
+            .collect()
+    }
+
+    fn slot_of(&self, session: &SessionKey) -> Option<Slot> {
+        let key = self.hash(SESSION, &[&session.router, &session.session_id], false);
+        self.text[SESSION]
+            .get(&key)
+            .map_or(&[][..], Slots::as_slice)
+            .iter()
+            .copied()
+            .find(|s| self.entry(*s).is_some_and(|e| e.session == *session))
     }
 
     fn rebuild_pools(&mut self) {
@@ -598,7 +657,7 @@ impl Directory {
 
     /// The binding of one session.
     pub fn get(&self, session: &SessionKey) -> Option<&Entry> {
-        self.entry(*self.ids.get(session)?)
+        self.entry(self.slot_of(session)?)
     }
 
     /// Every binding, in no particular order.
@@ -627,32 +686,40 @@ impl Directory {
             .map_or(&[], |(_, slots)| slots.as_slice())
     }
 
-    pub(crate) fn by_login(&self, name: &str) -> &[Slot] {
-        self.by_login.get(&fold(name)).map_or(&[], Slots::as_slice)
+    pub(crate) fn by_login(&self, name: &str) -> Vec<Slot> {
+        let key = self.hash(LOGIN, &[name], true);
+        self.text_lookup(LOGIN, key, |e| same_name(&e.attributes.login_name, name))
     }
 
-    pub(crate) fn by_primary_user(&self, name: &str) -> &[Slot] {
-        self.by_primary
-            .get(&fold(name))
-            .map_or(&[], Slots::as_slice)
+    pub(crate) fn by_primary_user(&self, name: &str) -> Vec<Slot> {
+        let key = self.hash(PRIMARY, &[name], true);
+        self.text_lookup(PRIMARY, key, |e| {
+            same_name(&e.attributes.primary_user_name, name)
+        })
     }
 
-    pub(crate) fn by_dn(&self, dn: &str) -> &[Slot] {
-        self.by_dn.get(dn).map_or(&[], Slots::as_slice)
+    pub(crate) fn by_dn(&self, dn: &str) -> Vec<Slot> {
+        let key = self.hash(DN, &[dn], false);
+        self.text_lookup(DN, key, |e| e.attributes.dn.as_deref() == Some(dn))
     }
 
-    pub(crate) fn by_accounting_id(&self, id: &str) -> &[Slot] {
-        self.by_accounting.get(id).map_or(&[], Slots::as_slice)
+    pub(crate) fn by_accounting_id(&self, id: &str) -> Vec<Slot> {
+        let key = self.hash(ACCOUNTING, &[id], false);
+        self.text_lookup(ACCOUNTING, key, |e| {
+            e.attributes.accounting_id.as_deref() == Some(id)
+        })
     }
 
-    pub(crate) fn by_session_id(&self, id: &str) -> &[Slot] {
-        self.by_session_id.get(id).map_or(&[], Slots::as_slice)
+    pub(crate) fn by_session_id(&self, id: &str) -> Vec<Slot> {
+        let key = self.hash(SESSION_ID, &[id], false);
+        self.text_lookup(SESSION_ID, key, |e| e.session.session_id == id)
     }
 
-    pub(crate) fn by_interface(&self, router: &str, name: &str) -> &[Slot] {
-        self.by_interface
-            .get(&(router.to_string(), name.to_string()))
-            .map_or(&[], Slots::as_slice)
+    pub(crate) fn by_interface(&self, router: &str, name: &str) -> Vec<Slot> {
+        let key = self.hash(INTERFACE, &[router, name], false);
+        self.text_lookup(INTERFACE, key, |e| {
+            e.session.router == router && e.attributes.interface_name.as_deref() == Some(name)
+        })
     }
 
     pub(crate) fn by_vr(&self, vr: &Vr) -> &[Slot] {
@@ -848,7 +915,7 @@ mod tests {
         let mut b = binding("bng1", "s2", 1, 1);
         b.attributes.prefixes = vec![net("2001:db8::/32")];
         d.apply(Publication::Bind(Box::new(b)));
-        let slot_of = |d: &Directory, id: &str| d.ids[&SessionKey::new("bng1", id)];
+        let slot_of = |d: &Directory, id: &str| d.slot_of(&SessionKey::new("bng1", id)).unwrap();
         assert_eq!(
             d.by_prefix_longest(addr("2001:db8:1:7::9")),
             [slot_of(&d, "s1")]
@@ -909,6 +976,7 @@ mod tests {
             }
         }
         assert_eq!(d.slots.len(), 100);
-        assert!(d.by_address.is_empty() && d.by_login.is_empty() && d.by_vr.is_empty());
+        assert!(d.by_address.is_empty() && d.by_vr.is_empty());
+        assert!(d.text.iter().all(HashMap::is_empty));
     }
 }

@@ -502,17 +502,17 @@ fn step(
             names.dedup();
             names.into_iter().map(Value::Text).collect()
         }
-        (Point::LoginName, Point::Session, Value::Text(t)) => sessions(directory.by_login(t)),
+        (Point::LoginName, Point::Session, Value::Text(t)) => sessions(&directory.by_login(t)),
         (Point::PrimaryUserName, Point::Session, Value::Text(t)) => {
-            sessions(directory.by_primary_user(t))
+            sessions(&directory.by_primary_user(t))
         }
-        (Point::Dn, Point::Session, Value::Text(t)) => sessions(directory.by_dn(t)),
+        (Point::Dn, Point::Session, Value::Text(t)) => sessions(&directory.by_dn(t)),
         (Point::AccountingId, Point::Session, Value::Text(t)) => {
-            sessions(directory.by_accounting_id(t))
+            sessions(&directory.by_accounting_id(t))
         }
-        (Point::SessionId, Point::Session, Value::Text(t)) => sessions(directory.by_session_id(t)),
+        (Point::SessionId, Point::Session, Value::Text(t)) => sessions(&directory.by_session_id(t)),
         (Point::Interface, Point::Session, Value::Interface { router, name }) => {
-            sessions(directory.by_interface(router, name))
+            sessions(&directory.by_interface(router, name))
         }
         (Point::Interface, Point::Vr, Value::Interface { router, .. }) => {
             vec![Value::Vr(
@@ -644,16 +644,16 @@ fn run(
 /// The bound sessions of `router` that match the reference (for SAEs reached through a
 /// virtual router).
 fn bound_sessions(directory: &Directory, reference: &Reference, router: &str) -> Vec<SessionKey> {
-    let candidates: &[u32] = if let Some(addr) = reference.address() {
-        directory.by_address(&addr)
+    let candidates: Vec<u32> = if let Some(addr) = reference.address() {
+        directory.by_address(&addr).to_vec()
     } else if let Some(net) = &reference.ip {
-        directory.by_prefix_exact(net)
+        directory.by_prefix_exact(net).to_vec()
     } else if let (Some(name), Some(r)) = (&reference.interface_name, reference_router(reference)) {
         directory.by_interface(&r, name)
     } else if let Some(vr) = &reference.vr {
-        directory.by_vr(vr)
+        directory.by_vr(vr).to_vec()
     } else {
-        &[]
+        Vec::new()
     };
     candidates
         .iter()

@@ -241,11 +241,13 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         },
         ownership: cluster.ownership.clone(),
         send: grpc::nic::sender(Arc::downgrade(&cluster)),
+        metrics: metrics.clone(),
     };
     let publisher = tokio::spawn(nic::publisher::run(nic.clone(), nic_changes, sources));
     let nic_service = grpc::nic::NicService {
         nic: nic.clone(),
         cluster: cluster.clone(),
+        metrics: metrics.clone(),
     };
     let management = grpc::ManagementService {
         node_name: config.name.clone(),

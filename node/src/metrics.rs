@@ -34,6 +34,11 @@ pub struct CopsLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CommandLabels {
     pub command: String,
 }
@@ -65,6 +70,13 @@ pub struct Metrics {
     pub usage_records: Counter,
     pub logins: Counter,
     pub logins_refused: Counter,
+    /// Bindings in the embedded NIC (every node's sessions).
+    pub nic_bindings: Gauge,
+    /// Publications sent to other members: "sent", "failed" (a batch that did not get
+    /// through), "replayed" (in full replays).
+    pub nic_published: Family<OutcomeLabels, Counter>,
+    /// Publications received from other members: "changed", "stale" (an older epoch), "same".
+    pub nic_received: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -140,8 +152,29 @@ impl Metrics {
             "Logins refused by a rule or an error",
             logins_refused.clone(),
         );
+        let nic_bindings = Gauge::default();
+        registry.register(
+            "nic_bindings",
+            "Bindings in the embedded NIC, of every node's sessions",
+            nic_bindings.clone(),
+        );
+        let nic_published = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "nic_published",
+            "Binding publications sent to other members, by outcome (sent, failed, replayed)",
+            nic_published.clone(),
+        );
+        let nic_received = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "nic_received",
+            "Binding publications received from other members, by outcome (changed, stale, same)",
+            nic_received.clone(),
+        );
         Metrics {
             registry,
+            nic_bindings,
+            nic_published,
+            nic_received,
             messages,
             cops_messages,
             answer_latency,
@@ -154,6 +187,20 @@ impl Metrics {
             logins,
             logins_refused,
         }
+    }
+
+    /// Counts NIC publications sent (`sent`, `failed`, `replayed`).
+    pub fn nic_published(&self, outcome: &'static str, n: usize) {
+        self.nic_published
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc_by(n as u64);
+    }
+
+    /// Counts NIC publications received (`changed`, `stale`, `same`).
+    pub fn nic_received(&self, outcome: &'static str, n: u32) {
+        self.nic_received
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc_by(u64::from(n));
     }
 
     /// Counts one message.

@@ -456,7 +456,7 @@ fn a_restarted_node_catches_up_from_a_snapshot() {
     converged(&refs, 3);
     until("the restarted node's catalog", || {
         let names = services(&nodes[2]);
-        (names.len() == 41).then_some(())
+        (names.len() == 40 + services(&nodes[0]).len() - 40).then_some(())
     });
     let leader_applied = status(&nodes[0]).expect("status").last_applied;
     until("the restarted node applied as far as the leader", || {
@@ -792,6 +792,22 @@ fn any_node_resolves_and_acts_on_any_subscriber_and_follows_a_failover() {
                     && all.iter().all(|b| b.node == owner(&b.router)))
                 .then_some(())
             },
+        );
+    }
+    for node in &nodes {
+        let text = until(&format!("node {}'s NIC metrics", node.node_id), || {
+            let text = node.scrape_metrics();
+            text.contains(&format!("sae_nic_bindings {}", 3 * PER_ROUTER))
+                .then_some(text)
+        });
+        assert!(
+            text.contains("sae_nic_published_total{outcome=\"sent\"}")
+                || text.contains("sae_nic_published_total{outcome=\"replayed\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sae_nic_received_total{outcome=\"changed\"}"),
+            "{text}"
         );
     }
     let samples: Vec<pb::NicBinding> = routers

@@ -261,6 +261,12 @@ impl CopsDriver {
                     self.shared.forget(&pepid, client_type, &h);
                     self.on_delete(client_type, &pepid, &h, "not reported after SSQ");
                 }
+                // The PEP has re-sent all it holds: what the NICs still have of it from an
+                // earlier owner is gone.
+                if let Some(o) = engine.sessions.observer() {
+                    let key = crate::cluster::OwnedKey::pep(&pepid).to_string();
+                    o.resync_window(&key, std::time::Duration::ZERO);
+                }
             }
             PdpEvent::ClientClosed { client_type, error } => {
                 tracing::info!(client_type, ?error, "PEP closed a client type");

@@ -27,6 +27,7 @@ const MAX_LIMIT: usize = 10_000;
 pub struct NicService {
     pub nic: Arc<Nic>,
     pub cluster: Arc<Cluster>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub fn server(service: NicService) -> pb::nic_server::NicServer<NicService> {
@@ -111,6 +112,9 @@ impl pb::nic_server::Nic for NicService {
             .map(publication_from_pb)
             .collect::<Result<Vec<_>, _>>()?;
         let outcome = self.nic.apply(publications);
+        self.metrics.nic_received("changed", outcome.changed);
+        self.metrics.nic_received("stale", outcome.stale);
+        self.metrics.nic_received("same", outcome.same);
         Ok(Response::new(pb::PublishReply {
             changed: outcome.changed,
             stale: outcome.stale,

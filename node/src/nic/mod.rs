@@ -220,6 +220,8 @@ pub struct Nic {
 pub struct BatchOutcome {
     pub changed: u32,
     pub stale: u32,
+    /// Neither (the same binding again, an unbind of an unknown session).
+    pub same: u32,
 }
 
 impl Nic {
@@ -248,7 +250,7 @@ impl Nic {
             match directory.apply(p) {
                 Applied::Changed => outcome.changed += 1,
                 Applied::Stale => outcome.stale += 1,
-                Applied::Unchanged => {}
+                Applied::Unchanged => outcome.same += 1,
             }
         }
         outcome
@@ -339,7 +341,8 @@ mod tests {
             outcome,
             BatchOutcome {
                 changed: 1,
-                stale: 0
+                stale: 0,
+                same: 0
             }
         );
         for text in [

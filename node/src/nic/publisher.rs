@@ -58,6 +58,7 @@ pub struct Sources {
     pub owners: Arc<dyn Fn() -> Owners + Send + Sync>,
     pub ownership: Arc<Ownership>,
     pub send: SendFn,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 struct Peer {
@@ -86,6 +87,10 @@ pub async fn run(nic: Arc<Nic>, mut changes: Changes, sources: Sources) {
         };
         while tasks.try_join_next().is_some() {}
         if first.is_none() {
+            sources
+                .metrics
+                .nic_bindings
+                .set(nic.stats().bindings as i64);
             refresh_owners(&nic, &sources, &mut owners);
             refresh_peers(&nic, &sources, &mut peers, &mut tasks);
             if changes.overflow.swap(false, Ordering::Relaxed) {
@@ -286,9 +291,11 @@ async fn peer_task(
             for chunk in all.chunks(BATCH) {
                 if let Err(e) = (sources.send)(addr.clone(), Arc::new(chunk.to_vec())).await {
                     tracing::debug!(peer = %addr, "NIC replay: {e}");
+                    sources.metrics.nic_published("failed", chunk.len());
                     ok = false;
                     break;
                 }
+                sources.metrics.nic_published("replayed", chunk.len());
             }
             if !ok {
                 replay_needed.store(true, Ordering::Relaxed);
@@ -307,9 +314,14 @@ async fn peer_task(
             // Looks at the replay flag now and then (set by an overflow).
             _ = tokio::time::sleep(REFRESH) => continue,
         };
-        if let Err(e) = (sources.send)(addr.clone(), batch).await {
-            tracing::debug!(peer = %addr, "NIC publish: {e}");
-            replay_needed.store(true, Ordering::Relaxed);
+        let n = batch.len();
+        match (sources.send)(addr.clone(), batch).await {
+            Ok(()) => sources.metrics.nic_published("sent", n),
+            Err(e) => {
+                tracing::debug!(peer = %addr, "NIC publish: {e}");
+                sources.metrics.nic_published("failed", n);
+                replay_needed.store(true, Ordering::Relaxed);
+            }
         }
     }
 }
