@@ -325,3 +325,167 @@ async fn peer_task(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::RouterView;
+    use crate::model::{Attachment, SessionState, SubscriberAttributes};
+
+    fn record(router: &str, id: &str) -> Arc<SubscriberRecord> {
+        Arc::new(SubscriberRecord {
+            session_id: id.into(),
+            router: router.into(),
+            attachment: Attachment::Diameter {
+                realm: "isp".into(),
+                application_id: 1,
+            },
+            user_name: Some(format!("{id}@isp.example")),
+            framed_ip: None,
+            nas_port_id: None,
+            login_ms: 0,
+            confirmed: true,
+            state: SessionState::Active,
+            services: vec![],
+            attributes: SubscriberAttributes::default(),
+        })
+    }
+
+    /// Node 1's publisher sources: it owns bng1 (epoch 4) and lost bng2 (now node 2's, epoch 7).
+    fn sources(sessions: Vec<Arc<SubscriberRecord>>) -> Arc<Sources> {
+        let ownership = Arc::new(Ownership::clustered());
+        let view = |owner, epoch, mine| RouterView {
+            owner: Some(owner),
+            epoch,
+            until_ms: i64::MAX,
+            mine,
+            ..RouterView::default()
+        };
+        ownership.publish([
+            ("bng1".to_string(), view(1, 4, true)),
+            ("bng2".to_string(), view(2, 7, false)),
+        ]);
+        Arc::new(Sources {
+            sessions: Arc::new(move || sessions.clone()),
+            peers: Arc::new(Vec::new),
+            owners: Arc::new(Vec::new),
+            ownership,
+            send: Arc::new(|_, _| Box::pin(async { Ok(()) })),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+        })
+    }
+
+    fn nic() -> Arc<Nic> {
+        Arc::new(Nic::new(1, sae_nic::config::Resolution::default()))
+    }
+
+    #[tokio::test]
+    async fn changes_are_stamped_with_the_epoch_this_node_serves_the_router_in() {
+        let (nic, sources) = (nic(), sources(vec![]));
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut out = Vec::new();
+        publication(
+            &nic,
+            &sources,
+            Change::Bound(record("bng1", "s1")),
+            &mut out,
+            &mut tasks,
+        );
+        // A router this node no longer serves: no binding in its name.
+        publication(
+            &nic,
+            &sources,
+            Change::Bound(record("bng2", "s2")),
+            &mut out,
+            &mut tasks,
+        );
+        publication(
+            &nic,
+            &sources,
+            Change::Unbound(record("bng1", "s1")),
+            &mut out,
+            &mut tasks,
+        );
+        // Its removal only reaches what it published under an older epoch.
+        publication(
+            &nic,
+            &sources,
+            Change::Unbound(record("bng2", "s2")),
+            &mut out,
+            &mut tasks,
+        );
+        assert_eq!(out.len(), 3, "{out:?}");
+        let Publication::Bind(b) = &out[0] else {
+            panic!("{:?}", out[0])
+        };
+        assert_eq!(
+            (b.node, b.epoch, b.session.session_id.as_str()),
+            (1, 4, "s1")
+        );
+        assert!(
+            matches!(out[1], Publication::Unbind { epoch: 4, .. }),
+            "{:?}",
+            out[1]
+        );
+        assert!(
+            matches!(out[2], Publication::Unbind { epoch: 6, .. }),
+            "{:?}",
+            out[2]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replay_frames_every_binding_of_the_routers_this_node_serves() {
+        let all = vec![
+            record("bng1", "s1"),
+            record("bng1", "s3"),
+            record("bng2", "s2"),
+        ];
+        let (nic, sources) = (nic(), sources(all));
+        let replayed = replay(&nic, &sources);
+        assert!(matches!(
+            replayed.first(),
+            Some(Publication::ReplayStart { node: 1 })
+        ));
+        assert!(matches!(
+            replayed.last(),
+            Some(Publication::ReplayEnd { node: 1 })
+        ));
+        let bound: Vec<&str> = replayed
+            .iter()
+            .filter_map(|p| match p {
+                Publication::Bind(b) => Some(b.session.session_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(bound.len(), 2);
+        assert!(bound.contains(&"s1") && bound.contains(&"s3"), "{bound:?}");
+        // Applied to a directory that held a session since gone, the replay drops it.
+        nic.apply([Publication::bind(binding(&record("bng1", "gone"), 1, 4))]);
+        nic.apply(replayed);
+        assert_eq!(nic.stats().bindings, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn synced_follows_the_resync_window_of_a_router_still_served() {
+        let (nic, sources) = (nic(), sources(vec![]));
+        // A binding of bng1 from its previous owner (epoch 3) that the router did not replay.
+        nic.apply([Publication::bind(binding(&record("bng1", "old"), 9, 3))]);
+        nic.apply([Publication::Owner {
+            router: "bng1".into(),
+            node: 1,
+            epoch: 4,
+        }]);
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut out = Vec::new();
+        let resync = Change::Resync {
+            router: "bng1".into(),
+            window: Duration::from_secs(2),
+        };
+        publication(&nic, &sources, resync, &mut out, &mut tasks);
+        assert_eq!(nic.stats().bindings, 1, "kept during the window");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        while tasks.join_next().await.is_some() {}
+        assert_eq!(nic.stats().bindings, 0, "dropped once the window passed");
+    }
+}
