@@ -146,7 +146,8 @@ impl KeyKind {
         }
     }
 
-    fn from_name(name: &str) -> Option<KeyKind> {
+    /// The kind a reference names `name` (without regard to case; `acctId` is accounting id).
+    pub fn from_name(name: &str) -> Option<KeyKind> {
         if name.eq_ignore_ascii_case("acctId") {
             return Some(KeyKind::AccountingId);
         }

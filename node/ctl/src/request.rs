@@ -86,19 +86,8 @@ fn parse_ref_key(s: &str) -> Result<Key, String> {
             _ => None,
         };
         // NIC references: resolved by the node, any node's subscriber.
-        let nic_key = [
-            "loginName",
-            "primaryUserName",
-            "dn",
-            "interfaceName",
-            "router",
-            "vr",
-            "accountingId",
-            "acctId",
-            "sessionId",
-        ]
-        .iter()
-        .any(|k| k.eq_ignore_ascii_case(kind.trim()));
+        let nic_key =
+            sae_nic::KeyKind::from_name(kind.trim()).is_some_and(|k| k != sae_nic::KeyKind::Ip);
         let nic_ip = kind == "ip"
             && (value.contains(';') || value.parse::<Ipv4Addr>().is_err())
             && !value.is_empty();

@@ -171,6 +171,19 @@ impl Ownership {
         }
     }
 
+    /// Whether this node owns the router (any lease state), and the router's epoch: the
+    /// view's two fields, without copying it.
+    pub fn standing(&self, router: &str) -> (bool, u64) {
+        let map = self.routers.read().expect("ownership lock");
+        match map.get(router) {
+            Some(tx) => {
+                let v = tx.borrow();
+                (v.mine, v.epoch)
+            }
+            None => (self.standalone, 0),
+        }
+    }
+
     /// Routers a driver currently watches (connected to this node).
     pub fn connected(&self) -> BTreeSet<String> {
         let map = self.routers.read().expect("ownership lock");

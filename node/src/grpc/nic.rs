@@ -150,14 +150,13 @@ pub(crate) fn match_to_pb(m: &Match, node_name: Option<String>) -> pb::NicMatch 
     }
 }
 
-fn binding_to_pb(b: &Binding) -> pb::NicBinding {
-    let a = &b.attributes;
+fn binding_to_pb(session: &SessionKey, node: u64, epoch: u64, a: &Attributes) -> pb::NicBinding {
     let text = |s: &Option<String>| s.clone().unwrap_or_default();
     pb::NicBinding {
-        router: b.session.router.clone(),
-        session_id: b.session.session_id.clone(),
-        node: b.node,
-        epoch: b.epoch,
+        router: session.router.clone(),
+        session_id: session.session_id.clone(),
+        node,
+        epoch,
         addresses: a.addresses.iter().map(ToString::to_string).collect(),
         prefixes: a.prefixes.iter().map(ToString::to_string).collect(),
         login_name: text(&a.login_name),
@@ -170,12 +169,7 @@ fn binding_to_pb(b: &Binding) -> pb::NicBinding {
 }
 
 pub(crate) fn entry_to_pb(e: &Entry) -> pb::NicBinding {
-    binding_to_pb(&Binding {
-        session: e.session.clone(),
-        node: e.node,
-        epoch: e.epoch,
-        attributes: e.attributes.clone(),
-    })
+    binding_to_pb(&e.session, e.node, e.epoch, &e.attributes)
 }
 
 fn invalid(what: &str, e: impl std::fmt::Display) -> Status {
@@ -220,7 +214,9 @@ pub(crate) fn publication_to_pb(p: &Publication) -> Option<pb::NicPublication> {
         epoch,
     };
     let kind = match p {
-        Publication::Bind(b) => Kind::Bind(binding_to_pb(b)),
+        Publication::Bind(b) => {
+            Kind::Bind(binding_to_pb(&b.session, b.node, b.epoch, &b.attributes))
+        }
         Publication::Unbind {
             session,
             node,

@@ -141,20 +141,16 @@ fn publication(
 ) {
     match change {
         Change::Bound(record) => {
-            let view = sources.ownership.view(&ownership_key(&record));
-            if view.mine {
-                out.push(Publication::bind(binding(&record, nic.node(), view.epoch)));
+            let (mine, epoch) = sources.ownership.standing(&ownership_key(&record));
+            if mine {
+                out.push(Publication::bind(binding(&record, nic.node(), epoch)));
             }
         }
         Change::Unbound(record) => {
-            let view = sources.ownership.view(&ownership_key(&record));
+            let (mine, epoch) = sources.ownership.standing(&ownership_key(&record));
             // A node that lost the router removes only what it published itself: bindings
             // of an older epoch than the router's current one.
-            let epoch = if view.mine {
-                view.epoch
-            } else {
-                view.epoch.saturating_sub(1)
-            };
+            let epoch = if mine { epoch } else { epoch.saturating_sub(1) };
             out.push(Publication::Unbind {
                 session: SessionKey::new(&record.router, &record.session_id),
                 node: nic.node(),
@@ -162,8 +158,8 @@ fn publication(
             });
         }
         Change::Resync { router, window } => {
-            let view = sources.ownership.view(&router);
-            if !view.mine {
+            let (mine, epoch) = sources.ownership.standing(&router);
+            if !mine {
                 return;
             }
             let nic = nic.clone();
@@ -173,14 +169,13 @@ fn publication(
                 .to_owned();
             tasks.spawn(async move {
                 tokio::time::sleep(window + SYNC_MARGIN).await;
-                let now = sources.ownership.view(&router);
-                if !now.mine || now.epoch != view.epoch {
+                if sources.ownership.standing(&router) != (true, epoch) {
                     return;
                 }
                 let synced = Publication::Synced {
                     router: name,
                     node: nic.node(),
-                    epoch: view.epoch,
+                    epoch,
                 };
                 nic.apply([synced.clone()]);
                 let batch = Arc::new(vec![synced]);
@@ -196,9 +191,9 @@ fn publication(
 fn replay(nic: &Nic, sources: &Sources) -> Vec<Publication> {
     let mut out = vec![Publication::ReplayStart { node: nic.node() }];
     for record in (sources.sessions)() {
-        let view = sources.ownership.view(&ownership_key(&record));
-        if view.mine {
-            out.push(Publication::bind(binding(&record, nic.node(), view.epoch)));
+        let (mine, epoch) = sources.ownership.standing(&ownership_key(&record));
+        if mine {
+            out.push(Publication::bind(binding(&record, nic.node(), epoch)));
         }
     }
     out.push(Publication::ReplayEnd { node: nic.node() });
