@@ -17,6 +17,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::cache::Invalidation;
 use crate::reference::Vr;
 
 /// A SAE node's id in the cluster.
@@ -373,7 +374,13 @@ impl Directory {
                 node,
                 epoch,
             } => {
-                if self.observe_owner(&router, node, epoch) {
+                let known = self
+                    .routers
+                    .get(&router.to_ascii_lowercase())
+                    .and_then(|r| r.owner);
+                if known == Some((node, epoch)) {
+                    Applied::Unchanged
+                } else if self.observe_owner(&router, node, epoch) {
                     Applied::Changed
                 } else {
                     Applied::Stale
@@ -413,6 +420,35 @@ impl Directory {
                 self.remove_where(|e| e.node == node && e.generation < current)
             }
         }
+    }
+
+    /// Applies one publication and notes in `change` what answers it may have altered.
+    pub fn apply_noting(&mut self, publication: Publication, change: &mut Invalidation) -> Applied {
+        let mut noted = Invalidation::default();
+        match &publication {
+            Publication::Bind(b) => {
+                if let Some(old) = self.get(&b.session) {
+                    noted.binding(&old.session, &old.attributes);
+                }
+                noted.binding(&b.session, &b.attributes);
+            }
+            Publication::Unbind { session, .. } => {
+                if let Some(old) = self.get(session) {
+                    noted.binding(&old.session, &old.attributes);
+                }
+            }
+            // Opens a replay; removes nothing yet.
+            Publication::ReplayStart { .. } => {}
+            Publication::Owner { .. }
+            | Publication::Synced { .. }
+            | Publication::Pools { .. }
+            | Publication::ReplayEnd { .. } => noted.all = true,
+        }
+        let applied = self.apply(publication);
+        if applied == Applied::Changed {
+            change.merge(noted);
+        }
+        applied
     }
 
     fn generation(&self, node: NodeId) -> u32 {

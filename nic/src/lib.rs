@@ -11,9 +11,11 @@
 //!   pools, with the epoch rule that keeps a stale publication from overwriting a newer owner's;
 //! - [`scenario`]: resolution graphs modelled on SRC's NIC configuration scenarios;
 //! - [`expr`]: the safe evaluator of subscriber reference expressions (a Python subset);
+//! - [`cache`]: a NIC proxy's resolution cache and the invalidations that keep it true;
 //! - [`config`]: the TOML table that chooses a scenario and lists address pools.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod config;
 pub mod directory;
 pub mod expr;

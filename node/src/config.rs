@@ -52,8 +52,9 @@ pub struct FileConfig {
     pub sessions: SessionsSection,
     pub cops: CopsSection,
     pub cluster: ClusterSection,
-    /// `[nic]`: how the embedded NIC resolves subscriber references (scenario, address pools).
-    pub nic: sae_nic::config::ResolutionToml,
+    /// `[nic]`: where subscriber references are resolved: the embedded NIC (scenario, address
+    /// pools) or standalone NIC endpoints.
+    pub nic: NicSection,
     /// The service catalog seed (`[[service]]` tables); the stored catalog wins once it exists.
     #[serde(rename = "service")]
     pub services: Vec<crate::catalog::ServiceDef>,
@@ -192,6 +193,80 @@ impl Default for MetricsSection {
             listen: "0.0.0.0:9090".into(),
         }
     }
+}
+
+/// `[nic]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NicSection {
+    /// The embedded NIC's scenario (see `sae_nic::scenario::BUILT_IN`); with `endpoints`, the
+    /// standalone NICs' own configuration decides.
+    pub scenario: String,
+    /// Address pools of virtual routers, for the embedded NIC.
+    pub pools: Vec<sae_nic::config::PoolToml>,
+    /// Scenarios defined here, for the embedded NIC.
+    pub scenarios: std::collections::BTreeMap<String, Vec<String>>,
+    /// Standalone NICs (`host:port`). Empty: the node embeds its NIC. Otherwise the node
+    /// publishes its bindings to every endpoint and resolves at the first that answers.
+    pub endpoints: Vec<String>,
+    /// Resolutions a node with endpoints keeps cached (0: none).
+    pub cache_entries: usize,
+    /// How long a cached resolution is kept at most, seconds (0: none); the NICs' invalidations
+    /// drop it sooner when it changes.
+    pub cache_ttl_secs: u64,
+}
+
+impl Default for NicSection {
+    fn default() -> Self {
+        let resolution = sae_nic::config::ResolutionToml::default();
+        NicSection {
+            scenario: resolution.scenario,
+            pools: resolution.pools,
+            scenarios: resolution.scenarios,
+            endpoints: Vec::new(),
+            cache_entries: 100_000,
+            cache_ttl_secs: 30,
+        }
+    }
+}
+
+impl NicSection {
+    fn validate(self) -> Result<NicConfig, ConfigError> {
+        let resolution = sae_nic::config::ResolutionToml {
+            scenario: self.scenario,
+            pools: self.pools,
+            scenarios: self.scenarios,
+        }
+        .validate("nic")
+        .map_err(|e| invalid("nic", e.to_string()))?;
+        let mut seen = BTreeSet::new();
+        for e in &self.endpoints {
+            if e.rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+            {
+                return Err(invalid("nic.endpoints", format!("{e:?} is not host:port")));
+            }
+            if !seen.insert(e) {
+                return Err(invalid("nic.endpoints", format!("{e:?} is listed twice")));
+            }
+        }
+        Ok(NicConfig {
+            resolution,
+            endpoints: self.endpoints,
+            cache_entries: self.cache_entries,
+            cache_ttl: Duration::from_secs(self.cache_ttl_secs),
+        })
+    }
+}
+
+/// Validated `[nic]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NicConfig {
+    pub resolution: sae_nic::config::Resolution,
+    /// Empty: embedded.
+    pub endpoints: Vec<String>,
+    pub cache_entries: usize,
+    pub cache_ttl: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -653,7 +728,7 @@ pub struct Config {
     pub catalog: crate::catalog::CatalogFile,
     pub cops: CopsConfig,
     pub cluster: ClusterConfig,
-    pub nic: sae_nic::config::Resolution,
+    pub nic: NicConfig,
 }
 
 /// Validated Diameter configuration.
@@ -742,9 +817,7 @@ impl FileConfig {
             services,
             rules,
         } = self;
-        let nic = nic
-            .validate("nic")
-            .map_err(|e| invalid("nic", e.to_string()))?;
+        let nic = nic.validate()?;
         let cops = cops.validate()?;
         let cluster = cluster.validate()?;
         let metrics_listen: SocketAddr = metrics.listen.parse().map_err(|_| {

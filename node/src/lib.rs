@@ -42,7 +42,7 @@ use subscriber::engine::Engine;
 /// A running node.
 pub struct Node {
     cluster: Arc<cluster::Cluster>,
-    nic: Arc<nic::Nic>,
+    nic: grpc::nic::Resolver,
     health: tonic_health::server::HealthReporter,
     diameter: DiameterServer,
     cops: cops::CopsServer,
@@ -206,10 +206,37 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
             }
         }
     });
-    // The embedded NIC: this node's directory of the whole cluster's bindings, fed by its own
-    // publisher and by the other members'.
-    let nic = Arc::new(nic::Nic::new(cluster.id, config.nic.clone()));
+    // The embedded NIC (this node's directory of the whole cluster's bindings, fed by its own
+    // publisher and by the other members'), or the standalone NICs' proxy: the publisher then
+    // sends to the NIC endpoints instead of the other members.
+    let (resolver, embedded) = if config.nic.endpoints.is_empty() {
+        let nic = Arc::new(nic::Nic::new(config.nic.resolution.clone()));
+        (grpc::nic::Resolver::Embedded(nic.clone()), Some(nic))
+    } else {
+        let proxy = Arc::new(
+            grpc::nic::NicProxy::new(
+                &config.nic.endpoints,
+                &cluster,
+                config.nic.cache_entries,
+                config.nic.cache_ttl,
+                metrics.clone(),
+            )
+            .map_err(|e| anyhow::anyhow!("nic.endpoints: {e}"))?,
+        );
+        tracing::info!(endpoints = ?config.nic.endpoints, "resolving through standalone NICs");
+        (grpc::nic::Resolver::Proxy(proxy), None)
+    };
+    let targets: Arc<dyn Fn() -> Vec<(cluster::NodeId, String)> + Send + Sync> =
+        if config.nic.endpoints.is_empty() {
+            let cluster = Arc::downgrade(&cluster);
+            Arc::new(move || cluster.upgrade().map(|c| c.peers()).unwrap_or_default())
+        } else {
+            let endpoints: Vec<(cluster::NodeId, String)> =
+                (0..).zip(config.nic.endpoints.iter().cloned()).collect();
+            Arc::new(move || endpoints.clone())
+        };
     let sources = nic::publisher::Sources {
+        node: cluster.id,
         sessions: {
             let engine = Arc::downgrade(&engine);
             Arc::new(move || {
@@ -219,10 +246,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
                     .unwrap_or_default()
             })
         },
-        peers: {
-            let cluster = Arc::downgrade(&cluster);
-            Arc::new(move || cluster.upgrade().map(|c| c.peers()).unwrap_or_default())
-        },
+        peers: targets,
         owners: {
             let cluster = Arc::downgrade(&cluster);
             Arc::new(move || {
@@ -240,15 +264,17 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
             })
         },
         ownership: cluster.ownership.clone(),
-        send: grpc::nic::sender(Arc::downgrade(&cluster)),
+        send: grpc::nic::sender(Arc::downgrade(&cluster), config.name.clone()),
         metrics: metrics.clone(),
     };
-    let publisher = tokio::spawn(nic::publisher::run(nic.clone(), nic_changes, sources));
-    let nic_service = grpc::nic::NicService {
-        nic: nic.clone(),
-        cluster: cluster.clone(),
-        metrics: metrics.clone(),
-    };
+    let publisher = tokio::spawn(nic::publisher::run(embedded.clone(), nic_changes, sources));
+    let nic_service = embedded.map(|nic| {
+        let hooks = grpc::nic::NodeHooks {
+            cluster: Arc::downgrade(&cluster),
+            metrics: metrics.clone(),
+        };
+        sae_nic_server::NicService::new(nic, Arc::new(hooks))
+    });
     let management = grpc::ManagementService {
         node_name: config.name.clone(),
         started: std::time::Instant::now(),
@@ -256,9 +282,12 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         engine: engine.clone(),
         cops: cops_shared,
         cluster: cluster.clone(),
-        nic: nic.clone(),
+        nic: resolver.clone(),
     };
     let mut tasks = vec![hand_over, publisher];
+    if let grpc::nic::Resolver::Proxy(proxy) = &resolver {
+        tasks.push(tokio::spawn(proxy.clone().watch()));
+    }
     let (health, health_service) = grpc::health();
     grpc::set_ready(&health, false).await;
     tasks.push(tokio::spawn(async move {
@@ -281,7 +310,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
     tasks.push(actix::spawn(cops.clone().serve(cops_listener)));
     Ok(Node {
         cluster,
-        nic,
+        nic: resolver,
         health,
         diameter,
         cops,
@@ -332,8 +361,8 @@ impl Node {
         &self.cluster
     }
 
-    /// The embedded NIC.
-    pub fn nic(&self) -> &Arc<nic::Nic> {
+    /// Where this node resolves subscriber references.
+    pub fn nic(&self) -> &grpc::nic::Resolver {
         &self.nic
     }
 

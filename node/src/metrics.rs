@@ -77,6 +77,8 @@ pub struct Metrics {
     pub nic_published: Family<OutcomeLabels, Counter>,
     /// Publications received from other members: "changed", "stale" (an older epoch), "same".
     pub nic_received: Family<OutcomeLabels, Counter>,
+    /// Resolutions through standalone NICs: "hit" (answered from the cache) or "miss".
+    pub nic_cache: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -170,8 +172,15 @@ impl Metrics {
             "Binding publications received from other members, by outcome (changed, stale, same)",
             nic_received.clone(),
         );
+        let nic_cache = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "nic_cache",
+            "Resolutions through standalone NICs, by outcome (hit: from the cache, miss)",
+            nic_cache.clone(),
+        );
         Metrics {
             registry,
+            nic_cache,
             nic_bindings,
             nic_published,
             nic_received,
@@ -194,6 +203,13 @@ impl Metrics {
         self.nic_published
             .get_or_create(&OutcomeLabels { outcome })
             .inc_by(n as u64);
+    }
+
+    /// Counts a resolution through a standalone NIC (`hit`, `miss`).
+    pub fn nic_cache(&self, outcome: &'static str) {
+        self.nic_cache
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// Counts NIC publications received (`changed`, `stale`, `same`).

@@ -28,7 +28,7 @@ pub struct ManagementService {
     pub engine: Arc<Engine>,
     pub cops: Arc<crate::cops::CopsShared>,
     pub cluster: Arc<crate::cluster::Cluster>,
-    pub nic: Arc<crate::nic::Nic>,
+    pub nic: super::nic::Resolver,
 }
 
 impl ManagementService {
@@ -77,12 +77,16 @@ fn by_session(session_id: String) -> Option<pb::SubscriberRef> {
 impl ManagementService {
     /// Where the call for this subscriber is served: here when the node holds the session (or
     /// the call was forwarded to it), else on the node the NIC resolves the reference to.
-    fn target(&self, forwarded: bool, r: Option<pb::SubscriberRef>) -> Result<Target, Status> {
+    async fn target(
+        &self,
+        forwarded: bool,
+        r: Option<pb::SubscriberRef>,
+    ) -> Result<Target, Status> {
         if let Some(pb::subscriber_ref::Key::Reference(text)) =
             r.as_ref().and_then(|r| r.key.as_ref())
         {
-            let reference = super::nic::reference(text)?;
-            return self.resolved(&reference, forwarded);
+            let reference = sae_nic_server::service::reference(text)?;
+            return self.resolved(&reference, forwarded).await;
         }
         let local = reference(r)?;
         if forwarded
@@ -108,18 +112,15 @@ impl ManagementService {
             },
             SubscriberRef::NasPortId(_) => return Ok(Target::Local(local)),
         };
-        match self.resolved(&nic_reference, false) {
+        match self.resolved(&nic_reference, false).await {
             Ok(remote @ Target::Remote { .. }) => Ok(remote),
             _ => Ok(Target::Local(local)),
         }
     }
 
     /// The one session a NIC reference names, here or on another node.
-    fn resolved(&self, reference: &Reference, forwarded: bool) -> Result<Target, Status> {
-        let res = self
-            .nic
-            .resolve(reference)
-            .map_err(|e| Status::not_found(e.to_string()))?;
+    async fn resolved(&self, reference: &Reference, forwarded: bool) -> Result<Target, Status> {
+        let res = self.nic.resolve(reference).await?;
         let bound: Vec<&sae_nic::Match> =
             res.matches.iter().filter(|m| m.session.is_some()).collect();
         let (node, session_id) = match bound.as_slice() {
@@ -502,7 +503,10 @@ impl Management for ManagementService {
         request: Request<pb::GetSubscriberRequest>,
     ) -> Result<Response<pb::Subscriber>, Status> {
         let forwarded = is_forwarded(&request);
-        let reference = match self.target(forwarded, request.into_inner().subscriber)? {
+        let reference = match self
+            .target(forwarded, request.into_inner().subscriber)
+            .await?
+        {
             Target::Local(r) => r,
             Target::Remote { addr, session_id } => {
                 let request = pb::GetSubscriberRequest {
@@ -528,7 +532,7 @@ impl Management for ManagementService {
     ) -> Result<Response<pb::ServiceChangeResult>, Status> {
         let forwarded = is_forwarded(&request);
         let r = request.into_inner();
-        let reference = match self.target(forwarded, r.subscriber.clone())? {
+        let reference = match self.target(forwarded, r.subscriber.clone()).await? {
             Target::Local(reference) => reference,
             Target::Remote { addr, session_id } => {
                 let request = pb::ActivateServiceRequest {
@@ -556,7 +560,7 @@ impl Management for ManagementService {
     ) -> Result<Response<pb::ServiceChangeResult>, Status> {
         let forwarded = is_forwarded(&request);
         let r = request.into_inner();
-        let reference = match self.target(forwarded, r.subscriber.clone())? {
+        let reference = match self.target(forwarded, r.subscriber.clone()).await? {
             Target::Local(reference) => reference,
             Target::Remote { addr, session_id } => {
                 let request = pb::DeactivateServiceRequest {
@@ -582,7 +586,10 @@ impl Management for ManagementService {
         request: Request<pb::LogoutRequest>,
     ) -> Result<Response<pb::LogoutResponse>, Status> {
         let forwarded = is_forwarded(&request);
-        let reference = match self.target(forwarded, request.into_inner().subscriber)? {
+        let reference = match self
+            .target(forwarded, request.into_inner().subscriber)
+            .await?
+        {
             Target::Local(reference) => reference,
             Target::Remote { addr, session_id } => {
                 let request = pb::LogoutRequest {
@@ -611,7 +618,10 @@ impl Management for ManagementService {
         request: Request<pb::CollectUsageRequest>,
     ) -> Result<Response<pb::CollectUsageResponse>, Status> {
         let forwarded = is_forwarded(&request);
-        let reference = match self.target(forwarded, request.into_inner().subscriber)? {
+        let reference = match self
+            .target(forwarded, request.into_inner().subscriber)
+            .await?
+        {
             Target::Local(reference) => reference,
             Target::Remote { addr, session_id } => {
                 let request = pb::CollectUsageRequest {
@@ -807,7 +817,10 @@ impl Management for ManagementService {
         &self,
         request: Request<pb::ResolveRequest>,
     ) -> Result<Response<pb::ResolveReply>, Status> {
-        super::nic::resolve(&self.nic, &self.cluster, &request.into_inner().reference)
+        let names = self.cluster.member_names();
+        self.nic
+            .resolve_reply(&request.into_inner().reference, |n| names.get(&n).cloned())
+            .await
             .map(Response::new)
     }
 
@@ -815,7 +828,10 @@ impl Management for ManagementService {
         &self,
         request: Request<pb::ListBindingsRequest>,
     ) -> Result<Response<pb::ListBindingsReply>, Status> {
-        super::nic::list_bindings(&self.nic, request.into_inner()).map(Response::new)
+        self.nic
+            .list_bindings(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn evaluate_expression(
@@ -828,7 +844,7 @@ impl Management for ManagementService {
             .map_err(|e| Status::invalid_argument(format!("expression: {e}")))?;
         let mut env = match &r.subscriber {
             None => BTreeMap::new(),
-            Some(_) => match self.target(forwarded, r.subscriber.clone())? {
+            Some(_) => match self.target(forwarded, r.subscriber.clone()).await? {
                 Target::Local(reference) => {
                     let entry = self
                         .engine
@@ -867,7 +883,12 @@ impl Management for ManagementService {
             Err(e) => reply.reference_error = e.to_string(),
             Ok(reference) => {
                 reply.reference = reference.to_string();
-                match super::nic::resolve(&self.nic, &self.cluster, &reply.reference) {
+                let names = self.cluster.member_names();
+                match self
+                    .nic
+                    .resolve_reply(&reply.reference, |n| names.get(&n).cloned())
+                    .await
+                {
                     Ok(res) => reply.matches = res.matches,
                     Err(e) => reply.resolve_error = e.message().to_owned(),
                 }

@@ -1,6 +1,7 @@
 //! The node's gRPC server: the management API (`sae.v1.Management`, [`management`]), the
 //! node-to-node service (`sae.v1.Cluster`: Raft RPCs, membership, [`cluster`]), the embedded
-//! NIC's (`sae.v1.Nic`: publications from the other members, resolution, [`nic`]), the standard
+//! NIC's (`sae.v1.Nic`: publications from the other members, resolution; the service itself is
+//! `sae_nic_server`'s, the node's side of it and the standalone NICs' proxy are [`nic`]), the standard
 //! health service and server reflection, on one listener. Every conversion between the domain
 //! and the prost types lives in [`convert`]. The cached channels to the other members (Raft,
 //! forwarding to the leader) are the cluster's (`cluster::channels`).
@@ -54,7 +55,7 @@ pub async fn set_ready(reporter: &tonic_health::server::HealthReporter, ready: b
 pub async fn serve(
     listener: TcpListener,
     service: ManagementService,
-    nic: nic::NicService,
+    nic: Option<sae_nic_server::NicService>,
     health_service: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
@@ -69,7 +70,8 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(ManagementServer::new(service))
         .add_service(cluster)
-        .add_service(nic::server(nic))
+        // Only an embedded NIC takes the other members' publications.
+        .add_optional_service(nic.map(sae_nic_server::NicService::server))
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
         .await?;
     Ok(())

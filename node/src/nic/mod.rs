@@ -20,15 +20,12 @@ pub mod publisher;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use sae_nic::directory::{DirectoryStats, Entry};
-use sae_nic::{
-    Applied, Attributes, Binding, Directory, Publication, Reference, Resolution, ResolveError,
-    Scenario, SessionKey, Value, Vr,
-};
+use sae_nic::{Attributes, Binding, SessionKey, Value, Vr};
+pub use sae_nic_server::{BatchOutcome, Nic};
 use tokio::sync::mpsc;
 
 use crate::cluster::{NodeId, OwnedKey};
@@ -207,93 +204,11 @@ pub fn fields(record: &SubscriberRecord) -> BTreeMap<String, Value> {
     .collect()
 }
 
-/// The embedded NIC of a node.
-#[derive(Debug)]
-pub struct Nic {
-    node: NodeId,
-    scenario: Scenario,
-    directory: RwLock<Directory>,
-}
-
-/// What a batch of publications did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BatchOutcome {
-    pub changed: u32,
-    pub stale: u32,
-    /// Neither (the same binding again, an unbind of an unknown session).
-    pub same: u32,
-}
-
-impl Nic {
-    pub fn new(node: NodeId, resolution: sae_nic::config::Resolution) -> Nic {
-        Nic {
-            node,
-            scenario: resolution.scenario,
-            directory: RwLock::new(Directory::new(resolution.pools)),
-        }
-    }
-
-    /// This node's id.
-    pub fn node(&self) -> NodeId {
-        self.node
-    }
-
-    pub fn scenario(&self) -> &Scenario {
-        &self.scenario
-    }
-
-    /// Applies publications in order.
-    pub fn apply(&self, publications: impl IntoIterator<Item = Publication>) -> BatchOutcome {
-        let mut outcome = BatchOutcome::default();
-        let mut directory = self.directory.write().expect("nic lock");
-        for p in publications {
-            match directory.apply(p) {
-                Applied::Changed => outcome.changed += 1,
-                Applied::Stale => outcome.stale += 1,
-                Applied::Unchanged => outcome.same += 1,
-            }
-        }
-        outcome
-    }
-
-    /// Resolves a reference with the configured scenario.
-    pub fn resolve(&self, reference: &Reference) -> Result<Resolution, ResolveError> {
-        let directory = self.directory.read().expect("nic lock");
-        self.scenario.resolve(&directory, reference)
-    }
-
-    /// Up to `limit` bindings matching every key of `filter` (all when `None`), by router and
-    /// Session-Id, and the number of bindings in all.
-    pub fn bindings(&self, filter: Option<&Reference>, limit: usize) -> (Vec<Entry>, usize) {
-        let directory = self.directory.read().expect("nic lock");
-        let total = directory.stats().bindings;
-        let mut found: Vec<Entry> = match filter {
-            None => directory.entries().cloned().collect(),
-            Some(r) => match self.scenario.resolve(&directory, r) {
-                Ok(res) => res
-                    .matches
-                    .iter()
-                    .filter_map(|m| m.session.as_ref().and_then(|s| directory.get(s)))
-                    .cloned()
-                    .collect(),
-                Err(_) => Vec::new(),
-            },
-        };
-        found.sort_by(|a, b| a.session.cmp(&b.session));
-        found.dedup_by(|a, b| a.session == b.session);
-        found.truncate(limit);
-        (found, total)
-    }
-
-    pub fn stats(&self) -> DirectoryStats {
-        self.directory.read().expect("nic lock").stats()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{SessionState, SubscriberAttributes};
+    use sae_nic::{Publication, Reference};
 
     fn record() -> SubscriberRecord {
         SubscriberRecord {
@@ -335,7 +250,7 @@ mod tests {
         );
         assert_eq!(b.attributes.vr, Some(Vr::default_of("bng1")));
         assert_eq!(b.attributes.interface_name.as_deref(), Some("ge-0/0/0.7"));
-        let nic = Nic::new(7, sae_nic::config::Resolution::default());
+        let nic = Nic::new(sae_nic::config::Resolution::default());
         let outcome = nic.apply([Publication::bind(b)]);
         assert_eq!(
             outcome,

@@ -1,10 +1,13 @@
 //! The publisher: drains the registry's changes in batches, stamps them with the router's
-//! ownership epoch, applies them to this node's directory and sends them to every other member,
-//! each through its own queue and task so that a slow or unreachable member delays nobody.
+//! ownership epoch, applies them to this node's directory (when it embeds one) and sends them
+//! to every target: the other members, or the standalone NIC endpoints. Each target has its
+//! own queue and task so that a slow or unreachable one delays nobody.
 //!
-//! A member's queue that overflows, or a send that fails, turns into a replay of every binding
-//! of this node to that member once it answers again (retried with a growing pause). The owners
-//! of routers are taken from this node's copy of the control state whenever it changes.
+//! A target's queue that overflows, or a send that fails, turns into a replay of every binding
+//! of this node to that target once it answers again (retried with a growing pause). The
+//! owners of routers are taken from this node's copy of the control state whenever it changes,
+//! and published too (a standalone NIC has no control state of its own); every replay starts
+//! with them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -49,9 +52,11 @@ pub type Owners = Vec<(String, Option<NodeId>, u64)>;
 
 /// What the publisher reads of the node.
 pub struct Sources {
+    /// This node's id, the publisher of every binding.
+    pub node: NodeId,
     /// Every session this node holds.
     pub sessions: Arc<dyn Fn() -> Vec<Arc<SubscriberRecord>> + Send + Sync>,
-    /// The other members: id and gRPC address.
+    /// Where publications go: the other members (or the NIC endpoints), by id and gRPC address.
     pub peers: Arc<dyn Fn() -> Vec<(NodeId, String)> + Send + Sync>,
     /// Every router of the control state with its active node and epoch (router names as
     /// sessions carry them).
@@ -68,8 +73,17 @@ struct Peer {
     task: tokio::task::AbortHandle,
 }
 
+/// This node's directory, when it embeds one.
+type Local = Option<Arc<Nic>>;
+
+fn apply_local(local: &Local, publications: &[Publication]) {
+    if let Some(nic) = local {
+        nic.apply(publications.iter().cloned());
+    }
+}
+
 /// Runs the publisher until the node stops (the sink is dropped).
-pub async fn run(nic: Arc<Nic>, mut changes: Changes, sources: Sources) {
+pub async fn run(local: Local, mut changes: Changes, sources: Sources) {
     let sources = Arc::new(sources);
     // Every task the publisher starts (one per member, resync timers) ends with it.
     let mut tasks = tokio::task::JoinSet::new();
@@ -87,15 +101,21 @@ pub async fn run(nic: Arc<Nic>, mut changes: Changes, sources: Sources) {
         };
         while tasks.try_join_next().is_some() {}
         if first.is_none() {
-            sources
-                .metrics
-                .nic_bindings
-                .set(nic.stats().bindings as i64);
-            refresh_owners(&nic, &sources, &mut owners);
-            refresh_peers(&nic, &sources, &mut peers, &mut tasks);
+            if let Some(nic) = &local {
+                sources
+                    .metrics
+                    .nic_bindings
+                    .set(nic.stats().bindings as i64);
+            }
+            let changed = refresh_owners(&sources, &mut owners);
+            if !changed.is_empty() {
+                apply_local(&local, &changed);
+                send_all(&peers, Arc::new(changed));
+            }
+            refresh_peers(&sources, &mut peers, &mut tasks);
             if changes.overflow.swap(false, Ordering::Relaxed) {
                 tracing::warn!("NIC publications overflowed: replaying every binding");
-                nic.apply(replay(&nic, &sources));
+                apply_local(&local, &replay(&sources));
                 for p in peers.values() {
                     p.replay.store(true, Ordering::Relaxed);
                 }
@@ -106,7 +126,7 @@ pub async fn run(nic: Arc<Nic>, mut changes: Changes, sources: Sources) {
         let mut pending = first;
         let deadline = tokio::time::Instant::now() + LINGER;
         while let Some(change) = pending.take() {
-            publication(&nic, &sources, change, &mut batch, &mut tasks);
+            publication(&local, &sources, change, &mut batch, &mut tasks);
             if batch.len() >= BATCH {
                 break;
             }
@@ -120,20 +140,24 @@ pub async fn run(nic: Arc<Nic>, mut changes: Changes, sources: Sources) {
         if batch.is_empty() {
             continue;
         }
-        nic.apply(batch.iter().cloned());
-        let batch = Arc::new(batch);
-        for p in peers.values() {
-            if p.tx.try_send(batch.clone()).is_err() {
-                p.replay.store(true, Ordering::Relaxed);
-            }
-        }
+        apply_local(&local, &batch);
+        send_all(&peers, Arc::new(batch));
     }
     tasks.abort_all();
 }
 
+/// Queues a batch for every target; a full queue makes that target's next send a replay.
+fn send_all(peers: &HashMap<NodeId, Peer>, batch: Arc<Vec<Publication>>) {
+    for p in peers.values() {
+        if p.tx.try_send(batch.clone()).is_err() {
+            p.replay.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The publication for one change, if this node may still speak for the router.
 fn publication(
-    nic: &Arc<Nic>,
+    local: &Local,
     sources: &Arc<Sources>,
     change: Change,
     out: &mut Vec<Publication>,
@@ -143,7 +167,7 @@ fn publication(
         Change::Bound(record) => {
             let (mine, epoch) = sources.ownership.standing(&ownership_key(&record));
             if mine {
-                out.push(Publication::bind(binding(&record, nic.node(), epoch)));
+                out.push(Publication::bind(binding(&record, sources.node, epoch)));
             }
         }
         Change::Unbound(record) => {
@@ -153,7 +177,7 @@ fn publication(
             let epoch = if mine { epoch } else { epoch.saturating_sub(1) };
             out.push(Publication::Unbind {
                 session: SessionKey::new(&record.router, &record.session_id),
-                node: nic.node(),
+                node: sources.node,
                 epoch,
             });
         }
@@ -162,7 +186,7 @@ fn publication(
             if !mine {
                 return;
             }
-            let nic = nic.clone();
+            let local = local.clone();
             let sources = sources.clone();
             let name = crate::cluster::OwnedKey::parse(&router)
                 .sessions_router()
@@ -174,10 +198,10 @@ fn publication(
                 }
                 let synced = Publication::Synced {
                     router: name,
-                    node: nic.node(),
+                    node: sources.node,
                     epoch,
                 };
-                nic.apply([synced.clone()]);
+                apply_local(&local, std::slice::from_ref(&synced));
                 let batch = Arc::new(vec![synced]);
                 for (_, addr) in (sources.peers)() {
                     let _ = (sources.send)(addr, batch.clone()).await;
@@ -187,25 +211,36 @@ fn publication(
     }
 }
 
-/// Every binding of this node, framed as a replay.
-fn replay(nic: &Nic, sources: &Sources) -> Vec<Publication> {
-    let mut out = vec![Publication::ReplayStart { node: nic.node() }];
+/// The owners this node knows, then every binding of this node, framed as a replay.
+fn replay(sources: &Sources) -> Vec<Publication> {
+    let node = sources.node;
+    let mut out = vec![Publication::ReplayStart { node }];
+    out.extend(
+        (sources.owners)()
+            .into_iter()
+            .filter_map(|(router, owner, epoch)| {
+                owner.map(|node| Publication::Owner {
+                    router,
+                    node,
+                    epoch,
+                })
+            }),
+    );
     for record in (sources.sessions)() {
         let (mine, epoch) = sources.ownership.standing(&ownership_key(&record));
         if mine {
-            out.push(Publication::bind(binding(&record, nic.node(), epoch)));
+            out.push(Publication::bind(binding(&record, node, epoch)));
         }
     }
-    out.push(Publication::ReplayEnd { node: nic.node() });
+    out.push(Publication::ReplayEnd { node });
     out
 }
 
-/// Owners from the control state into this node's directory.
+/// The owners of the control state that changed since last looked at.
 fn refresh_owners(
-    nic: &Nic,
     sources: &Sources,
     known: &mut BTreeMap<String, (Option<NodeId>, u64)>,
-) {
+) -> Vec<Publication> {
     let mut changed = Vec::new();
     for (router, owner, epoch) in (sources.owners)() {
         if known.get(&router) != Some(&(owner, epoch)) {
@@ -219,14 +254,11 @@ fn refresh_owners(
             }
         }
     }
-    if !changed.is_empty() {
-        nic.apply(changed);
-    }
+    changed
 }
 
 /// Starts a task (and a replay) for each new member; stops those of members gone.
 fn refresh_peers(
-    nic: &Arc<Nic>,
     sources: &Arc<Sources>,
     peers: &mut HashMap<NodeId, Peer>,
     tasks: &mut tokio::task::JoinSet<()>,
@@ -248,13 +280,8 @@ fn refresh_peers(
         }
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
         let replay = Arc::new(AtomicBool::new(true));
-        let task = tasks.spawn(peer_task(
-            nic.clone(),
-            sources.clone(),
-            addr.clone(),
-            rx,
-            replay.clone(),
-        ));
+        // A target that appears gets a replay first.
+        let task = tasks.spawn(peer_task(sources.clone(), addr.clone(), rx, replay.clone()));
         peers.insert(
             id,
             Peer {
@@ -269,7 +296,6 @@ fn refresh_peers(
 
 /// Sends one member its batches, replaying first whenever it may have missed some.
 async fn peer_task(
-    nic: Arc<Nic>,
     sources: Arc<Sources>,
     addr: String,
     mut rx: mpsc::Receiver<Arc<Vec<Publication>>>,
@@ -280,8 +306,11 @@ async fn peer_task(
         if replay_needed.swap(false, Ordering::Relaxed) {
             // What is queued now is older than the replay's snapshot: drop it.
             while rx.try_recv().is_ok() {}
-            let all = replay(&nic, &sources);
-            let n = all.len() - 2;
+            let all = replay(&sources);
+            let n = all
+                .iter()
+                .filter(|p| matches!(p, Publication::Bind(_)))
+                .count();
             let mut ok = true;
             for chunk in all.chunks(BATCH) {
                 if let Err(e) = (sources.send)(addr.clone(), Arc::new(chunk.to_vec())).await {
@@ -361,6 +390,7 @@ mod tests {
             ("bng2".to_string(), view(2, 7, false)),
         ]);
         Arc::new(Sources {
+            node: 1,
             sessions: Arc::new(move || sessions.clone()),
             peers: Arc::new(Vec::new),
             owners: Arc::new(Vec::new),
@@ -371,16 +401,16 @@ mod tests {
     }
 
     fn nic() -> Arc<Nic> {
-        Arc::new(Nic::new(1, sae_nic::config::Resolution::default()))
+        Arc::new(Nic::new(sae_nic::config::Resolution::default()))
     }
 
     #[tokio::test]
     async fn changes_are_stamped_with_the_epoch_this_node_serves_the_router_in() {
-        let (nic, sources) = (nic(), sources(vec![]));
+        let (local, sources) = (Some(nic()), sources(vec![]));
         let mut tasks = tokio::task::JoinSet::new();
         let mut out = Vec::new();
         publication(
-            &nic,
+            &local,
             &sources,
             Change::Bound(record("bng1", "s1")),
             &mut out,
@@ -388,14 +418,14 @@ mod tests {
         );
         // A router this node no longer serves: no binding in its name.
         publication(
-            &nic,
+            &local,
             &sources,
             Change::Bound(record("bng2", "s2")),
             &mut out,
             &mut tasks,
         );
         publication(
-            &nic,
+            &local,
             &sources,
             Change::Unbound(record("bng1", "s1")),
             &mut out,
@@ -403,7 +433,7 @@ mod tests {
         );
         // Its removal only reaches what it published under an older epoch.
         publication(
-            &nic,
+            &local,
             &sources,
             Change::Unbound(record("bng2", "s2")),
             &mut out,
@@ -437,7 +467,7 @@ mod tests {
             record("bng2", "s2"),
         ];
         let (nic, sources) = (nic(), sources(all));
-        let replayed = replay(&nic, &sources);
+        let replayed = replay(&sources);
         assert!(matches!(
             replayed.first(),
             Some(Publication::ReplayStart { node: 1 })
@@ -477,7 +507,7 @@ mod tests {
             router: "bng1".into(),
             window: Duration::from_secs(2),
         };
-        publication(&nic, &sources, resync, &mut out, &mut tasks);
+        publication(&Some(nic.clone()), &sources, resync, &mut out, &mut tasks);
         assert_eq!(nic.stats().bindings, 1, "kept during the window");
         tokio::time::sleep(Duration::from_secs(3)).await;
         while tasks.join_next().await.is_some() {}
