@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use sae_proto::v1 as pb;
 use sae_sim::events::check_single_active;
 
-use crate::support::{Api, NodeConfig, SaeNode, Sim};
+use crate::support::{Api, NodeConfig, SaeNic, SaeNode, Sim};
 
 const ROUTER: &str = "client.test.realm";
 
@@ -952,6 +952,162 @@ fn any_node_resolves_and_acts_on_any_subscriber_and_follows_a_failover() {
             (after.owner, after.epoch)
         );
     }
+    for sim in &sims {
+        check_single_active(&events(sim)).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// The standalone NIC's own listing (the nodes publish there).
+fn nic_bindings(nic: &SaeNic) -> Vec<pb::NicBinding> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut client = pb::nic_client::NicClient::connect(format!("http://{}", nic.grpc)).await?;
+        let reply = client
+            .list_bindings(pb::ListBindingsRequest {
+                reference: String::new(),
+                limit: 10_000,
+            })
+            .await?;
+        Ok::<_, Box<dyn std::error::Error>>(reply.into_inner().bindings)
+    })
+    .unwrap_or_default()
+}
+
+#[test]
+fn nodes_resolve_through_a_standalone_nic_that_a_restart_rebuilds_from_their_replays() {
+    const PER_ROUTER: u64 = 10;
+    let routers = ["n1.test.realm", "n2.test.realm"];
+    let mut nic = SaeNic::start(0);
+    let config = |i: usize| {
+        let mut c = node_config(ip(23, i), host(i), "");
+        c.allowed_peers = Some(routers.to_vec());
+        // A long cache lifetime: only the NIC's invalidations can make an answer go.
+        c.extra.push_str(&format!(
+            "\n[nic]\nendpoints = [\"{}\"]\ncache_ttl_secs = 600\n",
+            nic.grpc
+        ));
+        c
+    };
+    let first = SaeNode::start(&config(1));
+    let second = SaeNode::start_with(&config(2), &join_args(&first));
+    let nodes = [first, second];
+    let refs: Vec<&SaeNode> = nodes.iter().collect();
+    converged(&refs, 2);
+    let sims: Vec<Sim> = routers
+        .iter()
+        .enumerate()
+        .map(|(i, r)| addressed_router_sim(&refs, r, &format!("10.{}.0.1", i + 1), PER_ROUTER))
+        .collect();
+    for sim in &sims {
+        all_logins_done(sim, PER_ROUTER as usize);
+    }
+    for (router, node) in routers.iter().zip(&nodes) {
+        if owner_of(&nodes[0], router).map(|o| o.owner) != Some(node.node_id) {
+            move_router(&nodes[0], router, node.node_id);
+        }
+    }
+    let owner =
+        |router: &str| nodes[routers.iter().position(|r| *r == router).expect("ours")].node_id;
+    let complete = |all: &[pb::NicBinding], n: usize| {
+        all.len() == n && all.iter().all(|b| b.node == owner(&b.router))
+    };
+    let everyone = 2 * PER_ROUTER as usize;
+    let held = until("the standalone NIC holding every binding", || {
+        let all = nic_bindings(&nic);
+        complete(&all, everyone).then_some(all)
+    });
+    // The nodes list and resolve through it: every key kind, from each node, twice (the second
+    // from the node's cache).
+    assert_eq!(bindings(&nodes[0]).len(), everyone, "listed through node 1");
+    let samples: Vec<&pb::NicBinding> = routers
+        .iter()
+        .map(|r| held.iter().find(|b| b.router == *r).expect("each router"))
+        .collect();
+    for node in &nodes {
+        for b in &samples {
+            for reference in references_of(b) {
+                for _ in 0..2 {
+                    let r = resolve(node, &reference)
+                        .unwrap_or_else(|e| panic!("{reference} on node {}: {e}", node.node_id));
+                    assert_eq!(r.matches.len(), 1, "{reference}: {r:?}");
+                    assert_eq!(r.matches[0].node, owner(&b.router), "{reference}: {r:?}");
+                    assert_eq!(r.matches[0].session_id, b.session_id, "{reference}: {r:?}");
+                }
+            }
+        }
+        let text = node.scrape_metrics();
+        assert!(
+            text.contains("sae_nic_cache_total{outcome=\"hit\"}"),
+            "{text}"
+        );
+    }
+    // An activation through the node that does not serve the subscriber.
+    let b = samples[1];
+    let mut api = Api::connect(&nodes[0]);
+    let change = api
+        .rt
+        .block_on(api.client.activate_service(pb::ActivateServiceRequest {
+            subscriber: by_reference(&format!("loginName={}", b.login_name)),
+            service: "video".into(),
+            ..Default::default()
+        }))
+        .expect("activation forwarded to the owner")
+        .into_inner();
+    assert!(change.success, "{change:?}");
+    // A logout reaches node 2's cached answer through the NIC's invalidations.
+    let gone = samples[0];
+    let by_login = format!("loginName={}", gone.login_name);
+    resolve(&nodes[1], &by_login).expect("cached on node 2");
+    api.rt
+        .block_on(api.client.logout(pb::LogoutRequest {
+            subscriber: by_reference(&by_login),
+        }))
+        .expect("logout");
+    until("node 2's cached answer dropped by the logout", || {
+        resolve(&nodes[1], &by_login)
+            .err()
+            .filter(|e| e.code() == tonic::Code::NotFound)
+    });
+    let answers = |node: &SaeNode| -> Vec<(String, u64, String)> {
+        held.iter()
+            .filter(|b| b.session_id != gone.session_id)
+            .map(|b| {
+                let r = resolve(node, &format!("loginName={}", b.login_name))
+                    .map(|r| (r.matches[0].node, r.matches[0].session_id.clone()))
+                    .unwrap_or_default();
+                (b.login_name.clone(), r.0, r.1)
+            })
+            .collect()
+    };
+    let before = answers(&nodes[0]);
+    assert!(
+        before
+            .iter()
+            .all(|(_, node, id)| *node != 0 && !id.is_empty())
+    );
+
+    // The NIC dies and comes back empty: the nodes' replays rebuild it, with the same answers
+    // from every node.
+    nic = nic.kill_and_restart();
+    until("the restarted NIC rebuilt from the replays", || {
+        complete(&nic_bindings(&nic), everyone - 1).then_some(())
+    });
+    for node in &nodes {
+        until(
+            &format!("node {}'s answers after the NIC's restart", node.node_id),
+            || (answers(node) == before).then_some(()),
+        );
+    }
+    let text = nic.scrape_metrics();
+    assert!(
+        text.contains(&format!("sae_nic_bindings {}", everyone - 1)),
+        "{text}"
+    );
+    assert!(text.contains("sae_nic_publishers 2"), "{text}");
+    assert!(text.contains("sae_nic_watchers 2"), "{text}");
     for sim in &sims {
         check_single_active(&events(sim)).unwrap_or_else(|e| panic!("{e}"));
     }

@@ -31,6 +31,7 @@ pub struct Nic {
     watch: broadcast::Sender<Arc<Invalidation>>,
     /// Node names as publishers gave them.
     names: RwLock<BTreeMap<NodeId, String>>,
+    instance: u64,
 }
 
 impl Nic {
@@ -40,7 +41,14 @@ impl Nic {
             directory: RwLock::new(Directory::new(resolution.pools)),
             watch: broadcast::channel(WATCH_QUEUE).0,
             names: RwLock::new(BTreeMap::new()),
+            instance: new_instance(),
         }
+    }
+
+    /// This directory's instance: chosen at random when it starts, so that publishers learn
+    /// from their next answer that it restarted empty.
+    pub fn instance(&self) -> u64 {
+        self.instance
     }
 
     pub fn scenario(&self) -> &Scenario {
@@ -142,6 +150,19 @@ impl Nic {
     }
 }
 
+fn new_instance() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS's randomness; mixing in the time keeps two in one
+    // process apart as well.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish().max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +213,7 @@ mod tests {
         nic.learn_name(3, "");
         assert_eq!(nic.node_name(3).as_deref(), Some("sae3"));
         assert_eq!(nic.publishers(), 1);
+        let other = Nic::new(sae_nic::config::Resolution::default());
+        assert_ne!(nic.instance(), other.instance());
     }
 }

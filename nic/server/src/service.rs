@@ -117,6 +117,7 @@ impl pb::nic_server::Nic for NicService {
         Ok(Response::new(pb::PublishReply {
             changed: outcome.changed,
             stale: outcome.stale,
+            instance: self.nic.instance(),
         }))
     }
 

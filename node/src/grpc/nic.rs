@@ -68,7 +68,7 @@ pub fn sender(cluster: std::sync::Weak<Cluster>, node_name: String) -> SendFn {
             };
             let mut client = NicClient::new(channel).max_encoding_message_size(MAX_MESSAGE);
             match tokio::time::timeout(PUBLISH_TIMEOUT, client.publish(request)).await {
-                Ok(Ok(_)) => Ok(()),
+                Ok(Ok(reply)) => Ok(reply.into_inner().instance),
                 Ok(Err(status)) => Err(status.message().to_owned()),
                 Err(_) => Err("timed out".into()),
             }

@@ -34,15 +34,18 @@ const REFRESH: Duration = Duration::from_millis(250);
 /// Pause after a failed send, doubled up to [`MAX_BACKOFF`].
 const BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often an idle target is sent an empty batch, to learn whether it restarted.
+const HEARTBEAT: Duration = Duration::from_secs(1);
 /// Margin after a resynchronization window before `Synced` goes out.
 const SYNC_MARGIN: Duration = Duration::from_millis(500);
 
-/// Sends one batch to the member at a gRPC address.
+/// Sends one batch to the member (or NIC) at a gRPC address; answers the receiving
+/// directory's instance (a new one: it restarted empty and needs a replay).
 pub type SendFn = Arc<
     dyn Fn(
             String,
             Arc<Vec<Publication>>,
-        ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        ) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send>>
         + Send
         + Sync,
 >;
@@ -302,6 +305,9 @@ async fn peer_task(
     replay_needed: Arc<AtomicBool>,
 ) {
     let mut backoff = BACKOFF;
+    // The target's directory instance the last replay went to.
+    let mut instance: Option<u64> = None;
+    let mut idle = tokio::time::Instant::now();
     loop {
         if replay_needed.swap(false, Ordering::Relaxed) {
             // What is queued now is older than the replay's snapshot: drop it.
@@ -312,15 +318,25 @@ async fn peer_task(
                 .filter(|p| matches!(p, Publication::Bind(_)))
                 .count();
             let mut ok = true;
+            let mut started = None;
             for chunk in all.chunks(BATCH) {
-                if let Err(e) = (sources.send)(addr.clone(), Arc::new(chunk.to_vec())).await {
-                    tracing::debug!(peer = %addr, "NIC replay: {e}");
-                    sources.metrics.nic_published("failed", chunk.len());
-                    ok = false;
-                    break;
+                match (sources.send)(addr.clone(), Arc::new(chunk.to_vec())).await {
+                    // The target restarted during the replay: start again.
+                    Ok(i) if started.is_some_and(|s| s != i) => {
+                        ok = false;
+                        break;
+                    }
+                    Ok(i) => started = Some(i),
+                    Err(e) => {
+                        tracing::debug!(peer = %addr, "NIC replay: {e}");
+                        sources.metrics.nic_published("failed", chunk.len());
+                        ok = false;
+                        break;
+                    }
                 }
                 sources.metrics.nic_published("replayed", chunk.len());
             }
+            instance = started;
             if !ok {
                 replay_needed.store(true, Ordering::Relaxed);
                 tokio::time::sleep(backoff).await;
@@ -335,12 +351,23 @@ async fn peer_task(
                 Some(b) => b,
                 None => return,
             },
-            // Looks at the replay flag now and then (set by an overflow).
-            _ = tokio::time::sleep(REFRESH) => continue,
+            // Looks at the replay flag now and then (set by an overflow), and asks an idle
+            // target whether it is still the directory the last replay went to.
+            _ = tokio::time::sleep(REFRESH) => {
+                if idle.elapsed() < HEARTBEAT {
+                    continue;
+                }
+                Arc::new(Vec::new())
+            }
         };
+        idle = tokio::time::Instant::now();
         let n = batch.len();
         match (sources.send)(addr.clone(), batch).await {
-            Ok(()) => sources.metrics.nic_published("sent", n),
+            Ok(i) if instance != Some(i) => {
+                tracing::info!(peer = %addr, "NIC directory restarted: replaying every binding");
+                replay_needed.store(true, Ordering::Relaxed);
+            }
+            Ok(_) => sources.metrics.nic_published("sent", n),
             Err(e) => {
                 tracing::debug!(peer = %addr, "NIC publish: {e}");
                 sources.metrics.nic_published("failed", n);
@@ -395,7 +422,7 @@ mod tests {
             peers: Arc::new(Vec::new),
             owners: Arc::new(Vec::new),
             ownership,
-            send: Arc::new(|_, _| Box::pin(async { Ok(()) })),
+            send: Arc::new(|_, _| Box::pin(async { Ok(1) })),
             metrics: Arc::new(crate::metrics::Metrics::new()),
         })
     }
@@ -512,5 +539,50 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(3)).await;
         while tasks.join_next().await.is_some() {}
         assert_eq!(nic.stats().bindings, 0, "dropped once the window passed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_target_that_restarted_empty_gets_a_replay() {
+        use std::sync::Mutex;
+        use std::sync::atomic::AtomicU64;
+        let instance = Arc::new(AtomicU64::new(1));
+        let replays = Arc::new(Mutex::new(Vec::new()));
+        let base = sources(vec![record("bng1", "s1")]);
+        let send: SendFn = {
+            let (instance, replays) = (instance.clone(), replays.clone());
+            Arc::new(move |_, batch: Arc<Vec<Publication>>| {
+                let now = instance.load(Ordering::Relaxed);
+                if matches!(batch.first(), Some(Publication::ReplayStart { .. })) {
+                    replays.lock().unwrap().push(now);
+                }
+                Box::pin(async move { Ok(now) })
+            })
+        };
+        let sources = Arc::new(Sources {
+            node: 1,
+            sessions: base.sessions.clone(),
+            peers: Arc::new(Vec::new),
+            owners: Arc::new(Vec::new),
+            ownership: base.ownership.clone(),
+            send,
+            metrics: base.metrics.clone(),
+        });
+        let (_tx, rx) = mpsc::channel(4);
+        let task = tokio::spawn(peer_task(
+            sources,
+            "nic:1".into(),
+            rx,
+            Arc::new(AtomicBool::new(true)),
+        ));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(*replays.lock().unwrap(), [1], "one replay, then heartbeats");
+        instance.store(2, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(
+            *replays.lock().unwrap(),
+            [1, 2],
+            "the new instance is replayed to"
+        );
+        task.abort();
     }
 }

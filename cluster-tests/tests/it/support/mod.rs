@@ -20,8 +20,8 @@ pub use capture::{
     tshark_findings,
 };
 pub use process::{
-    NodeConfig, Proc, SaeNode, Sim, interop_python, python_script, sae_node_bin, sae_sim_bin,
-    saectl_bin,
+    NodeConfig, Proc, SaeNic, SaeNode, Sim, interop_python, python_script, sae_node_bin,
+    sae_sim_bin, saectl_bin,
 };
 
 /// What to do when a prerequisite installed by the CI script is missing.

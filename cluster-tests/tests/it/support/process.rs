@@ -44,6 +44,11 @@ pub fn sae_node_bin() -> PathBuf {
     workspace_bin("sae-node", "sae-node")
 }
 
+/// The standalone `sae-nic` binary (package `sae-nic-server`).
+pub fn sae_nic_bin() -> PathBuf {
+    workspace_bin("sae-nic", "sae-nic-server")
+}
+
 /// The `saectl` binary, built into the same target profile directory as `sae-node`.
 pub fn saectl_bin() -> PathBuf {
     let node = sae_node_bin();
@@ -498,20 +503,77 @@ impl SaeNode {
 
     /// The Prometheus text of `/metrics`.
     pub fn scrape_metrics(&self) -> String {
-        use std::io::Write as _;
-        let mut s = std::net::TcpStream::connect(self.metrics).expect("connect to /metrics");
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: sae\r\n\r\n")
-            .expect("write");
-        let mut text = String::new();
-        s.read_to_string(&mut text).expect("read /metrics");
-        assert!(text.starts_with("HTTP/1.0 200"), "{text}");
-        text
+        scrape(self.metrics)
     }
 
     /// The management API's URL.
     pub fn grpc_url(&self) -> String {
         format!("http://{}", self.grpc)
     }
+}
+
+/// A standalone `sae-nic` on loopback, with the addresses it printed.
+pub struct SaeNic {
+    pub proc: Proc,
+    pub grpc: SocketAddr,
+    pub metrics: SocketAddr,
+}
+
+impl SaeNic {
+    /// Starts `sae-nic` with its gRPC listener on `127.0.0.1:port` (0: any) and waits for
+    /// `ready`.
+    pub fn start(port: u16) -> SaeNic {
+        let mut cmd = Command::new(sae_nic_bin());
+        cmd.args([
+            "--grpc-listen",
+            &format!("127.0.0.1:{port}"),
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ]);
+        let proc = Proc::spawn("sae-nic", cmd);
+        if let Err(e) = proc
+            .stdout
+            .wait_line(0, Duration::from_secs(30), "`ready`", |l| l == "ready")
+        {
+            panic!("sae-nic did not get ready: {e}\n{}", proc.transcript());
+        }
+        let addrs = listener_addrs(&proc);
+        let one = |protocol: &str| {
+            addrs
+                .iter()
+                .find(|(p, _)| p == protocol)
+                .map(|(_, a)| *a)
+                .unwrap_or_else(|| panic!("no `listening {protocol}` line: {addrs:?}"))
+        };
+        SaeNic {
+            grpc: one("grpc"),
+            metrics: one("metrics"),
+            proc,
+        }
+    }
+
+    /// Kills it (SIGKILL) and starts it again on the same gRPC port, empty.
+    pub fn kill_and_restart(mut self) -> SaeNic {
+        self.proc.kill();
+        SaeNic::start(self.grpc.port())
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub fn scrape_metrics(&self) -> String {
+        scrape(self.metrics)
+    }
+}
+
+/// The Prometheus text of `/metrics` at `addr`.
+fn scrape(addr: SocketAddr) -> String {
+    use std::io::Write as _;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to /metrics");
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: sae\r\n\r\n")
+        .expect("write");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read /metrics");
+    assert!(text.starts_with("HTTP/1.0 200"), "{text}");
+    text
 }
 
 /// A running `sae-sim` with its control pipe; it prints one JSON event per line.
