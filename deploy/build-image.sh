@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the container image of the SAE cluster: statically linked release binaries of
-# sae-node, saectl and sae-sim on an empty (FROM scratch) base.
+# sae-node, sae-nic (the standalone NIC), saectl and sae-sim on an empty (FROM scratch) base.
 #
 #   bash deploy/build-image.sh              # image sae-cluster:dev
 #   SAE_IMAGE=sae-cluster:test bash deploy/build-image.sh
@@ -25,7 +25,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
 BIN_DIR="$TARGET_DIR/$TRIPLE/release"
 CONTEXT="$TARGET_DIR/sae-image-context"
-BINARIES=(sae-node saectl sae-sim)
+BINARIES=(sae-node sae-nic saectl sae-sim)
 
 if [ "${1:-}" = "--if-missing" ]; then
     if "$DOCKER" image inspect "$IMAGE" >/dev/null 2>&1; then
@@ -46,7 +46,7 @@ echo "==> cargo build (static, release, $TRIPLE)"
     # CARGO_ENCODED_RUSTFLAGS would take precedence over RUSTFLAGS.
     unset CARGO_ENCODED_RUSTFLAGS
     RUSTFLAGS="-C target-feature=+crt-static" "$CARGO" build --release --target "$TRIPLE" \
-        -p sae-node -p sae-ctl -p sae-sim --bins
+        -p sae-node -p sae-nic-server -p sae-ctl -p sae-sim --bins
 )
 built=$(date +%s)
 

@@ -3,6 +3,7 @@
 #
 #   bash deploy/cluster-up.sh                   # sae1, sae2, sae3
 #   bash deploy/cluster-up.sh --demo            # + the simulated router (profile demo)
+#   bash deploy/cluster-up.sh --nic             # + a standalone NIC the nodes resolve at
 #   bash deploy/cluster-up.sh --scale sae-extra=2   # + two nodes that join by themselves
 #   bash deploy/cluster-up.sh --build           # rebuild the image first (else only if missing)
 #
@@ -24,7 +25,11 @@ profile=()
 up_args=()
 while [ $# -gt 0 ]; do
     case "$1" in
-    --demo) profile=(--profile demo) ;;
+    --demo) profile+=(--profile demo) ;;
+    --nic)
+        profile+=(--profile nic)
+        export SAE_NIC_ENDPOINTS=nic:50070
+        ;;
     --build) build=1 ;;
     -h | --help)
         sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -58,5 +63,8 @@ for service in $(sae_node_services); do
 done
 echo
 echo "Management API of sae1 on the host: $(sae_compose port sae1 50051)"
+if [ -n "${SAE_NIC_ENDPOINTS:-}" ]; then
+    echo "Standalone NIC on the host: $(sae_compose "${profile[@]}" port nic 50070)"
+fi
 echo "  saectl --server http://$(sae_compose port sae1 50051) cluster"
 echo "Stop: docker compose -p $SAE_PROJECT -f deploy/compose.yaml down -v"

@@ -22,9 +22,9 @@ sae_compose() {
     "${SAE_COMPOSE[@]}" -p "$SAE_PROJECT" -f "$SAE_COMPOSE_FILE" "$@"
 }
 
-# compose on the project with every profile (logs, ps, down of the simulator too).
+# compose on the project with every profile (logs, ps, down of the simulator and NIC too).
 sae_compose_all() {
-    "${SAE_COMPOSE[@]}" -p "$SAE_PROJECT" -f "$SAE_COMPOSE_FILE" --profile demo "$@"
+    "${SAE_COMPOSE[@]}" -p "$SAE_PROJECT" -f "$SAE_COMPOSE_FILE" --profile demo --profile nic "$@"
 }
 
 # sae_compose_up [GLOBAL OPTIONS...] -- [UP ARGS...]: `up -d` (with --wait on compose v2).

@@ -51,6 +51,10 @@ struct Cli {
     /// Diameter Origin-Host defaults to `<name>.sae.localdomain`.
     #[arg(long, env = "SAE_NODE_NAME")]
     name: Option<String>,
+    /// Standalone NICs to publish to and resolve at (host:port, comma-separated), overriding
+    /// `nic.endpoints`. Empty: the node embeds its NIC.
+    #[arg(long, env = "SAE_NIC_ENDPOINTS", value_delimiter = ',')]
+    nic_endpoints: Option<Vec<String>>,
     /// Log format (`plain` or `json`), overriding the configuration.
     #[arg(long, env = "SAE_LOG_FORMAT")]
     log_format: Option<String>,
@@ -112,6 +116,14 @@ fn load(cli: &Cli) -> Result<Config, String> {
             .filter(|j| !j.is_empty())
             .collect();
         from_flags.push(("cluster.join", "--join"));
+    }
+    if let Some(endpoints) = &cli.nic_endpoints {
+        file.nic.endpoints = endpoints
+            .iter()
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty())
+            .collect();
+        from_flags.push(("nic.endpoints", "--nic-endpoints"));
     }
     if let Some(a) = &cli.advertise {
         file.cluster.advertise = Some(a.clone());

@@ -206,4 +206,12 @@ mod tests {
             parse("[resolution]\npools = [{ prefix = \"10.0.0.1/8\", vr = \"a@b\" }]").unwrap_err();
         assert!(e.contains("resolution.pools[0].prefix"), "{e}");
     }
+
+    #[test]
+    fn the_sample_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sae-nic.toml");
+        let c = FileConfig::read(&path).unwrap().validate().unwrap();
+        assert_eq!(c.grpc_listen.port(), 50070);
+        assert_eq!(c.resolution.pools.len(), 1);
+    }
 }
