@@ -187,7 +187,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .add_service(reflection_v1alpha)
         .add_service(service)
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(grpc),
+            // TCP_NODELAY: no delayed-ACK wait after each small answer.
+            tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true)),
             shutdown_signal(),
         );
     let metrics_task = tokio::spawn(sae_nic_server::metrics::serve(metrics_listener, metrics));

@@ -72,7 +72,11 @@ pub async fn serve(
         .add_service(cluster)
         // Only an embedded NIC takes the other members' publications.
         .add_optional_service(nic.map(sae_nic_server::NicService::server))
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+        // Without TCP_NODELAY on accepted connections, a small answer after a small request
+        // waits for the peer's delayed ACK (~40 ms).
+        .serve_with_incoming(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+        )
         .await?;
     Ok(())
 }
