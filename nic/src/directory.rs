@@ -10,11 +10,11 @@
 //! a node that lost a router (a failover, a move) cannot overwrite its successor's bindings
 //! however late its publications arrive.
 
-use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 
+use foldhash::quality::RandomState;
 use ipnet::IpNet;
 
 use crate::cache::Invalidation;
@@ -125,123 +125,101 @@ pub enum Applied {
     Stale,
 }
 
-/// A stored binding.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub session: SessionKey,
-    pub node: NodeId,
-    pub epoch: u64,
-    pub attributes: Attributes,
+mod index;
+mod packed;
+
+use index::{Groups, KeyIndex, MAX_SLOT, Slot, ValueIndex};
+pub use packed::BindingRef;
+
+/// A stored binding: its text packed in one allocation (see [`packed`]).
+#[derive(Debug)]
+struct Stored {
+    packed: Box<[u8]>,
+    node: NodeId,
+    epoch: u64,
     generation: u32,
 }
 
-type Slot = u32;
-
-/// How login and user names are compared: without regard to ASCII case.
-fn same_name(have: &Option<String>, want: &str) -> bool {
-    have.as_deref()
-        .is_some_and(|h| h.eq_ignore_ascii_case(want))
-}
-
-/// The sessions one key value names: almost always one.
-#[derive(Debug, Clone)]
-enum Slots {
-    One(Slot),
-    /// Boxed so that the common case (`One`) takes 16 bytes rather than 32: a million
-    /// bindings sit in several indexes each.
-    #[allow(clippy::box_collection)]
-    Many(Box<Vec<Slot>>),
-}
-
-impl Slots {
-    fn as_slice(&self) -> &[Slot] {
-        match self {
-            Slots::One(s) => std::slice::from_ref(s),
-            Slots::Many(v) => v,
-        }
-    }
-
-    fn insert(&mut self, slot: Slot) {
-        match self {
-            Slots::One(s) if *s == slot => {}
-            Slots::One(s) => *self = Slots::Many(Box::new(vec![*s, slot])),
-            Slots::Many(v) if !v.contains(&slot) => v.push(slot),
-            Slots::Many(_) => {}
-        }
-    }
-
-    /// Removes `slot`; true when nothing is left.
-    fn remove(&mut self, slot: Slot) -> bool {
-        match self {
-            Slots::One(s) => *s == slot,
-            Slots::Many(v) => {
-                v.retain(|s| *s != slot);
-                match v.as_slice() {
-                    [] => true,
-                    [only] => {
-                        *self = Slots::One(*only);
-                        false
-                    }
-                    _ => false,
-                }
-            }
-        }
+impl Stored {
+    fn view(&self) -> BindingRef<'_> {
+        BindingRef::new(&self.packed, self.node, self.epoch)
     }
 }
 
-fn index_insert<K: Hash + Eq, S: BuildHasher>(map: &mut HashMap<K, Slots, S>, key: K, slot: Slot) {
-    match map.get_mut(&key) {
-        Some(slots) => slots.insert(slot),
-        None => {
-            map.insert(key, Slots::One(slot));
-        }
-    }
-}
+/// The sessions of one published prefix (prefixes are few beside addresses and names).
+#[derive(Debug, Clone, Default)]
+struct Slots(Vec<Slot>);
 
-fn index_remove<K, Q, S>(map: &mut HashMap<K, Slots, S>, key: &Q, slot: Slot)
-where
-    K: Hash + Eq + std::borrow::Borrow<Q>,
-    Q: Hash + Eq + ?Sized,
-    S: BuildHasher,
-{
-    if let Some(slots) = map.get_mut(key)
-        && slots.remove(slot)
-    {
-        map.remove(key);
-    }
-}
-
-/// Hashes that are already uniformly spread: used as they are.
-#[derive(Debug, Clone, Copy, Default)]
-struct Spread(u64);
-
-impl Hasher for Spread {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type HashIndex = HashMap<u64, Slots, BuildHasherDefault<Spread>>;
-
-// The text indexes: each maps a keyed hash of the value to the sessions holding it. The text
-// itself is kept once, in the entry; lookups compare against it, so a collision costs a
-// comparison, never a wrong answer.
+// The key indexes. Each finds the bindings by a key read from the bindings themselves: the
+// text is kept once, in the packed binding.
 const LOGIN: usize = 0;
 const PRIMARY: usize = 1;
 const DN: usize = 2;
 const ACCOUNTING: usize = 3;
+/// Router and interface name.
 const INTERFACE: usize = 4;
+/// Session-Id alone (a session is named by router and Session-Id: the router is compared).
 const SESSION_ID: usize = 5;
-const SESSION: usize = 6;
-const TEXT_INDEXES: usize = 7;
+/// VR name and router.
+const VR: usize = 6;
+const KEYS: usize = 7;
+
+/// Login and user names are compared without regard to ASCII case.
+fn folds(which: usize) -> bool {
+    matches!(which, LOGIN | PRIMARY)
+}
+
+/// A key of an index: its text in one or two parts, as bytes.
+type Key<'a> = [&'a [u8]; 2];
+
+/// The key a binding is indexed under in index `which`, if any.
+fn key_of<'a>(which: usize, b: &BindingRef<'a>) -> Option<Key<'a>> {
+    let one = |field| b.raw(field).map(|t| [t, &[][..]]);
+    match which {
+        LOGIN => one(packed::LOGIN),
+        PRIMARY => one(packed::PRIMARY),
+        DN => one(packed::DN),
+        ACCOUNTING => one(packed::ACCOUNTING),
+        INTERFACE => Some([b.raw(packed::ROUTER)?, b.raw(packed::INTERFACE)?]),
+        SESSION_ID => one(packed::SESSION_ID),
+        _ => Some([b.raw(packed::VR_NAME)?, b.raw(packed::VR_ROUTER)?]),
+    }
+}
+
+fn same_key(which: usize, have: Key<'_>, want: Key<'_>) -> bool {
+    if folds(which) {
+        have[0].eq_ignore_ascii_case(want[0]) && have[1].eq_ignore_ascii_case(want[1])
+    } else {
+        have == want
+    }
+}
+
+/// A keyed hash of a key of index `which`.
+fn key_hash(hasher: &RandomState, which: usize, key: Key<'_>) -> u64 {
+    let mut h = hasher.build_hasher();
+    h.write_usize(which);
+    let fold = folds(which);
+    for part in key {
+        h.write_usize(part.len());
+        if fold {
+            let mut buf = [0u8; 64];
+            for chunk in part.chunks(buf.len()) {
+                let lower = &mut buf[..chunk.len()];
+                lower.copy_from_slice(chunk);
+                lower.make_ascii_lowercase();
+                h.write(lower);
+            }
+        } else {
+            h.write(part);
+        }
+    }
+    h.finish()
+}
+
+/// The bindings, read by slot, for the indexes' comparisons.
+fn view(slots: &[Option<Stored>], slot: Slot) -> Option<BindingRef<'_>> {
+    slots.get(slot as usize)?.as_ref().map(Stored::view)
+}
 
 /// Prefixes by length, for longest-prefix (most specific) matches.
 #[derive(Debug, Clone)]
@@ -330,15 +308,17 @@ pub struct DirectoryStats {
 /// Bindings, owners and pools, indexed for resolution.
 #[derive(Debug, Default)]
 pub struct Directory {
-    slots: Vec<Option<Entry>>,
+    slots: Vec<Option<Stored>>,
     free: Vec<Slot>,
-    /// Keys the text hashes (random per directory, so that no one can aim at collisions).
+    /// Keys the index hashes (seeded at random per directory, so that no one can aim at
+    /// collisions).
     hasher: RandomState,
-    text: [HashIndex; TEXT_INDEXES],
+    keys: [KeyIndex; KEYS],
+    groups: Groups,
     bindings: usize,
-    by_address: HashMap<IpAddr, Slots>,
+    by_v4: ValueIndex<u32, RandomState>,
+    by_v6: ValueIndex<u128, RandomState>,
     by_prefix: PrefixMap<Slots>,
-    by_vr: HashMap<Vr, Slots>,
     routers: HashMap<String, RouterInfo>,
     configured_pools: Vec<Pool>,
     pools: PrefixMap<Vec<Vr>>,
@@ -391,7 +371,7 @@ impl Directory {
                 if self.owner_epoch(&router) > epoch {
                     return Applied::Stale;
                 }
-                self.remove_where(|e| e.session.router == router && e.epoch < epoch)
+                self.remove_where(|s, b| s.epoch < epoch && b.router() == router)
             }
             Publication::Pools {
                 router,
@@ -417,7 +397,7 @@ impl Directory {
             }
             Publication::ReplayEnd { node } => {
                 let current = self.generation(node);
-                self.remove_where(|e| e.node == node && e.generation < current)
+                self.remove_where(|s, _| s.node == node && s.generation < current)
             }
         }
     }
@@ -428,13 +408,13 @@ impl Directory {
         match &publication {
             Publication::Bind(b) => {
                 if let Some(old) = self.get(&b.session) {
-                    noted.binding(&old.session, &old.attributes);
+                    noted.binding(&old.session(), &old.attributes());
                 }
                 noted.binding(&b.session, &b.attributes);
             }
             Publication::Unbind { session, .. } => {
                 if let Some(old) = self.get(session) {
-                    noted.binding(&old.session, &old.attributes);
+                    noted.binding(&old.session(), &old.attributes());
                 }
             }
             // Opens a replay; removes nothing yet.
@@ -486,39 +466,41 @@ impl Directory {
             return Applied::Stale;
         }
         let generation = self.generation(node);
+        let packed = packed::pack(&session, &attributes);
         if let Some(slot) = self.slot_of(&session) {
-            let entry = self.slots[slot as usize].as_mut().expect("indexed slot");
-            if entry.epoch > epoch {
+            let stored = self.slots[slot as usize].as_mut().expect("indexed slot");
+            if stored.epoch > epoch {
                 return Applied::Stale;
             }
-            let same = entry.attributes == attributes && entry.node == node;
-            entry.node = node;
-            entry.epoch = epoch;
-            entry.generation = generation;
+            let same = stored.packed == packed && stored.node == node;
+            stored.node = node;
+            stored.epoch = epoch;
+            stored.generation = generation;
             if same {
                 return Applied::Unchanged;
             }
             self.unindex(slot);
-            if let Some(entry) = self.slots[slot as usize].as_mut() {
-                entry.attributes = attributes;
+            if let Some(stored) = self.slots[slot as usize].as_mut() {
+                stored.packed = packed;
             }
             self.index(slot);
             return Applied::Changed;
         }
-        let entry = Entry {
-            session,
+        let stored = Stored {
+            packed,
             node,
             epoch,
-            attributes,
             generation,
         };
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.slots[slot as usize] = Some(entry);
+                self.slots[slot as usize] = Some(stored);
                 slot
             }
+            // Two thousand million bindings: memory ends long before.
+            None if self.slots.len() > MAX_SLOT as usize => return Applied::Unchanged,
             None => {
-                self.slots.push(Some(entry));
+                self.slots.push(Some(stored));
                 (self.slots.len() - 1) as Slot
             }
         };
@@ -531,20 +513,20 @@ impl Directory {
         let Some(slot) = self.slot_of(session) else {
             return Applied::Unchanged;
         };
-        let entry = self.slots[slot as usize].as_ref().expect("indexed slot");
-        if entry.epoch > epoch {
+        let stored = self.slots[slot as usize].as_ref().expect("indexed slot");
+        if stored.epoch > epoch {
             return Applied::Stale;
         }
         self.remove_slot(slot);
         Applied::Changed
     }
 
-    fn remove_where(&mut self, doomed: impl Fn(&Entry) -> bool) -> Applied {
+    fn remove_where(&mut self, doomed: impl Fn(&Stored, BindingRef<'_>) -> bool) -> Applied {
         let slots: Vec<Slot> = self
             .slots
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.as_ref().is_some_and(&doomed))
+            .filter(|(_, s)| s.as_ref().is_some_and(|s| doomed(s, s.view())))
             .map(|(i, _)| i as Slot)
             .collect();
         if slots.is_empty() {
@@ -566,111 +548,96 @@ impl Directory {
         self.bindings -= 1;
     }
 
-    /// A keyed hash of `parts` for index `which`; `fold` hashes the text without regard to
-    /// ASCII case.
-    fn hash(&self, which: usize, parts: &[&str], fold: bool) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        h.write_usize(which);
-        for part in parts {
-            h.write_usize(part.len());
-            for b in part.bytes() {
-                h.write_u8(if fold { b.to_ascii_lowercase() } else { b });
-            }
-        }
-        h.finish()
-    }
-
-    /// The text keys an entry is indexed under.
-    fn keys(&self, e: &Entry) -> [Option<u64>; TEXT_INDEXES] {
-        let a = &e.attributes;
-        let one =
-            |which, v: &Option<String>, fold| v.as_deref().map(|v| self.hash(which, &[v], fold));
-        let router = e.session.router.as_str();
-        [
-            one(LOGIN, &a.login_name, true),
-            one(PRIMARY, &a.primary_user_name, true),
-            one(DN, &a.dn, false),
-            one(ACCOUNTING, &a.accounting_id, false),
-            a.interface_name
-                .as_deref()
-                .map(|i| self.hash(INTERFACE, &[router, i], false)),
-            Some(self.hash(SESSION_ID, &[&e.session.session_id], false)),
-            Some(self.hash(SESSION, &[router, &e.session.session_id], false)),
-        ]
-    }
-
+    /// Adds slot `slot`'s binding (already stored) to every index.
     fn index(&mut self, slot: Slot) {
-        let Some(entry) = self.slots[slot as usize].take() else {
-            return;
-        };
-        let keys = self.keys(&entry);
-        for (map, key) in self.text.iter_mut().zip(keys) {
-            if let Some(key) = key {
-                index_insert(map, key, slot);
-            }
-        }
-        let a = &entry.attributes;
-        for addr in &a.addresses {
-            index_insert(&mut self.by_address, *addr, slot);
-        }
-        for net in &a.prefixes {
-            self.by_prefix
-                .entry_or(net.trunc(), || Slots::Many(Box::default()))
-                .insert(slot);
-        }
-        if let Some(vr) = &a.vr {
-            index_insert(&mut self.by_vr, vr.clone(), slot);
-        }
-        self.slots[slot as usize] = Some(entry);
+        self.reindex(slot, true);
     }
 
+    /// Takes slot `slot`'s binding (still stored) out of every index.
     fn unindex(&mut self, slot: Slot) {
-        let Some(entry) = self.slots[slot as usize].take() else {
-            return;
-        };
-        let keys = self.keys(&entry);
-        for (map, key) in self.text.iter_mut().zip(keys) {
-            if let Some(key) = key {
-                index_remove(map, &key, slot);
-            }
-        }
-        let a = &entry.attributes;
-        for addr in &a.addresses {
-            index_remove(&mut self.by_address, addr, slot);
-        }
-        for net in &a.prefixes {
-            let net = net.trunc();
-            if let Some(slots) = self.by_prefix.get_mut(&net)
-                && slots.remove(slot)
-            {
-                self.by_prefix.remove(&net);
-            }
-        }
-        if let Some(vr) = &a.vr {
-            index_remove(&mut self.by_vr, vr, slot);
-        }
-        self.slots[slot as usize] = Some(entry);
+        self.reindex(slot, false);
     }
 
-    /// The slots under one text key whose entries `matches` accepts.
-    fn text_lookup(&self, which: usize, key: u64, matches: impl Fn(&Entry) -> bool) -> Vec<Slot> {
-        self.text[which]
-            .get(&key)
-            .map_or(&[][..], Slots::as_slice)
-            .iter()
-            .copied()
-            .filter(|s| self.entry(*s).is_some_and(&matches))
-            .collect()
+    fn reindex(&mut self, slot: Slot, add: bool) {
+        let Directory {
+            slots,
+            hasher,
+            keys,
+            groups,
+            by_v4,
+            by_v6,
+            by_prefix,
+            ..
+        } = self;
+        let Some(b) = view(slots, slot) else {
+            return;
+        };
+        for (which, index) in keys.iter_mut().enumerate() {
+            let Some(key) = key_of(which, &b) else {
+                continue;
+            };
+            let hash = key_hash(hasher, which, key);
+            let same = |s| {
+                view(slots, s)
+                    .and_then(|o| key_of(which, &o))
+                    .is_some_and(|k| same_key(which, k, key))
+            };
+            if add {
+                let rehash = |s| {
+                    view(slots, s)
+                        .and_then(|o| key_of(which, &o))
+                        .map_or(0, |k| key_hash(hasher, which, k))
+                };
+                index.insert(groups, hash, slot, same, rehash);
+            } else {
+                index.remove(groups, hash, slot, same);
+            }
+        }
+        for (i, addr) in b.addresses().enumerate() {
+            // An address listed twice is indexed once.
+            if b.addresses().take(i).any(|a| a == addr) {
+                continue;
+            }
+            match (addr, add) {
+                (IpAddr::V4(a), true) => by_v4.insert(groups, a.to_bits(), slot),
+                (IpAddr::V4(a), false) => by_v4.remove(groups, &a.to_bits(), slot),
+                (IpAddr::V6(a), true) => by_v6.insert(groups, a.to_bits(), slot),
+                (IpAddr::V6(a), false) => by_v6.remove(groups, &a.to_bits(), slot),
+            }
+        }
+        for net in b.prefixes() {
+            let net = net.trunc();
+            if add {
+                let slots = &mut by_prefix.entry_or(net, Slots::default).0;
+                if !slots.contains(&slot) {
+                    slots.push(slot);
+                }
+            } else if let Some(Slots(list)) = by_prefix.get_mut(&net) {
+                list.retain(|s| *s != slot);
+                if list.is_empty() {
+                    by_prefix.remove(&net);
+                }
+            }
+        }
+    }
+
+    /// The slots under one key of index `which`.
+    fn lookup(&self, which: usize, key: [&str; 2]) -> &[Slot] {
+        let key = [key[0].as_bytes(), key[1].as_bytes()];
+        let hash = key_hash(&self.hasher, which, key);
+        let same = |s| {
+            view(&self.slots, s)
+                .and_then(|o| key_of(which, &o))
+                .is_some_and(|k| same_key(which, k, key))
+        };
+        self.keys[which].get(&self.groups, hash, same)
     }
 
     fn slot_of(&self, session: &SessionKey) -> Option<Slot> {
-        let key = self.hash(SESSION, &[&session.router, &session.session_id], false);
-        self.text[SESSION]
-            .get(&key)
-            .map_or(&[][..], Slots::as_slice)
+        self.lookup(SESSION_ID, [&session.session_id, ""])
             .iter()
             .copied()
-            .find(|s| self.entry(*s).is_some_and(|e| e.session == *session))
+            .find(|s| self.entry(*s).is_some_and(|b| b.router() == session.router))
     }
 
     fn rebuild_pools(&mut self) {
@@ -687,18 +654,19 @@ impl Directory {
 
     // ---- lookups used by resolution ----
 
-    pub(crate) fn entry(&self, slot: Slot) -> Option<&Entry> {
-        self.slots.get(slot as usize)?.as_ref()
+    /// The binding in one slot.
+    pub fn entry(&self, slot: Slot) -> Option<BindingRef<'_>> {
+        view(&self.slots, slot)
     }
 
     /// The binding of one session.
-    pub fn get(&self, session: &SessionKey) -> Option<&Entry> {
+    pub fn get(&self, session: &SessionKey) -> Option<BindingRef<'_>> {
         self.entry(self.slot_of(session)?)
     }
 
     /// Every binding, in no particular order.
-    pub fn entries(&self) -> impl Iterator<Item = &Entry> + '_ {
-        self.slots.iter().flatten()
+    pub fn entries(&self) -> impl Iterator<Item = BindingRef<'_>> + '_ {
+        self.slots.iter().flatten().map(Stored::view)
     }
 
     /// The owner of `router` and its epoch, as last published.
@@ -707,59 +675,50 @@ impl Directory {
     }
 
     pub(crate) fn by_address(&self, addr: &IpAddr) -> &[Slot] {
-        self.by_address.get(addr).map_or(&[], Slots::as_slice)
+        match addr {
+            IpAddr::V4(a) => self.by_v4.get(&self.groups, &a.to_bits()),
+            IpAddr::V6(a) => self.by_v6.get(&self.groups, &a.to_bits()),
+        }
     }
 
     /// Sessions whose prefix is exactly `net`.
     pub(crate) fn by_prefix_exact(&self, net: &IpNet) -> &[Slot] {
-        self.by_prefix.get(net).map_or(&[], Slots::as_slice)
+        self.by_prefix.get(net).map_or(&[], |s| s.0.as_slice())
     }
 
     /// Sessions of the longest published prefix holding `addr`.
     pub(crate) fn by_prefix_longest(&self, addr: IpAddr) -> &[Slot] {
         self.by_prefix
             .longest(addr)
-            .map_or(&[], |(_, slots)| slots.as_slice())
+            .map_or(&[], |(_, slots)| slots.0.as_slice())
     }
 
-    pub(crate) fn by_login(&self, name: &str) -> Vec<Slot> {
-        let key = self.hash(LOGIN, &[name], true);
-        self.text_lookup(LOGIN, key, |e| same_name(&e.attributes.login_name, name))
+    pub(crate) fn by_login(&self, name: &str) -> &[Slot] {
+        self.lookup(LOGIN, [name, ""])
     }
 
-    pub(crate) fn by_primary_user(&self, name: &str) -> Vec<Slot> {
-        let key = self.hash(PRIMARY, &[name], true);
-        self.text_lookup(PRIMARY, key, |e| {
-            same_name(&e.attributes.primary_user_name, name)
-        })
+    pub(crate) fn by_primary_user(&self, name: &str) -> &[Slot] {
+        self.lookup(PRIMARY, [name, ""])
     }
 
-    pub(crate) fn by_dn(&self, dn: &str) -> Vec<Slot> {
-        let key = self.hash(DN, &[dn], false);
-        self.text_lookup(DN, key, |e| e.attributes.dn.as_deref() == Some(dn))
+    pub(crate) fn by_dn(&self, dn: &str) -> &[Slot] {
+        self.lookup(DN, [dn, ""])
     }
 
-    pub(crate) fn by_accounting_id(&self, id: &str) -> Vec<Slot> {
-        let key = self.hash(ACCOUNTING, &[id], false);
-        self.text_lookup(ACCOUNTING, key, |e| {
-            e.attributes.accounting_id.as_deref() == Some(id)
-        })
+    pub(crate) fn by_accounting_id(&self, id: &str) -> &[Slot] {
+        self.lookup(ACCOUNTING, [id, ""])
     }
 
-    pub(crate) fn by_session_id(&self, id: &str) -> Vec<Slot> {
-        let key = self.hash(SESSION_ID, &[id], false);
-        self.text_lookup(SESSION_ID, key, |e| e.session.session_id == id)
+    pub(crate) fn by_session_id(&self, id: &str) -> &[Slot] {
+        self.lookup(SESSION_ID, [id, ""])
     }
 
-    pub(crate) fn by_interface(&self, router: &str, name: &str) -> Vec<Slot> {
-        let key = self.hash(INTERFACE, &[router, name], false);
-        self.text_lookup(INTERFACE, key, |e| {
-            e.session.router == router && e.attributes.interface_name.as_deref() == Some(name)
-        })
+    pub(crate) fn by_interface(&self, router: &str, name: &str) -> &[Slot] {
+        self.lookup(INTERFACE, [router, name])
     }
 
     pub(crate) fn by_vr(&self, vr: &Vr) -> &[Slot] {
-        self.by_vr.get(vr).map_or(&[], Slots::as_slice)
+        self.lookup(VR, [&vr.name, &vr.router])
     }
 
     /// The virtual routers of the most specific pool holding `addr`.
@@ -1012,7 +971,72 @@ mod tests {
             }
         }
         assert_eq!(d.slots.len(), 100);
-        assert!(d.by_address.is_empty() && d.by_vr.is_empty());
-        assert!(d.text.iter().all(HashMap::is_empty));
+        assert!(d.by_v4.is_empty() && d.by_v6.is_empty());
+        assert!(d.keys.iter().all(KeyIndex::is_empty));
+        assert_eq!(d.groups.live(), 0);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever the binds and unbinds, every index answers what a scan of the bindings
+        /// answers (keys shared by many sessions, changed and removed ones included).
+        #[test]
+        fn indexes_agree_with_a_scan(
+            ops in proptest::collection::vec(
+                (0u8..24, proptest::option::of(0u8..4), 0u8..5, 0u8..3, proptest::bool::ANY),
+                1..120,
+            )
+        ) {
+            let mut d = Directory::default();
+            for (id, login, ip, vr, bind) in ops {
+                let router = format!("bng{}", id % 2);
+                let session = SessionKey::new(&router, format!("s{id}"));
+                if bind {
+                    let mut b = binding(&router, &format!("s{id}"), 1, 1);
+                    b.attributes.login_name = login.map(|l| format!("User{l}@isp"));
+                    b.attributes.accounting_id = b.attributes.login_name.clone();
+                    b.attributes.addresses = vec![addr(&format!("10.0.0.{ip}")), addr("10.9.9.9")];
+                    b.attributes.vr = Some(Vr::new(format!("vr{vr}"), &router));
+                    d.apply(Publication::bind(b));
+                } else {
+                    d.apply(Publication::Unbind { session, node: 1, epoch: 1 });
+                }
+                let scan = |keep: &dyn Fn(&Binding) -> bool| {
+                    let mut v: Vec<SessionKey> =
+                        d.entries().map(|b| b.to_binding()).filter(|b| keep(b)).map(|b| b.session).collect();
+                    v.sort();
+                    v
+                };
+                let found = |slots: &[Slot]| {
+                    let mut v: Vec<SessionKey> =
+                        slots.iter().map(|s| d.entry(*s).unwrap().session()).collect();
+                    v.sort();
+                    v
+                };
+                for l in 0..4 {
+                    let name = format!("user{l}@ISP");
+                    let want = scan(&|b| b.attributes.login_name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&name)));
+                    proptest::prop_assert_eq!(found(d.by_login(&name)), want.clone());
+                    proptest::prop_assert_eq!(found(d.by_accounting_id(&format!("User{l}@isp"))), want);
+                }
+                for ip in 0..5 {
+                    let a = addr(&format!("10.0.0.{ip}"));
+                    proptest::prop_assert_eq!(found(d.by_address(&a)), scan(&|b| b.attributes.addresses.contains(&a)));
+                }
+                proptest::prop_assert_eq!(found(d.by_address(&addr("10.9.9.9"))), scan(&|_| true));
+                for vr in 0..3 {
+                    for r in 0..2 {
+                        let vr = Vr::new(format!("vr{vr}"), format!("bng{r}"));
+                        proptest::prop_assert_eq!(found(d.by_vr(&vr)), scan(&|b| b.attributes.vr.as_ref() == Some(&vr)));
+                    }
+                }
+                for id in 0..24 {
+                    let key = SessionKey::new(format!("bng{}", id % 2), format!("s{id}"));
+                    proptest::prop_assert_eq!(d.get(&key).is_some(), !scan(&|b| b.session == key).is_empty());
+                }
+                proptest::prop_assert_eq!(d.stats().bindings, d.entries().count());
+            }
+        }
     }
 }

@@ -32,7 +32,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::directory::{Directory, Entry, NodeId, SessionKey};
+use crate::directory::{BindingRef, Directory, NodeId, SessionKey};
 use crate::reference::{KeyKind, Reference, Vr};
 
 /// A point of a resolution chain.
@@ -483,7 +483,7 @@ fn step(
                 .by_address(&addr)
                 .iter()
                 .filter_map(|s| directory.entry(*s))
-                .map(entry_vr)
+                .map(|b| entry_vr(&b))
                 .collect();
             if vrs.is_empty() {
                 vrs = directory.pools_holding(addr);
@@ -496,23 +496,23 @@ fn step(
             let mut names: Vec<String> = directory
                 .by_address(&net.addr())
                 .iter()
-                .filter_map(|s| directory.entry(*s)?.attributes.login_name.clone())
+                .filter_map(|s| Some(directory.entry(*s)?.login_name()?.to_owned()))
                 .collect();
             names.sort();
             names.dedup();
             names.into_iter().map(Value::Text).collect()
         }
-        (Point::LoginName, Point::Session, Value::Text(t)) => sessions(&directory.by_login(t)),
+        (Point::LoginName, Point::Session, Value::Text(t)) => sessions(directory.by_login(t)),
         (Point::PrimaryUserName, Point::Session, Value::Text(t)) => {
-            sessions(&directory.by_primary_user(t))
+            sessions(directory.by_primary_user(t))
         }
-        (Point::Dn, Point::Session, Value::Text(t)) => sessions(&directory.by_dn(t)),
+        (Point::Dn, Point::Session, Value::Text(t)) => sessions(directory.by_dn(t)),
         (Point::AccountingId, Point::Session, Value::Text(t)) => {
-            sessions(&directory.by_accounting_id(t))
+            sessions(directory.by_accounting_id(t))
         }
-        (Point::SessionId, Point::Session, Value::Text(t)) => sessions(&directory.by_session_id(t)),
+        (Point::SessionId, Point::Session, Value::Text(t)) => sessions(directory.by_session_id(t)),
         (Point::Interface, Point::Session, Value::Interface { router, name }) => {
-            sessions(&directory.by_interface(router, name))
+            sessions(directory.by_interface(router, name))
         }
         (Point::Interface, Point::Vr, Value::Interface { router, .. }) => {
             vec![Value::Vr(
@@ -544,13 +544,13 @@ fn step(
             .entry(*slot)
             .map(|entry| {
                 let (node, epoch) = directory
-                    .owner(&entry.session.router)
+                    .owner(entry.router())
                     .unwrap_or((entry.node, entry.epoch));
                 vec![Value::Sae(Match {
                     node,
-                    router: entry.session.router.clone(),
+                    router: entry.router().to_owned(),
                     epoch,
-                    session: Some(entry.session.clone()),
+                    session: Some(entry.session()),
                 })]
             })
             .unwrap_or_default(),
@@ -615,7 +615,7 @@ fn run(
         let Value::Sae(found) = value else { continue };
         if found.session.is_some() {
             let entry = found.session.as_ref().and_then(|s| directory.get(s));
-            if entry.is_some_and(|e| narrows_to(e, reference)) {
+            if entry.is_some_and(|e| narrows_to(&e, reference)) {
                 matches.push(found);
             }
             continue;
@@ -649,7 +649,7 @@ fn bound_sessions(directory: &Directory, reference: &Reference, router: &str) ->
     } else if let Some(net) = &reference.ip {
         directory.by_prefix_exact(net).to_vec()
     } else if let (Some(name), Some(r)) = (&reference.interface_name, reference_router(reference)) {
-        directory.by_interface(&r, name)
+        directory.by_interface(&r, name).to_vec()
     } else if let Some(vr) = &reference.vr {
         directory.by_vr(vr).to_vec()
     } else {
@@ -658,8 +658,8 @@ fn bound_sessions(directory: &Directory, reference: &Reference, router: &str) ->
     candidates
         .iter()
         .filter_map(|s| directory.entry(*s))
-        .filter(|e| e.session.router == router && narrows_to(e, reference))
-        .map(|e| e.session.clone())
+        .filter(|e| e.router() == router && narrows_to(e, reference))
+        .map(|e| e.session())
         .collect()
 }
 
@@ -670,46 +670,35 @@ fn reference_router(reference: &Reference) -> Option<String> {
         .or_else(|| reference.vr.as_ref().map(|vr| vr.router.clone()))
 }
 
-fn entry_vr(entry: &Entry) -> Vr {
-    entry
-        .attributes
-        .vr
-        .clone()
-        .unwrap_or_else(|| Vr::default_of(&entry.session.router))
+fn entry_vr(entry: &BindingRef<'_>) -> Vr {
+    entry.vr().unwrap_or_else(|| Vr::default_of(entry.router()))
 }
 
-fn ip_matches(entry: &Entry, net: &IpNet) -> bool {
-    let a = &entry.attributes;
+fn ip_matches(entry: &BindingRef<'_>, net: &IpNet) -> bool {
     if net.prefix_len() == net.max_prefix_len() {
         let addr: IpAddr = net.addr();
-        a.addresses.contains(&addr) || a.prefixes.iter().any(|p| p.contains(&addr))
+        entry.addresses().any(|a| a == addr) || entry.prefixes().any(|p| p.contains(&addr))
     } else {
-        a.prefixes.iter().any(|p| p.trunc() == *net) || a.addresses.iter().any(|x| net.contains(x))
+        entry.prefixes().any(|p| p.trunc() == *net) || entry.addresses().any(|x| net.contains(&x))
     }
 }
 
 /// Whether the session carries every key of the reference.
-fn narrows_to(entry: &Entry, r: &Reference) -> bool {
-    let a = &entry.attributes;
-    let same = |want: &Option<String>, have: &Option<String>| {
-        want.as_ref().is_none_or(|w| have.as_ref() == Some(w))
-    };
-    let same_name = |want: &Option<String>, have: &Option<String>| {
-        want.as_ref()
-            .is_none_or(|w| have.as_ref().is_some_and(|h| h.eq_ignore_ascii_case(w)))
+fn narrows_to(entry: &BindingRef<'_>, r: &Reference) -> bool {
+    let same =
+        |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
+    let same_name = |want: &Option<String>, have: Option<&str>| {
+        want.as_deref()
+            .is_none_or(|w| have.is_some_and(|h| h.eq_ignore_ascii_case(w)))
     };
     r.ip.as_ref().is_none_or(|net| ip_matches(entry, net))
-        && same_name(&r.login_name, &a.login_name)
-        && same_name(&r.primary_user_name, &a.primary_user_name)
-        && same(&r.dn, &a.dn)
-        && same(&r.interface_name, &a.interface_name)
-        && same(&r.accounting_id, &a.accounting_id)
-        && r.session_id
-            .as_ref()
-            .is_none_or(|id| *id == entry.session.session_id)
-        && r.router
-            .as_ref()
-            .is_none_or(|router| *router == entry.session.router)
+        && same_name(&r.login_name, entry.login_name())
+        && same_name(&r.primary_user_name, entry.primary_user_name())
+        && same(&r.dn, entry.dn())
+        && same(&r.interface_name, entry.interface_name())
+        && same(&r.accounting_id, entry.accounting_id())
+        && same(&r.session_id, Some(entry.session_id()))
+        && same(&r.router, Some(entry.router()))
         && r.vr.as_ref().is_none_or(|vr| *vr == entry_vr(entry))
 }
 

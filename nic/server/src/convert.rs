@@ -1,7 +1,6 @@
 //! Conversions between the `sae.v1.Nic` prost types and `sae_nic`'s: the only place they meet.
 
 use sae_nic::cache::Invalidation;
-use sae_nic::directory::Entry;
 use sae_nic::{Attributes, Binding, Match, NodeId, Publication, Resolution, SessionKey};
 use sae_proto::v1 as pb;
 use sae_proto::v1::nic_publication::Kind;
@@ -81,8 +80,8 @@ fn binding_to_pb(session: &SessionKey, node: u64, epoch: u64, a: &Attributes) ->
 }
 
 /// A stored binding as listed.
-pub fn entry_to_pb(e: &Entry) -> pb::NicBinding {
-    binding_to_pb(&e.session, e.node, e.epoch, &e.attributes)
+pub fn entry_to_pb(b: &Binding) -> pb::NicBinding {
+    binding_to_pb(&b.session, b.node, b.epoch, &b.attributes)
 }
 
 /// A binding from the wire; every address, prefix and VR must parse.

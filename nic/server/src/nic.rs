@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use sae_nic::cache::Invalidation;
-use sae_nic::directory::{DirectoryStats, Entry};
+use sae_nic::directory::DirectoryStats;
 use sae_nic::{
-    Applied, Directory, NodeId, Publication, Reference, Resolution, ResolveError, Scenario,
+    Applied, Binding, Directory, NodeId, Publication, Reference, Resolution, ResolveError, Scenario,
 };
 use tokio::sync::broadcast;
 
@@ -90,17 +90,17 @@ impl Nic {
 
     /// Up to `limit` bindings matching every key of `filter` (all when `None`), by router and
     /// Session-Id, and the number of bindings in all.
-    pub fn bindings(&self, filter: Option<&Reference>, limit: usize) -> (Vec<Entry>, usize) {
+    pub fn bindings(&self, filter: Option<&Reference>, limit: usize) -> (Vec<Binding>, usize) {
         let directory = self.directory.read().expect("nic lock");
         let total = directory.stats().bindings;
-        let mut found: Vec<Entry> = match filter {
-            None => directory.entries().cloned().collect(),
+        let mut found: Vec<Binding> = match filter {
+            None => directory.entries().map(|b| b.to_binding()).collect(),
             Some(r) => match self.scenario.resolve(&directory, r) {
                 Ok(res) => res
                     .matches
                     .iter()
                     .filter_map(|m| m.session.as_ref().and_then(|s| directory.get(s)))
-                    .cloned()
+                    .map(|b| b.to_binding())
                     .collect(),
                 Err(_) => Vec::new(),
             },
