@@ -21,6 +21,12 @@
 //!   a follower's management API: each a Raft commit on a three-node cluster, applied locally
 //!   before the call returns.
 //!
+//! - `nic-publishing`: login saturation with the NIC on (the default: every login, logout and
+//!   change published to the embedded directory) and off (`[nic] enabled = false`), runs
+//!   alternated, with logins/s and the node's CPU time per login of each (from /proc), and the
+//!   publications during a login storm that holds its sessions: bindings in the NIC per second
+//!   while the storm runs, and how long after the storm's last AAA the NIC holds them all.
+//!
 //! - `raft-disk`: the Raft database's size on disk (sled) on each of three nodes after N
 //!   catalog writes with a snapshot every 1,000 entries: growth stays bounded by the snapshot
 //!   and the kept log tail.
@@ -107,6 +113,7 @@ struct Node {
     diameter: String,
     cops: String,
     grpc: String,
+    metrics: String,
     _dir: tempfile::TempDir,
 }
 
@@ -143,6 +150,7 @@ impl Node {
             .expect("start sae-node");
         let out = BufReader::new(child.stdout.take().expect("stdout"));
         let (mut diameter, mut grpc, mut cops) = (String::new(), String::new(), String::new());
+        let mut metrics = String::new();
         for line in out.lines() {
             let line = line.expect("node stdout");
             if let Some(a) = line.strip_prefix("listening diameter ") {
@@ -151,6 +159,8 @@ impl Node {
                 cops = a.to_owned();
             } else if let Some(a) = line.strip_prefix("listening grpc ") {
                 grpc = a.to_owned();
+            } else if let Some(a) = line.strip_prefix("listening metrics ") {
+                metrics = a.to_owned();
             } else if line == "ready" {
                 break;
             }
@@ -164,8 +174,27 @@ impl Node {
             diameter,
             cops,
             grpc,
+            metrics,
             _dir: dir,
         }
+    }
+
+    /// The value of an unlabelled metric in `/metrics`.
+    fn metric(&self, name: &str) -> Option<f64> {
+        metric(&self.metrics, name)
+    }
+
+    /// User plus system CPU time of the node process so far, seconds (from /proc).
+    fn cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("/proc stat");
+        // Fields after the command name (which is in parentheses): utime and stime are the
+        // 12th and 13th, in clock ticks (100 per second on Linux).
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: f64 =
+            fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
+        ticks / 100.0
     }
 
     fn raft_disk_bytes(&self) -> u64 {
@@ -202,6 +231,17 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The value of an unlabelled metric in the `/metrics` served at `addr`.
+fn metric(addr: &str, name: &str) -> Option<f64> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: sae\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut s, &mut text).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// Runs `sae-sim load` to completion and returns its JSON result.
@@ -793,6 +833,97 @@ fn main() {
         r["measurement"] = "control-writes-follower".into();
         r["what"] = "PutService through a follower, sequential: forwarded to the leader, committed, applied on the follower".into();
         print(&r);
+    }
+
+    if wanted("nic-publishing") {
+        let n = env_or("SAE_BENCH_SAT_LOGINS", 50_000);
+        let saturate = [
+            "--subscribers",
+            &n.to_string(),
+            "--saturate",
+            "--concurrency",
+            "256",
+        ]
+        .map(str::to_owned);
+        let saturate: Vec<&str> = saturate.iter().map(String::as_str).collect();
+        let mut runs: Vec<(bool, f64, f64)> = Vec::new();
+        for _round in 0..3 {
+            for on in [true, false] {
+                let extra = if on { "" } else { "\n[nic]\nenabled = false\n" };
+                let node = Node::start_member(CONFIG.to_owned() + extra, &[]);
+                let cpu = node.cpu_secs();
+                let r = load(&node, &saturate);
+                let ok = r["ok"].as_f64().unwrap_or(0.0).max(1.0);
+                let cpu_us = (node.cpu_secs() - cpu) * 1e6 / ok;
+                runs.push((on, r["logins_per_s"].as_f64().unwrap_or(0.0), cpu_us));
+            }
+        }
+        let median = |on: bool, pick: fn(&(bool, f64, f64)) -> f64| {
+            let mut v: Vec<f64> = runs.iter().filter(|r| r.0 == on).map(pick).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (rate_on, rate_off) = (median(true, |r| r.1), median(false, |r| r.1));
+        let (cpu_on, cpu_off) = (median(true, |r| r.2), median(false, |r| r.2));
+        print(&json!({
+            "measurement": "nic-publishing-login-rate",
+            "what": "login saturation (256 in flight, one router), NIC on (embedded, publishing) vs [nic] enabled = false; medians of 3 alternated runs each",
+            "logins": n,
+            "logins_per_s_on": rate_on,
+            "logins_per_s_off": rate_off,
+            "on_vs_off_percent": 100.0 * rate_on / rate_off.max(1.0),
+            "node_cpu_us_per_login_on": cpu_on,
+            "node_cpu_us_per_login_off": cpu_off,
+            "runs": runs.iter().map(|r| json!({"nic": r.0, "logins_per_s": r.1, "node_cpu_us_per_login": r.2})).collect::<Vec<_>>(),
+        }));
+
+        // Publications during a storm whose sessions stay: the NIC's binding count sampled
+        // while it runs.
+        let node = Node::start();
+        let (tx, rx) = mpsc::channel::<()>();
+        let sampler = {
+            let addr = node.metrics.clone();
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                let mut samples: Vec<(f64, f64)> = Vec::new();
+                loop {
+                    let bindings = metric(&addr, "sae_nic_bindings").unwrap_or(0.0);
+                    samples.push((start.elapsed().as_secs_f64(), bindings));
+                    if rx.recv_timeout(Duration::from_millis(20)).is_ok() {
+                        return (start, samples);
+                    }
+                }
+            })
+        };
+        let storm_start = Instant::now();
+        let held = hold(&node, &saturate);
+        let storm_secs = storm_start.elapsed().as_secs_f64();
+        let ok = held.result["ok"].as_f64().unwrap_or(0.0);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while node.metric("sae_nic_bindings").unwrap_or(0.0) < ok && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let caught_up = storm_start.elapsed().as_secs_f64();
+        tx.send(()).expect("stop sampler");
+        let (sampled_from, samples) = sampler.join().expect("sampler");
+        let offset = storm_start.duration_since(sampled_from).as_secs_f64();
+        let during: Vec<&(f64, f64)> = samples
+            .iter()
+            .filter(|(t, _)| *t - offset <= storm_secs)
+            .collect();
+        let in_storm = during.last().map_or(0.0, |(_, b)| *b);
+        print(&json!({
+            "measurement": "nic-publishing-during-a-storm",
+            "what": "sessions logged in and held at saturation (256 in flight); the embedded NIC's bindings (sae_nic_bindings) sampled every 20 ms",
+            "sessions": ok,
+            "storm_s": storm_secs,
+            "logins_per_s": held.result["logins_per_s"],
+            "bindings_at_storm_end": in_storm,
+            "bindings_per_s_during_storm": in_storm / storm_secs.max(1e-9),
+            "all_bound_after_last_aaa_ms": (caught_up - storm_secs) * 1e3,
+            "lag_at_storm_end_bindings": ok - in_storm,
+        }));
+        drop(held);
     }
 
     if wanted("raft-disk") {

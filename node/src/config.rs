@@ -199,6 +199,10 @@ impl Default for MetricsSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NicSection {
+    /// false: the node runs without a NIC: it embeds none, publishes nothing, and finds only
+    /// its own sessions, by Session-Id, user name, address or NAS-Port-Id (NIC references such
+    /// as `ip=…` are refused). For a single node that needs no lookup across nodes.
+    pub enabled: bool,
     /// The embedded NIC's scenario (see `sae_nic::scenario::BUILT_IN`); with `endpoints`, the
     /// standalone NICs' own configuration decides.
     pub scenario: String,
@@ -220,6 +224,7 @@ impl Default for NicSection {
     fn default() -> Self {
         let resolution = sae_nic::config::ResolutionToml::default();
         NicSection {
+            enabled: true,
             scenario: resolution.scenario,
             pools: resolution.pools,
             scenarios: resolution.scenarios,
@@ -239,6 +244,12 @@ impl NicSection {
         }
         .validate("nic")
         .map_err(|e| invalid("nic", e.to_string()))?;
+        if !self.enabled && !self.endpoints.is_empty() {
+            return Err(invalid(
+                "nic.endpoints",
+                "standalone NICs are listed but nic.enabled is false",
+            ));
+        }
         let mut seen = BTreeSet::new();
         for e in &self.endpoints {
             if e.rsplit_once(':')
@@ -251,6 +262,7 @@ impl NicSection {
             }
         }
         Ok(NicConfig {
+            enabled: self.enabled,
             resolution,
             endpoints: self.endpoints,
             cache_entries: self.cache_entries,
@@ -260,13 +272,22 @@ impl NicSection {
 }
 
 /// Validated `[nic]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NicConfig {
+    pub enabled: bool,
     pub resolution: sae_nic::config::Resolution,
     /// Empty: embedded.
     pub endpoints: Vec<String>,
     pub cache_entries: usize,
     pub cache_ttl: Duration,
+}
+
+impl Default for NicConfig {
+    fn default() -> Self {
+        NicSection::default()
+            .validate()
+            .expect("the default [nic] is valid")
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -1273,6 +1294,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().starts_with("diameter.dictionary"), "{err}");
+    }
+
+    #[test]
+    fn the_nic_can_be_disabled_but_not_with_endpoints() {
+        let parse = |text: &str| Config::from_toml(text, Path::new("t.toml"), Path::new("."));
+        assert!(parse("").unwrap().nic.enabled);
+        assert!(!parse("[nic]\nenabled = false").unwrap().nic.enabled);
+        let err = parse("[nic]\nenabled = false\nendpoints = [\"nic1:50070\"]").unwrap_err();
+        assert!(err.to_string().starts_with("nic.endpoints"), "{err}");
+        let err = parse("[nic]\nendpoints = [\"nic1\"]").unwrap_err();
+        assert!(err.to_string().contains("host:port"), "{err}");
     }
 
     #[test]

@@ -83,16 +83,18 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         .collect();
     let shards: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
     let (nic_sink, nic_changes) = nic::NicSink::new();
-    let engine = Arc::new(
-        Engine::new(
-            catalog,
-            store.clone(),
-            metrics.clone(),
-            config.sessions.clone(),
-            shards,
-        )
-        .observed(Arc::new(nic_sink)),
+    let engine = Engine::new(
+        catalog,
+        store.clone(),
+        metrics.clone(),
+        config.sessions.clone(),
+        shards,
     );
+    let engine = Arc::new(if config.nic.enabled {
+        engine.observed(Arc::new(nic_sink))
+    } else {
+        engine
+    });
     let routers = Arc::new(diameter::routers::Routers::default());
     let codes = sae_diameter::jsrc::JuniperCodes::from_dictionary(&config.diameter.dictionary)
         .map_err(|e| anyhow::anyhow!("dictionary: {e}"))?;
@@ -209,7 +211,10 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
     // The embedded NIC (this node's directory of the whole cluster's bindings, fed by its own
     // publisher and by the other members'), or the standalone NICs' proxy: the publisher then
     // sends to the NIC endpoints instead of the other members.
-    let (resolver, embedded) = if config.nic.endpoints.is_empty() {
+    let (resolver, embedded) = if !config.nic.enabled {
+        tracing::info!("running without a NIC ([nic] enabled = false)");
+        (grpc::nic::Resolver::Disabled, None)
+    } else if config.nic.endpoints.is_empty() {
         let nic = Arc::new(nic::Nic::new(config.nic.resolution.clone()));
         (grpc::nic::Resolver::Embedded(nic.clone()), Some(nic))
     } else {
@@ -267,7 +272,12 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         send: grpc::nic::sender(Arc::downgrade(&cluster), config.name.clone()),
         metrics: metrics.clone(),
     };
-    let publisher = tokio::spawn(nic::publisher::run(embedded.clone(), nic_changes, sources));
+    let publisher = if config.nic.enabled {
+        tokio::spawn(nic::publisher::run(embedded.clone(), nic_changes, sources))
+    } else {
+        drop(nic_changes);
+        tokio::spawn(async {})
+    };
     let nic_service = embedded.map(|nic| {
         let hooks = grpc::nic::NodeHooks {
             cluster: Arc::downgrade(&cluster),

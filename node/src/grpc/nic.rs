@@ -83,6 +83,12 @@ pub enum Resolver {
     Embedded(Arc<Nic>),
     /// Standalone NICs.
     Proxy(Arc<NicProxy>),
+    /// None (`[nic] enabled = false`).
+    Disabled,
+}
+
+fn disabled() -> Status {
+    Status::failed_precondition("this node runs without a NIC ([nic] enabled = false)")
 }
 
 impl Resolver {
@@ -93,6 +99,7 @@ impl Resolver {
                 .resolve(reference)
                 .map_err(|e| Status::not_found(e.to_string())),
             Resolver::Proxy(proxy) => proxy.resolve(reference).await,
+            Resolver::Disabled => Err(disabled()),
         }
     }
 
@@ -115,6 +122,7 @@ impl Resolver {
         match self {
             Resolver::Embedded(nic) => sae_nic_server::service::list_bindings(nic, &request),
             Resolver::Proxy(proxy) => proxy.list_bindings(request).await,
+            Resolver::Disabled => Err(disabled()),
         }
     }
 }

@@ -125,28 +125,36 @@ pub async fn run(local: Local, mut changes: Changes, sources: Sources) {
             }
             continue;
         }
+        // Changes gather for LINGER without the publisher waking for each one (at thousands
+        // of logins a second a wake per login costs more than its publication), then
+        // everything queued goes out, in batches of at most BATCH.
         let mut batch = Vec::new();
-        let mut pending = first;
-        let deadline = tokio::time::Instant::now() + LINGER;
-        while let Some(change) = pending.take() {
+        if let Some(change) = first {
+            publication(&local, &sources, change, &mut batch, &mut tasks);
+        }
+        tokio::time::sleep(LINGER).await;
+        let mut taken = 0;
+        while taken < super::QUEUE
+            && let Ok(change) = changes.rx.try_recv()
+        {
+            taken += 1;
             publication(&local, &sources, change, &mut batch, &mut tasks);
             if batch.len() >= BATCH {
-                break;
+                flush(&local, &peers, std::mem::take(&mut batch));
             }
-            pending = match changes.rx.try_recv() {
-                Ok(c) => Some(c),
-                Err(_) => tokio::time::timeout_at(deadline, changes.rx.recv())
-                    .await
-                    .unwrap_or_default(),
-            };
         }
-        if batch.is_empty() {
-            continue;
-        }
-        apply_local(&local, &batch);
-        send_all(&peers, Arc::new(batch));
+        flush(&local, &peers, batch);
     }
     tasks.abort_all();
+}
+
+/// Applies a batch here and queues it for every target.
+fn flush(local: &Local, peers: &HashMap<NodeId, Peer>, batch: Vec<Publication>) {
+    if batch.is_empty() {
+        return;
+    }
+    apply_local(local, &batch);
+    send_all(peers, Arc::new(batch));
 }
 
 /// Queues a batch for every target; a full queue makes that target's next send a replay.
