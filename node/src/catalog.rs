@@ -1,7 +1,9 @@
 //! The service catalog and the subscriber rules that decide which services a subscriber gets
 //! at login.
 //!
-//! A [`ServiceDef`] names a router policy (and its template and default substitutions). A
+//! A [`ServiceDef`] names a router policy (and its template and default substitutions), or,
+//! for an aggregate service (seed 003), lists the [`FragmentDef`]s it activates on subscriber
+//! sessions that subscriber reference expressions name, here or on other nodes. A
 //! [`Rule`] matches a login by glob patterns (`*` and `?`, case-insensitive) on the login name,
 //! its domain, the NAS-Port-Id and the router, and either rejects the login or lists the
 //! services to activate, with substitutions that override the services' defaults. Rules are
@@ -37,15 +39,28 @@ pub enum CatalogError {
     /// A service, rule or catalog file that does not validate.
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
-    /// The service is named by rules, so it cannot be deleted.
-    #[error("service {service:?} is used by rules {rules:?}")]
-    InUse { service: String, rules: Vec<String> },
+    /// The service is named by rules or is a fragment of aggregates, so it cannot be deleted.
+    #[error("service {service:?} is used by {}", users(rules, aggregates))]
+    InUse {
+        service: String,
+        rules: Vec<String>,
+        aggregates: Vec<String>,
+    },
     /// A catalog file that is not valid TOML for [`CatalogFile`].
     #[error("catalog TOML: {0}")]
     Parse(Box<toml::de::Error>),
     /// The catalog store failed.
     #[error("catalog store: {0}")]
     Store(#[from] StoreError),
+}
+
+/// `rules ["r1"] and aggregates ["vod"]`: who uses a service.
+pub fn users(rules: &[String], aggregates: &[String]) -> String {
+    match (rules.is_empty(), aggregates.is_empty()) {
+        (false, true) => format!("rules {rules:?}"),
+        (true, false) => format!("aggregates {aggregates:?}"),
+        _ => format!("rules {rules:?} and aggregates {aggregates:?}"),
+    }
 }
 
 fn invalid(field: String, reason: impl Into<String>) -> CatalogError {
@@ -75,6 +90,115 @@ pub struct ServiceDef {
     pub accounting: bool,
     #[serde(default)]
     pub description: String,
+    /// Normal (installs its policy) or aggregate (activates its fragments).
+    #[serde(default, skip_serializing_if = "ServiceKind::is_normal")]
+    pub kind: ServiceKind,
+    /// An aggregate's fragments (`[[service.fragment]]`).
+    #[serde(default, rename = "fragment", skip_serializing_if = "Vec::is_empty")]
+    pub fragments: Vec<FragmentDef>,
+    /// A normal service that refuses every modification asked by an aggregate (standing in
+    /// for seed 003's service authentication event denying it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deny_modification: bool,
+}
+
+/// What a service does when activated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceKind {
+    /// Installs its policy on the subscriber's router.
+    #[default]
+    Normal,
+    /// Installs nothing itself: activates its fragments on the sessions they name.
+    Aggregate,
+}
+
+impl ServiceKind {
+    pub fn is_normal(&self) -> bool {
+        *self == ServiceKind::Normal
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceKind::Normal => "normal",
+            ServiceKind::Aggregate => "aggregate",
+        }
+    }
+}
+
+/// One fragment of an aggregate service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FragmentDef {
+    /// The fragment's name within its aggregate.
+    pub name: String,
+    /// The fragment service: any normal service.
+    pub service: String,
+    /// The subscriber reference expression naming the session that activates the fragment: a
+    /// Python expression over the aggregate session's fields and substitutions giving a
+    /// reference such as `ip=10.0.0.5` (see `sae_nic::expr`).
+    pub expression: String,
+    /// The aggregate is active only while this fragment is.
+    #[serde(default)]
+    pub mandatory: bool,
+    /// Fragments sharing a group stand in for each other: one active is enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redundancy_group: Option<String>,
+    /// The session named must be subscribed to the fragment service.
+    #[serde(default)]
+    pub require_subscription: bool,
+    /// The parameters passed to the fragment: `name` (the aggregate's value of `name`, under
+    /// the same name) or `fragName=aggregateName` (the aggregate's `aggregateName` as the
+    /// fragment's `fragName`).
+    #[serde(default)]
+    pub substitutions: Vec<String>,
+}
+
+impl FragmentDef {
+    /// The parameters passed, as (name in the fragment, name in the aggregate); the entries
+    /// are checked when the service is written.
+    pub fn parameters(&self) -> Vec<(&str, &str)> {
+        self.substitutions
+            .iter()
+            .map(|entry| match entry.split_once('=') {
+                Some((fragment, aggregate)) => (fragment.trim(), aggregate.trim()),
+                None => (entry.trim(), entry.trim()),
+            })
+            .collect()
+    }
+
+    fn check(&self, field: &str) -> Result<(), CatalogError> {
+        let at = |attr: &str| format!("{field}.{attr}");
+        check_name(&at("name"), &self.name)?;
+        check_name(&at("service"), &self.service)?;
+        check_text(&at("expression"), &self.expression, false)?;
+        sae_nic::Expression::parse(&self.expression)
+            .map_err(|e| invalid(at("expression"), e.to_string()))?;
+        if let Some(group) = &self.redundancy_group {
+            check_name(&at("redundancy_group"), group)?;
+        }
+        let mut seen = BTreeSet::new();
+        for (entry, (fragment, aggregate)) in self.substitutions.iter().zip(self.parameters()) {
+            for name in [fragment, aggregate] {
+                if !sae_nic::expr::is_valid_parameter_name(name) {
+                    return Err(invalid(
+                        at("substitutions"),
+                        format!(
+                            "{entry:?}: {name:?} is not a valid parameter name (a Python \
+                             identifier that is not a keyword)"
+                        ),
+                    ));
+                }
+            }
+            if !seen.insert(fragment) {
+                return Err(invalid(
+                    at("substitutions"),
+                    format!("{fragment:?} is passed twice"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl ServiceDef {
@@ -87,10 +211,24 @@ impl ServiceDef {
         }
     }
 
-    /// Checks the definition and returns it with the policy name defaulted.
+    pub fn is_aggregate(&self) -> bool {
+        self.kind == ServiceKind::Aggregate
+    }
+
+    /// Checks the definition on its own (not the services its fragments name: see
+    /// [`check_fragments`]) and returns it with the policy name defaulted.
     pub fn validated(&self) -> Result<ServiceDef, CatalogError> {
         let field = |attr: &str| format!("service {:?}.{attr}", self.name);
         check_name(&field("name"), &self.name)?;
+        if self.is_aggregate() {
+            return self.validated_aggregate();
+        }
+        if !self.fragments.is_empty() {
+            return Err(invalid(
+                field("fragment"),
+                "only an aggregate service (kind = \"aggregate\") has fragments",
+            ));
+        }
         let mut def = self.clone();
         def.policy_name = self.effective_policy_name().to_owned();
         check_text(&field("policy_name"), &def.policy_name, false)?;
@@ -104,6 +242,106 @@ impl ServiceDef {
         check_substitutions(&field("substitutions"), &def.substitutions)?;
         Ok(def)
     }
+
+    fn validated_aggregate(&self) -> Result<ServiceDef, CatalogError> {
+        let field = |attr: &str| format!("service {:?}.{attr}", self.name);
+        for (attr, value) in [
+            ("policy_name", &self.policy_name),
+            ("template_name", &self.template_name),
+        ] {
+            if !value.is_empty() {
+                return Err(invalid(
+                    field(attr),
+                    "an aggregate service installs no policy of its own",
+                ));
+            }
+        }
+        if self.deny_modification {
+            return Err(invalid(
+                field("deny_modification"),
+                "only a fragment service approves or denies modifications",
+            ));
+        }
+        if self.fragments.is_empty() {
+            return Err(invalid(
+                field("fragment"),
+                "an aggregate service needs at least one fragment",
+            ));
+        }
+        check_substitutions(&field("substitutions"), &self.substitutions)?;
+        let mut names = BTreeSet::new();
+        for fragment in &self.fragments {
+            fragment.check(&field(&format!("fragment {:?}", fragment.name)))?;
+            if !names.insert(fragment.name.as_str()) {
+                return Err(invalid(
+                    field("fragment"),
+                    format!("fragment {:?} is listed twice", fragment.name),
+                ));
+            }
+        }
+        Ok(self.clone())
+    }
+}
+
+/// Checks a (validated) service against the others: an aggregate's fragments must name
+/// existing normal services, and a service that is a fragment of an aggregate cannot become an
+/// aggregate itself. `services` may hold `def`'s earlier version.
+pub fn check_fragments(
+    def: &ServiceDef,
+    services: &BTreeMap<String, ServiceDef>,
+) -> Result<(), CatalogError> {
+    let service = |name: &str| {
+        if name == def.name {
+            Some(def)
+        } else {
+            services.get(name)
+        }
+    };
+    for fragment in &def.fragments {
+        let field = format!(
+            "service {:?}.fragment {:?}.service",
+            def.name, fragment.name
+        );
+        match service(&fragment.service) {
+            None => {
+                return Err(invalid(
+                    field,
+                    format!("unknown service {:?}", fragment.service),
+                ));
+            }
+            Some(s) if s.is_aggregate() => {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "{:?} is an aggregate service; a fragment is a normal service",
+                        fragment.service
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if def.is_aggregate() {
+        let holders = aggregates_using(&def.name, services);
+        if !holders.is_empty() {
+            return Err(invalid(
+                format!("service {:?}.kind", def.name),
+                format!(
+                    "it is a fragment of aggregates {holders:?}; an aggregate cannot be a fragment"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The aggregates (other than `service` itself) that have `service` as a fragment.
+pub fn aggregates_using(service: &str, services: &BTreeMap<String, ServiceDef>) -> Vec<String> {
+    services
+        .values()
+        .filter(|s| s.name != service && s.fragments.iter().any(|f| f.service == service))
+        .map(|s| s.name.clone())
+        .collect()
 }
 
 /// A subscriber rule: which logins it matches and what they get.
@@ -399,6 +637,9 @@ impl State {
             }
             state.services.insert(def.name.clone(), def);
         }
+        for def in state.services.values() {
+            check_fragments(def, &state.services)?;
+        }
         let mut names = BTreeSet::new();
         for rule in &file.rules {
             check_rule(rule, &state.services)?;
@@ -495,6 +736,10 @@ impl Catalog {
                 tracing::warn!(rule = %rule.name, service = %name, "rule names an unknown service; skipped");
                 continue;
             };
+            if def.is_aggregate() {
+                tracing::warn!(rule = %rule.name, service = %name, "aggregate sessions are not available on this node yet; the aggregate is not started");
+                continue;
+            }
             let mut substitutions = def.substitutions.clone();
             substitutions.extend(
                 rule.substitutions
@@ -552,6 +797,7 @@ impl Catalog {
         let def = def.validated()?;
         let _changes = self.changes.lock().expect("catalog changes lock");
         let mut state = self.state.write().expect("catalog lock");
+        check_fragments(&def, &state.services)?;
         state.services.insert(def.name.clone(), def.clone());
         Ok(def)
     }
@@ -568,10 +814,12 @@ impl Catalog {
                 });
             }
             let rules = state.rules_using(name);
-            if !rules.is_empty() {
+            let aggregates = aggregates_using(name, &state.services);
+            if !rules.is_empty() || !aggregates.is_empty() {
                 return Err(CatalogError::InUse {
                     service: name.to_owned(),
                     rules,
+                    aggregates,
                 });
             }
         }
@@ -1180,7 +1428,7 @@ mod tests {
             ]),
         );
         match c.delete_service("gold") {
-            Err(CatalogError::InUse { service, rules }) => {
+            Err(CatalogError::InUse { service, rules, .. }) => {
                 assert_eq!(service, "gold");
                 assert_eq!(rules, vec!["r1", "r2"]);
             }
@@ -1275,5 +1523,133 @@ mod tests {
                 .starts_with("rule \"r\".services: unknown service \"x\"")
         );
         assert!(invalid_field("[[service]]\nname = \"a b\"\n").starts_with("service \"a b\".name"));
+    }
+
+    const VOD: &str = r#"
+[[service]]
+name = "qos"
+template_name = "qos-tpl"
+[[service]]
+name = "video-qos"
+deny_modification = true
+[[service]]
+name = "vod"
+kind = "aggregate"
+accounting = true
+[[service.fragment]]
+name = "subscriber"
+service = "qos"
+expression = "'ip=%s' % user_IpAddress"
+mandatory = true
+substitutions = ["rate", "fragIp=user_IpAddress"]
+[[service.fragment]]
+name = "server1"
+service = "video-qos"
+expression = "'interfaceName=ge-0/0/1.0;router=vs1'"
+redundancy_group = "server"
+[[service.fragment]]
+name = "server2"
+service = "video-qos"
+expression = "'interfaceName=ge-0/0/2.0;router=vs2'"
+redundancy_group = "server"
+require_subscription = true
+"#;
+
+    #[test]
+    fn aggregate_services_list_their_fragments() {
+        let file = CatalogFile::from_toml(VOD).unwrap();
+        let catalog = Catalog::new(&file).unwrap();
+        let vod = catalog.service("vod").unwrap();
+        assert!(vod.is_aggregate());
+        assert_eq!(vod.policy_name, "", "an aggregate installs no policy");
+        assert_eq!(vod.fragments.len(), 3);
+        assert_eq!(
+            vod.fragments[0].parameters(),
+            [("rate", "rate"), ("fragIp", "user_IpAddress")]
+        );
+        assert_eq!(vod.fragments[2].redundancy_group.as_deref(), Some("server"));
+        assert!(catalog.service("video-qos").unwrap().deny_modification);
+        // The catalog written back reads the same.
+        let text = toml::to_string(&catalog.snapshot()).unwrap();
+        assert_eq!(CatalogFile::from_toml(&text).unwrap(), catalog.snapshot());
+        // A fragment service in use cannot go, nor become an aggregate.
+        match catalog.delete_service("qos") {
+            Err(CatalogError::InUse { aggregates, .. }) => assert_eq!(aggregates, ["vod"]),
+            other => panic!("expected InUse, got {other:?}"),
+        }
+        let mut qos = catalog.service("qos").unwrap();
+        qos.kind = ServiceKind::Aggregate;
+        qos.policy_name.clear();
+        qos.template_name.clear();
+        qos.fragments = vod.fragments.clone();
+        let err = catalog.put_service(qos).unwrap_err().to_string();
+        assert!(err.starts_with("service \"qos\""), "{err}");
+        catalog.delete_service("vod").unwrap();
+        catalog.delete_service("qos").unwrap();
+    }
+
+    #[test]
+    fn bad_aggregates_are_refused_naming_the_field() {
+        let err = |edit: &dyn Fn(&mut ServiceDef)| {
+            let mut file = CatalogFile::from_toml(VOD).unwrap();
+            let vod = file.services.iter_mut().find(|s| s.name == "vod").unwrap();
+            edit(vod);
+            match file.validate() {
+                Err(CatalogError::Invalid { field, reason }) => format!("{field}: {reason}"),
+                other => panic!("expected Invalid, got {other:?}"),
+            }
+        };
+        let e = err(&|s| s.fragments[0].service = "nope".into());
+        assert!(
+            e.starts_with(
+                "service \"vod\".fragment \"subscriber\".service: unknown service \"nope\""
+            ),
+            "{e}"
+        );
+        let e = err(&|s| s.fragments[0].service = "vod".into());
+        assert!(e.contains("is an aggregate service"), "{e}");
+        let e = err(&|s| s.fragments[1].expression = "'ip=' +".into());
+        assert!(
+            e.starts_with("service \"vod\".fragment \"server1\".expression:"),
+            "{e}"
+        );
+        let e = err(&|s| s.fragments[1].expression = "__import__('os')".into());
+        assert!(e.contains("expression"), "{e}");
+        let e = err(&|s| s.fragments[0].substitutions = vec!["for=rate".into()]);
+        assert!(e.contains("\"for\" is not a valid parameter name"), "{e}");
+        let e = err(&|s| s.fragments[0].substitutions = vec!["a-b".into()]);
+        assert!(e.contains("not a valid parameter name"), "{e}");
+        let e = err(&|s| s.fragments[0].substitutions = vec!["x=a".into(), "x=b".into()]);
+        assert!(e.contains("\"x\" is passed twice"), "{e}");
+        let e = err(&|s| s.fragments[2].name = "server1".into());
+        assert!(e.contains("listed twice"), "{e}");
+        let e = err(&|s| s.fragments.clear());
+        assert!(e.contains("at least one fragment"), "{e}");
+        let e = err(&|s| s.policy_name = "p".into());
+        assert!(e.starts_with("service \"vod\".policy_name"), "{e}");
+        let e = err(&|s| s.kind = ServiceKind::Normal);
+        assert!(e.contains("only an aggregate service"), "{e}");
+        let e = err(&|s| s.fragments[1].redundancy_group = Some("a b".into()));
+        assert!(e.contains("redundancy_group"), "{e}");
+    }
+
+    #[test]
+    fn rules_do_not_start_aggregates_as_policies() {
+        let mut file = CatalogFile::from_toml(VOD).unwrap();
+        file.rules.push(Rule {
+            name: "all".into(),
+            services: vec!["vod".into(), "qos".into()],
+            ..Rule::default()
+        });
+        let catalog = Catalog::new(&file).unwrap();
+        let Decision::Services(chosen, _) = catalog.decide(&LoginInfo {
+            user_name: Some("a@b"),
+            nas_port_id: None,
+            router: "r1",
+        }) else {
+            panic!("accepted");
+        };
+        let names: Vec<&str> = chosen.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["qos"]);
     }
 }

@@ -186,9 +186,27 @@ pub struct ServicePutArgs {
     /// Free text.
     #[arg(long, value_name = "TEXT", conflicts_with = "file")]
     pub description: Option<String>,
+    /// An aggregate service: installs no policy, activates its --fragment's.
+    #[arg(long, conflicts_with = "file")]
+    pub aggregate: bool,
+    /// A fragment of the aggregate (repeatable), as a TOML inline table: `{name = "q1",
+    /// service = "qos", expression = "'ip=%s' % user_IpAddress", mandatory = true,
+    /// redundancy_group = "g", require_subscription = false, substitutions = ["rate",
+    /// "fragIp=user_IpAddress"]}`.
+    #[arg(
+        long,
+        value_name = "TABLE",
+        conflicts_with = "file",
+        requires = "aggregate"
+    )]
+    pub fragment: Vec<String>,
+    /// A normal service that refuses every modification asked by an aggregate.
+    #[arg(long, conflicts_with = "file")]
+    pub deny_modification: bool,
     /// Read the services from the `[[service]]` entries of a TOML file (fields: name,
-    /// policy_name, template_name, substitutions, accounting, description), as in the node's
-    /// configuration file; every entry is stored unless NAME is given.
+    /// policy_name, template_name, substitutions, accounting, description, kind, fragment,
+    /// deny_modification), as in the node's configuration file; every entry is stored unless
+    /// NAME is given.
     #[arg(long, value_name = "FILE.toml")]
     pub file: Option<PathBuf>,
 }

@@ -10,10 +10,10 @@ use std::fmt::Write as _;
 
 use sae_proto::v1::{
     AdmissionBudget, ClusterStatus, CollectUsageResponse, ControlUsageRequest,
-    ControlUsageResponse, CopsConnection, DiameterPeer, EvaluateExpressionReply, ListBindingsReply,
-    ListSubscribersResponse, LogoutResponse, NicMatch, NodeStatus, ResolveReply,
-    ResyncRouterResponse, RouterOwner, Rule, Service, ServiceChangeResult, SessionEvent,
-    Subscriber, UsageRecord,
+    ControlUsageResponse, CopsConnection, DiameterPeer, EvaluateExpressionReply, Fragment,
+    ListBindingsReply, ListSubscribersResponse, LogoutResponse, NicMatch, NodeStatus, ResolveReply,
+    ResyncRouterResponse, RouterOwner, Rule, Service, ServiceChangeResult, ServiceKind,
+    SessionEvent, Subscriber, UsageRecord,
 };
 use serde::Serialize;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -270,6 +270,7 @@ pub fn routers(peers: &[DiameterPeer]) -> String {
 pub fn services(services: &[Service]) -> String {
     let mut t = Table::new(&[
         "NAME",
+        "KIND",
         "POLICY",
         "TEMPLATE",
         "ACCOUNTING",
@@ -279,6 +280,7 @@ pub fn services(services: &[Service]) -> String {
     for s in services {
         t.row(vec![
             s.name.clone(),
+            kind(s),
             s.policy_name.clone(),
             s.template_name.clone(),
             yes_no(s.accounting),
@@ -289,16 +291,55 @@ pub fn services(services: &[Service]) -> String {
     t.render()
 }
 
+fn kind(s: &Service) -> String {
+    match ServiceKind::try_from(s.kind) {
+        Ok(ServiceKind::Normal) => "normal".into(),
+        Ok(ServiceKind::Aggregate) => "aggregate".into(),
+        Err(_) => format!("kind {}", s.kind),
+    }
+}
+
+/// One fragment on a line: `q1: qos 'ip=%s' % user_IpAddress (mandatory, group g)`.
+fn fragment(f: &Fragment) -> String {
+    let mut notes = Vec::new();
+    if f.mandatory {
+        notes.push("mandatory".to_owned());
+    }
+    if !f.redundancy_group.is_empty() {
+        notes.push(format!("group {}", f.redundancy_group));
+    }
+    if f.require_subscription {
+        notes.push("requires subscription".to_owned());
+    }
+    if !f.substitutions.is_empty() {
+        notes.push(format!("passes {}", f.substitutions.join(", ")));
+    }
+    let notes = if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", notes.join("; "))
+    };
+    format!("{}: {} {}{notes}", f.name, f.service, f.expression)
+}
+
 /// `service get` and `service put`: one service.
 pub fn service(s: &Service) -> String {
-    block(&[
+    let mut fields = vec![
         ("name", s.name.clone()),
+        ("kind", kind(s)),
         ("policy-name", s.policy_name.clone()),
         ("template", s.template_name.clone()),
         ("accounting", yes_no(s.accounting)),
         ("substitutions", substitutions(&s.substitutions)),
         ("description", s.description.clone()),
-    ])
+    ];
+    if s.deny_modification {
+        fields.push(("modification", "denied to aggregates".into()));
+    }
+    for f in &s.fragments {
+        fields.push(("fragment", fragment(f)));
+    }
+    block(&fields)
 }
 
 /// A rule pattern: empty matches everything.
@@ -1098,6 +1139,7 @@ mx1.example.net  example.net  192.0.2.1:40000  open   okay      jsrc,ptsp,99  JU
                 substitutions: subs(&[("rate", "10m"), ("burst", "1m")]),
                 accounting: true,
                 description: "Gold tier".into(),
+                ..Default::default()
             },
             Service {
                 name: "bronze".into(),
@@ -1108,15 +1150,16 @@ mx1.example.net  example.net  192.0.2.1:40000  open   okay      jsrc,ptsp,99  JU
         assert_eq!(
             services(&list),
             "\
-NAME    POLICY    TEMPLATE  ACCOUNTING  SUBSTITUTIONS       DESCRIPTION
-gold    gold-pol  tmpl      yes         burst=1m, rate=10m  Gold tier
-bronze  bronze    -         no          -                   -
+NAME    KIND    POLICY    TEMPLATE  ACCOUNTING  SUBSTITUTIONS       DESCRIPTION
+gold    normal  gold-pol  tmpl      yes         burst=1m, rate=10m  Gold tier
+bronze  normal  bronze    -         no          -                   -
 "
         );
         assert_eq!(
             service(&list[0]),
             "\
 name:           gold
+kind:           normal
 policy-name:    gold-pol
 template:       tmpl
 accounting:     yes

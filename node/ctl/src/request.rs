@@ -9,12 +9,12 @@ use std::path::Path;
 use sae_proto::v1::subscriber_ref::Key;
 use sae_proto::v1::{
     ActivateServiceRequest, CollectUsageRequest, ControlUsageRequest, DeactivateServiceRequest,
-    DeleteRuleRequest, DeleteServiceRequest, EvaluateExpressionRequest, GetClusterRequest,
-    GetNodeStatusRequest, GetServiceRequest, GetSubscriberRequest, ListAdmissionBudgetsRequest,
-    ListBindingsRequest, ListCopsConnectionsRequest, ListRulesRequest, ListServicesRequest,
-    ListSubscribersRequest, ListUsageRecordsRequest, LogoutRequest, MoveRouterRequest,
-    PutRuleRequest, PutServiceRequest, RemoveNodeRequest, ResolveRequest, ResyncRouterRequest,
-    Rule, Service, SubscriberRef, WatchEventsRequest,
+    DeleteRuleRequest, DeleteServiceRequest, EvaluateExpressionRequest, Fragment,
+    GetClusterRequest, GetNodeStatusRequest, GetServiceRequest, GetSubscriberRequest,
+    ListAdmissionBudgetsRequest, ListBindingsRequest, ListCopsConnectionsRequest, ListRulesRequest,
+    ListServicesRequest, ListSubscribersRequest, ListUsageRecordsRequest, LogoutRequest,
+    MoveRouterRequest, PutRuleRequest, PutServiceRequest, RemoveNodeRequest, ResolveRequest,
+    ResyncRouterRequest, Rule, Service, ServiceKind, SubscriberRef, WatchEventsRequest,
 };
 use serde::Deserialize;
 use tonic_health::pb::HealthCheckRequest;
@@ -361,6 +361,13 @@ fn put_services(args: &ServicePutArgs) -> Result<Vec<Service>, CtlError> {
         .name
         .clone()
         .ok_or_else(|| CtlError::Usage("service put: a NAME or --file is needed".into()))?;
+    let fragments = args
+        .fragment
+        .iter()
+        .map(|text| {
+            fragment_from_toml(text).map_err(|e| CtlError::Usage(format!("--fragment {text}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(vec![Service {
         name,
         policy_name: args.policy_name.clone().unwrap_or_default(),
@@ -368,7 +375,29 @@ fn put_services(args: &ServicePutArgs) -> Result<Vec<Service>, CtlError> {
         substitutions: substitutions(&args.substitutions)?,
         accounting: args.accounting,
         description: args.description.clone().unwrap_or_default(),
+        kind: service_kind(args.aggregate) as i32,
+        fragments,
+        deny_modification: args.deny_modification,
     }])
+}
+
+fn service_kind(aggregate: bool) -> ServiceKind {
+    if aggregate {
+        ServiceKind::Aggregate
+    } else {
+        ServiceKind::Normal
+    }
+}
+
+/// One `--fragment`: a TOML inline table of the fields of `[[service.fragment]]`.
+pub fn fragment_from_toml(text: &str) -> Result<Fragment, String> {
+    #[derive(Deserialize)]
+    struct One {
+        f: FragmentEntry,
+    }
+    let one: One =
+        toml::from_str(&format!("f = {text}")).map_err(|e| e.to_string().trim_end().to_owned())?;
+    Ok(one.f.into())
 }
 
 /// The rules of `rule put`: from the flags, or from the `--file`.
@@ -430,6 +459,52 @@ struct ServiceEntry {
     accounting: bool,
     #[serde(default)]
     description: String,
+    /// `normal` or `aggregate`.
+    #[serde(default)]
+    kind: KindEntry,
+    #[serde(default)]
+    fragment: Vec<FragmentEntry>,
+    #[serde(default)]
+    deny_modification: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum KindEntry {
+    #[default]
+    Normal,
+    Aggregate,
+}
+
+/// One `[[service.fragment]]`: the fields of `sae.v1.Fragment`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FragmentEntry {
+    name: String,
+    service: String,
+    expression: String,
+    #[serde(default)]
+    mandatory: bool,
+    #[serde(default)]
+    redundancy_group: String,
+    #[serde(default)]
+    require_subscription: bool,
+    #[serde(default)]
+    substitutions: Vec<String>,
+}
+
+impl From<FragmentEntry> for Fragment {
+    fn from(e: FragmentEntry) -> Fragment {
+        Fragment {
+            name: e.name,
+            service: e.service,
+            expression: e.expression,
+            mandatory: e.mandatory,
+            redundancy_group: e.redundancy_group,
+            require_subscription: e.require_subscription,
+            substitutions: e.substitutions,
+        }
+    }
 }
 
 /// One `[[rule]]`: the fields of `sae.v1.Rule`.
@@ -508,6 +583,9 @@ pub fn services_from_toml(text: &str, only: Option<&str>) -> Result<Vec<Service>
             substitutions: scalars(e.substitutions),
             accounting: e.accounting,
             description: e.description,
+            kind: service_kind(matches!(e.kind, KindEntry::Aggregate)) as i32,
+            fragments: e.fragment.into_iter().map(Fragment::from).collect(),
+            deny_modification: e.deny_modification,
         })
         .collect())
 }
@@ -756,6 +834,7 @@ mod tests {
                     ]),
                     accounting: true,
                     description: "Gold".into(),
+                    ..Default::default()
                 })
             }]
         );
@@ -770,6 +849,53 @@ mod tests {
                 ..Default::default()
             })
         );
+    }
+
+    #[test]
+    fn service_put_of_an_aggregate_with_fragments() {
+        let Call::PutServices(reqs) = call(&[
+            "service",
+            "put",
+            "vod",
+            "--aggregate",
+            "--fragment",
+            r#"{name = "sub", service = "qos", expression = "'ip=%s' % user_IpAddress", mandatory = true, substitutions = ["fragIp=user_IpAddress"]}"#,
+            "--fragment",
+            r#"{name = "srv", service = "qos", expression = "'vr=default@vs1'", redundancy_group = "g"}"#,
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        let s = reqs[0].service.clone().unwrap();
+        assert_eq!(s.kind, ServiceKind::Aggregate as i32);
+        assert_eq!(s.fragments.len(), 2);
+        assert_eq!(s.fragments[0].expression, "'ip=%s' % user_IpAddress");
+        assert!(s.fragments[0].mandatory);
+        assert_eq!(s.fragments[0].substitutions, ["fragIp=user_IpAddress"]);
+        assert_eq!(s.fragments[1].redundancy_group, "g");
+        let err = call(&[
+            "service",
+            "put",
+            "vod",
+            "--aggregate",
+            "--fragment",
+            "{name = 1}",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--fragment"), "{err}");
+        // --fragment needs --aggregate.
+        assert!(
+            Cli::try_parse_from(["saectl", "service", "put", "vod", "--fragment", "{}"]).is_err()
+        );
+        // The same from a file.
+        let file = services_from_toml(
+            "[[service]]\nname = \"vod\"\nkind = \"aggregate\"\n[[service.fragment]]\nname = \"a\"\nservice = \"qos\"\nexpression = \"'ip=10.0.0.1'\"\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(file[0].kind, ServiceKind::Aggregate as i32);
+        assert_eq!(file[0].fragments[0].name, "a");
     }
 
     const CATALOG: &str = r#"

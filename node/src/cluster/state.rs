@@ -111,9 +111,17 @@ pub enum Refusal {
     /// No service, rule or router of that name.
     #[error("{kind} {name:?} not found")]
     NotFound { kind: String, name: String },
-    /// The service is named by rules.
-    #[error("service {service:?} is used by rules {rules:?}")]
-    InUse { service: String, rules: Vec<String> },
+    /// The service is named by rules or is a fragment of aggregates.
+    #[error(
+        "service {service:?} is used by {}",
+        crate::catalog::users(rules, aggregates)
+    )]
+    InUse {
+        service: String,
+        rules: Vec<String>,
+        #[serde(default)]
+        aggregates: Vec<String>,
+    },
     /// The epoch given is not the router's current epoch.
     #[error("router {router:?}: stale epoch {given} (current {current})")]
     StaleEpoch {
@@ -269,7 +277,10 @@ impl ControlState {
 
     fn apply_inner(&mut self, cmd: &Command, touched: &mut Vec<Key>) -> Response {
         match cmd {
-            Command::PutService(def) => match def.validated() {
+            Command::PutService(def) => match def.validated().and_then(|def| {
+                crate::catalog::check_fragments(&def, &self.services)?;
+                Ok(def)
+            }) {
                 Ok(def) => {
                     touched.push(Key::Service(def.name.clone()));
                     self.services.insert(def.name.clone(), def);
@@ -284,13 +295,15 @@ impl ControlState {
                 let rules: Vec<String> = self
                     .rules
                     .values()
-                    .filter(|r| r.services.iter().any(|s| s == name))
+                    .filter(|r| r.services.iter().chain(&r.subscriptions).any(|s| s == name))
                     .map(|r| r.name.clone())
                     .collect();
-                if !rules.is_empty() {
+                let aggregates = crate::catalog::aggregates_using(name, &self.services);
+                if !rules.is_empty() || !aggregates.is_empty() {
                     return Response::Refused(Refusal::InUse {
                         service: name.clone(),
                         rules,
+                        aggregates,
                     });
                 }
                 self.services.remove(name);
@@ -666,6 +679,37 @@ mod tests {
     }
 
     #[test]
+    fn aggregates_need_normal_fragment_services_and_keep_them_in_use() {
+        let mut st = ControlState::default();
+        let vod = ServiceDef {
+            name: "vod".into(),
+            kind: crate::catalog::ServiceKind::Aggregate,
+            fragments: vec![crate::catalog::FragmentDef {
+                name: "sub".into(),
+                service: "qos".into(),
+                expression: "'ip=%s' % user_IpAddress".into(),
+                ..Default::default()
+            }],
+            ..ServiceDef::default()
+        };
+        let r = st.apply(&Command::PutService(vod.clone()));
+        assert!(
+            matches!(&r, Response::Refused(Refusal::Invalid(e)) if e.contains("unknown service \"qos\"")),
+            "{r:?}"
+        );
+        st.apply(&Command::PutService(service("qos")));
+        assert_eq!(st.apply(&Command::PutService(vod)), Response::Applied);
+        assert_eq!(
+            st.apply(&Command::DeleteService { name: "qos".into() }),
+            Response::Refused(Refusal::InUse {
+                service: "qos".into(),
+                rules: Vec::new(),
+                aggregates: vec!["vod".into()],
+            })
+        );
+    }
+
+    #[test]
     fn rules_need_their_services_and_keep_services_in_use() {
         let mut st = ControlState::default();
         let r = st.apply(&Command::PutRule(rule("r1", &["gold"])));
@@ -681,7 +725,8 @@ mod tests {
             }),
             Response::Refused(Refusal::InUse {
                 service: "gold".into(),
-                rules: vec!["r1".into()]
+                rules: vec!["r1".into()],
+                aggregates: Vec::new(),
             })
         );
         assert_eq!(

@@ -5,7 +5,7 @@
 use sae_proto::v1 as pb;
 use tonic::Status;
 
-use crate::catalog::{Rule, ServiceDef};
+use crate::catalog::{FragmentDef, Rule, ServiceDef, ServiceKind};
 use crate::cluster::{ClusterError, Member, Refusal};
 use crate::diameter::PeerStatus;
 use crate::events::SessionEvent;
@@ -69,6 +69,10 @@ pub(crate) fn peer_to_pb(p: PeerStatus, sessions: usize) -> pb::DiameterPeer {
 }
 
 pub(crate) fn service_to_pb(s: ServiceDef) -> pb::Service {
+    let kind = match s.kind {
+        ServiceKind::Normal => pb::ServiceKind::Normal,
+        ServiceKind::Aggregate => pb::ServiceKind::Aggregate,
+    };
     pb::Service {
         name: s.name,
         policy_name: s.policy_name,
@@ -76,18 +80,59 @@ pub(crate) fn service_to_pb(s: ServiceDef) -> pb::Service {
         substitutions: s.substitutions.into_iter().collect(),
         accounting: s.accounting,
         description: s.description,
+        kind: kind as i32,
+        fragments: s
+            .fragments
+            .into_iter()
+            .map(|f| pb::Fragment {
+                name: f.name,
+                service: f.service,
+                expression: f.expression,
+                mandatory: f.mandatory,
+                redundancy_group: f.redundancy_group.unwrap_or_default(),
+                require_subscription: f.require_subscription,
+                substitutions: f.substitutions,
+            })
+            .collect(),
+        deny_modification: s.deny_modification,
     }
 }
 
-pub(crate) fn service_from_pb(s: pb::Service) -> ServiceDef {
-    ServiceDef {
+/// A service from the wire; an unknown kind is refused.
+pub(crate) fn service_from_pb(s: pb::Service) -> Result<ServiceDef, Status> {
+    let kind = match pb::ServiceKind::try_from(s.kind) {
+        Ok(pb::ServiceKind::Normal) => ServiceKind::Normal,
+        Ok(pb::ServiceKind::Aggregate) => ServiceKind::Aggregate,
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "service {:?}.kind: unknown kind {}",
+                s.name, s.kind
+            )));
+        }
+    };
+    Ok(ServiceDef {
         name: s.name,
         policy_name: s.policy_name,
         template_name: s.template_name,
         substitutions: s.substitutions.into_iter().collect(),
         accounting: s.accounting,
         description: s.description,
-    }
+        kind,
+        fragments: s
+            .fragments
+            .into_iter()
+            .map(|f| FragmentDef {
+                name: f.name,
+                service: f.service,
+                expression: f.expression,
+                mandatory: f.mandatory,
+                redundancy_group: non_empty(f.redundancy_group),
+                require_subscription: f.require_subscription,
+                substitutions: f.substitutions,
+            })
+            .collect(),
+        deny_modification: s.deny_modification,
+    })
 }
 
 pub(crate) fn non_empty(s: String) -> Option<String> {
@@ -267,6 +312,7 @@ pub(crate) fn subscriber_status(e: SubscriberError) -> Status {
         SubscriberError::UnknownService(_) | SubscriberError::ServiceNotActive(..) => {
             Status::not_found(e.to_string())
         }
+        SubscriberError::AggregateUnavailable(_) => Status::unimplemented(e.to_string()),
         SubscriberError::Router(SendError::NotConnected(_) | SendError::NotServed(_)) => {
             Status::unavailable(e.to_string())
         }
@@ -362,4 +408,45 @@ pub(crate) fn hex_handle(s: &str) -> Result<sae_cops::object::Handle, Status> {
     bytes
         .map(|b| sae_cops::object::Handle(b.into()))
         .map_err(|_| Status::invalid_argument(format!("handle {s:?} is not hex octets")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_and_their_fragments_cross_the_wire_unchanged() {
+        let def = ServiceDef {
+            name: "vod".into(),
+            kind: ServiceKind::Aggregate,
+            accounting: true,
+            fragments: vec![FragmentDef {
+                name: "sub".into(),
+                service: "qos".into(),
+                expression: "'ip=%s' % user_IpAddress".into(),
+                mandatory: true,
+                redundancy_group: Some("g".into()),
+                require_subscription: true,
+                substitutions: vec!["fragIp=user_IpAddress".into()],
+            }],
+            ..ServiceDef::default()
+        };
+        assert_eq!(service_from_pb(service_to_pb(def.clone())).unwrap(), def);
+        let normal = ServiceDef {
+            name: "qos".into(),
+            deny_modification: true,
+            ..ServiceDef::default()
+        };
+        assert_eq!(
+            service_from_pb(service_to_pb(normal.clone())).unwrap(),
+            normal
+        );
+        let bad = pb::Service {
+            name: "x".into(),
+            kind: 7,
+            ..pb::Service::default()
+        };
+        let err = service_from_pb(bad).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    }
 }

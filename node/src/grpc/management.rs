@@ -333,7 +333,7 @@ impl Management for ManagementService {
             .into_inner()
             .service
             .ok_or_else(|| Status::invalid_argument("service is required"))?;
-        let def = service_from_pb(service);
+        let def = service_from_pb(service)?;
         let name = def.name.clone();
         self.catalog_write(Command::PutService(def)).await?;
         let stored =

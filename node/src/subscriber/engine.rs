@@ -36,6 +36,9 @@ pub enum SubscriberError {
     Router(#[from] SendError),
     #[error("the session ended while the request was in progress")]
     SessionGone,
+    /// Aggregate services are run by aggregate sessions, which this node does not run yet.
+    #[error("{0:?} is an aggregate service: aggregate sessions are not available on this node yet")]
+    AggregateUnavailable(String),
 }
 
 /// A login the catalog's rules refused.
@@ -270,6 +273,9 @@ impl Engine {
             .catalog
             .service(service)
             .ok_or_else(|| SubscriberError::UnknownService(service.to_owned()))?;
+        if def.is_aggregate() {
+            return Err(SubscriberError::AggregateUnavailable(def.name));
+        }
         let mut substitutions = def.substitutions.clone();
         substitutions.extend(overrides);
         let s = ServiceSession {
