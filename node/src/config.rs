@@ -55,6 +55,8 @@ pub struct FileConfig {
     /// `[nic]`: where subscriber references are resolved: the embedded NIC (scenario, address
     /// pools) or standalone NIC endpoints.
     pub nic: NicSection,
+    /// `[aggregate]`: the timers of aggregate service sessions (seed 003).
+    pub aggregate: AggregateSection,
     /// The service catalog seed (`[[service]]` tables); the stored catalog wins once it exists.
     #[serde(rename = "service")]
     pub services: Vec<crate::catalog::ServiceDef>,
@@ -267,6 +269,80 @@ impl NicSection {
             endpoints: self.endpoints,
             cache_entries: self.cache_entries,
             cache_ttl: Duration::from_secs(self.cache_ttl_secs),
+        })
+    }
+}
+
+/// `[aggregate]`: the four timers of seed 003, in seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AggregateSection {
+    /// Between keepalives from an aggregate session to its remote fragments.
+    pub keepalive_interval_secs: u64,
+    /// Before an unanswered keepalive is repeated; also between attempts to start or stop a
+    /// fragment.
+    pub keepalive_retry_wait_secs: u64,
+    /// How long starting or stopping a fragment is retried.
+    pub activation_deactivation_secs: u64,
+    /// How long a fragment and its aggregate may stay unreachable before each gives the
+    /// other up.
+    pub failure_notification_secs: u64,
+}
+
+impl Default for AggregateSection {
+    fn default() -> Self {
+        let t = crate::aggregate::machine::Timers::default();
+        AggregateSection {
+            keepalive_interval_secs: t.keepalive_interval.as_secs(),
+            keepalive_retry_wait_secs: t.keepalive_retry_wait.as_secs(),
+            activation_deactivation_secs: t.activation_deactivation_time.as_secs(),
+            failure_notification_secs: t.failure_notification_time.as_secs(),
+        }
+    }
+}
+
+impl AggregateSection {
+    fn validate(self) -> Result<crate::aggregate::machine::Timers, ConfigError> {
+        for (field, value) in [
+            (
+                "aggregate.keepalive_interval_secs",
+                self.keepalive_interval_secs,
+            ),
+            (
+                "aggregate.keepalive_retry_wait_secs",
+                self.keepalive_retry_wait_secs,
+            ),
+            (
+                "aggregate.activation_deactivation_secs",
+                self.activation_deactivation_secs,
+            ),
+            (
+                "aggregate.failure_notification_secs",
+                self.failure_notification_secs,
+            ),
+        ] {
+            if value == 0 || value > 86_400 {
+                return Err(invalid(field, format!("{value}: from 1 to 86400 seconds")));
+            }
+        }
+        if self.keepalive_retry_wait_secs > self.keepalive_interval_secs {
+            return Err(invalid(
+                "aggregate.keepalive_retry_wait_secs",
+                "longer than aggregate.keepalive_interval_secs",
+            ));
+        }
+        if self.failure_notification_secs <= self.keepalive_interval_secs {
+            return Err(invalid(
+                "aggregate.failure_notification_secs",
+                "must be longer than aggregate.keepalive_interval_secs, or every fragment \
+                 would be lost between two keepalives",
+            ));
+        }
+        Ok(crate::aggregate::machine::Timers {
+            keepalive_interval: Duration::from_secs(self.keepalive_interval_secs),
+            keepalive_retry_wait: Duration::from_secs(self.keepalive_retry_wait_secs),
+            activation_deactivation_time: Duration::from_secs(self.activation_deactivation_secs),
+            failure_notification_time: Duration::from_secs(self.failure_notification_secs),
         })
     }
 }
@@ -750,6 +826,8 @@ pub struct Config {
     pub cops: CopsConfig,
     pub cluster: ClusterConfig,
     pub nic: NicConfig,
+    /// Aggregate sessions' timers.
+    pub aggregate: crate::aggregate::machine::Timers,
 }
 
 /// Validated Diameter configuration.
@@ -835,10 +913,12 @@ impl FileConfig {
             cops,
             cluster,
             nic,
+            aggregate,
             services,
             rules,
         } = self;
         let nic = nic.validate()?;
+        let aggregate = aggregate.validate()?;
         let cops = cops.validate()?;
         let cluster = cluster.validate()?;
         let metrics_listen: SocketAddr = metrics.listen.parse().map_err(|_| {
@@ -1047,6 +1127,7 @@ impl FileConfig {
             cops,
             cluster,
             nic,
+            aggregate,
             diameter: DiameterConfig {
                 listen,
                 origin_host,
@@ -1294,6 +1375,40 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().starts_with("diameter.dictionary"), "{err}");
+    }
+
+    #[test]
+    fn aggregate_timers_are_checked() {
+        let parse = |text: &str| Config::from_toml(text, Path::new("t.toml"), Path::new("."));
+        let t = parse("[aggregate]\nkeepalive_interval_secs = 5")
+            .unwrap()
+            .aggregate;
+        assert_eq!(t.keepalive_interval, Duration::from_secs(5));
+        assert_eq!(t.failure_notification_time, Duration::from_secs(30));
+        for (text, field) in [
+            (
+                "keepalive_interval_secs = 0",
+                "aggregate.keepalive_interval_secs",
+            ),
+            (
+                "keepalive_retry_wait_secs = 20",
+                "aggregate.keepalive_retry_wait_secs",
+            ),
+            (
+                "failure_notification_secs = 10",
+                "aggregate.failure_notification_secs",
+            ),
+            (
+                "activation_deactivation_secs = 100000",
+                "aggregate.activation_deactivation_secs",
+            ),
+        ] {
+            let err = parse(&format!("[aggregate]\n{text}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(field), "{text}: {err}");
+        }
+        assert!(parse("[aggregate]\nkeepalive = 1").is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod aggregate;
 pub mod catalog;
 pub mod cluster;
 pub mod config;

@@ -12,8 +12,8 @@ use sae_proto::v1::{
     AdmissionBudget, ClusterStatus, CollectUsageResponse, ControlUsageRequest,
     ControlUsageResponse, CopsConnection, DiameterPeer, EvaluateExpressionReply, Fragment,
     ListBindingsReply, ListSubscribersResponse, LogoutResponse, NicMatch, NodeStatus, ResolveReply,
-    ResyncRouterResponse, RouterOwner, Rule, Service, ServiceChangeResult, ServiceKind,
-    SessionEvent, Subscriber, UsageRecord,
+    ResyncRouterResponse, RouterOwner, Rule, Service, ServiceChangeResult, SessionEvent,
+    Subscriber, UsageRecord,
 };
 use serde::Serialize;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -292,10 +292,10 @@ pub fn services(services: &[Service]) -> String {
 }
 
 fn kind(s: &Service) -> String {
-    match ServiceKind::try_from(s.kind) {
-        Ok(ServiceKind::Normal) => "normal".into(),
-        Ok(ServiceKind::Aggregate) => "aggregate".into(),
-        Err(_) => format!("kind {}", s.kind),
+    if s.kind.is_empty() {
+        "normal".into()
+    } else {
+        s.kind.clone()
     }
 }
 

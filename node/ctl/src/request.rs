@@ -14,7 +14,7 @@ use sae_proto::v1::{
     ListAdmissionBudgetsRequest, ListBindingsRequest, ListCopsConnectionsRequest, ListRulesRequest,
     ListServicesRequest, ListSubscribersRequest, ListUsageRecordsRequest, LogoutRequest,
     MoveRouterRequest, PutRuleRequest, PutServiceRequest, RemoveNodeRequest, ResolveRequest,
-    ResyncRouterRequest, Rule, Service, ServiceKind, SubscriberRef, WatchEventsRequest,
+    ResyncRouterRequest, Rule, Service, SubscriberRef, WatchEventsRequest,
 };
 use serde::Deserialize;
 use tonic_health::pb::HealthCheckRequest;
@@ -375,18 +375,15 @@ fn put_services(args: &ServicePutArgs) -> Result<Vec<Service>, CtlError> {
         substitutions: substitutions(&args.substitutions)?,
         accounting: args.accounting,
         description: args.description.clone().unwrap_or_default(),
-        kind: service_kind(args.aggregate) as i32,
+        kind: service_kind(args.aggregate).into(),
         fragments,
         deny_modification: args.deny_modification,
     }])
 }
 
-fn service_kind(aggregate: bool) -> ServiceKind {
-    if aggregate {
-        ServiceKind::Aggregate
-    } else {
-        ServiceKind::Normal
-    }
+/// The kind sent: empty (the node's default, normal) unless aggregate.
+fn service_kind(aggregate: bool) -> &'static str {
+    if aggregate { "aggregate" } else { "" }
 }
 
 /// One `--fragment`: a TOML inline table of the fields of `[[service.fragment]]`.
@@ -583,7 +580,7 @@ pub fn services_from_toml(text: &str, only: Option<&str>) -> Result<Vec<Service>
             substitutions: scalars(e.substitutions),
             accounting: e.accounting,
             description: e.description,
-            kind: service_kind(matches!(e.kind, KindEntry::Aggregate)) as i32,
+            kind: service_kind(matches!(e.kind, KindEntry::Aggregate)).into(),
             fragments: e.fragment.into_iter().map(Fragment::from).collect(),
             deny_modification: e.deny_modification,
         })
@@ -867,7 +864,7 @@ mod tests {
             panic!()
         };
         let s = reqs[0].service.clone().unwrap();
-        assert_eq!(s.kind, ServiceKind::Aggregate as i32);
+        assert_eq!(s.kind, "aggregate");
         assert_eq!(s.fragments.len(), 2);
         assert_eq!(s.fragments[0].expression, "'ip=%s' % user_IpAddress");
         assert!(s.fragments[0].mandatory);
@@ -894,7 +891,7 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(file[0].kind, ServiceKind::Aggregate as i32);
+        assert_eq!(file[0].kind, "aggregate");
         assert_eq!(file[0].fragments[0].name, "a");
     }
 

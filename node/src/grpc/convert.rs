@@ -69,10 +69,6 @@ pub(crate) fn peer_to_pb(p: PeerStatus, sessions: usize) -> pb::DiameterPeer {
 }
 
 pub(crate) fn service_to_pb(s: ServiceDef) -> pb::Service {
-    let kind = match s.kind {
-        ServiceKind::Normal => pb::ServiceKind::Normal,
-        ServiceKind::Aggregate => pb::ServiceKind::Aggregate,
-    };
     pb::Service {
         name: s.name,
         policy_name: s.policy_name,
@@ -80,7 +76,7 @@ pub(crate) fn service_to_pb(s: ServiceDef) -> pb::Service {
         substitutions: s.substitutions.into_iter().collect(),
         accounting: s.accounting,
         description: s.description,
-        kind: kind as i32,
+        kind: s.kind.name().to_owned(),
         fragments: s
             .fragments
             .into_iter()
@@ -100,13 +96,13 @@ pub(crate) fn service_to_pb(s: ServiceDef) -> pb::Service {
 
 /// A service from the wire; an unknown kind is refused.
 pub(crate) fn service_from_pb(s: pb::Service) -> Result<ServiceDef, Status> {
-    let kind = match pb::ServiceKind::try_from(s.kind) {
-        Ok(pb::ServiceKind::Normal) => ServiceKind::Normal,
-        Ok(pb::ServiceKind::Aggregate) => ServiceKind::Aggregate,
-        Err(_) => {
+    let kind = match s.kind.as_str() {
+        "" | "normal" => ServiceKind::Normal,
+        "aggregate" => ServiceKind::Aggregate,
+        other => {
             return Err(Status::invalid_argument(format!(
-                "service {:?}.kind: unknown kind {}",
-                s.name, s.kind
+                "service {:?}.kind: {other:?} is neither \"normal\" nor \"aggregate\"",
+                s.name
             )));
         }
     };
@@ -443,7 +439,7 @@ mod tests {
         );
         let bad = pb::Service {
             name: "x".into(),
-            kind: 7,
+            kind: "composite".into(),
             ..pb::Service::default()
         };
         let err = service_from_pb(bad).unwrap_err();

@@ -241,7 +241,9 @@ fn service_put_list_get_delete() {
         assert!(
             lines.iter().any(|l| {
                 let cells: Vec<&str> = l.split_whitespace().collect();
-                cells.first() == Some(&name) && cells.get(1) == Some(&policy)
+                cells.first() == Some(&name)
+                    && cells.get(1) == Some(&"normal")
+                    && cells.get(2) == Some(&policy)
             }),
             "no row for {name}: {text}"
         );
@@ -257,6 +259,9 @@ fn service_put_list_get_delete() {
             "substitutions": { "burst": "1m", "rate": "10m" },
             "accounting": true,
             "description": "Gold tier",
+            "kind": "normal",
+            "fragments": [],
+            "deny_modification": false,
         })
     );
     let doc = node.ctl(&["service", "get", "silver", "--json"]).json();
