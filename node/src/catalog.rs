@@ -737,7 +737,7 @@ impl Catalog {
                 continue;
             };
             if def.is_aggregate() {
-                tracing::warn!(rule = %rule.name, service = %name, "aggregate sessions are not available on this node yet; the aggregate is not started");
+                tracing::warn!(rule = %rule.name, service = %name, "a rule does not start an aggregate at login in this version; activate it through the API");
                 continue;
             }
             let mut substitutions = def.substitutions.clone();

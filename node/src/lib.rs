@@ -286,6 +286,15 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         };
         sae_nic_server::NicService::new(nic, Arc::new(hooks))
     });
+    let aggregates = aggregate::session::Aggregates::new(
+        Arc::new(grpc::aggregates::NodeHost {
+            node: cluster.id,
+            engine: Arc::downgrade(&engine),
+            resolver: resolver.clone(),
+            idle: tokio::sync::broadcast::channel(1).0,
+        }),
+        config.aggregate,
+    );
     let management = grpc::ManagementService {
         node_name: config.name.clone(),
         started: std::time::Instant::now(),
@@ -294,6 +303,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         cops: cops_shared,
         cluster: cluster.clone(),
         nic: resolver.clone(),
+        aggregates,
     };
     let mut tasks = vec![hand_over, publisher];
     if let grpc::nic::Resolver::Proxy(proxy) = &resolver {

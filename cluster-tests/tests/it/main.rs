@@ -6,6 +6,7 @@
 //! `interop/tshark/Custom.xml`, a venv with python-diameter 0.9.0 (`SAE_INTEROP_PYTHON` or
 //! `.venv-interop/bin/python`), and the workspace binaries (`cargo build --workspace`).
 
+mod aggregates;
 mod cluster;
 mod compose;
 mod cops_flows;

@@ -4,6 +4,9 @@
 //! - [`machine`]: the aggregate session's rules and timers, sans-IO.
 //! - [`propagation`]: what a fragment is activated with: the expression's environment, the
 //!   parameters bound from the aggregate's substitutions, the propagated attributes.
+//! - [`session`]: the aggregate sessions of a node, each a task driving its machine, and the
+//!   [`session::Host`] they use (resolution, activation), passed in at construction.
 
 pub mod machine;
 pub mod propagation;
+pub mod session;

@@ -29,6 +29,7 @@ pub struct ManagementService {
     pub cops: Arc<crate::cops::CopsShared>,
     pub cluster: Arc<crate::cluster::Cluster>,
     pub nic: super::nic::Resolver,
+    pub aggregates: Arc<crate::aggregate::session::Aggregates>,
 }
 
 impl ManagementService {
@@ -546,6 +547,37 @@ impl Management for ManagementService {
             }
         };
         let overrides: BTreeMap<String, String> = r.substitutions.into_iter().collect();
+        if let Some(def) = self.aggregates.is_aggregate(&r.service) {
+            let entry = self
+                .engine
+                .sessions
+                .find(&reference)
+                .map_err(|e| subscriber_status(e.into()))?;
+            let record = entry.record;
+            let activation = crate::aggregate::propagation::Activation {
+                substitutions: overrides,
+                ..Default::default()
+            };
+            let outcome = self
+                .aggregates
+                .activate(
+                    def,
+                    record.session_id.clone(),
+                    crate::nic::fields(&record),
+                    activation,
+                )
+                .await;
+            return Ok(Response::new(pb::ServiceChangeResult {
+                session_id: record.session_id.clone(),
+                service: r.service,
+                policy_name: String::new(),
+                success: outcome.is_ok(),
+                result_code: 0,
+                state: if outcome.is_ok() { "active" } else { "failed" }.into(),
+                message: outcome.err().unwrap_or_default(),
+                attempts: 1,
+            }));
+        }
         let outcome = self
             .engine
             .activate(&reference, &r.service, overrides)
@@ -573,6 +605,29 @@ impl Management for ManagementService {
                     .await;
             }
         };
+        if self.aggregates.is_aggregate(&r.service).is_some() {
+            let entry = self
+                .engine
+                .sessions
+                .find(&reference)
+                .map_err(|e| subscriber_status(e.into()))?;
+            let session_id = entry.record.session_id.clone();
+            if !self.aggregates.deactivate(&session_id, &r.service) {
+                return Err(Status::not_found(format!(
+                    "{session_id} has no aggregate {:?}",
+                    r.service
+                )));
+            }
+            return Ok(Response::new(pb::ServiceChangeResult {
+                session_id,
+                service: r.service,
+                success: true,
+                state: "deactivating".into(),
+                message: "its fragments are being stopped".into(),
+                attempts: 1,
+                ..Default::default()
+            }));
+        }
         let outcome = self
             .engine
             .deactivate(&reference, &r.service)

@@ -6,6 +6,7 @@
 //! and the prost types lives in [`convert`]. The cached channels to the other members (Raft,
 //! forwarding to the leader) are the cluster's (`cluster::channels`).
 
+pub mod aggregates;
 pub mod cluster;
 pub mod convert;
 pub mod management;

@@ -36,8 +36,8 @@ pub enum SubscriberError {
     Router(#[from] SendError),
     #[error("the session ended while the request was in progress")]
     SessionGone,
-    /// Aggregate services are run by aggregate sessions, which this node does not run yet.
-    #[error("{0:?} is an aggregate service: aggregate sessions are not available on this node yet")]
+    /// Aggregate services are run by aggregate sessions (`aggregate::session`), not installed.
+    #[error("{0:?} is an aggregate service: it is started as an aggregate session, not installed")]
     AggregateUnavailable(String),
 }
 
