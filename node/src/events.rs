@@ -26,6 +26,16 @@ pub enum EventKind {
     RouterDown,
     /// The session's router moved to another node of the cluster, which rebuilds it.
     HandedOver,
+    /// An aggregate session became active (`service` is the aggregate).
+    AggregateActive,
+    /// An aggregate session failed, or ended after a loss (the reason in `detail`).
+    AggregateFailed,
+    /// An aggregate session ended: its fragments have stopped.
+    AggregateInactive,
+    /// A fragment of an aggregate started (`detail`: the fragment, its service and session).
+    FragmentStarted,
+    /// A started fragment was lost (`detail`: the fragment and why).
+    FragmentLost,
 }
 
 impl EventKind {
@@ -46,6 +56,11 @@ impl EventKind {
             EventKind::RouterUp => "router-up",
             EventKind::HandedOver => "handed-over",
             EventKind::RouterDown => "router-down",
+            EventKind::AggregateActive => "aggregate-active",
+            EventKind::AggregateFailed => "aggregate-failed",
+            EventKind::AggregateInactive => "aggregate-inactive",
+            EventKind::FragmentStarted => "fragment-started",
+            EventKind::FragmentLost => "fragment-lost",
         }
     }
 }

@@ -77,6 +77,11 @@ pub struct Metrics {
     pub nic_published: Family<OutcomeLabels, Counter>,
     /// Publications received from other members: "changed", "stale" (an older epoch), "same".
     pub nic_received: Family<OutcomeLabels, Counter>,
+    /// Aggregate sessions by what became of them: "active", "failed" (before or after being
+    /// active), "deactivated".
+    pub aggregates: Family<OutcomeLabels, Counter>,
+    /// Fragments of aggregate sessions: "started", "start-failed", "lost".
+    pub aggregate_fragments: Family<OutcomeLabels, Counter>,
     /// Resolutions through standalone NICs: "hit" (answered from the cache) or "miss".
     pub nic_cache: Family<OutcomeLabels, Counter>,
 }
@@ -178,8 +183,22 @@ impl Metrics {
             "Resolutions through standalone NICs, by outcome (hit: from the cache, miss)",
             nic_cache.clone(),
         );
+        let aggregates = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "aggregates",
+            "Aggregate sessions by outcome (active, failed, deactivated)",
+            aggregates.clone(),
+        );
+        let aggregate_fragments = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "aggregate_fragments",
+            "Fragments of aggregate sessions by outcome (started, start-failed, lost)",
+            aggregate_fragments.clone(),
+        );
         Metrics {
             registry,
+            aggregates,
+            aggregate_fragments,
             nic_cache,
             nic_bindings,
             nic_published,

@@ -179,6 +179,26 @@ fn aggregates_start_their_fragments_where_the_references_point_and_stop_them() {
         service_state(&mut api, "vs1@video.example", "server-qos").expect("server-qos");
     assert_eq!(state, "active");
     assert_eq!(subs, [("clientIp".to_owned(), "10.0.0.1".to_owned())]);
+    let list = aggregates(&mut api);
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(
+        (list[0].service.as_str(), list[0].state.as_str()),
+        ("vod", "active")
+    );
+    let fragments: Vec<(&str, &str, &str)> = list[0]
+        .fragments
+        .iter()
+        .map(|f| (f.name.as_str(), f.reference.as_str(), f.state.as_str()))
+        .collect();
+    assert_eq!(
+        fragments,
+        [
+            ("subscriber", "ip=10.0.0.1", "active"),
+            ("server", "loginName=vs1@video.example", "active"),
+        ]
+    );
+    assert_eq!(list[0].fragments[0].session_id, list[0].session_id);
+    assert_ne!(list[0].fragments[1].session_id, list[0].session_id);
     let again = activate(&mut api, "alice@isp.example", "vod");
     assert!(
         !again.success && again.message.contains("already active"),
@@ -229,4 +249,24 @@ fn aggregates_start_their_fragments_where_the_references_point_and_stop_them() {
     // Activating it again: its server is gone, so it fails and leaves nothing.
     let r = activate(&mut api, "alice@isp.example", "vod");
     assert!(!r.success, "{r:?}");
+    api.until("no aggregate session left", |a| {
+        aggregates(a).is_empty().then_some(())
+    });
+    let metrics = node.scrape_metrics();
+    for line in [
+        r#"sae_aggregates_total{outcome="active"} 2"#,
+        r#"sae_aggregates_total{outcome="failed"} 3"#,
+        r#"sae_aggregates_total{outcome="deactivated"} 1"#,
+        r#"sae_aggregate_fragments_total{outcome="lost"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+}
+
+fn aggregates(api: &mut Api) -> Vec<pb::AggregateSession> {
+    api.rt
+        .block_on(api.client.list_aggregates(pb::ListAggregatesRequest {}))
+        .expect("ListAggregates")
+        .into_inner()
+        .aggregates
 }

@@ -91,6 +91,9 @@ pub enum Command {
     Router(RouterCommand),
     /// Session events as they happen, one line each, until interrupted (Ctrl-C).
     Events(EventsArgs),
+    /// Aggregate service sessions this node runs, with their fragments.
+    #[command(subcommand)]
+    Aggregate(AggregateCommand),
     /// COPS: the connected PEPs, call admission budgets and usage feedback (RFC 3483).
     #[command(subcommand)]
     Cops(CopsCommand),
@@ -427,6 +430,18 @@ pub struct EventsArgs {
     /// Only events of this User-Name.
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AggregateCommand {
+    /// One row per aggregate session: its service, subscriber session, state and fragments.
+    #[command(visible_alias = "ls")]
+    List,
+    /// One aggregate session with each fragment's reference, target and state.
+    Get {
+        /// The aggregate session's id (as in `aggregate list`).
+        id: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

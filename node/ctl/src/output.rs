@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use sae_proto::v1::{
-    AdmissionBudget, ClusterStatus, CollectUsageResponse, ControlUsageRequest,
+    AdmissionBudget, AggregateSession, ClusterStatus, CollectUsageResponse, ControlUsageRequest,
     ControlUsageResponse, CopsConnection, DiameterPeer, EvaluateExpressionReply, Fragment,
     ListBindingsReply, ListSubscribersResponse, LogoutResponse, NicMatch, NodeStatus, ResolveReply,
     ResyncRouterResponse, RouterOwner, Rule, Service, ServiceChangeResult, SessionEvent,
@@ -836,6 +836,61 @@ pub fn cops_connections(connections: &[CopsConnection]) -> String {
     t.render()
 }
 
+/// `aggregate list`: one row per aggregate session.
+pub fn aggregates(aggregates: &[AggregateSession]) -> String {
+    let mut t = Table::new(&["ID", "SERVICE", "SESSION", "STATE", "FRAGMENTS", "REASON"]);
+    for a in aggregates {
+        let active = a.fragments.iter().filter(|f| f.state == "active").count();
+        t.row(vec![
+            a.id.to_string(),
+            a.service.clone(),
+            a.session_id.clone(),
+            a.state.clone(),
+            format!("{active}/{} active", a.fragments.len()),
+            a.reason.clone(),
+        ]);
+    }
+    t.render()
+}
+
+/// `aggregate get`: one aggregate session and a line per fragment.
+pub fn aggregate(a: &AggregateSession) -> String {
+    let mut fields = vec![
+        ("id", a.id.to_string()),
+        ("service", a.service.clone()),
+        ("session", a.session_id.clone()),
+        ("state", a.state.clone()),
+        ("reason", a.reason.clone()),
+    ];
+    for f in &a.fragments {
+        let target = if f.session_id.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("node {} session {}", f.node, f.session_id)
+        };
+        let error = if f.error.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", f.error)
+        };
+        fields.push((
+            "fragment",
+            format!(
+                "{}: {} {} → {target}: {}{error}",
+                f.name,
+                f.service,
+                if f.reference.is_empty() {
+                    "-"
+                } else {
+                    &f.reference
+                },
+                f.state
+            ),
+        ));
+    }
+    block(&fields)
+}
+
 /// `cops budgets`: calls and bandwidth (kbit/s) admitted now, out of their limits.
 pub fn admission_budgets(budgets: &[AdmissionBudget]) -> String {
     let mut t = Table::new(&["KIND", "NAME", ">CALLS", ">BANDWIDTH-KBIT/S"]);
@@ -1126,6 +1181,52 @@ routers:        1
 ROUTER           REALM        ADDRESS          STATE  WATCHDOG  APPLICATIONS  PRODUCT  SESSIONS  PENDING
 mx1.example.net  example.net  192.0.2.1:40000  open   okay      jsrc,ptsp,99  JUNOS        1234        0
 "
+        );
+    }
+
+    #[test]
+    fn aggregates_as_a_table_and_one_with_its_fragments() {
+        use sae_proto::v1::AggregateFragment;
+        let a = AggregateSession {
+            id: 3,
+            service: "vod".into(),
+            session_id: "r1;1;1".into(),
+            state: "active".into(),
+            reason: String::new(),
+            fragments: vec![
+                AggregateFragment {
+                    name: "sub".into(),
+                    service: "qos".into(),
+                    reference: "ip=10.0.0.1".into(),
+                    node: 1,
+                    session_id: "r1;1;1".into(),
+                    state: "active".into(),
+                    error: String::new(),
+                },
+                AggregateFragment {
+                    name: "srv".into(),
+                    service: "qos".into(),
+                    state: "waiting".into(),
+                    error: "no session bound".into(),
+                    ..Default::default()
+                },
+            ],
+        };
+        assert_eq!(
+            aggregates(std::slice::from_ref(&a)),
+            "\
+ID  SERVICE  SESSION  STATE   FRAGMENTS   REASON
+3   vod      r1;1;1   active  1/2 active  -
+"
+        );
+        let text = aggregate(&a);
+        assert!(
+            text.contains("sub: qos ip=10.0.0.1 → node 1 session r1;1;1: active"),
+            "{text}"
+        );
+        assert!(
+            text.contains("srv: qos - → -: waiting (no session bound)"),
+            "{text}"
         );
     }
 

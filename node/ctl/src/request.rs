@@ -20,9 +20,9 @@ use serde::Deserialize;
 use tonic_health::pb::HealthCheckRequest;
 
 use crate::cli::{
-    ClusterArgs, ClusterCommand, Command, CopsCommand, CopsUsageArgs, EventsArgs, NicCommand,
-    RouterCommand, RuleCommand, RulePutArgs, ServiceCommand, ServicePutArgs, SubscriberCommand,
-    SubscriberListArgs, UsageCommand, UsageListArgs,
+    AggregateCommand, ClusterArgs, ClusterCommand, Command, CopsCommand, CopsUsageArgs, EventsArgs,
+    NicCommand, RouterCommand, RuleCommand, RulePutArgs, ServiceCommand, ServicePutArgs,
+    SubscriberCommand, SubscriberListArgs, UsageCommand, UsageListArgs,
 };
 use crate::error::CtlError;
 
@@ -178,6 +178,8 @@ pub enum Call {
     Resync(ResyncRouterRequest),
     Watch(WatchEventsRequest),
     CopsConnections(ListCopsConnectionsRequest),
+    /// `aggregate list` (`None`) or `aggregate get ID`.
+    Aggregates(Option<u64>),
     AdmissionBudgets(ListAdmissionBudgetsRequest),
     ControlUsage(ControlUsageRequest),
     /// `cluster` (`routers_only`: `cluster routers`).
@@ -263,6 +265,10 @@ pub fn build(command: &Command) -> Result<Call, CtlError> {
             session_id: session.clone().unwrap_or_default(),
             user_name: user.clone().unwrap_or_default(),
         }),
+        Command::Aggregate(c) => match c {
+            AggregateCommand::List => Call::Aggregates(None),
+            AggregateCommand::Get { id } => Call::Aggregates(Some(*id)),
+        },
         Command::Cops(c) => match c {
             CopsCommand::Connections => Call::CopsConnections(ListCopsConnectionsRequest {}),
             CopsCommand::Budgets => Call::AdmissionBudgets(ListAdmissionBudgetsRequest {}),

@@ -276,6 +276,20 @@ impl Session {
                 self.show(out, &s, |s| output::resync(&router, s))?;
                 changed(output::is_success(s.result_code), s.result_code)
             }
+            Call::Aggregates(id) => {
+                let mut c = self.client.clone();
+                let request = request(sae_proto::v1::ListAggregatesRequest {}, t);
+                let s = self.answer(c.list_aggregates(request)).await?;
+                match id {
+                    None => self.show(out, &s, |s| output::aggregates(&s.aggregates)),
+                    Some(id) => match s.aggregates.iter().find(|a| a.id == id) {
+                        Some(a) => self.show(out, a, output::aggregate),
+                        None => Err(CtlError::Status(tonic::Status::not_found(format!(
+                            "no aggregate session {id} on this node"
+                        )))),
+                    },
+                }
+            }
             Call::CopsConnections(r) => {
                 let mut c = self.client.clone();
                 let s = self.answer(c.list_cops_connections(request(r, t))).await?;

@@ -55,6 +55,11 @@ pub trait Host: Send + Sync + 'static {
     fn service(&self, name: &str) -> Option<ServiceDef>;
     /// The node's session events from now on.
     fn events(&self) -> broadcast::Receiver<SessionEvent>;
+    /// Publishes an event of the aggregate (to `WatchEvents`).
+    fn publish(&self, event: SessionEvent);
+    /// Counts what became of an aggregate (`active`, `failed`, `deactivated`) or of a fragment
+    /// (`started`, `start-failed`, `lost`).
+    fn count(&self, fragment: bool, outcome: &'static str);
 }
 
 /// One fragment as the API shows it.
@@ -298,11 +303,20 @@ impl Run {
                     let now = Instant::now();
                     match report {
                         Report::Started(i, Ok((target, reference))) => {
+                            self.host.count(true, "started");
+                            let f = &self.service.fragments[i];
+                            self.event(
+                                EventKind::FragmentStarted,
+                                format!("{}: {} on {} ({reference})", f.name, f.service, target.session_id),
+                            );
                             self.set_target(i, Some(target.clone()), &reference);
                             self.targets[i] = Some(target);
                             machine.handle_started(i, Place::Local, now);
                         }
-                        Report::Started(i, Err(e)) => machine.handle_start_failed(i, &e, now),
+                        Report::Started(i, Err(e)) => {
+                            self.host.count(true, "start-failed");
+                            machine.handle_start_failed(i, &e, now);
+                        }
                         Report::Stopped(i, Ok(())) => machine.handle_stopped(i, now),
                         Report::Stopped(i, Err(e)) => machine.handle_stop_failed(i, &e, now),
                     }
@@ -395,6 +409,7 @@ impl Run {
             machine.deactivate(now);
             return;
         }
+        let mut lost_now = Vec::new();
         for (i, target) in self.targets.iter().enumerate() {
             let Some(target) = target else { continue };
             if target.session_id != e.session_id {
@@ -408,15 +423,57 @@ impl Run {
                 }
                 _ => false,
             };
-            if lost {
+            if lost && matches!(machine.fragments()[i], FragmentState::Active { .. }) {
                 let what = format!("{} on {}: {}", e.kind.name(), e.session_id, e.detail);
-                machine.handle_lost(i, &what, now);
+                lost_now.push((i, what));
             }
         }
+        for (i, what) in lost_now {
+            self.host.count(true, "lost");
+            let name = self.service.fragments[i].name.clone();
+            self.event(EventKind::FragmentLost, format!("{name}: {what}"));
+            machine.handle_lost(i, &what, now);
+        }
+    }
+
+    fn event(&self, kind: EventKind, detail: String) {
+        let text = |name: &str| match self.ctx.fields.get(name) {
+            Some(Value::Str(s)) => s.clone(),
+            _ => String::new(),
+        };
+        self.host.publish(SessionEvent {
+            time_ms: crate::model::now_ms(),
+            kind,
+            session_id: self.session_id.clone(),
+            user_name: text("loginName"),
+            router: text("router"),
+            service: self.service.name.clone(),
+            detail,
+        });
     }
 
     fn changed(&mut self, state: &State) {
         tracing::info!(aggregate = self.id, service = %self.service.name, session = %self.session_id, state = state.name(), "aggregate session");
+        match state {
+            State::Active => {
+                self.host.count(false, "active");
+                self.event(EventKind::AggregateActive, format!("aggregate {}", self.id));
+            }
+            State::Deactivating { reason: Some(r) } => {
+                self.host.count(false, "failed");
+                self.event(EventKind::AggregateFailed, r.clone());
+            }
+            State::Inactive { reason } => {
+                if reason.is_none() {
+                    self.host.count(false, "deactivated");
+                }
+                self.event(
+                    EventKind::AggregateInactive,
+                    reason.clone().unwrap_or_else(|| "deactivated".into()),
+                );
+            }
+            _ => {}
+        }
         let outcome = match state {
             State::Active => Some(Ok(())),
             State::Deactivating { reason: Some(r) } | State::Inactive { reason: Some(r) } => {

@@ -113,4 +113,24 @@ impl Host for NodeHost {
             None => self.idle.subscribe(),
         }
     }
+
+    fn publish(&self, event: SessionEvent) {
+        if let Some(engine) = self.engine.upgrade() {
+            engine.events.publish(event);
+        }
+    }
+
+    fn count(&self, fragment: bool, outcome: &'static str) {
+        let Some(engine) = self.engine.upgrade() else {
+            return;
+        };
+        let family = if fragment {
+            &engine.metrics.aggregate_fragments
+        } else {
+            &engine.metrics.aggregates
+        };
+        family
+            .get_or_create(&crate::metrics::OutcomeLabels { outcome })
+            .inc();
+    }
 }

@@ -744,6 +744,38 @@ impl Management for ManagementService {
         }))
     }
 
+    async fn list_aggregates(
+        &self,
+        _request: Request<pb::ListAggregatesRequest>,
+    ) -> Result<Response<pb::ListAggregatesResponse>, Status> {
+        let aggregates = self
+            .aggregates
+            .list()
+            .into_iter()
+            .map(|a| pb::AggregateSession {
+                id: a.id,
+                service: a.service,
+                session_id: a.session_id,
+                state: a.state,
+                reason: a.reason,
+                fragments: a
+                    .fragments
+                    .into_iter()
+                    .map(|f| pb::AggregateFragment {
+                        name: f.name,
+                        service: f.service,
+                        reference: f.reference,
+                        node: f.target.as_ref().map_or(0, |t| t.node),
+                        session_id: f.target.map(|t| t.session_id).unwrap_or_default(),
+                        state: f.state,
+                        error: f.error,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListAggregatesResponse { aggregates }))
+    }
+
     async fn list_cops_connections(
         &self,
         _request: Request<pb::ListCopsConnectionsRequest>,
