@@ -280,6 +280,8 @@ impl Run {
         self.targets = vec![None; self.service.fragments.len()];
         let mut machine = Aggregate::new(rules, timers, Instant::now());
         let (reports_tx, mut reports) = mpsc::unbounded_channel::<Report>();
+        // A closed channel is read once (it deactivates the aggregate), then no more.
+        let (mut commands_open, mut events_open) = (true, true);
         loop {
             while let Some(action) = machine.poll_action() {
                 match action {
@@ -296,9 +298,10 @@ impl Run {
             }
             let deadline = machine.poll_timeout();
             tokio::select! {
-                command = commands.recv() => match command {
-                    Some(Command::Deactivate) | None => machine.deactivate(Instant::now()),
-                },
+                command = commands.recv(), if commands_open => {
+                    commands_open = command.is_some();
+                    machine.deactivate(Instant::now());
+                }
                 Some(report) = reports.recv() => {
                     let now = Instant::now();
                     match report {
@@ -321,12 +324,15 @@ impl Run {
                         Report::Stopped(i, Err(e)) => machine.handle_stop_failed(i, &e, now),
                     }
                 }
-                event = events.recv() => match event {
+                event = events.recv(), if events_open => match event {
                     Ok(e) => self.on_event(&mut machine, &e),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(aggregate = self.id, missed = n, "aggregate session missed session events");
                     }
-                    Err(broadcast::error::RecvError::Closed) => machine.deactivate(Instant::now()),
+                    Err(broadcast::error::RecvError::Closed) => {
+                        events_open = false;
+                        machine.deactivate(Instant::now());
+                    }
                 },
                 _ = sleep_until(deadline) => machine.handle_timeout(Instant::now()),
             }
