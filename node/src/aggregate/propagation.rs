@@ -86,12 +86,17 @@ pub struct AggregateContext {
 }
 
 impl AggregateContext {
-    fn field(&self, name: &str) -> String {
-        match self.fields.get(name) {
-            Some(Value::Str(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => String::new(),
-        }
+    /// A field's text; empty when the subscriber lacks it.
+    pub fn field(&self, name: &str) -> String {
+        self.fields.get(name).map(text).unwrap_or_default()
+    }
+}
+
+/// A value as a substitution's text.
+fn text(v: &Value) -> String {
+    match v {
+        Value::Str(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -106,32 +111,9 @@ pub struct FragmentActivation {
     pub attributes: BTreeMap<&'static str, String>,
 }
 
-/// A substitution's value along the acquisition path.
-pub fn acquire(
-    name: &str,
-    aggregate: &ServiceDef,
-    activation: &Activation,
-    ctx: &AggregateContext,
-) -> Option<String> {
-    if let Some(v) = activation.substitutions.get(name) {
-        return Some(v.clone());
-    }
-    if let Some(v) = aggregate.substitutions.get(name) {
-        return Some(v.clone());
-    }
-    let field = if name == "user_IpAddress" {
-        "ipAddress"
-    } else {
-        name
-    };
-    ctx.fields.get(field).map(|v| match v {
-        Value::Str(s) => s.clone(),
-        other => other.to_string(),
-    })
-}
-
-/// The names a fragment's reference expression is evaluated over: the subscriber's fields,
-/// then the aggregate's substitutions (the service's defaults under the activation's).
+/// The names a fragment's reference expression is evaluated over, and where its parameters'
+/// values are acquired: the subscriber's fields, then the aggregate's substitutions (the
+/// service's defaults under the activation's).
 pub fn expression_env(
     aggregate: &ServiceDef,
     activation: &Activation,
@@ -173,11 +155,12 @@ pub fn fragment_activation(
     is_local: bool,
     fragment_session_id: &str,
 ) -> Result<FragmentActivation, MissingParameter> {
+    let env = expression_env(aggregate, activation, ctx);
     let mut substitutions = BTreeMap::new();
     for (name, source) in fragment.parameters() {
-        match acquire(source, aggregate, activation, ctx) {
+        match env.get(source) {
             Some(value) => {
-                substitutions.insert(name.to_owned(), value);
+                substitutions.insert(name.to_owned(), text(value));
             }
             // The fragment service's own default stands.
             None if fragment_service.substitutions.contains_key(name) => {}

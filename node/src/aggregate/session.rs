@@ -443,16 +443,12 @@ impl Run {
     }
 
     fn event(&self, kind: EventKind, detail: String) {
-        let text = |name: &str| match self.ctx.fields.get(name) {
-            Some(Value::Str(s)) => s.clone(),
-            _ => String::new(),
-        };
         self.host.publish(SessionEvent {
             time_ms: crate::model::now_ms(),
             kind,
             session_id: self.session_id.clone(),
-            user_name: text("loginName"),
-            router: text("router"),
+            user_name: self.ctx.field("loginName"),
+            router: self.ctx.field("router"),
             service: self.service.name.clone(),
             detail,
         });
